@@ -1,1 +1,9 @@
+//! podiam-e2e: the harness behind kubectl-podiam's contract and end-to-end tests.
+//!
+//! The part other crates' tests use is [`emulators::AwsEmulators`]: a strict AWS STS gate
+//! in front of moto, with an HTTPS OIDC issuer whose tokens the gate validates like AWS does.
 
+pub mod bench;
+pub mod emulators;
+pub mod python_env;
+pub mod setup;

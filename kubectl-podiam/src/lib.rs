@@ -1,1 +1,20 @@
+//! podiam: which cloud identity does this pod really get, and why not the one I configured?
+//!
+//! Flow (one direction): pod + ServiceAccount → detect → static checks → evidence (exec,
+//! TokenRequest, token file) → exchange with the cloud → checks → render.
 
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod evidence;
+pub mod exchange;
+pub mod judge;
+pub mod kube;
+pub mod manifest;
+pub mod mechanisms;
+pub mod model;
+pub mod options;
+pub mod report;
+pub mod subject;
+pub mod token_claims;

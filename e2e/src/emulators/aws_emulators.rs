@@ -1,0 +1,202 @@
+//! Everything an AWS test needs, started together: OIDC issuer, moto, and the strict gate.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::aws_gate::AwsGate;
+use super::credentials::AdminCredentials;
+use super::moto::{MotoAuth, MotoServer};
+use super::oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
+use super::request_log::RequestLogEntry;
+use super::signing_key::SigningKey;
+use super::web_identity_token::TokenSpec;
+use super::{ACCOUNT_ID, REGION};
+use crate::python_env::PythonEnv;
+use crate::setup::{CloudSetup, SetupVariables};
+
+/// How to start [`AwsEmulators`]. `Default` is right for most tests.
+#[derive(Debug, Clone)]
+pub struct AwsEmulatorOptions {
+    /// Where the CA file (and the signing key, if generated with `persist_signing_key`) go.
+    /// `None`: a fresh temporary directory, removed on drop.
+    pub state_dir: Option<PathBuf>,
+    /// Issuer URL path, e.g. `/id/EXAMPLE…` (the default, EKS-like) or "".
+    pub issuer_path: String,
+    /// Sign with this RSA key (PEM file), e.g. a cluster's service-account key.
+    /// `None`: a generated key.
+    pub signing_key_file: Option<PathBuf>,
+    /// Write the generated key to `state_dir/signing-key.pem` (mode 0600), or reuse it if
+    /// present, so `podiam-e2e token mint` can sign later.
+    pub persist_signing_key: bool,
+    /// More CA PEM files the gate trusts when fetching JWKS (e.g. a cluster's issuer CA).
+    pub extra_trusted_ca_files: Vec<PathBuf>,
+}
+
+impl Default for AwsEmulatorOptions {
+    fn default() -> Self {
+        Self {
+            state_dir: None,
+            issuer_path: DEFAULT_ISSUER_PATH.to_owned(),
+            signing_key_file: None,
+            persist_signing_key: false,
+            extra_trusted_ca_files: Vec::new(),
+        }
+    }
+}
+
+/// File name of the persisted signing key inside the state directory.
+pub const SIGNING_KEY_FILE_NAME: &str = "signing-key.pem";
+
+/// Running emulators. Dropping this stops the servers and kills moto.
+pub struct AwsEmulators {
+    // Field order is drop order: the gate stops before moto goes away.
+    gate: AwsGate,
+    issuer: OidcIssuer,
+    moto: MotoServer,
+    admin: AdminCredentials,
+    state_dir: PathBuf,
+    _temporary_state_dir: Option<tempfile::TempDir>,
+}
+
+impl AwsEmulators {
+    /// Starts issuer, moto (IAM enforced) and gate. Creates the Python venv on first use.
+    pub async fn start(options: AwsEmulatorOptions) -> Result<Self> {
+        let (state_dir, temporary_state_dir) = match &options.state_dir {
+            Some(dir) => {
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                (dir.clone(), None)
+            }
+            None => {
+                let temp = tempfile::TempDir::with_prefix("podiam-e2e-")?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let signing_key = match (&options.signing_key_file, options.persist_signing_key) {
+            (Some(file), _) => SigningKey::from_file(file)?,
+            (None, true) => SigningKey::load_or_generate(&state_dir.join(SIGNING_KEY_FILE_NAME))?,
+            (None, false) => SigningKey::generate()?,
+        };
+        let python = tokio::task::spawn_blocking(PythonEnv::ensure).await??;
+        let issuer = OidcIssuer::start(&state_dir, &options.issuer_path, signing_key).await?;
+        let moto = MotoServer::start(&python, MotoAuth::Enforced).await?;
+        let admin = moto
+            .admin_credentials()
+            .cloned()
+            .context("moto started without an admin")?;
+
+        let mut trusted_ca_pems = vec![fs::read_to_string(issuer.ca_file())?];
+        for file in &options.extra_trusted_ca_files {
+            trusted_ca_pems.push(
+                fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
+            );
+        }
+        let gate = AwsGate::start(moto.url(), admin.clone(), ACCOUNT_ID, &trusted_ca_pems).await?;
+        Ok(Self {
+            gate,
+            issuer,
+            moto,
+            admin,
+            state_dir,
+            _temporary_state_dir: temporary_state_dir,
+        })
+    }
+
+    /// The AWS endpoint for clients (`AWS_ENDPOINT_URL`): `http://127.0.0.1:PORT`.
+    pub fn gate_url(&self) -> &str {
+        self.gate.url()
+    }
+
+    /// moto itself, bypassing the gate. IAM written here is not seen by the gate until
+    /// [`AwsEmulators::forget_iam_cache`]; prefer [`AwsEmulators::gate_url`].
+    pub fn moto_url(&self) -> &str {
+        self.moto.url()
+    }
+
+    /// `https://127.0.0.1:PORT/id/…`
+    pub fn issuer_url(&self) -> &str {
+        self.issuer.url()
+    }
+
+    /// `127.0.0.1:PORT/id/…`: the OIDC provider name in IAM ARNs and condition keys.
+    pub fn issuer_host_path(&self) -> &str {
+        self.issuer.host_path()
+    }
+
+    /// PEM file of the CA behind the issuer's TLS certificate.
+    pub fn ca_file(&self) -> &Path {
+        self.issuer.ca_file()
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub fn account_id(&self) -> &str {
+        ACCOUNT_ID
+    }
+
+    pub fn region(&self) -> &str {
+        REGION
+    }
+
+    /// `arn:aws:iam::123456789012:role/<name>`
+    pub fn role_arn(&self, role_name: &str) -> String {
+        format!("arn:aws:iam::{ACCOUNT_ID}:role/{role_name}")
+    }
+
+    /// A token from this issuer (or deliberately not, see [`TokenSpec`]).
+    pub fn mint_token(&self, spec: &TokenSpec) -> Result<String> {
+        self.issuer.mint_token(spec)
+    }
+
+    /// Creates the setup's providers, roles and buckets, expanding `${ISSUER}`,
+    /// `${ISSUER_HOSTPATH}` and `${ACCOUNT_ID}`. Goes through the gate so it sees the change.
+    pub async fn apply(&self, setup: &CloudSetup) -> Result<()> {
+        let variables = SetupVariables {
+            issuer: self.issuer_url().to_owned(),
+            account_id: ACCOUNT_ID.to_owned(),
+        };
+        setup
+            .expand(&variables)?
+            .apply_aws(self.gate_url(), &self.admin)
+            .await?;
+        self.gate.forget_iam_cache();
+        Ok(())
+    }
+
+    /// Access key and secret of moto's admin user, for operator-side IAM reads in tests.
+    /// Never print them.
+    pub fn admin_credentials(&self) -> (String, String) {
+        (
+            self.admin.access_key_id.clone(),
+            self.admin.secret_access_key.clone(),
+        )
+    }
+
+    /// The admin as a struct (with SDK client helpers).
+    pub fn admin(&self) -> &AdminCredentials {
+        &self.admin
+    }
+
+    /// Everything the gate has seen so far (no tokens or credentials).
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.gate.request_log().entries()
+    }
+
+    /// Drop the gate's cached IAM reads, after writing IAM straight to moto.
+    pub fn forget_iam_cache(&self) {
+        self.gate.forget_iam_cache();
+    }
+
+    /// The non-secret settings a client needs, as `KEY=value` lines.
+    pub fn env_file_contents(&self) -> String {
+        format!(
+            "AWS_ENDPOINT_URL={}\nAWS_REGION={REGION}\nPODIAM_OIDC_ISSUER={}\nPODIAM_OIDC_CA_FILE={}\n",
+            self.gate_url(),
+            self.issuer_url(),
+            self.ca_file().display()
+        )
+    }
+}

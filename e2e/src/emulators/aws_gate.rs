@@ -1,0 +1,315 @@
+//! The AWS endpoint clients talk to: strict AssumeRoleWithWebIdentity, everything else
+//! passed through to moto unchanged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::credentials::AdminCredentials;
+use super::iam_directory::IamDirectory;
+use super::ids::uuid_like;
+use super::jwks_cache::JwksCache;
+use super::moto_web_identity::assume_role_in_moto;
+use super::request_log::{RequestLog, RequestLogEntry};
+use super::sts_error::{StsError, xml_escape};
+use super::web_identity_check::{ValidatedWebIdentity, WebIdentityRequest, check_web_identity};
+
+/// S3 uploads in tests are small; this only bounds memory.
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+struct GateState {
+    moto_url: String,
+    admin: AdminCredentials,
+    account_id: String,
+    directory: IamDirectory,
+    jwks: JwksCache,
+    moto_http: reqwest::Client,
+    log: RequestLog,
+}
+
+/// A running gate on `127.0.0.1:<random>`; stops when dropped.
+pub struct AwsGate {
+    url: String,
+    log: RequestLog,
+    state: Arc<GateState>,
+    server: JoinHandle<()>,
+}
+
+impl AwsGate {
+    /// `trusted_ca_pems`: CAs to trust when fetching issuers' JWKS.
+    pub async fn start(
+        moto_url: &str,
+        admin: AdminCredentials,
+        account_id: &str,
+        trusted_ca_pems: &[String],
+    ) -> Result<Self> {
+        let log = RequestLog::default();
+        let state = Arc::new(GateState {
+            moto_url: moto_url.to_owned(),
+            directory: IamDirectory::new(moto_url, &admin),
+            admin,
+            account_id: account_id.to_owned(),
+            jwks: JwksCache::new(trusted_ca_pems)?,
+            moto_http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .context("building the moto HTTP client")?,
+            log: log.clone(),
+        });
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("binding the AWS gate port")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = Router::new().fallback(handle).with_state(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self {
+            url,
+            log,
+            state,
+            server,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn request_log(&self) -> &RequestLog {
+        &self.log
+    }
+
+    /// Drop cached IAM reads (after writing IAM directly to moto).
+    pub fn forget_iam_cache(&self) {
+        self.state.directory.invalidate();
+    }
+}
+
+impl Drop for AwsGate {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let mut entry = RequestLogEntry {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        action: String::new(),
+        outcome: String::new(),
+    };
+    let body = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            entry.outcome = "RequestTooLarge".to_owned();
+            state.log.record(entry);
+            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        }
+    };
+    let params = query_protocol_params(&parts.method, parts.uri.query(), &parts.headers, &body);
+    entry.action = params
+        .iter()
+        .find(|(key, _)| key == "Action")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+
+    let response = if entry.action == "AssumeRoleWithWebIdentity" {
+        match assume_role_with_web_identity(&state, &params).await {
+            Ok(response) => {
+                entry.outcome = "200".to_owned();
+                response
+            }
+            Err(error) => {
+                entry.outcome = error.code.to_owned();
+                error.into_response()
+            }
+        }
+    } else {
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        let response =
+            pass_through(&state, parts.method, &path_and_query, parts.headers, body).await;
+        if is_iam_write(&entry.action, &response) {
+            state.directory.invalidate();
+        }
+        entry.outcome = response.status().as_u16().to_string();
+        response
+    };
+    state.log.record(entry);
+    response
+}
+
+/// Query-protocol parameters from the query string and, for form posts, the body.
+fn query_protocol_params(
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Vec<(String, String)> {
+    let mut params: Vec<(String, String)> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if method == Method::POST && is_form {
+        params.extend(url::form_urlencoded::parse(body).into_owned());
+    }
+    params
+}
+
+/// A successful IAM call that may have changed providers or roles.
+fn is_iam_write(action: &str, response: &Response) -> bool {
+    let is_read = action.starts_with("Get") || action.starts_with("List");
+    // IAM's query-protocol actions are the only ones with these names we care about;
+    // any non-read Action invalidates (cheap and never stale).
+    !action.is_empty() && !is_read && response.status().is_success()
+}
+
+async fn assume_role_with_web_identity(
+    state: &GateState,
+    params: &[(String, String)],
+) -> Result<Response, StsError> {
+    let request = WebIdentityRequest::from_params(params)?;
+    let validated =
+        check_web_identity(&request, &state.account_id, &state.directory, &state.jwks).await?;
+    let credentials = assume_role_in_moto(
+        &state.moto_http,
+        &state.moto_url,
+        &state.admin,
+        &validated.role.arn,
+        &request.role_session_name,
+        request.duration_seconds,
+    )
+    .await
+    .map_err(|err| StsError::internal(format!("{err:#}")))?;
+    let request_id = uuid_like();
+    let xml = success_xml(
+        &state.account_id,
+        &request,
+        &validated,
+        &credentials,
+        &request_id,
+    );
+    let mut response = (StatusCode::OK, xml).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amzn-requestid", value);
+    }
+    Ok(response)
+}
+
+fn success_xml(
+    account_id: &str,
+    request: &WebIdentityRequest,
+    validated: &ValidatedWebIdentity,
+    credentials: &super::moto_web_identity::RoleSessionCredentials,
+    request_id: &str,
+) -> String {
+    let session = &request.role_session_name;
+    let assumed_role_arn = format!(
+        "arn:aws:sts::{account_id}:assumed-role/{}/{session}",
+        validated.role.name
+    );
+    // Same user id moto's GetCallerIdentity reports for these credentials.
+    let assumed_role_id = format!("{}:{session}", validated.role.role_id);
+    format!(
+        r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>{subject}</SubjectFromWebIdentityToken>
+    <Audience>{audience}</Audience>
+    <AssumedRoleUser>
+      <Arn>{arn}</Arn>
+      <AssumedRoleId>{role_id}</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>{access_key_id}</AccessKeyId>
+      <SecretAccessKey>{secret}</SecretAccessKey>
+      <SessionToken>{session_token}</SessionToken>
+      <Expiration>{expiration}</Expiration>
+    </Credentials>
+    <Provider>{provider}</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata>
+    <RequestId>{request_id}</RequestId>
+  </ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>
+"#,
+        subject = xml_escape(&validated.subject),
+        audience = xml_escape(&validated.audience),
+        arn = xml_escape(&assumed_role_arn),
+        role_id = xml_escape(&assumed_role_id),
+        access_key_id = xml_escape(&credentials.access_key_id),
+        secret = xml_escape(&credentials.secret_access_key),
+        session_token = xml_escape(&credentials.session_token),
+        expiration = xml_escape(&credentials.expiration),
+        provider = xml_escape(&validated.provider_arn),
+    )
+}
+
+/// Forwards the request to moto byte for byte (Host included: it is part of the signature).
+/// Bodies are buffered, so only connection-level headers are dropped.
+async fn pass_through(
+    state: &GateState,
+    method: Method,
+    path_and_query: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let url = format!("{}{}", state.moto_url, path_and_query);
+    let mut request = state.moto_http.request(method, url);
+    for (name, value) in &headers {
+        if !is_hop_by_hop(name.as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    let upstream = match request.body(body).send().await {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            return StsError::internal(format!("moto is unreachable: {err}")).into_response();
+        }
+    };
+    let status = upstream.status();
+    let upstream_headers = upstream.headers().clone();
+    let bytes = match upstream.bytes().await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            return StsError::internal(format!("reading moto's answer: {err}")).into_response();
+        }
+    };
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    for (name, value) in &upstream_headers {
+        if !is_hop_by_hop(name.as_str()) {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "transfer-encoding" | "upgrade"
+    )
+}

@@ -1,0 +1,32 @@
+//! Strict cloud-identity emulators: an OIDC issuer and an AWS STS gate in front of moto.
+
+mod aws_emulators;
+mod aws_gate;
+mod credentials;
+mod https_server;
+mod iam_directory;
+mod ids;
+mod jwks_cache;
+mod moto;
+mod moto_web_identity;
+mod oidc_issuer;
+mod request_log;
+mod signing_key;
+mod sts_error;
+pub mod trust_policy;
+mod web_identity_check;
+mod web_identity_token;
+
+pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators};
+pub use credentials::AdminCredentials;
+pub use moto::{MotoAuth, MotoServer};
+pub use oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
+pub use request_log::{RequestLog, RequestLogEntry};
+pub use signing_key::SigningKey;
+pub use web_identity_token::TokenSpec;
+
+/// moto's default account; every emulated AWS resource lives here.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+/// Region used for signing and SDK clients; moto accepts any.
+pub const REGION: &str = "us-east-1";

@@ -1,0 +1,143 @@
+//! moto_server as a child process, optionally enforcing IAM on signed requests.
+
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use super::credentials::AdminCredentials;
+use crate::python_env::PythonEnv;
+
+/// Whether moto checks signatures and IAM policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MotoAuth {
+    /// After the bootstrap of an admin user, every request must be signed by a known key
+    /// and is allowed only by the caller's IAM policies (S3 included).
+    Enforced,
+    /// moto's default: anything goes. Only for baselines.
+    Open,
+}
+
+/// The three unauthenticated requests `bootstrap_admin` makes before enforcement starts.
+const BOOTSTRAP_ACTION_COUNT: u32 = 3;
+const ADMIN_USER: &str = "podiam-e2e-admin";
+
+/// A running moto_server; killed when dropped.
+pub struct MotoServer {
+    child: Child,
+    url: String,
+    admin: Option<AdminCredentials>,
+}
+
+impl MotoServer {
+    /// Starts moto on `127.0.0.1:<free port>`; with [`MotoAuth::Enforced`] also creates the
+    /// admin user whose credentials [`MotoServer::admin_credentials`] returns.
+    pub async fn start(python: &PythonEnv, auth: MotoAuth) -> Result<Self> {
+        let port = free_port()?;
+        let mut command = Command::new(python.bin("moto_server"));
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // moto logs request lines, which can carry presigned credentials: discard.
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if auth == MotoAuth::Enforced {
+            command.env(
+                "INITIAL_NO_AUTH_ACTION_COUNT",
+                BOOTSTRAP_ACTION_COUNT.to_string(),
+            );
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", python.bin("moto_server").display()))?;
+        let mut server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            admin: None,
+        };
+        server.wait_until_listening(port).await?;
+        if auth == MotoAuth::Enforced {
+            server.admin = Some(bootstrap_admin(&server.url).await?);
+        }
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The admin's key (only with [`MotoAuth::Enforced`]).
+    pub fn admin_credentials(&self) -> Option<&AdminCredentials> {
+        self.admin.as_ref()
+    }
+
+    async fn wait_until_listening(&mut self, port: u16) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("moto_server exited during start-up: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("moto_server did not listen on port {port} within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    // Bind-and-release: moto_server takes a port number, not a socket.
+    let listener = StdTcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Creates an admin user with an allow-all inline policy and an access key, using the
+/// requests moto lets through unauthenticated; after these, moto enforces IAM.
+async fn bootstrap_admin(moto_url: &str) -> Result<AdminCredentials> {
+    // Unchecked while the no-auth budget lasts; any well-formed key will do.
+    let anonymous = AdminCredentials {
+        access_key_id: "AKIAIOSFODNN7EXAMPLE".to_owned(),
+        secret_access_key: "bootstrap".to_owned(),
+    };
+    let iam = anonymous.iam_client(moto_url);
+    iam.create_user()
+        .user_name(ADMIN_USER)
+        .send()
+        .await
+        .context("moto bootstrap: CreateUser")?;
+    let allow_all =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    iam.put_user_policy()
+        .user_name(ADMIN_USER)
+        .policy_name("administrator-access")
+        .policy_document(allow_all)
+        .send()
+        .await
+        .context("moto bootstrap: PutUserPolicy")?;
+    let key = iam
+        .create_access_key()
+        .user_name(ADMIN_USER)
+        .send()
+        .await
+        .context("moto bootstrap: CreateAccessKey")?;
+    let key = key
+        .access_key()
+        .context("moto bootstrap: CreateAccessKey returned no key")?;
+    Ok(AdminCredentials {
+        access_key_id: key.access_key_id().to_owned(),
+        secret_access_key: key.secret_access_key().to_owned(),
+    })
+}

@@ -1,0 +1,550 @@
+//! An independent evaluator of IAM role trust policies for `sts:AssumeRoleWithWebIdentity`.
+//!
+//! Written from the IAM policy grammar, not from the plugin's diagnostics, so tests compare
+//! the plugin's prediction with this enforcement. Supported: `Effect` Allow/Deny,
+//! `Principal` `"*"` or `{"Federated": str|[str]}`, `Action`/`NotAction` with `*`/`?` globs,
+//! and `Condition` operators `StringEquals`, `StringNotEquals`, `StringLike`,
+//! `StringNotLike`, `StringEqualsIgnoreCase`, `StringNotEqualsIgnoreCase`, each optionally
+//! prefixed `ForAnyValue:`/`ForAllValues:` or suffixed `IfExists`. An unknown operator makes
+//! its statement not apply. Explicit Deny wins over Allow; nothing matching is an implicit deny.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub const WEB_IDENTITY_ACTION: &str = "sts:AssumeRoleWithWebIdentity";
+
+/// The request as the trust policy sees it.
+#[derive(Debug, Clone)]
+pub struct WebIdentityRequestContext {
+    /// `arn:aws:iam::<acct>:oidc-provider/<issuer host+path>`
+    pub provider_arn: String,
+    /// Condition context keys (lowercase), e.g. `<host/path>:sub` → values.
+    pub keys: BTreeMap<String, Vec<String>>,
+}
+
+impl WebIdentityRequestContext {
+    /// Context for a token from `issuer_host_path` with the given claims.
+    pub fn new(
+        account_id: &str,
+        issuer_host_path: &str,
+        sub: &str,
+        aud: &[String],
+        amr: &[String],
+    ) -> Self {
+        let mut keys = BTreeMap::new();
+        let prefix = issuer_host_path.to_ascii_lowercase();
+        keys.insert(format!("{prefix}:sub"), vec![sub.to_owned()]);
+        if !aud.is_empty() {
+            keys.insert(format!("{prefix}:aud"), aud.to_vec());
+        }
+        if !amr.is_empty() {
+            keys.insert(format!("{prefix}:amr"), amr.to_vec());
+        }
+        Self {
+            provider_arn: format!("arn:aws:iam::{account_id}:oidc-provider/{issuer_host_path}"),
+            keys,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustDecision {
+    Allowed,
+    /// A Deny statement matched.
+    ExplicitDeny,
+    /// No Allow statement matched.
+    ImplicitDeny,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TrustPolicyError {
+    #[error("trust policy is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("trust policy has no Statement")]
+    NoStatement,
+    #[error("statement has an Effect other than Allow or Deny")]
+    BadEffect,
+}
+
+/// Evaluates a trust policy document (JSON text) for `sts:AssumeRoleWithWebIdentity`.
+pub fn evaluate_trust_policy_text(
+    document: &str,
+    request: &WebIdentityRequestContext,
+) -> Result<TrustDecision, TrustPolicyError> {
+    let policy: Value =
+        serde_json::from_str(document).map_err(|e| TrustPolicyError::NotJson(e.to_string()))?;
+    evaluate_trust_policy(&policy, request)
+}
+
+/// Evaluates a parsed trust policy for `sts:AssumeRoleWithWebIdentity`.
+pub fn evaluate_trust_policy(
+    policy: &Value,
+    request: &WebIdentityRequestContext,
+) -> Result<TrustDecision, TrustPolicyError> {
+    let statements: Vec<&Value> = match policy.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(statement @ Value::Object(_)) => vec![statement],
+        _ => return Err(TrustPolicyError::NoStatement),
+    };
+    let mut allowed = false;
+    for statement in statements {
+        let is_allow = match statement.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => true,
+            Some("Deny") => false,
+            _ => return Err(TrustPolicyError::BadEffect),
+        };
+        if !statement_applies(statement, request) {
+            continue;
+        }
+        if !is_allow {
+            return Ok(TrustDecision::ExplicitDeny);
+        }
+        allowed = true;
+    }
+    Ok(if allowed {
+        TrustDecision::Allowed
+    } else {
+        TrustDecision::ImplicitDeny
+    })
+}
+
+fn statement_applies(statement: &Value, request: &WebIdentityRequestContext) -> bool {
+    principal_matches(statement.get("Principal"), &request.provider_arn)
+        && action_matches(statement)
+        && conditions_match(statement.get("Condition"), request)
+}
+
+fn principal_matches(principal: Option<&Value>, provider_arn: &str) -> bool {
+    match principal {
+        Some(Value::String(any)) => any == "*",
+        Some(Value::Object(map)) => map
+            .get("Federated")
+            .is_some_and(|federated| string_values(federated).iter().any(|p| p == provider_arn)),
+        _ => false,
+    }
+}
+
+fn action_matches(statement: &Value) -> bool {
+    // Action names are case-insensitive.
+    let matches_any = |patterns: &Value| {
+        string_values(patterns).iter().any(|pattern| {
+            glob_matches(
+                &pattern.to_ascii_lowercase(),
+                &WEB_IDENTITY_ACTION.to_ascii_lowercase(),
+            )
+        })
+    };
+    if let Some(actions) = statement.get("Action") {
+        matches_any(actions)
+    } else if let Some(not_actions) = statement.get("NotAction") {
+        !matches_any(not_actions)
+    } else {
+        false
+    }
+}
+
+fn conditions_match(condition: Option<&Value>, request: &WebIdentityRequestContext) -> bool {
+    let Some(condition) = condition else {
+        return true;
+    };
+    let Some(operators) = condition.as_object() else {
+        return false;
+    };
+    // All operators, and all keys within each, must hold.
+    operators.iter().all(|(operator, keys)| {
+        let Some(keys) = keys.as_object() else {
+            return false;
+        };
+        keys.iter().all(|(key, expected)| {
+            let actual = request.keys.get(&key.to_ascii_lowercase());
+            condition_holds(
+                operator,
+                actual.map(Vec::as_slice),
+                &string_values(expected),
+            )
+        })
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetQualifier {
+    None,
+    ForAnyValue,
+    ForAllValues,
+}
+
+/// One condition operator on one key.
+fn condition_holds(operator: &str, actual: Option<&[String]>, expected: &[String]) -> bool {
+    let (qualifier, rest) = if let Some(rest) = operator.strip_prefix("ForAnyValue:") {
+        (SetQualifier::ForAnyValue, rest)
+    } else if let Some(rest) = operator.strip_prefix("ForAllValues:") {
+        (SetQualifier::ForAllValues, rest)
+    } else {
+        (SetQualifier::None, operator)
+    };
+    let (base, if_exists) = match rest.strip_suffix("IfExists") {
+        Some(base) => (base, true),
+        None => (rest, false),
+    };
+    let Some(value_matches) = value_predicate(base) else {
+        return false;
+    };
+    let negated = base.contains("Not");
+    let values = actual.unwrap_or_default();
+    if values.is_empty() && if_exists {
+        return true;
+    }
+    let one = |value: &String| value_matches(value, expected);
+    match qualifier {
+        SetQualifier::ForAnyValue => values.iter().any(one),
+        SetQualifier::ForAllValues => values.iter().all(one),
+        // Negated operators hold when no value matches (also when the key is missing).
+        SetQualifier::None if negated => values.iter().all(one),
+        SetQualifier::None => values.iter().any(one),
+    }
+}
+
+type ValuePredicate = fn(&str, &[String]) -> bool;
+
+/// Whether one context value satisfies the operator against the policy's values.
+fn value_predicate(base_operator: &str) -> Option<ValuePredicate> {
+    let predicate: ValuePredicate = match base_operator {
+        "StringEquals" => |v, expected| expected.iter().any(|e| e == v),
+        "StringNotEquals" => |v, expected| expected.iter().all(|e| e != v),
+        "StringEqualsIgnoreCase" => {
+            |v, expected| expected.iter().any(|e| e.eq_ignore_ascii_case(v))
+        }
+        "StringNotEqualsIgnoreCase" => {
+            |v, expected| expected.iter().all(|e| !e.eq_ignore_ascii_case(v))
+        }
+        "StringLike" => |v, expected| expected.iter().any(|e| glob_matches(e, v)),
+        "StringNotLike" => |v, expected| expected.iter().all(|e| !glob_matches(e, v)),
+        _ => return None,
+    };
+    Some(predicate)
+}
+
+/// A JSON string, or list of strings; numbers and booleans as their text (IAM accepts them).
+fn string_values(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(list) => list.iter().flat_map(string_values).collect(),
+        Value::Bool(b) => vec![b.to_string()],
+        Value::Number(n) => vec![n.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// IAM wildcard match: `*` any run of characters, `?` exactly one.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    // Iterative wildcard matching with backtracking to the last `*`.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ISSUER: &str = "127.0.0.1:8443/id/EXAMPLE";
+    const PROVIDER: &str = "arn:aws:iam::123456789012:oidc-provider/127.0.0.1:8443/id/EXAMPLE";
+
+    fn request(sub: &str, aud: &[&str]) -> WebIdentityRequestContext {
+        let aud: Vec<String> = aud.iter().map(|a| (*a).to_owned()).collect();
+        WebIdentityRequestContext::new("123456789012", ISSUER, sub, &aud, &[])
+    }
+
+    fn eksctl_policy(operator: &str, sub: &str) -> Value {
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": { "Federated": PROVIDER },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": { operator: {
+                    format!("{ISSUER}:sub"): sub,
+                    format!("{ISSUER}:aud"): "sts.amazonaws.com",
+                }}
+            }]
+        })
+    }
+
+    fn decide(policy: &Value, request: &WebIdentityRequestContext) -> TrustDecision {
+        evaluate_trust_policy(policy, request).expect("valid policy")
+    }
+
+    const READER: &str = "system:serviceaccount:default:s3-reader";
+
+    #[test]
+    fn eksctl_string_equals_allows_exact_subject_and_audience() {
+        let policy = eksctl_policy("StringEquals", READER);
+        assert_eq!(
+            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::Allowed
+        );
+    }
+
+    #[test]
+    fn other_namespace_is_implicitly_denied() {
+        let policy = eksctl_policy("StringEquals", READER);
+        let other = request(
+            "system:serviceaccount:other:s3-reader",
+            &["sts.amazonaws.com"],
+        );
+        assert_eq!(decide(&policy, &other), TrustDecision::ImplicitDeny);
+    }
+
+    #[test]
+    fn wrong_audience_is_implicitly_denied() {
+        let policy = eksctl_policy("StringEquals", READER);
+        assert_eq!(
+            decide(&policy, &request(READER, &["other"])),
+            TrustDecision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn string_like_matches_globs() {
+        let policy = eksctl_policy("StringLike", "system:serviceaccount:team-?:*");
+        assert_eq!(
+            decide(
+                &policy,
+                &request("system:serviceaccount:team-a:x", &["sts.amazonaws.com"])
+            ),
+            TrustDecision::Allowed
+        );
+        assert_eq!(
+            decide(
+                &policy,
+                &request("system:serviceaccount:team-ab:x", &["sts.amazonaws.com"])
+            ),
+            TrustDecision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn string_equals_does_not_glob() {
+        let policy = eksctl_policy("StringEquals", "system:serviceaccount:default:*");
+        assert_eq!(
+            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn other_provider_is_not_trusted() {
+        let mut policy = eksctl_policy("StringEquals", READER);
+        policy["Statement"][0]["Principal"]["Federated"] =
+            json!("arn:aws:iam::123456789012:oidc-provider/other.example/id/X");
+        assert_eq!(
+            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn federated_list_and_action_list_and_wildcards() {
+        for action in [
+            json!(["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"]),
+            json!("sts:*"),
+            json!("*"),
+            json!("STS:assumerolewithwebidentity"),
+        ] {
+            let policy = json!({
+                "Statement": {
+                    "Effect": "Allow",
+                    "Principal": { "Federated": ["arn:aws:iam::123456789012:oidc-provider/x", PROVIDER] },
+                    "Action": action,
+                }
+            });
+            assert_eq!(
+                decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+                TrustDecision::Allowed,
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_assume_role_action_does_not_allow_web_identity() {
+        let mut policy = eksctl_policy("StringEquals", READER);
+        policy["Statement"][0]["Action"] = json!("sts:AssumeRole");
+        assert_eq!(
+            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn explicit_deny_wins() {
+        let mut policy = eksctl_policy("StringLike", "system:serviceaccount:default:*");
+        policy["Statement"]
+            .as_array_mut()
+            .expect("list")
+            .push(json!({
+                "Effect": "Deny",
+                "Principal": { "Federated": PROVIDER },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": { "StringEquals": { format!("{ISSUER}:sub"): READER } }
+            }));
+        assert_eq!(
+            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::ExplicitDeny
+        );
+        assert_eq!(
+            decide(
+                &policy,
+                &request(
+                    "system:serviceaccount:default:other",
+                    &["sts.amazonaws.com"]
+                )
+            ),
+            TrustDecision::Allowed
+        );
+    }
+
+    #[test]
+    fn negated_operators() {
+        let policy = eksctl_policy("StringNotEquals", "system:serviceaccount:kube-system:admin");
+        // StringNotEquals on aud "sts.amazonaws.com" fails for the aud key itself.
+        assert_eq!(
+            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::ImplicitDeny
+        );
+        let policy = json!({"Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringNotLike": {format!("{ISSUER}:sub"): "system:serviceaccount:kube-system:*"}}
+        }]});
+        assert_eq!(
+            decide(&policy, &request(READER, &["a"])),
+            TrustDecision::Allowed
+        );
+        assert_eq!(
+            decide(
+                &policy,
+                &request("system:serviceaccount:kube-system:x", &["a"])
+            ),
+            TrustDecision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn condition_keys_are_case_insensitive() {
+        let policy = json!({"Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {format!("{}:SUB", ISSUER.to_uppercase()): READER}}
+        }]});
+        assert_eq!(
+            decide(&policy, &request(READER, &["a"])),
+            TrustDecision::Allowed
+        );
+    }
+
+    #[test]
+    fn set_operators_on_audience() {
+        let key = format!("{ISSUER}:aud");
+        let any = json!({"Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"ForAnyValue:StringEquals": {key.clone(): ["sts.amazonaws.com"]}}
+        }]});
+        assert_eq!(
+            decide(&any, &request(READER, &["x", "sts.amazonaws.com"])),
+            TrustDecision::Allowed
+        );
+        let all = json!({"Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"ForAllValues:StringEquals": {key: ["sts.amazonaws.com"]}}
+        }]});
+        assert_eq!(
+            decide(&all, &request(READER, &["x", "sts.amazonaws.com"])),
+            TrustDecision::ImplicitDeny
+        );
+        assert_eq!(
+            decide(&all, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::Allowed
+        );
+    }
+
+    #[test]
+    fn missing_key_and_if_exists() {
+        let policy = json!({"Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {format!("{ISSUER}:amr"): "authenticated"}}
+        }]});
+        assert_eq!(
+            decide(&policy, &request(READER, &["a"])),
+            TrustDecision::ImplicitDeny
+        );
+        let policy = json!({"Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEqualsIfExists": {format!("{ISSUER}:amr"): "authenticated"}}
+        }]});
+        assert_eq!(
+            decide(&policy, &request(READER, &["a"])),
+            TrustDecision::Allowed
+        );
+    }
+
+    #[test]
+    fn unknown_operator_makes_statement_not_apply() {
+        let policy = eksctl_policy("StringFancy", READER);
+        assert_eq!(
+            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
+            TrustDecision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn malformed_policies_are_errors() {
+        let r = request(READER, &["a"]);
+        assert_eq!(
+            evaluate_trust_policy(&json!({}), &r),
+            Err(TrustPolicyError::NoStatement)
+        );
+        assert_eq!(
+            evaluate_trust_policy(&json!({"Statement": [{"Effect": "Maybe"}]}), &r),
+            Err(TrustPolicyError::BadEffect)
+        );
+        assert!(evaluate_trust_policy_text("{", &r).is_err());
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_matches("*", ""));
+        assert!(glob_matches("a*c", "abbbc"));
+        assert!(glob_matches("a?c", "abc"));
+        assert!(!glob_matches("a?c", "ac"));
+        assert!(glob_matches(
+            "*:default:*",
+            "system:serviceaccount:default:x"
+        ));
+        assert!(!glob_matches("abc", "abcd"));
+    }
+}

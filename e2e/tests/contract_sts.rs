@@ -1,0 +1,329 @@
+//! Tier-2 contract: aws-sdk-sts (a client no one here wrote) against the strict gate.
+//!
+//! Needs python3 with venv and a reachable PyPI (for moto) — fails naming them otherwise.
+
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use podiam_e2e::emulators::{AwsEmulatorOptions, AwsEmulators, TokenSpec};
+use podiam_e2e::setup::CloudSetup;
+
+const ROLE: &str = "my-pod-role";
+
+async fn seeded_emulators() -> AwsEmulators {
+    let emulators = AwsEmulators::start(AwsEmulatorOptions::default())
+        .await
+        .expect("start AWS emulators");
+    emulators
+        .apply(&CloudSetup::seed_aws())
+        .await
+        .expect("apply the AWS seed");
+    emulators
+}
+
+fn anonymous_sts(emulators: &AwsEmulators) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("us-east-1"))
+        .endpoint_url(emulators.gate_url())
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+async fn assume(
+    emulators: &AwsEmulators,
+    token: &str,
+) -> Result<
+    aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityOutput,
+    aws_sdk_sts::error::SdkError<
+        aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError,
+    >,
+> {
+    anonymous_sts(emulators)
+        .assume_role_with_web_identity()
+        .role_arn(emulators.role_arn(ROLE))
+        .role_session_name("contract-test")
+        .web_identity_token(token)
+        .send()
+        .await
+}
+
+/// The (code, message) of a failed AssumeRoleWithWebIdentity.
+async fn assume_error(emulators: &AwsEmulators, spec: &TokenSpec) -> (String, String) {
+    let token = emulators.mint_token(spec).expect("mint");
+    error_of(assume(emulators, &token).await)
+}
+
+fn error_of<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, aws_sdk_sts::error::SdkError<E>>,
+) -> (String, String) {
+    let err = result.expect_err("must be refused");
+    let service = err
+        .as_service_error()
+        .expect("a service error, not a transport one");
+    (
+        service.code().unwrap_or_default().to_owned(),
+        service.message().unwrap_or_default().to_owned(),
+    )
+}
+
+fn role_credentials(
+    output: &aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityOutput,
+) -> aws_credential_types::Credentials {
+    let c = output.credentials().expect("credentials");
+    aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "contract-test",
+    )
+}
+
+#[tokio::test]
+async fn right_role_yields_assumed_role_identity() {
+    let emulators = seeded_emulators().await;
+    let token = emulators
+        .mint_token(&TokenSpec::new("default", "s3-reader"))
+        .expect("mint");
+    let output = assume(&emulators, &token).await.expect("assume role");
+
+    let expected_arn = "arn:aws:sts::123456789012:assumed-role/my-pod-role/contract-test";
+    assert_eq!(
+        output.assumed_role_user().expect("user").arn(),
+        expected_arn
+    );
+    assert_eq!(
+        output.subject_from_web_identity_token(),
+        Some("system:serviceaccount:default:s3-reader")
+    );
+    assert_eq!(output.audience(), Some("sts.amazonaws.com"));
+    assert_eq!(
+        output.provider(),
+        Some(
+            format!(
+                "arn:aws:iam::123456789012:oidc-provider/{}",
+                emulators.issuer_host_path()
+            )
+            .as_str()
+        )
+    );
+
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(emulators.gate_url())
+            .credentials_provider(role_credentials(&output))
+            .build(),
+    );
+    let identity = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity");
+    assert_eq!(identity.arn(), Some(expected_arn));
+    assert_eq!(identity.account(), Some("123456789012"));
+    assert_eq!(
+        identity.user_id(),
+        Some(output.assumed_role_user().expect("user").assumed_role_id())
+    );
+    assert!(identity.user_id().unwrap_or_default().starts_with("AROA"));
+}
+
+#[tokio::test]
+async fn role_credentials_are_held_to_the_role_policy_on_s3() {
+    let emulators = seeded_emulators().await;
+    let token = emulators
+        .mint_token(&TokenSpec::new("default", "s3-reader"))
+        .expect("mint");
+    let output = assume(&emulators, &token).await.expect("assume role");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(emulators.gate_url())
+            .force_path_style(true)
+            .credentials_provider(role_credentials(&output))
+            .build(),
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket("my-bucket")
+        .send()
+        .await
+        .expect("ListBucket is allowed");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["hello.txt"]);
+
+    let put = s3
+        .put_object()
+        .bucket("my-bucket")
+        .key("written.txt")
+        .body(b"nope".to_vec().into())
+        .send()
+        .await;
+    let err = put.expect_err("PutObject must be denied");
+    assert_eq!(
+        err.as_service_error().and_then(|e| e.code()),
+        Some("AccessDenied")
+    );
+}
+
+#[tokio::test]
+async fn other_namespace_is_access_denied() {
+    let emulators = seeded_emulators().await;
+    let (code, message) = assume_error(&emulators, &TokenSpec::new("other", "s3-reader")).await;
+    assert_eq!(code, "AccessDenied");
+    assert_eq!(
+        message,
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity"
+    );
+}
+
+#[tokio::test]
+async fn wrong_audience_is_invalid_identity_token() {
+    let emulators = seeded_emulators().await;
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.audiences = vec!["vault".to_owned()];
+    let (code, message) = assume_error(&emulators, &spec).await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("InvalidIdentityToken", "Incorrect token audience")
+    );
+}
+
+#[tokio::test]
+async fn missing_audience_is_invalid_identity_token() {
+    let emulators = seeded_emulators().await;
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.audiences.clear();
+    let (code, message) = assume_error(&emulators, &spec).await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("InvalidIdentityToken", "Missing a required claim: aud")
+    );
+}
+
+#[tokio::test]
+async fn unregistered_issuer_is_invalid_identity_token() {
+    let emulators = seeded_emulators().await;
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.issuer = Some("https://oidc.eks.eu-west-1.amazonaws.com/id/UNREGISTERED".to_owned());
+    let (code, message) = assume_error(&emulators, &spec).await;
+    assert_eq!(code, "InvalidIdentityToken");
+    assert_eq!(
+        message,
+        "No OpenIDConnect provider found in your account for https://oidc.eks.eu-west-1.amazonaws.com/id/UNREGISTERED"
+    );
+}
+
+#[tokio::test]
+async fn expired_token_is_expired_token_exception() {
+    let emulators = seeded_emulators().await;
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.expired = true;
+    let (code, message) = assume_error(&emulators, &spec).await;
+    assert_eq!(code, "ExpiredTokenException");
+    assert!(
+        message.starts_with("Token expired: current date/time "),
+        "{message}"
+    );
+    assert!(
+        message.contains(" must be before the expiration date/time "),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn tampered_signature_is_invalid_identity_token() {
+    let emulators = seeded_emulators().await;
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.wrong_key = true;
+    let (code, _message) = assume_error(&emulators, &spec).await;
+    assert_eq!(code, "InvalidIdentityToken");
+}
+
+#[tokio::test]
+async fn garbage_token_is_invalid_identity_token() {
+    let emulators = seeded_emulators().await;
+    let (code, _message) = error_of(assume(&emulators, "not-a-jwt").await);
+    assert_eq!(code, "InvalidIdentityToken");
+}
+
+#[tokio::test]
+async fn missing_role_is_access_denied() {
+    let emulators = seeded_emulators().await;
+    let token = emulators
+        .mint_token(&TokenSpec::new("default", "s3-reader"))
+        .expect("mint");
+    let result = anonymous_sts(&emulators)
+        .assume_role_with_web_identity()
+        .role_arn(emulators.role_arn("no-such-role"))
+        .role_session_name("contract-test")
+        .web_identity_token(token)
+        .send()
+        .await;
+    assert_eq!(error_of(result).0, "AccessDenied");
+}
+
+#[tokio::test]
+async fn duration_and_session_name_are_honoured() {
+    let emulators = seeded_emulators().await;
+    let token = emulators
+        .mint_token(&TokenSpec::new("default", "s3-reader"))
+        .expect("mint");
+    let output = anonymous_sts(&emulators)
+        .assume_role_with_web_identity()
+        .role_arn(emulators.role_arn(ROLE))
+        .role_session_name("botocore-session-42")
+        .duration_seconds(900)
+        .web_identity_token(&token)
+        .send()
+        .await
+        .expect("assume role");
+    assert!(
+        output
+            .assumed_role_user()
+            .expect("user")
+            .arn()
+            .ends_with("/my-pod-role/botocore-session-42")
+    );
+    let expiration = output.credentials().expect("credentials").expiration();
+    let lifetime = expiration.secs()
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+    assert!((800..=900).contains(&lifetime), "lifetime {lifetime}");
+
+    let too_long = anonymous_sts(&emulators)
+        .assume_role_with_web_identity()
+        .role_arn(emulators.role_arn(ROLE))
+        .role_session_name("s")
+        .web_identity_token(&token)
+        .send()
+        .await;
+    assert_eq!(error_of(too_long).0, "ValidationError");
+}
+
+#[tokio::test]
+async fn request_log_records_outcomes_without_secrets() {
+    let emulators = seeded_emulators().await;
+    let mut spec = TokenSpec::new("other", "s3-reader");
+    let _ = assume_error(&emulators, &spec).await;
+    spec.namespace = "default".to_owned();
+    let token = emulators.mint_token(&spec).expect("mint");
+    assume(&emulators, &token).await.expect("assume role");
+
+    let log = emulators.request_log();
+    let outcomes: Vec<&str> = log
+        .iter()
+        .filter(|e| e.action == "AssumeRoleWithWebIdentity")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["AccessDenied", "200"]);
+    let dump = format!("{log:?}");
+    assert!(
+        !dump.contains(&token),
+        "the request log must not hold tokens"
+    );
+}

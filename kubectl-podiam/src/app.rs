@@ -1,0 +1,104 @@
+//! Parse → dispatch → render → exit code.
+
+use std::io::{IsTerminal, Write};
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Exit, Result};
+use crate::model::Verdict;
+use crate::report::{self, Format, Report, ReportKind};
+
+pub fn run() -> Exit {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Verified
+            };
+        }
+    };
+    init_logging(cli.global.verbose);
+    match execute(&cli) {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    // Only our own crate and kube's request lines: SDK wire logs could carry credentials.
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = format!(
+        "warn,podiam={level},kube_client={}",
+        if verbose >= 2 { "debug" } else { "warn" }
+    );
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .try_init();
+}
+
+fn execute(cli: &Cli) -> Result<Exit> {
+    let (kind, items) = match &cli.command {
+        Command::Version => {
+            println!("kubectl-podiam {}", env!("CARGO_PKG_VERSION"));
+            return Ok(Exit::Verified);
+        }
+        Command::Completion { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "kubectl-podiam", &mut std::io::stdout());
+            return Ok(Exit::Verified);
+        }
+        Command::Whoami(args) => {
+            if cli.global.output == Format::Junit {
+                return Err(Error::Usage("-o junit is for verify".into()));
+            }
+            (
+                ReportKind::WhoamiReport,
+                block_on(crate::commands::whoami::run(&cli.global, args))?,
+            )
+        }
+        Command::Verify(args) => (
+            ReportKind::VerifyReport,
+            block_on(crate::commands::verify::run(&cli.global, args))?,
+        ),
+    };
+    let report = Report::new(kind, items);
+    let color = cli.global.output == Format::Text
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let rendered = report::render(&report, cli.global.output, color)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(rendered.as_bytes())?;
+    stdout.flush()?;
+    Ok(exit_for(&report, kind))
+}
+
+fn exit_for(report: &Report, kind: ReportKind) -> Exit {
+    let unreachable = report.items.iter().any(|i| i.unreachable);
+    match (kind, report.verdict) {
+        (ReportKind::VerifyReport, Verdict::Fail) => Exit::VerificationFailed,
+        _ if unreachable => Exit::Unreachable,
+        _ => Exit::Verified,
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}

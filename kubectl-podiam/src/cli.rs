@@ -1,0 +1,158 @@
+//! Command-line definitions. Every flag is defined once here; help and completions come from it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl podiam",
+    bin_name = "kubectl podiam",
+    version,
+    about = "Which cloud identity does this pod really get, and why not the one I configured?",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kubectl's global flags: kubectl passes them through to plugins untouched.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalFlags {
+    /// Path to the kubeconfig file
+    #[arg(long, global = true, env = "KUBECONFIG", hide_env_values = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Namespace of the pod (default: the context's namespace)
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+    /// Timeout for each API request, e.g. 10s, 1m (0 = default 30s)
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
+    /// Username to impersonate
+    #[arg(long = "as", global = true)]
+    pub impersonate: Option<String>,
+    /// Group to impersonate (repeatable)
+    #[arg(long = "as-group", global = true)]
+    pub impersonate_groups: Vec<String>,
+    /// Output format
+    #[arg(short, long, global = true, value_enum, default_value = "text")]
+    pub output: Format,
+    /// More diagnostics on stderr (-v, -vv, -vvv); tokens and keys are never logged
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Cloud endpoints and expectations shared by whoami and verify.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CloudFlags {
+    /// AWS endpoint for STS/S3/IAM (default: AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, then AWS)
+    #[arg(long)]
+    pub aws_endpoint_url: Option<String>,
+    /// AWS region (default: the pod's AWS_REGION, then the local AWS config, then us-east-1)
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a pod's effective identity (Kubernetes and cloud) and the evidence it came from
+    Whoami(WhoamiArgs),
+    /// Check a pod's cloud identity wiring; exit 0 verified, 1 failed, 2 bad input, 3 unreachable
+    Verify(VerifyArgs),
+    /// Print a shell completion script
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the plugin version
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// The pod to inspect
+    pub pod: String,
+    /// Container (default: kubectl.kubernetes.io/default-container, else the first)
+    #[arg(short, long)]
+    pub container: Option<String>,
+    #[command(flatten)]
+    pub cloud: CloudFlags,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["pod", "filename"])))]
+pub struct VerifyArgs {
+    /// The pod to verify
+    pub pod: Option<String>,
+    /// Verify manifests offline: a file, a directory, or - for stdin
+    #[arg(short = 'f', long)]
+    pub filename: Option<PathBuf>,
+    /// Container (default: kubectl.kubernetes.io/default-container, else the first)
+    #[arg(short, long)]
+    pub container: Option<String>,
+    /// With -f: exchange this token file as the pod's token
+    #[arg(long, requires = "filename")]
+    pub token_file: Option<PathBuf>,
+    /// Fail unless the pod gets this role ARN
+    #[arg(long, value_name = "ARN")]
+    pub expect_role: Option<String>,
+    /// Expect this call to be allowed, e.g. s3:ListBucket=my-bucket (repeatable)
+    #[arg(long, value_name = "ACTION=RESOURCE")]
+    pub can: Vec<String>,
+    /// Expect this call to be denied, e.g. s3:PutObject=my-bucket/x (repeatable)
+    #[arg(long, value_name = "ACTION=RESOURCE")]
+    pub cannot: Vec<String>,
+    #[command(flatten)]
+    pub cloud: CloudFlags,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (e.g. 10s, 1m)"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("invalid duration unit in {s:?} (s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap().as_secs(), 10);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert_eq!(parse_duration("5").unwrap().as_secs(), 5);
+        assert!(parse_duration("x").is_err());
+    }
+}

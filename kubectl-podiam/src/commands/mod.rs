@@ -1,0 +1,29 @@
+//! Glue from the CLI to the judging flow. Commands never reach into a mechanism.
+
+pub mod verify;
+pub mod whoami;
+
+use crate::cli::{CloudFlags, GlobalFlags};
+use crate::exchange::aws_config::AwsTarget;
+use crate::kube::client::ConnectionFlags;
+
+pub fn connection_flags(g: &GlobalFlags) -> ConnectionFlags {
+    ConnectionFlags {
+        kubeconfig: g.kubeconfig.clone(),
+        context: g.context.clone(),
+        cluster: g.cluster.clone(),
+        user: g.user.clone(),
+        namespace: g.namespace.clone(),
+        request_timeout: g.request_timeout.filter(|d| !d.is_zero()),
+        impersonate: g.impersonate.clone(),
+        impersonate_groups: g.impersonate_groups.clone(),
+    }
+}
+
+pub fn aws_target(g: &GlobalFlags, cloud: &CloudFlags) -> AwsTarget {
+    AwsTarget {
+        endpoint_url: cloud.aws_endpoint_url.clone(),
+        region: cloud.region.clone(),
+        timeout: g.request_timeout.filter(|d| !d.is_zero()),
+    }
+}

@@ -1,0 +1,58 @@
+use crate::cli::{GlobalFlags, VerifyArgs};
+use crate::error::{Error, Result};
+use crate::evidence::Probe;
+use crate::judge::judge;
+use crate::kube::{client, pods};
+use crate::manifest::{documents, subjects};
+use crate::model::ReportItem;
+use crate::options::{AccessExpectation, VerifyOptions};
+
+pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions> {
+    let mut access = Vec::new();
+    for spec in &args.can {
+        access.push(AccessExpectation::parse(spec, true)?);
+    }
+    for spec in &args.cannot {
+        access.push(AccessExpectation::parse(spec, false)?);
+    }
+    Ok(VerifyOptions {
+        expect_role: args.expect_role.clone(),
+        access,
+        aws: super::aws_target(global, &args.cloud),
+    })
+}
+
+pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportItem>> {
+    let options = options(global, args)?;
+    if let Some(path) = &args.filename {
+        if args.pod.is_some() {
+            return Err(Error::Usage("give either POD or -f, not both".into()));
+        }
+        let docs = documents::load(path)?;
+        let namespace = global.namespace.as_deref().unwrap_or("default");
+        let subjects = subjects::subjects(&docs, namespace, args.container.as_deref())?;
+        if subjects.is_empty() {
+            return Err(Error::Input {
+                path: path.clone(),
+                message: "no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) found".into(),
+            });
+        }
+        let probe = Probe::Offline {
+            token_file: args.token_file.clone(),
+        };
+        let mut items = Vec::new();
+        for s in &subjects {
+            items.push(judge(s, &probe, &options).await);
+        }
+        return Ok(items);
+    }
+    let pod_name = args.pod.as_deref().unwrap_or_default();
+    let conn = client::connect(&super::connection_flags(global)).await?;
+    let pod = pods::get_pod(&conn.client, &conn.namespace, pod_name).await?;
+    let subject = pods::subject(&conn.client, pod, args.container.as_deref()).await?;
+    let probe = Probe::Live {
+        client: conn.client.clone(),
+        timeout: conn.timeout,
+    };
+    Ok(vec![judge(&subject, &probe, &options).await])
+}

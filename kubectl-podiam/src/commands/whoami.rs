@@ -1,0 +1,22 @@
+use crate::cli::{GlobalFlags, WhoamiArgs};
+use crate::error::Result;
+use crate::evidence::Probe;
+use crate::judge::judge;
+use crate::kube::{client, pods};
+use crate::model::ReportItem;
+use crate::options::VerifyOptions;
+
+pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportItem>> {
+    let conn = client::connect(&super::connection_flags(global)).await?;
+    let pod = pods::get_pod(&conn.client, &conn.namespace, &args.pod).await?;
+    let subject = pods::subject(&conn.client, pod, args.container.as_deref()).await?;
+    let probe = Probe::Live {
+        client: conn.client.clone(),
+        timeout: conn.timeout,
+    };
+    let options = VerifyOptions {
+        aws: super::aws_target(global, &args.cloud),
+        ..Default::default()
+    };
+    Ok(vec![judge(&subject, &probe, &options).await])
+}

@@ -1,0 +1,84 @@
+//! Every error the plugin can end with, and the one place they become exit codes.
+
+use std::path::PathBuf;
+
+/// Exit codes of the output contract (docs/architecture.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Verified; warnings allowed.
+    Verified = 0,
+    /// At least one check failed.
+    VerificationFailed = 1,
+    /// Bad flags or bad input files.
+    Usage = 2,
+    /// Cluster or cloud unreachable, or the caller is not permitted.
+    Unreachable = 3,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
+
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+
+    #[error("{what}: {message}")]
+    Cluster { what: String, message: String },
+
+    #[error("{what}: forbidden: {message}")]
+    Forbidden { what: String, message: String },
+
+    #[error("{what}: not found")]
+    NotFound { what: String },
+
+    #[error("{0}")]
+    Cloud(String),
+
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) | Error::Input { .. } | Error::Read { .. } | Error::NotFound { .. } => {
+                Exit::Usage
+            }
+            Error::Kubeconfig(_)
+            | Error::Cluster { .. }
+            | Error::Forbidden { .. }
+            | Error::Cloud(_) => Exit::Unreachable,
+            Error::Output(_) => Exit::Usage,
+        }
+    }
+
+    /// Classifies a kube-rs error for `what` (e.g. "get pod default/s3-pod").
+    pub fn from_kube(what: impl Into<String>, err: kube::Error) -> Self {
+        let what = what.into();
+        match &err {
+            kube::Error::Api(status) if status.code == 404 => Error::NotFound { what },
+            kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
+                Error::Forbidden {
+                    what,
+                    message: status.message.clone(),
+                }
+            }
+            _ => Error::Cluster {
+                what,
+                message: err.to_string(),
+            },
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! Talking to cloud token and data services with each cloud's own SDK, so the plugin sees what
+//! the pod's SDK sees. Endpoints follow the SDK conventions (AWS_ENDPOINT_URL, …) unless a flag
+//! overrides them.
+
+pub mod aws_config;
+pub mod aws_iam;
+pub mod aws_s3;
+pub mod aws_sts;
+
+/// Why a cloud call did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    /// The service answered with an error code (e.g. `AccessDenied`).
+    #[error("{code}: {message}")]
+    Rejected { code: String, message: String },
+    /// No answer: DNS, connection, TLS or timeout.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+}

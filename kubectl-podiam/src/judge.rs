@@ -1,0 +1,98 @@
+//! The flow for one pod: detect → static checks → evidence → exchange → report item.
+
+use crate::evidence::{Probe, ReadFailure, RuntimeEnv};
+use crate::mechanisms::{self, Mechanism, static_credentials};
+use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
+use crate::options::VerifyOptions;
+use crate::subject::PodSubject;
+
+pub fn kubernetes_identity(pod: &PodSubject) -> KubernetesIdentity {
+    KubernetesIdentity {
+        username: pod.subject_claim(),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{}", pod.namespace),
+            "system:authenticated".into(),
+        ],
+        automount_token: pod.automount_token(),
+    }
+}
+
+pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> ReportItem {
+    let registered = mechanisms::registered();
+    let mechanism: Option<&dyn Mechanism> =
+        registered.iter().map(AsRef::as_ref).find(|m| m.detect(pod));
+    let spec = mechanism.map_or_else(|| pod.spec.clone(), |m| m.admit(pod));
+
+    // One exec for the container's environment, shared by every check that needs it.
+    let env: Option<RuntimeEnv> = match probe.env(pod).await {
+        Ok(env) => Some(env),
+        Err(ReadFailure::Offline | ReadFailure::NoExec(_) | ReadFailure::Denied(_)) => None,
+    };
+
+    let (mut findings, uninspected) = static_credentials::scan(&spec, &pod.secret_keys);
+    if let Some(env) = &env {
+        for f in static_credentials::scan_runtime(&pod.container, &env.names()) {
+            if !findings
+                .iter()
+                .any(|g| g.container == f.container && g.variable == f.variable)
+            {
+                findings.push(f);
+            }
+        }
+    }
+    let static_keys_win = findings.iter().any(|f| f.container == pod.container);
+    let mut checks = vec![static_credentials::check(pod, &findings, &uninspected)];
+
+    let mut identity = None;
+    let mut unreachable = false;
+    if let Some(m) = mechanism {
+        checks.extend(m.static_checks(pod, &spec));
+        let outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
+        checks.extend(outcome.checks);
+        identity = outcome.identity;
+        unreachable = outcome.unreachable;
+    } else if !static_keys_win {
+        checks.push(Check::fail(
+            "identity.mechanism",
+            format!(
+                "{} is wired to no cloud identity: its ServiceAccount {} has no workload identity annotation and no identity env is injected",
+                pod.describe(),
+                pod.service_account_name()
+            ),
+            "bind the ServiceAccount to a cloud identity (e.g. eks.amazonaws.com/role-arn) and recreate the pod",
+        ));
+    }
+    if static_keys_win && let Some(f) = findings.iter().find(|f| f.container == pod.container) {
+        identity = Some(Identity {
+            provider: if f.variable.starts_with("AZURE") {
+                "azure"
+            } else {
+                "aws"
+            },
+            principal: format!("the static key in {} (value not shown)", f.variable),
+            source: f.origin.clone(),
+        });
+    }
+    let mechanism_id = if static_keys_win {
+        MechanismId::StaticCredentials
+    } else {
+        mechanism.map_or(MechanismId::None, |m| m.id())
+    };
+    checks.sort_by_key(|c| c.status);
+    ReportItem {
+        pod: PodRef {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            container: pod.container.clone(),
+            kind: pod.kind.clone(),
+        },
+        service_account: pod.service_account_name().to_string(),
+        kubernetes: kubernetes_identity(pod),
+        mechanism: mechanism_id,
+        identity,
+        verdict: ReportItem::verdict_of(&checks),
+        checks,
+        unreachable,
+    }
+}

@@ -1,0 +1,66 @@
+//! A kube client built from the same flags kubectl passes through to plugins.
+
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::error::{Error, Result};
+
+/// kubectl's global connection flags, as parsed by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFlags {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub namespace: Option<String>,
+    pub request_timeout: Option<Duration>,
+    pub impersonate: Option<String>,
+    pub impersonate_groups: Vec<String>,
+}
+
+pub struct Connection {
+    pub client: kube::Client,
+    /// `-n`, else the context's namespace, else `default`.
+    pub namespace: String,
+    pub timeout: Duration,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
+    let options = KubeConfigOptions {
+        context: flags.context.clone(),
+        cluster: flags.cluster.clone(),
+        user: flags.user.clone(),
+    };
+    let mut config = match &flags.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+        }
+        None => kube::Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    let timeout = flags.request_timeout.unwrap_or(DEFAULT_TIMEOUT);
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    if let Some(user) = &flags.impersonate {
+        config.auth_info.impersonate = Some(user.clone());
+    }
+    if !flags.impersonate_groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(flags.impersonate_groups.clone());
+    }
+    let namespace = flags
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = kube::Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    Ok(Connection {
+        client,
+        namespace,
+        timeout,
+    })
+}

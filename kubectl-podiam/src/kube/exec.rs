@@ -1,0 +1,121 @@
+//! Runs a command in a container and captures its output in memory. Output may hold a token:
+//! callers decode it and drop it; it is never logged.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+use tokio::io::AsyncReadExt;
+
+/// Bounded capture: anything larger is not a token or an environment worth reading.
+const MAX_CAPTURE: u64 = 1024 * 1024 + 1;
+
+#[derive(Debug)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub success: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("exec is forbidden: {0}")]
+    Forbidden(String),
+    #[error("the image has no {0} (no shell or distroless image)")]
+    NoSuchCommand(String),
+    #[error("exec timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("exec failed: {0}")]
+    Failed(String),
+}
+
+pub async fn run(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    command: &[&str],
+    timeout: Duration,
+) -> Result<ExecOutput, ExecError> {
+    tokio::time::timeout(timeout, run_unbounded(pods, pod, container, command))
+        .await
+        .map_err(|_| ExecError::Timeout(timeout))?
+}
+
+async fn run_unbounded(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    command: &[&str],
+) -> Result<ExecOutput, ExecError> {
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    let mut attached = pods
+        .exec(pod, command.iter().copied(), &params)
+        .await
+        .map_err(|e| classify(e, command[0]))?;
+    let stdout = attached.stdout();
+    let stderr = attached.stderr();
+    let status = attached.take_status();
+    let read_out = async {
+        let mut buf = Vec::new();
+        if let Some(s) = stdout {
+            let _ = s.take(MAX_CAPTURE).read_to_end(&mut buf).await;
+        }
+        buf
+    };
+    let read_err = async {
+        let mut buf = Vec::new();
+        if let Some(s) = stderr {
+            let _ = s.take(MAX_CAPTURE).read_to_end(&mut buf).await;
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    let (stdout, stderr) = tokio::join!(read_out, read_err);
+    let status = match status {
+        Some(s) => s.await,
+        None => None,
+    };
+    let _ = attached.join().await;
+    let success = status
+        .as_ref()
+        .is_some_and(|s| s.status.as_deref() == Some("Success"));
+    if !success {
+        let message = status.and_then(|s| s.message).unwrap_or_default();
+        if is_missing_executable(&message) || is_missing_executable(&stderr) {
+            return Err(ExecError::NoSuchCommand(command[0].to_string()));
+        }
+    }
+    Ok(ExecOutput {
+        stdout,
+        stderr,
+        success,
+    })
+}
+
+fn is_missing_executable(message: &str) -> bool {
+    message.contains("executable file not found")
+        || message.contains("no such file or directory") && message.contains("exec")
+}
+
+fn classify(err: kube::Error, command: &str) -> ExecError {
+    use kube::client::UpgradeConnectionError::ProtocolSwitch;
+    match &err {
+        kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
+            ExecError::Forbidden(status.message.clone())
+        }
+        kube::Error::UpgradeConnection(ProtocolSwitch(code)) if code.as_u16() == 403 => {
+            ExecError::Forbidden("pods/exec is not allowed for this user".into())
+        }
+        _ => {
+            let text = err.to_string();
+            if is_missing_executable(&text) {
+                ExecError::NoSuchCommand(command.to_string())
+            } else {
+                ExecError::Failed(text)
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Everything that talks to the Kubernetes API.
+
+pub mod client;
+pub mod exec;
+pub mod pods;
+pub mod token_request;

@@ -1,0 +1,177 @@
+//! Reads a live pod and the objects around it into a [`PodSubject`].
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, Secret, ServiceAccount};
+use kube::api::{Api, ListParams};
+
+use crate::error::{Error, Result};
+use crate::subject::{Origin, PodSubject, default_container};
+
+pub async fn get_pod(client: &kube::Client, namespace: &str, name: &str) -> Result<Pod> {
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| Error::from_kube(format!("pod {namespace}/{name}"), e))
+}
+
+/// Pods matching a label selector in one namespace, or in all when `namespace` is None.
+pub async fn list_pods(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<Pod>> {
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut params = ListParams::default();
+    if let Some(s) = selector {
+        params = params.labels(s);
+    }
+    api.list(&params)
+        .await
+        .map(|l| l.items)
+        .map_err(|e| Error::from_kube("list pods", e))
+}
+
+pub async fn subject(
+    client: &kube::Client,
+    pod: Pod,
+    container: Option<&str>,
+) -> Result<PodSubject> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let container = match container {
+        Some(c) => {
+            let known = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .any(|k| k.name == c);
+            if !known {
+                return Err(Error::Usage(format!(
+                    "container {c:?} is not in pod {namespace}/{name}"
+                )));
+            }
+            c.to_string()
+        }
+        None => default_container(&pod.metadata, &spec).unwrap_or_default(),
+    };
+    let sa_name = spec
+        .service_account_name
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    // Optional reads: a narrower RBAC role still gets a report, with less evidence.
+    let service_account = Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
+        .get_opt(&sa_name)
+        .await
+        .ok()
+        .flatten();
+    let node_os = node_os(client, &spec).await;
+    let owner_template = owner_template(client, &namespace, &pod).await;
+    let secret_keys = secret_keys(client, &namespace, &spec).await;
+    Ok(PodSubject {
+        kind: "Pod".into(),
+        namespace,
+        name,
+        meta: pod.metadata,
+        spec,
+        origin: Origin::Live,
+        container,
+        service_account,
+        owner_template,
+        node_os,
+        secret_keys,
+    })
+}
+
+async fn node_os(client: &kube::Client, spec: &PodSpec) -> Option<String> {
+    const OS_LABEL: &str = "kubernetes.io/os";
+    if let Some(node) = &spec.node_name
+        && let Ok(node) = Api::<Node>::all(client.clone()).get(node).await
+        && let Some(os) = node.metadata.labels.and_then(|mut l| l.remove(OS_LABEL))
+    {
+        return Some(os);
+    }
+    spec.node_selector.as_ref()?.get(OS_LABEL).cloned()
+}
+
+async fn owner_template(client: &kube::Client, namespace: &str, pod: &Pod) -> Option<PodSpec> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    let c = client.clone();
+    let template = match owner.kind.as_str() {
+        "ReplicaSet" => {
+            Api::<ReplicaSet>::namespaced(c, namespace)
+                .get(&owner.name)
+                .await
+                .ok()?
+                .spec?
+                .template
+        }
+        "StatefulSet" => Some(
+            Api::<StatefulSet>::namespaced(c, namespace)
+                .get(&owner.name)
+                .await
+                .ok()?
+                .spec?
+                .template,
+        ),
+        "DaemonSet" => Some(
+            Api::<DaemonSet>::namespaced(c, namespace)
+                .get(&owner.name)
+                .await
+                .ok()?
+                .spec?
+                .template,
+        ),
+        "Job" => Some(
+            Api::<Job>::namespaced(c, namespace)
+                .get(&owner.name)
+                .await
+                .ok()?
+                .spec?
+                .template,
+        ),
+        _ => None,
+    };
+    template?.spec
+}
+
+/// Key names of Secrets referenced by env; values are read by the API but dropped at once.
+async fn secret_keys(
+    client: &kube::Client,
+    namespace: &str,
+    spec: &PodSpec,
+) -> BTreeMap<String, Vec<String>> {
+    let mut keys = BTreeMap::new();
+    for name in crate::mechanisms::static_credentials::referenced_secrets(spec) {
+        if let Ok(secret) = Api::<Secret>::namespaced(client.clone(), namespace)
+            .get(&name)
+            .await
+        {
+            keys.insert(name, secret_key_names(&secret));
+        }
+    }
+    keys
+}
+
+pub fn secret_key_names(secret: &Secret) -> Vec<String> {
+    let mut names: Vec<String> = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys().cloned())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys().cloned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

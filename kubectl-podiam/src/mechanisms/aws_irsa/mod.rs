@@ -1,0 +1,456 @@
+//! AWS IAM Roles for Service Accounts.
+
+pub mod annotations;
+pub mod checks;
+pub mod trust;
+pub mod webhook;
+
+use k8s_openapi::api::core::v1::PodSpec;
+
+use self::annotations as a;
+use super::{BoxFuture, Mechanism, RuntimeOutcome};
+use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
+use crate::exchange::aws_sts::{self, AssumedRole};
+use crate::exchange::{CloudError, aws_iam, aws_s3};
+use crate::model::{Check, Identity, MechanismId};
+use crate::options::{AccessExpectation, VerifyOptions};
+use crate::subject::{Origin, PodSubject, env_value, has_env};
+use crate::token_claims::{self, Claims};
+
+pub struct AwsIrsa;
+
+impl Mechanism for AwsIrsa {
+    fn id(&self) -> MechanismId {
+        MechanismId::AwsIrsa
+    }
+
+    fn detect(&self, pod: &PodSubject) -> bool {
+        pod.sa_annotation(a::ROLE_ARN).is_some()
+            || pod.sa_annotation(a::ROLE_ARN_TYPO).is_some()
+            || pod
+                .all_containers()
+                .any(|c| has_env(c, a::ENV_ROLE_ARN) || has_env(c, a::ENV_TOKEN_FILE))
+            || pod
+                .spec
+                .volumes
+                .iter()
+                .flatten()
+                .any(|v| v.name == a::VOLUME_NAME)
+    }
+
+    fn admit(&self, pod: &PodSubject) -> PodSpec {
+        match pod.origin {
+            Origin::Template => webhook::mutate(pod),
+            Origin::Live | Origin::Dump => pod.spec.clone(),
+        }
+    }
+
+    fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
+        checks::static_checks(pod, spec)
+    }
+
+    fn runtime<'a>(
+        &'a self,
+        pod: &'a PodSubject,
+        spec: &'a PodSpec,
+        env: Option<&'a RuntimeEnv>,
+        probe: &'a Probe,
+        options: &'a VerifyOptions,
+    ) -> BoxFuture<'a, RuntimeOutcome> {
+        Box::pin(runtime(pod, spec, env, probe, options))
+    }
+}
+
+/// A variable as the container sees it: the runtime env when exec worked, else the spec.
+fn container_var(
+    pod: &PodSubject,
+    spec: &PodSpec,
+    env: Option<&RuntimeEnv>,
+    name: &str,
+) -> Option<String> {
+    if let Some(env) = env {
+        return env.get(name).map(str::to_string);
+    }
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|c| c.name == pod.container)
+        .and_then(|c| env_value(c, name))
+        .map(str::to_string)
+}
+
+fn token_audience(spec: &PodSpec, pod: &PodSubject) -> String {
+    spec.volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == a::VOLUME_NAME)
+        .and_then(|v| {
+            v.projected
+                .as_ref()?
+                .sources
+                .as_ref()?
+                .iter()
+                .find_map(|s| s.service_account_token.as_ref()?.audience.clone())
+        })
+        .unwrap_or_else(|| webhook::audience(pod))
+}
+
+async fn runtime(
+    pod: &PodSubject,
+    spec: &PodSpec,
+    env: Option<&RuntimeEnv>,
+    probe: &Probe,
+    options: &VerifyOptions,
+) -> RuntimeOutcome {
+    let mut out = RuntimeOutcome::default();
+    let role = container_var(pod, spec, env, a::ENV_ROLE_ARN);
+    let token_path = container_var(pod, spec, env, a::ENV_TOKEN_FILE);
+    let (Some(role), Some(token_path)) = (role, token_path) else {
+        out.checks.push(Check::skip(
+            "aws.sts.assume-role",
+            format!(
+                "container {} has no {} and {}, so its SDK does not use IRSA",
+                pod.container,
+                a::ENV_ROLE_ARN,
+                a::ENV_TOKEN_FILE
+            ),
+        ));
+        return out;
+    };
+    let audience = token_audience(spec, pod);
+    let token = match obtain_token(pod, probe, &token_path, &audience, &mut out).await {
+        Some(t) => t,
+        None => return out,
+    };
+    let claims = match token_claims::decode(&token.bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            out.checks.push(Check::fail(
+                "aws.token.claims",
+                format!("{}: {e}", token.source),
+                "point AWS_WEB_IDENTITY_TOKEN_FILE at the projected ServiceAccount token",
+            ));
+            return out;
+        }
+    };
+    out.checks.push(claims_check(pod, &claims, &audience));
+    let token_text = String::from_utf8_lossy(token.bytes.trim_ascii()).into_owned();
+    drop(token);
+    let region = container_var(pod, spec, env, "AWS_REGION")
+        .or_else(|| container_var(pod, spec, env, "AWS_DEFAULT_REGION"));
+    let config = options.aws.anonymous(region.as_deref()).await;
+    let session = format!("podiam-{}", pod.name.chars().take(50).collect::<String>());
+    let exchanged =
+        aws_sts::assume_role_with_web_identity(&config, &role, &token_text, &session).await;
+    drop(token_text);
+    match exchanged {
+        Ok(assumed) => {
+            out.checks.push(Check::pass(
+                "aws.sts.assume-role",
+                format!("STS accepted the token for {role}: {}", assumed.caller_arn),
+            ));
+            out.identity = Some(Identity {
+                provider: "aws",
+                principal: assumed.caller_arn.clone(),
+                source: out_source(&out, &assumed),
+            });
+            expected_role(&mut out, options, &assumed.caller_arn);
+            access_checks(&mut out, options, &config, &assumed).await;
+        }
+        Err(CloudError::Unreachable(msg)) => {
+            out.unreachable = true;
+            out.checks.push(Check::warn(
+                "aws.sts.assume-role",
+                format!("STS is unreachable: {msg}"),
+                "check network access to STS, or set AWS_ENDPOINT_URL_STS / --aws-endpoint-url",
+            ));
+            expected_role(&mut out, options, &role);
+        }
+        Err(CloudError::Rejected { code, message }) => {
+            out.checks
+                .push(rejection_check(&role, &code, &message, &claims));
+            explain_with_operator_credentials(&mut out, options, &role, &claims).await;
+            expected_role(&mut out, options, &role);
+        }
+    }
+    out
+}
+
+fn out_source(out: &RuntimeOutcome, _assumed: &AssumedRole) -> String {
+    out.checks
+        .iter()
+        .find(|c| c.id == "aws.token.source")
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+async fn obtain_token(
+    pod: &PodSubject,
+    probe: &Probe,
+    path: &str,
+    audience: &str,
+    out: &mut RuntimeOutcome,
+) -> Option<Token> {
+    const SOURCE: &str = "aws.token.source";
+    const READABLE: &str = "aws.irsa.token-readable";
+    let fallback_reason = match probe.read_token_file(pod, path).await {
+        Ok(token) => {
+            if matches!(probe, Probe::Live { .. }) {
+                out.checks.push(Check::pass(
+                    READABLE,
+                    format!("container {} reads {path} as its own user", pod.container),
+                ));
+            }
+            out.checks.push(Check::pass(SOURCE, token.source.clone()));
+            return Some(token);
+        }
+        Err(ReadFailure::Offline) => {
+            out.checks.push(Check::skip(
+                "aws.sts.assume-role",
+                "offline: no token to exchange (pass --token-file to exchange one)",
+            ));
+            return None;
+        }
+        Err(ReadFailure::Denied(stderr)) => {
+            out.checks.push(Check::fail(
+                READABLE,
+                format!(
+                    "container {} cannot read {path}: {stderr}",
+                    pod.container
+                ),
+                "run every container as the same runAsUser (the kubelet then gives that user the token), or drop a restrictive defaultMode",
+            ));
+            if matches!(probe, Probe::Offline { .. }) {
+                return None;
+            }
+            format!("the container could not read its token ({stderr})")
+        }
+        Err(ReadFailure::NoExec(e)) => format!("exec was not possible ({e})"),
+    };
+    let expiration = webhook::expiration_seconds(pod);
+    match probe.equivalent_token(pod, audience, expiration).await {
+        Ok(token) => {
+            out.checks.push(Check::warn(
+                SOURCE,
+                format!("{fallback_reason}; used an {}", token.source),
+                "allow exec (pods/exec) and keep `cat` in the image to read the pod's own token",
+            ));
+            Some(token)
+        }
+        Err(e) => {
+            out.unreachable = true;
+            out.checks.push(Check::warn(
+                SOURCE,
+                format!("{fallback_reason}, and TokenRequest failed too: {e}"),
+                "allow pods/exec or serviceaccounts/token for your user",
+            ));
+            None
+        }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn claims_check(pod: &PodSubject, claims: &Claims, audience: &str) -> Check {
+    const ID: &str = "aws.token.claims";
+    let sub = claims.sub.clone().unwrap_or_default();
+    let expected_sub = pod.subject_claim();
+    if sub != expected_sub {
+        return Check::fail(
+            ID,
+            format!("the token's sub is {sub:?}, not {expected_sub:?}"),
+            "point AWS_WEB_IDENTITY_TOKEN_FILE at the pod's own projected token",
+        );
+    }
+    if !claims.aud.iter().any(|a| a == audience) {
+        return Check::fail(
+            ID,
+            format!("the token's audience {:?} lacks {audience:?}", claims.aud),
+            "recreate the pod so the webhook projects a token with the annotated audience",
+        );
+    }
+    if let Some(exp) = claims.exp
+        && exp <= now()
+    {
+        return Check::fail(
+            ID,
+            format!("the token expired {}s ago", now() - exp),
+            "the kubelet refreshes projected tokens: check the node; a copied token file is never refreshed",
+        );
+    }
+    Check::pass(
+        ID,
+        format!(
+            "iss={} sub={sub} aud={:?} expires in {}s",
+            claims.iss.as_deref().unwrap_or("?"),
+            claims.aud,
+            claims.exp.map_or(0, |e| e - now())
+        ),
+    )
+}
+
+fn rejection_check(role: &str, code: &str, message: &str, claims: &Claims) -> Check {
+    const ID: &str = "aws.sts.assume-role";
+    let iss = claims.iss.as_deref().unwrap_or("?");
+    let aud = claims.aud.first().map_or("?", String::as_str);
+    let sub = claims.sub.as_deref().unwrap_or("?");
+    let host_path = iss.trim_start_matches("https://");
+    let account = aws_sts::account(role).unwrap_or("<ACCOUNT_ID>");
+    let (cause, fix) = match code {
+        "InvalidIdentityToken" if message.starts_with("No OpenIDConnect provider found") => (
+            format!("the cluster's issuer {iss} is not registered as an IAM OIDC provider in account {account}"),
+            format!("eksctl utils associate-iam-oidc-provider --cluster <CLUSTER> --approve (or: aws iam create-open-id-connect-provider --url {iss} --client-id-list {aud})"),
+        ),
+        "InvalidIdentityToken" if message.contains("Incorrect token audience") => (
+            format!("the token's audience {aud:?} is not a client id of the OIDC provider for {iss}"),
+            format!("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn arn:aws:iam::{account}:oidc-provider/{host_path} --client-id {aud}, or fix eks.amazonaws.com/audience and recreate the pod"),
+        ),
+        "InvalidIdentityToken" if message.contains("Missing a required claim: aud") => (
+            "the token has no audience".to_string(),
+            "remove a blank eks.amazonaws.com/audience annotation and recreate the pod".to_string(),
+        ),
+        "InvalidIdentityToken" => (
+            "STS could not validate the token (signature or format)".to_string(),
+            format!("make sure {iss}'s JWKS publishes the cluster's ServiceAccount signing key"),
+        ),
+        "AccessDenied" => (
+            format!("role {role}'s trust policy does not allow {sub} with audience {aud}"),
+            format!("trust arn:aws:iam::{account}:oidc-provider/{host_path} with StringEquals {host_path}:sub = {sub} and {host_path}:aud = {aud} (kubectl podiam bind does this)"),
+        ),
+        "ExpiredTokenException" => (
+            "the token has expired".to_string(),
+            "the kubelet rotates projected tokens at 80% of their life: check the node, and never copy token files".to_string(),
+        ),
+        "IDPCommunicationError" => (
+            format!("STS could not fetch {iss}/.well-known/openid-configuration or its JWKS"),
+            "make the issuer's discovery document and JWKS publicly reachable over HTTPS".to_string(),
+        ),
+        "IDPRejectedClaim" => (
+            "the identity provider rejected a claim".to_string(),
+            "check the OIDC provider's configuration".to_string(),
+        ),
+        _ => (
+            "STS refused the exchange".to_string(),
+            "see the AWS error above".to_string(),
+        ),
+    };
+    Check::fail(ID, format!("{cause} — STS said {code}: {message}"), fix)
+}
+
+async fn explain_with_operator_credentials(
+    out: &mut RuntimeOutcome,
+    options: &VerifyOptions,
+    role: &str,
+    claims: &Claims,
+) {
+    let (Some(role_name), Some(account)) = (aws_sts::role_name(role), aws_sts::account(role))
+    else {
+        return;
+    };
+    let Some(config) = options.aws.operator().await else {
+        out.checks.push(Check::skip(
+            "aws.iam.trust-policy",
+            "no AWS credentials here to read the role's trust policy",
+        ));
+        return;
+    };
+    let policy = aws_iam::trust_policy(&config, role_name).await;
+    let providers = aws_iam::oidc_providers(&config).await;
+    match (policy, providers) {
+        (Ok(policy), Ok(providers)) => {
+            out.checks.extend(trust::explain(&trust::TrustInputs {
+                claims,
+                account,
+                role_name,
+                providers: &providers,
+                policy: &policy,
+            }));
+        }
+        (Err(e), _) | (_, Err(e)) => out.checks.push(Check::skip(
+            "aws.iam.trust-policy",
+            format!("could not read role {role_name} or the OIDC providers: {e}"),
+        )),
+    }
+}
+
+fn expected_role(out: &mut RuntimeOutcome, options: &VerifyOptions, actual: &str) {
+    const ID: &str = "aws.sts.expected-role";
+    let Some(expected) = &options.expect_role else {
+        return;
+    };
+    let same = aws_sts::role_name(expected) == aws_sts::role_name(actual)
+        && aws_sts::account(expected) == aws_sts::account(actual);
+    out.checks.push(if same {
+        Check::pass(ID, format!("the pod gets the expected role {expected}"))
+    } else {
+        Check::fail(
+            ID,
+            format!("expected role {expected}, but the pod gets {actual}"),
+            "fix the ServiceAccount annotation (or a preset AWS_ROLE_ARN) and recreate the pod",
+        )
+    });
+}
+
+async fn access_checks(
+    out: &mut RuntimeOutcome,
+    options: &VerifyOptions,
+    config: &aws_config::SdkConfig,
+    assumed: &AssumedRole,
+) {
+    let path_style = options.aws.endpoint_overridden();
+    for expectation in &options.access {
+        let AccessExpectation::S3 {
+            action,
+            allowed,
+            spec,
+        } = expectation;
+        let (id, want) = if *allowed {
+            ("aws.access.can", "allowed")
+        } else {
+            ("aws.access.cannot", "denied")
+        };
+        let result = aws_s3::attempt(config, path_style, &assumed.credentials, action).await;
+        let check = match (result, allowed) {
+            (Ok(()), true) => Check::pass(id, format!("{spec}: allowed, as expected")),
+            (Err(CloudError::Rejected { code, .. }), false) if is_denial(&code) => {
+                Check::pass(id, format!("{spec}: denied ({code}), as expected"))
+            }
+            (Ok(()), false) => Check::fail(
+                id,
+                format!("{spec}: allowed, but expected {want}"),
+                "remove the permission from the role's policies",
+            ),
+            (Err(CloudError::Unreachable(msg)), _) => {
+                out.unreachable = true;
+                Check::warn(
+                    id,
+                    format!("{spec}: S3 unreachable: {msg}"),
+                    "check AWS_ENDPOINT_URL_S3 / network access",
+                )
+            }
+            (Err(CloudError::Rejected { code, message }), _) => Check::fail(
+                id,
+                format!("{spec}: {code}: {message}, but expected {want}"),
+                if *allowed {
+                    "grant the action on the resource in the role's permission policy"
+                } else {
+                    "the call failed for another reason than a denial; check the resource exists"
+                },
+            ),
+        };
+        out.checks.push(check);
+    }
+}
+
+fn is_denial(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDenied" | "AccessDeniedException" | "Forbidden" | "403"
+    )
+}

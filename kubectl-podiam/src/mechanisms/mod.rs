@@ -1,0 +1,53 @@
+//! One module per way a pod is wired to a cloud identity. Each implements [`Mechanism`];
+//! adding one means adding a module and listing it in [`registered`].
+
+pub mod aws_irsa;
+pub mod static_credentials;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use k8s_openapi::api::core::v1::PodSpec;
+
+use crate::evidence::{Probe, RuntimeEnv};
+use crate::model::{Check, Identity, MechanismId};
+use crate::options::VerifyOptions;
+use crate::subject::PodSubject;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the runtime phase (probe → exchange → judge) produced.
+#[derive(Debug, Default)]
+pub struct RuntimeOutcome {
+    pub checks: Vec<Check>,
+    pub identity: Option<Identity>,
+    /// A cluster or cloud call got no answer or was forbidden.
+    pub unreachable: bool,
+}
+
+pub trait Mechanism: Send + Sync {
+    fn id(&self) -> MechanismId;
+
+    /// Is the pod configured (annotations) or wired (env, volumes) for this mechanism?
+    fn detect(&self, pod: &PodSubject) -> bool;
+
+    /// The pod spec as it runs: a template after this mechanism's webhook; a live pod as is.
+    fn admit(&self, pod: &PodSubject) -> PodSpec;
+
+    /// Checks that need only the spec and its ServiceAccount.
+    fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check>;
+
+    /// Evidence, exchange and the checks that depend on them.
+    fn runtime<'a>(
+        &'a self,
+        pod: &'a PodSubject,
+        spec: &'a PodSpec,
+        env: Option<&'a RuntimeEnv>,
+        probe: &'a Probe,
+        options: &'a VerifyOptions,
+    ) -> BoxFuture<'a, RuntimeOutcome>;
+}
+
+pub fn registered() -> Vec<Box<dyn Mechanism>> {
+    vec![Box::new(aws_irsa::AwsIrsa)]
+}

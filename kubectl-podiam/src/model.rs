@@ -1,0 +1,146 @@
+//! Plain data shared by mechanisms, commands and renderers. Nothing here computes.
+
+use serde::Serialize;
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Fail,
+    Warn,
+    Pass,
+    Skip,
+}
+
+/// One line of the checklist: a stable id (docs/checks.md), what was found, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub status: Status,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
+}
+
+impl Check {
+    pub fn pass(id: &'static str, message: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Pass,
+            message: message.into(),
+            remediation: None,
+        }
+    }
+
+    pub fn skip(id: &'static str, message: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Skip,
+            message: message.into(),
+            remediation: None,
+        }
+    }
+
+    pub fn warn(id: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Warn,
+            message: message.into(),
+            remediation: Some(fix.into()),
+        }
+    }
+
+    pub fn fail(id: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Fail,
+            message: message.into(),
+            remediation: Some(fix.into()),
+        }
+    }
+}
+
+/// How a pod is wired to a cloud identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MechanismId {
+    AwsIrsa,
+    AwsPodIdentity,
+    GcpWorkloadIdentity,
+    AzureWorkloadIdentity,
+    StaticCredentials,
+    None,
+}
+
+impl MechanismId {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MechanismId::AwsIrsa => "aws-irsa",
+            MechanismId::AwsPodIdentity => "aws-pod-identity",
+            MechanismId::GcpWorkloadIdentity => "gcp-workload-identity",
+            MechanismId::AzureWorkloadIdentity => "azure-workload-identity",
+            MechanismId::StaticCredentials => "static-credentials",
+            MechanismId::None => "none",
+        }
+    }
+}
+
+/// The principal a cloud actually returned (or, when no exchange ran, the configured one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub provider: &'static str,
+    pub principal: String,
+    /// Where the evidence came from, e.g. "token read by exec from /var/run/…".
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub container: String,
+    /// `Pod`, or the workload kind whose template was judged.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// The Kubernetes half of the pod's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesIdentity {
+    pub username: String,
+    pub groups: Vec<String>,
+    pub automount_token: bool,
+}
+
+/// Everything known about one pod (or workload template).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportItem {
+    pub pod: PodRef,
+    pub service_account: String,
+    pub kubernetes: KubernetesIdentity,
+    pub mechanism: MechanismId,
+    pub identity: Option<Identity>,
+    pub checks: Vec<Check>,
+    pub verdict: Verdict,
+    /// True when a cloud or cluster call could not be made (exit code 3 when nothing failed).
+    #[serde(skip)]
+    pub unreachable: bool,
+}
+
+impl ReportItem {
+    pub fn verdict_of(checks: &[Check]) -> Verdict {
+        if checks.iter().any(|c| c.status == Status::Fail) {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        }
+    }
+}

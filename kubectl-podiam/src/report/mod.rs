@@ -1,0 +1,67 @@
+//! Renderers. They format; they never compute a verdict.
+
+pub mod junit;
+pub mod text;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::model::{ReportItem, Verdict};
+
+pub const API_VERSION: &str = "podiam.dev/v1alpha1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Yaml,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ReportKind {
+    VerifyReport,
+    WhoamiReport,
+}
+
+/// The versioned document of the output contract.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub api_version: &'static str,
+    pub kind: ReportKind,
+    pub items: Vec<ReportItem>,
+    pub verdict: Verdict,
+}
+
+impl Report {
+    pub fn new(kind: ReportKind, items: Vec<ReportItem>) -> Self {
+        let verdict = if items.iter().all(|i| i.verdict == Verdict::Pass) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        Report {
+            api_version: API_VERSION,
+            kind,
+            items,
+            verdict,
+        }
+    }
+}
+
+pub fn render(report: &Report, format: Format, color: bool) -> Result<String> {
+    Ok(match format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(report).expect("report serializes");
+            s.push('\n');
+            s
+        }
+        Format::Yaml => serde_saphyr::to_string(report).expect("report serializes"),
+        Format::Junit => junit::render(report),
+        Format::Text => match report.kind {
+            ReportKind::VerifyReport => text::verify(report, color),
+            ReportKind::WhoamiReport => text::whoami(report, color),
+        },
+    })
+}

@@ -1,0 +1,132 @@
+//! Human output: one block per pod, failures first, each with its one-line cause and fix.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::model::{Check, ReportItem, Status, Verdict};
+
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+fn status_word(status: Status, color: bool) -> String {
+    let (word, code) = match status {
+        Status::Fail => ("FAIL", "31;1"),
+        Status::Warn => ("WARN", "33"),
+        Status::Pass => ("PASS", "32"),
+        Status::Skip => ("SKIP", "2"),
+    };
+    paint(&format!("{word:<4}"), code, color)
+}
+
+fn verdict_word(verdict: Verdict, color: bool) -> String {
+    match verdict {
+        Verdict::Pass => paint("VERIFIED", "32;1", color),
+        Verdict::Fail => paint("FAILED", "31;1", color),
+    }
+}
+
+fn header(item: &ReportItem) -> String {
+    let what = if item.pod.kind == "Pod" {
+        format!("pod {}/{}", item.pod.namespace, item.pod.name)
+    } else {
+        format!("{} {}/{}", item.pod.kind, item.pod.namespace, item.pod.name)
+    };
+    format!(
+        "{what} (container {}, serviceaccount {}, mechanism {})",
+        item.pod.container,
+        item.service_account,
+        item.mechanism.as_str()
+    )
+}
+
+fn checks(out: &mut String, checks: &[Check], color: bool) {
+    let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    for c in checks {
+        let _ = writeln!(
+            out,
+            "  {}  {:<width$}  {}",
+            status_word(c.status, color),
+            c.id,
+            c.message
+        );
+        if let Some(fix) = &c.remediation
+            && matches!(c.status, Status::Fail | Status::Warn)
+        {
+            let _ = writeln!(out, "        {:<width$}  fix: {fix}", "");
+        }
+    }
+}
+
+pub fn verify(report: &Report, color: bool) -> String {
+    let mut out = String::new();
+    let mut items: Vec<&ReportItem> = report.items.iter().collect();
+    items.sort_by_key(|i| i.verdict != Verdict::Fail);
+    for item in items {
+        let _ = writeln!(
+            out,
+            "{}  {}",
+            verdict_word(item.verdict, color),
+            header(item)
+        );
+        if let Some(id) = &item.identity {
+            let _ = writeln!(out, "  identity: {} ({})", id.principal, id.source);
+        }
+        checks(&mut out, &item.checks, color);
+        out.push('\n');
+    }
+    let failed = report
+        .items
+        .iter()
+        .filter(|i| i.verdict == Verdict::Fail)
+        .count();
+    let _ = writeln!(
+        out,
+        "{} verified, {} failed",
+        report.items.len() - failed,
+        failed
+    );
+    out
+}
+
+pub fn whoami(report: &Report, color: bool) -> String {
+    let mut out = String::new();
+    for item in &report.items {
+        let _ = writeln!(out, "{}", header(item));
+        let _ = writeln!(out, "  kubernetes:  {}", item.kubernetes.username);
+        let _ = writeln!(out, "  groups:      {}", item.kubernetes.groups.join(", "));
+        let _ = writeln!(
+            out,
+            "  api token:   {}",
+            if item.kubernetes.automount_token {
+                "automounted"
+            } else {
+                "not mounted (automountServiceAccountToken: false)"
+            }
+        );
+        match &item.identity {
+            Some(id) => {
+                let _ = writeln!(out, "  cloud:       {} {}", id.provider, id.principal);
+                let _ = writeln!(out, "  evidence:    {}", id.source);
+            }
+            None => {
+                let _ = writeln!(out, "  cloud:       none established");
+            }
+        }
+        let problems: Vec<Check> = item
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+            .cloned()
+            .collect();
+        if !problems.is_empty() {
+            let _ = writeln!(out, "  problems:");
+            checks(&mut out, &problems, color);
+        }
+    }
+    out
+}
