@@ -166,9 +166,16 @@ fn expand_strings(value: &mut Value, expand: &dyn Fn(&str) -> String) {
         Value::Array(items) => items
             .iter_mut()
             .for_each(|item| expand_strings(item, expand)),
-        Value::Object(map) => map
-            .values_mut()
-            .for_each(|item| expand_strings(item, expand)),
+        // Keys too: trust-policy condition keys are `${ISSUER_HOSTPATH}:sub`.
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(key, mut item)| {
+                    expand_strings(&mut item, expand);
+                    (expand(&key), item)
+                })
+                .collect();
+        }
         _ => {}
     }
 }
@@ -187,7 +194,7 @@ mod tests {
         assert_eq!(setup.aws.oidc_providers[0].url, "https://127.0.0.1:1/id/X");
         let trust = setup.aws.roles[0].trust_policy.to_string();
         assert!(trust.contains("oidc-provider/127.0.0.1:1/id/X"), "{trust}");
-        assert!(trust.contains("127.0.0.1:1/id/X:sub"), "{trust}");
+        assert!(trust.contains("\"127.0.0.1:1/id/X:sub\""), "{trust}");
         assert_eq!(setup.aws.buckets[0].name, "my-bucket");
     }
 

@@ -121,7 +121,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Document>> {
             .map_err(|e| input_error(format!("line {} column {}: {e}", e.line(), e.column())))?;
         vec![(1, v)]
     } else {
-        let values: Vec<Value> = serde_saphyr::from_multiple(text)
+        // kubectl reads YAML 1.1: `defaultMode: 0600` is octal there.
+        let options = serde_saphyr::options! { legacy_octal_numbers: true };
+        let values: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
             .map_err(|e| input_error(format!("invalid YAML: {e}")))?;
         let starts = document_starts(text);
         // Empty documents are skipped by the parser, so line numbers are best effort then.
@@ -198,6 +200,18 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].kind(), "Pod");
         assert_eq!(docs[1].line, 5);
+    }
+
+    #[test]
+    fn reads_octal_modes_like_kubectl() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {volumes: [{name: v, projected: {defaultMode: 0600}}]}\n";
+        let docs = parse(Path::new("x.yaml"), text).unwrap();
+        assert_eq!(
+            docs[0]
+                .value
+                .pointer("/spec/volumes/0/projected/defaultMode"),
+            Some(&serde_json::json!(384))
+        );
     }
 
     #[test]
