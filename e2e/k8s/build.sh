@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes, etcd and amazon-eks-pod-identity-webhook
+# Builds the pinned Kubernetes and etcd
 # binaries for the e2e harness from the Go modules in this directory.
 #
 # Usage: build.sh [VERSION_DIR]
@@ -23,7 +23,6 @@ modver() { # modver MODULE_DIR MODULE_PATH -> version required in that module
 k8s_version=$(modver "$here" k8s.io/kubernetes)              # v1.34.4
 k8s_date=$("$go" -C "$here" list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
 etcd_version=$(modver "$here/etcd" go.etcd.io/etcd/server/v3)
-webhook_version=$(modver "$here/eks-pod-identity-webhook" github.com/aws/amazon-eks-pod-identity-webhook)
 
 minor=${k8s_version#v1.}; minor=${minor%%.*}
 version_dir=${1:-${PODIAM_CACHE:-$HOME/.cache/podiam}/k8s-$k8s_version}
@@ -39,7 +38,6 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.buildDate=$k8s_date"
 done
 etcd_ldflags="-s -w"
-webhook_ldflags="-s -w -X main.webhookVersion=$webhook_version"
 
 go_version=$("$go" env GOVERSION)
 total_start=$(date +%s)
@@ -49,9 +47,8 @@ build() {
   local name=$1 dir=$2 pkg=$3 version=$4 ldflags=$5
   local out=$bin_dir/$name stamp_file=$stamp_dir/$name
   local src_hash
-  # go.sum pins every dependency; go.mod carries the replaces; the webhook's
-  # vendored source (upstream/) is not covered by go.sum, so hash it too.
-  src_hash=$(cd "$dir" && find go.mod go.sum $( [ -d upstream ] && echo upstream ) -type f -print0 \
+  # go.sum pins every dependency; go.mod carries the replaces.
+  src_hash=$(cd "$dir" && find go.mod go.sum -type f -print0 \
     | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
   local stamp
   stamp=$(printf '%s\n' "package=$pkg" "version=$version" "source_sha256=$src_hash" \
@@ -74,7 +71,8 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
   build "$c" "$here" "k8s.io/kubernetes/cmd/$c" "$k8s_version" "$k8s_ldflags"
 done
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "$etcd_version" "$etcd_ldflags"
-build amazon-eks-pod-identity-webhook "$here/eks-pod-identity-webhook" \
-  github.com/aws/amazon-eks-pod-identity-webhook "$webhook_version" "$webhook_ldflags"
+# amazon-eks-pod-identity-webhook is not built here: the Go module proxy answers
+# "403 This module version is not available" for github.com/aws/amazon-eks-pod-identity-webhook,
+# and its source may not be vendored into this repository.
 
 echo "build.sh: done in $(( $(date +%s) - total_start ))s -> $bin_dir"
