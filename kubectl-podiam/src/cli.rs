@@ -25,8 +25,8 @@ pub struct Cli {
 /// kubectl's global flags: kubectl passes them through to plugins untouched.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalFlags {
-    /// Path to the kubeconfig file
-    #[arg(long, global = true, env = "KUBECONFIG", hide_env_values = true)]
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
     #[arg(long, global = true)]

@@ -1,0 +1,191 @@
+//! The binary as a user runs it: exit codes, bad input, help, and human output snapshots.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn podiam() -> Command {
+    let mut cmd = Command::cargo_bin("kubectl-podiam").unwrap();
+    cmd.env_remove("KUBECONFIG").env("NO_COLOR", "1");
+    cmd
+}
+
+fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/aws")
+}
+
+#[test]
+fn seed_example_verifies_offline_as_json() {
+    let out = podiam()
+        .args(["verify", "-o", "json", "-f"])
+        .arg(examples())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["apiVersion"], "podiam.dev/v1alpha1");
+    assert_eq!(report["kind"], "VerifyReport");
+    assert_eq!(report["items"][0]["mechanism"], "aws-irsa");
+    assert_eq!(report["items"][0]["verdict"], "pass");
+    assert_eq!(report["items"][0]["pod"]["name"], "s3-pod");
+}
+
+#[test]
+fn seed_example_text_output() {
+    let out = podiam()
+        .args(["verify", "-f"])
+        .arg(examples())
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn failing_manifest_exits_1_with_cause_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unmutated.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s3-reader, namespace: default, annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::123456789012:role/my-pod-role'}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: s3-pod, namespace: default, uid: u1}\nspec:\n  serviceAccountName: s3-reader\n  containers: [{name: app, image: amazonlinux}]\nstatus: {phase: Running}\n",
+    )
+    .unwrap();
+    let out = podiam().args(["verify", "-f"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    insta::assert_snapshot!(text);
+    let junit = podiam()
+        .args(["verify", "-o", "junit", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let xml = String::from_utf8(junit.stdout).unwrap();
+    assert!(xml.contains("<testsuite name=\"podiam verify\" tests=\"1\""), "{xml}");
+    assert!(xml.contains("aws.irsa.pod-mutated"), "{xml}");
+}
+
+#[test]
+fn yaml_output_is_the_same_document() {
+    let out = podiam()
+        .args(["verify", "-o", "yaml", "-f"])
+        .arg(examples())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("apiVersion: podiam.dev/v1alpha1"), "{text}");
+    assert!(text.contains("mechanism: aws-irsa"), "{text}");
+}
+
+#[test]
+fn malformed_yaml_exits_2_with_file_and_line_and_no_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n").unwrap();
+    podiam()
+        .args(["verify", "-f"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("broken.yaml").and(predicate::str::contains("line")));
+}
+
+#[test]
+fn garbage_from_stdin_exits_2() {
+    podiam()
+        .args(["verify", "-f", "-"])
+        .write_stdin("\u{0}\u{1}not yaml: [")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty());
+}
+
+#[test]
+fn manifest_without_pods_exits_2() {
+    podiam()
+        .args(["verify", "-f", "-"])
+        .write_stdin("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no Pod or workload"));
+}
+
+#[test]
+fn missing_file_exits_2() {
+    podiam()
+        .args(["verify", "-f", "/nonexistent/podiam.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/podiam.yaml"));
+}
+
+#[test]
+fn garbage_token_file_fails_the_claims_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "this-is-not-a-jwt").unwrap();
+    let out = podiam()
+        .args(["verify", "-o", "json", "--token-file"])
+        .arg(&token)
+        .arg("-f")
+        .arg(examples())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = report["items"][0]["checks"].as_array().unwrap();
+    let claims = checks.iter().find(|c| c["id"] == "aws.token.claims").unwrap();
+    assert_eq!(claims["status"], "fail");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("this-is-not-a-jwt"));
+}
+
+#[test]
+fn bad_expectation_is_a_usage_error() {
+    podiam()
+        .args(["verify", "--can", "s3:ListBucket", "-f"])
+        .arg(examples())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ACTION=RESOURCE"));
+}
+
+#[test]
+fn verify_needs_a_target() {
+    podiam().arg("verify").assert().code(2);
+}
+
+#[test]
+fn unreachable_cluster_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: placeholder}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    podiam()
+        .args(["verify", "s3-pod", "--request-timeout", "5s", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::is_empty());
+}
+
+#[test]
+fn help_reads_as_a_kubectl_plugin() {
+    let out = podiam().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn completion_and_version() {
+    podiam()
+        .args(["completion", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kubectl-podiam"));
+    podiam()
+        .arg("version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("kubectl-podiam "));
+}
