@@ -105,7 +105,7 @@ pub struct VerifyArgs {
     /// Container (default: kubectl.kubernetes.io/default-container, else the first)
     #[arg(short, long)]
     pub container: Option<String>,
-    /// With -f: exchange this token file as the pod's token
+    /// With -f: exchange this token (a file, or - for stdin) as the pod's token
     #[arg(long, requires = "filename")]
     pub token_file: Option<PathBuf>,
     /// Fail unless the pod gets this role ARN

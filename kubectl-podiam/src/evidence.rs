@@ -2,7 +2,7 @@
 //! equivalent token, or (offline) a token file the user gave. The bytes of a token stay in
 //! memory; only its claims and its source are ever reported.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -11,15 +11,48 @@ use kube::api::Api;
 use crate::kube::exec::{self, ExecError};
 use crate::kube::token_request::{self, EquivalentTokenRequest};
 use crate::subject::PodSubject;
+use crate::token_claims;
 
 pub enum Probe {
     Live {
         client: kube::Client,
         timeout: Duration,
     },
-    Offline {
-        token_file: Option<PathBuf>,
-    },
+    /// Offline: the token given with `--token-file` (read once, kept in memory).
+    Offline { token: Option<OfflineToken> },
+}
+
+pub struct OfflineToken {
+    pub bytes: Vec<u8>,
+    /// `--token-file PATH` or `--token-file -` (stdin), for the report.
+    pub origin: String,
+}
+
+impl OfflineToken {
+    pub fn read(path: &Path) -> Result<Self, crate::error::Error> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        let result = if path == Path::new("-") {
+            std::io::stdin().read_to_end(&mut bytes).map(drop)
+        } else {
+            std::fs::File::open(path).and_then(|f| {
+                // Bounded: a token is small; a huge file is not a token.
+                f.take(token_claims::MAX_TOKEN_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .map(drop)
+            })
+        };
+        result.map_err(|source| crate::error::Error::Read {
+            path: path.into(),
+            source,
+        })?;
+        let origin = if path == Path::new("-") {
+            "token from --token-file - (stdin)".to_string()
+        } else {
+            format!("token from --token-file {}", path.display())
+        };
+        Ok(OfflineToken { bytes, origin })
+    }
 }
 
 /// Names and values of the container's runtime environment. Values are consulted only for
@@ -96,16 +129,12 @@ impl Probe {
         path: &str,
     ) -> Result<Token, ReadFailure> {
         match self {
-            Probe::Offline { token_file: None } => Err(ReadFailure::Offline),
-            Probe::Offline {
-                token_file: Some(file),
-            } => std::fs::read(file)
-                .map(|bytes| Token {
-                    bytes,
-                    source: format!("token from --token-file {}", file.display()),
-                    equivalent: false,
-                })
-                .map_err(|e| ReadFailure::Denied(format!("{}: {e}", file.display()))),
+            Probe::Offline { token: None } => Err(ReadFailure::Offline),
+            Probe::Offline { token: Some(t) } => Ok(Token {
+                bytes: t.bytes.clone(),
+                source: t.origin.clone(),
+                equivalent: false,
+            }),
             Probe::Live { client, timeout } => {
                 let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
                 let out = exec::run(&pods, &pod.name, &pod.container, &["cat", path], *timeout)

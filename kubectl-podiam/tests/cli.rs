@@ -20,7 +20,12 @@ fn seed_example_verifies_offline_as_json() {
         .arg(examples())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["apiVersion"], "podiam.dev/v1alpha1");
     assert_eq!(report["kind"], "VerifyReport");
@@ -58,7 +63,10 @@ fn failing_manifest_exits_1_with_cause_and_fix() {
         .output()
         .unwrap();
     let xml = String::from_utf8(junit.stdout).unwrap();
-    assert!(xml.contains("<testsuite name=\"podiam verify\" tests=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"podiam verify\" tests=\"1\""),
+        "{xml}"
+    );
     assert!(xml.contains("aws.irsa.pod-mutated"), "{xml}");
 }
 
@@ -78,7 +86,11 @@ fn yaml_output_is_the_same_document() {
 fn malformed_yaml_exits_2_with_file_and_line_and_no_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.yaml");
-    std::fs::write(&file, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n").unwrap();
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n",
+    )
+    .unwrap();
     podiam()
         .args(["verify", "-f"])
         .arg(&file)
@@ -132,7 +144,10 @@ fn garbage_token_file_fails_the_claims_check() {
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let checks = report["items"][0]["checks"].as_array().unwrap();
-    let claims = checks.iter().find(|c| c["id"] == "aws.token.claims").unwrap();
+    let claims = checks
+        .iter()
+        .find(|c| c["id"] == "aws.token.claims")
+        .unwrap();
     assert_eq!(claims["status"], "fail");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("this-is-not-a-jwt"));
 }
@@ -162,7 +177,13 @@ fn unreachable_cluster_exits_3() {
     )
     .unwrap();
     podiam()
-        .args(["verify", "s3-pod", "--request-timeout", "5s", "--kubeconfig"])
+        .args([
+            "verify",
+            "s3-pod",
+            "--request-timeout",
+            "5s",
+            "--kubeconfig",
+        ])
         .arg(&kubeconfig)
         .assert()
         .code(3)

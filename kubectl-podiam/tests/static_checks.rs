@@ -22,7 +22,7 @@ metadata:
 fn judge_yaml(yaml: &str) -> Vec<ReportItem> {
     let docs = documents::parse(Path::new("test.yaml"), yaml).expect("fixture parses");
     let subjects = subjects::subjects(&docs, "default", None).expect("fixture has pods");
-    let probe = Probe::Offline { token_file: None };
+    let probe = Probe::Offline { token: None };
     let rt = tokio::runtime::Runtime::new().unwrap();
     subjects
         .iter()

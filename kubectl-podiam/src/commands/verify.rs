@@ -1,6 +1,8 @@
 use crate::cli::{GlobalFlags, VerifyArgs};
 use crate::error::{Error, Result};
-use crate::evidence::Probe;
+use std::path::Path;
+
+use crate::evidence::{OfflineToken, Probe};
 use crate::judge::judge;
 use crate::kube::{client, pods};
 use crate::manifest::{documents, subjects};
@@ -37,9 +39,16 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
                 message: "no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) found".into(),
             });
         }
-        let probe = Probe::Offline {
-            token_file: args.token_file.clone(),
+        if path.as_os_str() == "-" && args.token_file.as_deref() == Some(Path::new("-")) {
+            return Err(Error::Usage(
+                "-f - and --token-file - cannot both read stdin".into(),
+            ));
+        }
+        let token = match &args.token_file {
+            Some(p) => Some(OfflineToken::read(p)?),
+            None => None,
         };
+        let probe = Probe::Offline { token };
         let mut items = Vec::new();
         for s in &subjects {
             items.push(judge(s, &probe, &options).await);
