@@ -22,6 +22,9 @@ pub fn run() -> Exit {
         }
     };
     init_logging(cli.global.verbose);
+    // kube and the AWS SDK both use rustls; choose its crypto once so feature unification
+    // (ring and aws-lc-rs both present) can never leave the choice ambiguous.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match execute(&cli) {
         Ok(exit) => exit,
         Err(e) => {
@@ -43,7 +46,10 @@ fn init_logging(verbose: u8) {
         "warn,podiam={level},kube_client={}",
         if verbose >= 2 { "debug" } else { "warn" }
     );
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();

@@ -1,6 +1,6 @@
 //! The flow for one pod: detect → static checks → evidence → exchange → report item.
 
-use crate::evidence::{Probe, ReadFailure, RuntimeEnv};
+use crate::evidence::{Probe, RuntimeEnv};
 use crate::mechanisms::{self, Mechanism, static_credentials};
 use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
 use crate::options::VerifyOptions;
@@ -22,12 +22,24 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     let registered = mechanisms::registered();
     let mechanism: Option<&dyn Mechanism> =
         registered.iter().map(AsRef::as_ref).find(|m| m.detect(pod));
+    tracing::debug!(
+        pod = %pod.describe(),
+        container = %pod.container,
+        mechanism = mechanism.map_or("none", |m| m.id().as_str()),
+        "detected"
+    );
     let spec = mechanism.map_or_else(|| pod.spec.clone(), |m| m.admit(pod));
 
     // One exec for the container's environment, shared by every check that needs it.
     let env: Option<RuntimeEnv> = match probe.env(pod).await {
-        Ok(env) => Some(env),
-        Err(ReadFailure::Offline | ReadFailure::NoExec(_) | ReadFailure::Denied(_)) => None,
+        Ok(env) => {
+            tracing::debug!(variables = ?env, "runtime environment read by exec");
+            Some(env)
+        }
+        Err(e) => {
+            tracing::debug!(reason = ?e, "no runtime environment; judging the spec's env");
+            None
+        }
     };
 
     let (mut findings, uninspected) = static_credentials::scan(&spec, &pod.secret_keys);

@@ -123,6 +123,7 @@ async fn runtime(
         Some(t) => t,
         None => return out,
     };
+    tracing::debug!(source = %token.source, bytes = token.bytes.len(), "token obtained");
     let claims = match token_claims::decode(&token.bytes) {
         Ok(c) => c,
         Err(e) => {
@@ -141,8 +142,10 @@ async fn runtime(
         .or_else(|| container_var(pod, spec, env, "AWS_DEFAULT_REGION"));
     let config = options.aws.anonymous(region.as_deref()).await;
     let session = format!("podiam-{}", pod.name.chars().take(50).collect::<String>());
+    tracing::debug!(%role, %session, region = ?config.region(), "AssumeRoleWithWebIdentity");
     let exchanged =
         aws_sts::assume_role_with_web_identity(&config, &role, &token_text, &session).await;
+    tracing::debug!(outcome = ?exchanged.as_ref().map(|a| &a.caller_arn), "STS answered");
     drop(token_text);
     match exchanged {
         Ok(assumed) => {
@@ -416,6 +419,7 @@ async fn access_checks(
             ("aws.access.cannot", "denied")
         };
         let result = aws_s3::attempt(config, path_style, &assumed.credentials, action).await;
+        tracing::debug!(%spec, outcome = ?result, "S3 call with the exchanged credentials");
         let check = match (result, allowed) {
             (Ok(()), true) => Check::pass(id, format!("{spec}: allowed, as expected")),
             (Err(CloudError::Rejected { code, .. }), false) if is_denial(&code) => {
