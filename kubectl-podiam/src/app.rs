@@ -42,9 +42,10 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // Other crates stay silent: SDK warnings can quote raw responses.
     let filter = format!(
-        "warn,podiam={level},kube_client={}",
-        if verbose >= 2 { "debug" } else { "warn" }
+        "off,podiam={level},kube_client={}",
+        if verbose >= 2 { "debug" } else { "off" }
     );
     let ansi = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

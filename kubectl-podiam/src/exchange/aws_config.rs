@@ -35,9 +35,13 @@ impl AwsTarget {
             .or_else(|| pod_region.map(str::to_string));
         loader = match region {
             Some(r) => loader.region(Region::new(r)),
+            // Env and profile only: the default chain ends in IMDS, which stalls off EC2.
             None => loader.region(
-                aws_config::meta::region::RegionProviderChain::default_provider()
-                    .or_else(FALLBACK_REGION),
+                aws_config::meta::region::RegionProviderChain::first_try(
+                    aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+                .or_else(FALLBACK_REGION),
             ),
         };
         if let Some(url) = &self.endpoint_url {

@@ -1,7 +1,7 @@
 //! AssumeRoleWithWebIdentity then GetCallerIdentity: the exchange an IRSA pod's SDK performs.
 
 use aws_credential_types::Credentials;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
 use super::CloudError;
 
@@ -61,15 +61,29 @@ pub async fn assume_role_with_web_identity(
 pub fn classify<E, R>(err: SdkError<E, R>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match &err {
         SdkError::ServiceError(service) => CloudError::Rejected {
             code: service.err().code().unwrap_or("Unknown").to_string(),
             message: service.err().message().unwrap_or_default().to_string(),
         },
-        _ => CloudError::Unreachable(DisplayErrorContext(&err).to_string()),
+        _ => CloudError::Unreachable(error_chain(&err)),
     }
+}
+
+/// "dispatch failure: … : Connection refused": each cause's Display once, no Debug dumps.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The role name inside an assumed-role or role ARN.
