@@ -4,6 +4,9 @@
 //! in front of moto, with an HTTPS OIDC issuer whose tokens the gate validates like AWS does.
 
 pub mod bench;
+pub mod cluster;
 pub mod emulators;
 pub mod python_env;
+pub mod runner;
+pub mod scenario;
 pub mod setup;

@@ -1,1 +1,202 @@
-fn main() {}
+//! `podiam-e2e`: run the emulators, mint test tokens, benchmark the gate.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use podiam_e2e::emulators::{
+    AwsEmulatorOptions, AwsEmulators, DEFAULT_ISSUER_PATH, SIGNING_KEY_FILE_NAME, SigningKey,
+    TokenSpec, mint_token,
+};
+use podiam_e2e::setup::CloudSetup;
+
+/// Non-secret settings written by `emulate aws`, read by `token mint`.
+const ENV_FILE_NAME: &str = "emulators.env";
+
+#[derive(Parser)]
+#[command(
+    name = "podiam-e2e",
+    about = "Harness for kubectl-podiam: strict cloud-identity emulators"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run emulators until Ctrl-C.
+    Emulate {
+        #[command(subcommand)]
+        cloud: EmulateCloud,
+    },
+    /// Test tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Measure the emulators.
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum EmulateCloud {
+    /// OIDC issuer + strict STS gate in front of moto (IAM enforced on S3).
+    Aws {
+        /// Where emulators.env, the CA and the signing key go.
+        #[arg(long, default_value_os_t = default_state_dir())]
+        state_dir: PathBuf,
+        /// Cloud-side setup (YAML); default: the built-in seed (fixtures/aws-seed.yaml).
+        #[arg(long)]
+        setup: Option<PathBuf>,
+        /// Issuer URL path.
+        #[arg(long, default_value = DEFAULT_ISSUER_PATH)]
+        issuer_path: String,
+        /// Sign with this RSA private key (PEM) instead of a generated one.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Print a ServiceAccount-shaped token from the running `emulate aws` issuer.
+    Mint {
+        #[arg(long, default_value_os_t = default_state_dir())]
+        state_dir: PathBuf,
+        #[arg(long)]
+        namespace: String,
+        #[arg(long)]
+        service_account: String,
+        /// Audience (repeatable); default sts.amazonaws.com.
+        #[arg(long = "aud")]
+        audiences: Vec<String>,
+        #[arg(long, default_value_t = 3600)]
+        expires_in: i64,
+        /// Already expired.
+        #[arg(long)]
+        expired: bool,
+        /// Signed by another key (signature will not verify).
+        #[arg(long)]
+        wrong_key: bool,
+        /// Pod name for the kubernetes.io claim.
+        #[arg(long)]
+        pod: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// AssumeRoleWithWebIdentity through the gate vs directly against moto.
+    Sts {
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+    },
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::temp_dir().join("podiam-e2e-aws")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Emulate {
+            cloud:
+                EmulateCloud::Aws {
+                    state_dir,
+                    setup,
+                    issuer_path,
+                    signing_key,
+                },
+        } => emulate_aws(state_dir, setup.as_deref(), issuer_path, signing_key).await,
+        Command::Token {
+            action:
+                TokenAction::Mint {
+                    state_dir,
+                    namespace,
+                    service_account,
+                    audiences,
+                    expires_in,
+                    expired,
+                    wrong_key,
+                    pod,
+                },
+        } => {
+            let mut spec = TokenSpec::new(&namespace, &service_account);
+            if !audiences.is_empty() {
+                spec.audiences = audiences;
+            }
+            spec.expires_in_seconds = expires_in;
+            spec.expired = expired;
+            spec.wrong_key = wrong_key;
+            spec.pod_name = pod;
+            // The one place a token is printed: minting it is this command's job.
+            println!("{}", mint_from_state_dir(&state_dir, &spec)?);
+            Ok(())
+        }
+        Command::Bench {
+            target: BenchTarget::Sts { requests },
+        } => {
+            let report = podiam_e2e::bench::bench_sts(requests).await?;
+            println!("{report}");
+            Ok(())
+        }
+    }
+}
+
+async fn emulate_aws(
+    state_dir: PathBuf,
+    setup: Option<&Path>,
+    issuer_path: String,
+    signing_key_file: Option<PathBuf>,
+) -> Result<()> {
+    let setup = match setup {
+        Some(file) => CloudSetup::from_file(file)?,
+        None => CloudSetup::seed_aws(),
+    };
+    let emulators = AwsEmulators::start(AwsEmulatorOptions {
+        state_dir: Some(state_dir.clone()),
+        issuer_path,
+        signing_key_file,
+        persist_signing_key: true,
+        ..AwsEmulatorOptions::default()
+    })
+    .await?;
+    emulators.apply(&setup).await?;
+    let env = emulators.env_file_contents();
+    let env_file = state_dir.join(ENV_FILE_NAME);
+    fs::write(&env_file, &env).with_context(|| format!("writing {}", env_file.display()))?;
+    print!("{env}");
+    eprintln!(
+        "podiam-e2e: settings in {}; Ctrl-C to stop",
+        env_file.display()
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+fn mint_from_state_dir(state_dir: &Path, spec: &TokenSpec) -> Result<String> {
+    let env_file = state_dir.join(ENV_FILE_NAME);
+    let env = fs::read_to_string(&env_file).with_context(|| {
+        format!(
+            "reading {} (is `podiam-e2e emulate aws` running?)",
+            env_file.display()
+        )
+    })?;
+    let issuer = env
+        .lines()
+        .find_map(|line| line.strip_prefix("PODIAM_OIDC_ISSUER="))
+        .with_context(|| format!("no PODIAM_OIDC_ISSUER in {}", env_file.display()))?;
+    let key = SigningKey::from_file(&state_dir.join(SIGNING_KEY_FILE_NAME))?;
+    let wrong_key = if spec.wrong_key {
+        Some(SigningKey::generate()?)
+    } else {
+        None
+    };
+    mint_token(spec, issuer, &key, wrong_key.as_ref())
+}

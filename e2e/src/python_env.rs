@@ -46,7 +46,12 @@ impl PythonEnv {
             return Ok(env);
         }
         let _in_process = CREATE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let _across_processes = DirLock::acquire(&dir.with_extension("lock"))?;
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let mut lock_path = dir.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let _across_processes = DirLock::acquire(Path::new(&lock_path))?;
         if env.is_complete() {
             return Ok(env);
         }
@@ -78,9 +83,6 @@ impl PythonEnv {
         if self.dir.exists() {
             fs::remove_dir_all(&self.dir)
                 .with_context(|| format!("removing incomplete venv {}", self.dir.display()))?;
-        }
-        if let Some(parent) = self.dir.parent() {
-            fs::create_dir_all(parent)?;
         }
         eprintln!("podiam-e2e: creating Python venv {}", self.dir.display());
         let venv = Command::new("python3")

@@ -327,3 +327,45 @@ async fn request_log_records_outcomes_without_secrets() {
         "the request log must not hold tokens"
     );
 }
+
+#[tokio::test]
+async fn unreachable_issuer_is_idp_communication_error() {
+    let emulators = seeded_emulators().await;
+    // Registered in IAM, but nothing serves its discovery document.
+    let down = "https://127.0.0.1:9/id/DOWN";
+    let setup = CloudSetup::from_yaml(&format!(
+        "aws:\n  oidcProviders:\n    - url: {down}\n      clientIds: [sts.amazonaws.com]\n"
+    ))
+    .expect("setup");
+    emulators.apply(&setup).await.expect("register provider");
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.issuer = Some(down.to_owned());
+    let (code, _message) = assume_error(&emulators, &spec).await;
+    assert_eq!(code, "IDPCommunicationError");
+}
+
+#[tokio::test]
+async fn query_string_form_is_handled_too() {
+    let emulators = seeded_emulators().await;
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.expired = true;
+    let token = emulators.mint_token(&spec).expect("mint");
+    let url = url::Url::parse_with_params(
+        &format!("{}/", emulators.gate_url()),
+        [
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", emulators.role_arn(ROLE).as_str()),
+            ("RoleSessionName", "get-form"),
+            ("WebIdentityToken", token.as_str()),
+        ],
+    )
+    .expect("url");
+    let response = reqwest::get(url).await.expect("GET");
+    assert_eq!(response.status(), 400);
+    let body = response.text().await.expect("body");
+    assert!(
+        body.contains("<Code>ExpiredTokenException</Code>"),
+        "{body}"
+    );
+}

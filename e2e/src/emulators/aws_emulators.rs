@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::aws_gate::AwsGate;
+use super::background_runtime::BackgroundRuntime;
 use super::credentials::AdminCredentials;
 use super::moto::{MotoAuth, MotoServer};
 use super::oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
@@ -50,6 +51,9 @@ impl Default for AwsEmulatorOptions {
 pub const SIGNING_KEY_FILE_NAME: &str = "signing-key.pem";
 
 /// Running emulators. Dropping this stops the servers and kills moto.
+///
+/// The servers run on a runtime of their own, so a test may block its thread (run the
+/// plugin with `std::process::Command`) while they answer.
 pub struct AwsEmulators {
     // Field order is drop order: the gate stops before moto goes away.
     gate: AwsGate,
@@ -58,6 +62,8 @@ pub struct AwsEmulators {
     admin: AdminCredentials,
     state_dir: PathBuf,
     _temporary_state_dir: Option<tempfile::TempDir>,
+    // Last: the servers above run on it.
+    _runtime: BackgroundRuntime,
 }
 
 impl AwsEmulators {
@@ -79,7 +85,13 @@ impl AwsEmulators {
             (None, false) => SigningKey::generate()?,
         };
         let python = tokio::task::spawn_blocking(PythonEnv::ensure).await??;
-        let issuer = OidcIssuer::start(&state_dir, &options.issuer_path, signing_key).await?;
+        let runtime = BackgroundRuntime::new()?;
+        let issuer = OidcIssuer::start(
+            &state_dir,
+            &options.issuer_path,
+            signing_key,
+            &runtime.handle(),
+        )?;
         let moto = MotoServer::start(&python, MotoAuth::Enforced).await?;
         let admin = moto
             .admin_credentials()
@@ -92,7 +104,13 @@ impl AwsEmulators {
                 fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
             );
         }
-        let gate = AwsGate::start(moto.url(), admin.clone(), ACCOUNT_ID, &trusted_ca_pems).await?;
+        let gate = AwsGate::start(
+            moto.url(),
+            admin.clone(),
+            ACCOUNT_ID,
+            &trusted_ca_pems,
+            &runtime.handle(),
+        )?;
         Ok(Self {
             gate,
             issuer,
@@ -100,6 +118,7 @@ impl AwsEmulators {
             admin,
             state_dir,
             _temporary_state_dir: temporary_state_dir,
+            _runtime: runtime,
         })
     }
 

@@ -1,7 +1,6 @@
 //! The AWS endpoint clients talk to: strict AssumeRoleWithWebIdentity, everything else
 //! passed through to moto unchanged.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -11,9 +10,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::credentials::AdminCredentials;
+use super::https_server::bind_localhost;
 use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
@@ -44,12 +45,13 @@ pub struct AwsGate {
 }
 
 impl AwsGate {
-    /// `trusted_ca_pems`: CAs to trust when fetching issuers' JWKS.
-    pub async fn start(
+    /// `trusted_ca_pems`: CAs to trust when fetching issuers' JWKS. Serves from `runtime`.
+    pub fn start(
         moto_url: &str,
         admin: AdminCredentials,
         account_id: &str,
         trusted_ca_pems: &[String],
+        runtime: &Handle,
     ) -> Result<Self> {
         let log = RequestLog::default();
         let state = Arc::new(GateState {
@@ -64,13 +66,14 @@ impl AwsGate {
                 .context("building the moto HTTP client")?,
             log: log.clone(),
         });
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .context("binding the AWS gate port")?;
+        let listener = bind_localhost().context("binding the AWS gate port")?;
         let url = format!("http://{}", listener.local_addr()?);
         let router = Router::new().fallback(handle).with_state(state.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+        let server = runtime.spawn(async move {
+            // Registered with `runtime`'s reactor, hence converted inside it.
+            if let Ok(listener) = TcpListener::from_std(listener) {
+                let _ = axum::serve(listener, router).await;
+            }
         });
         Ok(Self {
             url,

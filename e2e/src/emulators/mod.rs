@@ -2,6 +2,7 @@
 
 mod aws_emulators;
 mod aws_gate;
+mod background_runtime;
 mod credentials;
 mod https_server;
 mod iam_directory;
@@ -17,13 +18,13 @@ pub mod trust_policy;
 mod web_identity_check;
 mod web_identity_token;
 
-pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators};
+pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 pub use credentials::AdminCredentials;
 pub use moto::{MotoAuth, MotoServer};
-pub use oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
+pub use oidc_issuer::{CA_FILE_NAME, DEFAULT_ISSUER_PATH, OidcIssuer};
 pub use request_log::{RequestLog, RequestLogEntry};
 pub use signing_key::SigningKey;
-pub use web_identity_token::TokenSpec;
+pub use web_identity_token::{TokenSpec, mint_token};
 
 /// moto's default account; every emulated AWS resource lives here.
 pub const ACCOUNT_ID: &str = "123456789012";

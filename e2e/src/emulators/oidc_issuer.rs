@@ -1,7 +1,6 @@
 //! An HTTPS OIDC issuer like EKS's: discovery document and JWKS for one RSA key.
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -12,9 +11,10 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use super::https_server::serve_https;
+use super::https_server::{bind_localhost, serve_https};
 use super::signing_key::SigningKey;
 use super::web_identity_token::{TokenSpec, mint_token};
 
@@ -37,11 +37,15 @@ pub struct OidcIssuer {
 impl OidcIssuer {
     /// Starts serving on `127.0.0.1:<random>` under `path` (e.g. [`DEFAULT_ISSUER_PATH`],
     /// or "" for a bare host), writing the CA certificate to `state_dir`.
-    pub async fn start(state_dir: &Path, path: &str, signing_key: SigningKey) -> Result<Self> {
+    /// Serves from `runtime`.
+    pub fn start(
+        state_dir: &Path,
+        path: &str,
+        signing_key: SigningKey,
+        runtime: &Handle,
+    ) -> Result<Self> {
         let path = path.trim_end_matches('/');
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .context("binding the OIDC issuer port")?;
+        let listener = bind_localhost().context("binding the OIDC issuer port")?;
         let port = listener.local_addr()?.port();
         let url = format!("https://127.0.0.1:{port}{path}");
 
@@ -53,7 +57,12 @@ impl OidcIssuer {
 
         let signing_key = Arc::new(signing_key);
         let router = discovery_router(&url, path, signing_key.clone());
-        let server = serve_https(listener, tls, router);
+        let server = runtime.spawn(async move {
+            // Registered with `runtime`'s reactor, hence converted inside it.
+            if let Ok(listener) = TcpListener::from_std(listener) {
+                serve_https(listener, tls, router).await;
+            }
+        });
         Ok(Self {
             url,
             ca_file,
@@ -84,11 +93,12 @@ impl OidcIssuer {
 
     /// A JWT shaped like a Kubernetes projected ServiceAccount token.
     pub fn mint_token(&self, spec: &TokenSpec) -> Result<String> {
-        let wrong_key = match self.wrong_key.get() {
-            Some(key) => key,
-            None => {
+        let wrong_key = match (spec.wrong_key, self.wrong_key.get()) {
+            (false, _) => None,
+            (true, Some(key)) => Some(key),
+            (true, None) => {
                 let key = SigningKey::generate()?;
-                self.wrong_key.get_or_init(|| key)
+                Some(self.wrong_key.get_or_init(|| key))
             }
         };
         mint_token(spec, &self.url, &self.signing_key, wrong_key)

@@ -191,12 +191,6 @@ pub async fn check_web_identity(
         &audiences,
         &string_or_list(claims.get("amr")),
     );
-    eprintln!(
-        "DEBUG trust={} ctx={:?} r={:?}",
-        role.trust_policy,
-        context,
-        evaluate_trust_policy_text(&role.trust_policy, &context)
-    );
     match evaluate_trust_policy_text(&role.trust_policy, &context) {
         Ok(TrustDecision::Allowed) => {}
         Ok(TrustDecision::ExplicitDeny | TrustDecision::ImplicitDeny) | Err(_) => {

@@ -46,12 +46,13 @@ impl TokenSpec {
     }
 }
 
-/// Signs the token described by `spec`. `wrong_key` is used when `spec.wrong_key` is set.
+/// Signs the token described by `spec` as `issuer_url` with `key`; with `spec.wrong_key`,
+/// signs with `wrong_key` instead (required then) while keeping `key`'s kid.
 pub fn mint_token(
     spec: &TokenSpec,
     issuer_url: &str,
     key: &SigningKey,
-    wrong_key: &SigningKey,
+    wrong_key: Option<&SigningKey>,
 ) -> Result<String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -88,6 +89,10 @@ pub fn mint_token(
     }
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(key.kid().to_owned());
-    let signer = if spec.wrong_key { wrong_key } else { key };
+    let signer = if spec.wrong_key {
+        wrong_key.context("a wrong-key token needs a second key")?
+    } else {
+        key
+    };
     encode(&header, &claims, signer.encoding_key()).context("signing the token")
 }

@@ -1,0 +1,74 @@
+//! `podiam` step: the built plugin as a user runs it, with the cluster's kubeconfig and the
+//! emulators' endpoints in its environment; exit code and JSON assertions.
+
+use anyhow::{Context, Result, bail};
+
+use super::RunContext;
+use crate::scenario::schema::PodiamStep;
+
+/// `${NAMESPACE}` and `${POD:SELECTOR}` (first pod matching the selector).
+async fn expand(ctx: &RunContext<'_>, namespace: &str, arg: &str) -> Result<String> {
+    let arg = arg.replace("${NAMESPACE}", namespace);
+    let Some(selector) = arg.strip_prefix("${POD:").and_then(|s| s.strip_suffix('}')) else {
+        return Ok(arg);
+    };
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(ctx.client.clone(), namespace);
+    let pod = super::wait::find_pod(&api, None, Some(selector))
+        .await?
+        .with_context(|| format!("no pod matches {selector}"))?;
+    Ok(pod.metadata.name.unwrap_or_default())
+}
+
+pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Result<()> {
+    let mut args = Vec::new();
+    for arg in &step.args {
+        args.push(expand(ctx, namespace, arg).await?);
+    }
+    let (key, secret) = ctx.aws.admin_credentials();
+    let output = tokio::process::Command::new(&ctx.plugin)
+        .args(&args)
+        .args(["-n", namespace, "-o", "json"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("KUBECONFIG", &ctx.kubeconfig)
+        .env("AWS_ENDPOINT_URL", ctx.aws.gate_url())
+        .env("AWS_REGION", ctx.aws.region())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // The operator's credentials, so the plugin can explain refusals from IAM.
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .await
+        .with_context(|| format!("running {}", ctx.plugin.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let code = output.status.code().unwrap_or(-1);
+    if code != step.exit_code {
+        bail!(
+            "kubectl podiam {}: exit code {code}, expected {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            args.join(" "),
+            step.exit_code
+        );
+    }
+    if step.assertions.is_empty() {
+        return Ok(());
+    }
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .with_context(|| format!("kubectl podiam {}: stdout is not JSON; stderr: {stderr}", args.join(" ")))?;
+    let failures: Vec<String> = step
+        .assertions
+        .iter()
+        .filter_map(|a| a.check(&report).err())
+        .collect();
+    if !failures.is_empty() {
+        bail!(
+            "kubectl podiam {}: {}\nreport:\n{}",
+            args.join(" "),
+            failures.join("\n"),
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The scenario schema and its loader. Unknown fields are errors; every error names the file
+//! and, for YAML problems, the line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use super::assertion::Assertion;
+use crate::setup::CloudSetup;
+
+pub const API_VERSION: &str = "podiam.dev/v1alpha1";
+pub const KIND: &str = "Scenario";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ScenarioSpec,
+    /// The file it was read from (relative paths in steps resolve against its directory).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    Aws,
+    Gcp,
+    Azure,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioSpec {
+    pub cloud: Cloud,
+    /// Cloud-side objects created in the emulators before the steps run.
+    #[serde(default)]
+    pub setup: CloudSetup,
+    pub steps: Vec<Step>,
+    /// Diagnostics collected when a step fails.
+    #[serde(default)]
+    pub catch: Vec<CatchItem>,
+}
+
+/// One step; exactly one key per list entry, as in Chainsaw.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Step {
+    /// Server-side apply manifests into the scenario's namespace (`${NAMESPACE}` expands).
+    Apply(ApplyStep),
+    /// Wait for a pod to reach a phase.
+    Wait(WaitStep),
+    /// Delete an object in the scenario's namespace.
+    Delete(DeleteStep),
+    /// Run the built `kubectl-podiam` and assert on its exit code and JSON output.
+    Podiam(PodiamStep),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyStep {
+    /// A file or directory, relative to the scenario file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Inline YAML documents.
+    #[serde(default)]
+    pub manifests: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PodPhase {
+    Running,
+    Ready,
+    Succeeded,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WaitStep {
+    /// A pod by name…
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// …or the first pod matching a label selector (pods of a Deployment).
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(rename = "for", default = "default_phase")]
+    pub phase: PodPhase,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_phase() -> PodPhase {
+    PodPhase::Running
+}
+
+fn default_timeout() -> u64 {
+    90
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteStep {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodiamStep {
+    /// Arguments after `kubectl-podiam`; `${NAMESPACE}` expands, and `${POD:SELECTOR}` becomes
+    /// the name of the first pod matching the selector. `-n NS` and `-o json` are added.
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default, rename = "assert")]
+    pub assertions: Vec<Assertion>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum CatchItem {
+    Describe { pod: String },
+    Events {},
+    Logs { pod: String },
+    EmulatorLog {},
+}
+
+impl Scenario {
+    pub fn from_yaml(path: &Path, text: &str) -> Result<Self> {
+        let mut scenario: Scenario = serde_saphyr::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        scenario.path = path.to_path_buf();
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading scenario {}", path.display()))?;
+        Self::from_yaml(path, &text)
+    }
+
+    /// Loads every `*.yaml` under the given files or directories, sorted by path.
+    pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Self>> {
+        let mut files = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                for entry in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {
+                    let f = entry?.path();
+                    if matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                        files.push(f);
+                    }
+                }
+            } else {
+                files.push(p.clone());
+            }
+        }
+        files.sort();
+        files.iter().map(|f| Self::load(f)).collect()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let at = self.path.display();
+        if self.api_version != API_VERSION {
+            bail!("{at}: apiVersion must be {API_VERSION}, found {:?}", self.api_version);
+        }
+        if self.kind != KIND {
+            bail!("{at}: kind must be {KIND}, found {:?}", self.kind);
+        }
+        let name_ok = !self.metadata.name.is_empty()
+            && self.metadata.name.len() <= 40
+            && self
+                .metadata
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            bail!(
+                "{at}: metadata.name {:?} must be 1-40 lowercase letters, digits or '-' (it names the namespace)",
+                self.metadata.name
+            );
+        }
+        if self.spec.steps.is_empty() {
+            bail!("{at}: spec.steps is empty");
+        }
+        for (i, step) in self.spec.steps.iter().enumerate() {
+            match step {
+                Step::Apply(a) if a.file.is_some() == a.manifests.is_some() => {
+                    bail!("{at}: spec.steps[{i}].apply needs exactly one of file or manifests")
+                }
+                Step::Wait(w) if w.pod.is_some() == w.selector.is_some() => {
+                    bail!("{at}: spec.steps[{i}].wait needs exactly one of pod or selector")
+                }
+                Step::Podiam(p) => {
+                    for (j, a) in p.assertions.iter().enumerate() {
+                        a.validate().with_context(|| {
+                            format!("{at}: spec.steps[{i}].podiam.assert[{j}]")
+                        })?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The namespace this scenario runs in.
+    pub fn namespace(&self) -> String {
+        format!("podiam-{}", self.metadata.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+apiVersion: podiam.dev/v1alpha1
+kind: Scenario
+metadata: {name: aws-seed}
+spec:
+  cloud: aws
+  steps:
+    - apply: {file: ../examples/aws}
+    - wait: {pod: s3-pod}
+    - podiam:
+        args: [whoami, s3-pod]
+        assert:
+          - path: $.items[0].mechanism
+            equals: aws-irsa
+  catch:
+    - describe: {pod: s3-pod}
+    - events: {}
+"#;
+
+    #[test]
+    fn loads_a_scenario() {
+        let s = Scenario::from_yaml(Path::new("s.yaml"), GOOD).unwrap();
+        assert_eq!(s.spec.steps.len(), 3);
+        assert_eq!(s.namespace(), "podiam-aws-seed");
+        assert!(matches!(&s.spec.steps[1], Step::Wait(w) if w.phase == PodPhase::Running && w.timeout_seconds == 90));
+        let both = GOOD.replace("{pod: s3-pod}", "{pod: s3-pod, selector: a=b}");
+        assert!(Scenario::from_yaml(Path::new("w.yaml"), &both).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_name_file_and_line() {
+        let bad = GOOD.replace("    - wait: {pod: s3-pod}", "    - wait: {pod: s3-pod, forr: Ready}");
+        let err = Scenario::from_yaml(Path::new("bad.yaml"), &bad).unwrap_err().to_string();
+        assert!(err.starts_with("bad.yaml:"), "{err}");
+        assert!(err.contains("forr"), "{err}");
+        assert!(err.contains("line") || err.contains(":9"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_are_named() {
+        let bad = GOOD.replace("kind: Scenario", "kind: Test");
+        assert!(Scenario::from_yaml(Path::new("k.yaml"), &bad).unwrap_err().to_string().contains("kind must be Scenario"));
+        let bad = GOOD.replace("{file: ../examples/aws}", "{}");
+        assert!(Scenario::from_yaml(Path::new("a.yaml"), &bad).unwrap_err().to_string().contains("exactly one of file or manifests"));
+        let bad = GOOD.replace("equals: aws-irsa", "");
+        let err = format!("{:#}", Scenario::from_yaml(Path::new("x.yaml"), &bad).unwrap_err());
+        assert!(err.contains("assert[0]"), "{err}");
+    }
+}

@@ -1,0 +1,23 @@
+//! Every scenario in scenarios/ loads and validates (schema, steps, JSONPath assertions).
+
+use std::path::PathBuf;
+
+use podiam_e2e::scenario::{Scenario, Step};
+
+#[test]
+fn all_scenarios_load() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let scenarios = Scenario::load_all(&[dir]).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(scenarios.len() >= 10, "found {} scenarios", scenarios.len());
+    let mut names: Vec<&str> = scenarios.iter().map(|s| s.metadata.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), scenarios.len(), "scenario names must be unique (they name namespaces)");
+    for s in &scenarios {
+        assert!(
+            s.spec.steps.iter().any(|step| matches!(step, Step::Podiam(p) if !p.assertions.is_empty())),
+            "{} asserts nothing about the plugin's output",
+            s.metadata.name
+        );
+    }
+}
