@@ -5,8 +5,10 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod demo;
 pub mod emulators;
 pub mod python_env;
 pub mod runner;
 pub mod scenario;
 pub mod setup;
+pub mod webhooks;

@@ -26,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job on the embedded default: emulators + the seed's pod, verified.
+    Demo,
     /// Run emulators until Ctrl-C.
     Emulate {
         #[command(subcommand)]
@@ -105,6 +107,7 @@ fn default_state_dir() -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Demo => podiam_e2e::demo::run().await,
         Command::Emulate {
             cloud:
                 EmulateCloud::Aws {
