@@ -1,0 +1,71 @@
+//! Cluster providers. `local` runs a real single-node Kubernetes on this machine: etcd,
+//! kube-apiserver, kube-controller-manager, kube-scheduler and a kubelet built from the pinned
+//! Go modules in `e2e/k8s` (see `e2e/k8s/build.sh`), over Debian's containerd, runc and bridge
+//! CNI, with busybox-based images built locally (no registry, no Docker).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), podiam_e2e::cluster::ClusterError> {
+//! use podiam_e2e::cluster::{LocalCluster, LocalClusterOptions};
+//! let cluster = LocalCluster::up(LocalClusterOptions::new("https://issuer.example")).await?;
+//! println!("{}", cluster.kubeconfig_path().display());
+//! cluster.down()?;
+//! # Ok(()) }
+//! ```
+
+mod containerd;
+mod control_plane;
+mod error;
+mod host;
+mod images;
+mod kubeconfig;
+mod kubelet;
+mod leftovers;
+mod local;
+mod network;
+mod pki;
+mod process;
+
+use std::path::PathBuf;
+
+pub use error::ClusterError;
+pub use host::{HostPackages, ensure_host_packages, require_host_packages};
+pub use images::{BUSYBOX_IMAGE, DISTROLESS_IMAGE, DISTROLESS_SLEEP, PAUSE_IMAGE};
+pub use local::{
+    ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, failed_logs_dir,
+};
+pub use network::{BRIDGE_NAME, GATEWAY_IP, POD_CIDR};
+
+/// The Kubernetes release `e2e/k8s` pins and `e2e/k8s/build.sh` builds.
+pub const KUBERNETES_VERSION: &str = "v1.34.4";
+
+/// The binaries every local cluster needs, as `e2e/k8s/build.sh` names them.
+pub const KUBERNETES_BINARIES: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+];
+
+/// `${PODIAM_CACHE:-$HOME/.cache/podiam}`: where `build.sh` caches binaries.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("PODIAM_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".cache").join("podiam")
+        }
+    }
+}
+
+/// Where `e2e/k8s/build.sh` puts the binaries of [`KUBERNETES_VERSION`].
+pub fn default_binaries_dir() -> PathBuf {
+    cache_dir()
+        .join(format!("k8s-{KUBERNETES_VERSION}"))
+        .join("bin")
+}
+
+/// Default state directory for the local cluster (removed by `down`).
+pub fn default_state_dir() -> PathBuf {
+    cache_dir().join("cluster")
+}
