@@ -52,9 +52,13 @@ pub async fn run() -> Result<()> {
     println!("# Starting the AWS emulators: OIDC issuer, strict STS gate, moto (IAM enforced)");
     let emulators = AwsEmulators::start(AwsEmulatorOptions::default()).await?;
     emulators.apply(&CloudSetup::seed_aws()).await?;
-    emulators.apply(&CloudSetup::from_yaml(MISCONFIGURED_ROLE)?).await?;
+    emulators
+        .apply(&CloudSetup::from_yaml(MISCONFIGURED_ROLE)?)
+        .await?;
     println!("#   issuer {}", emulators.issuer_url());
-    println!("#   role my-pod-role trusts system:serviceaccount:default:s3-reader; bucket my-bucket");
+    println!(
+        "#   role my-pod-role trusts system:serviceaccount:default:s3-reader; bucket my-bucket"
+    );
 
     let workdir = tempfile::TempDir::with_prefix("podiam-demo-")?;
     let seed = workdir.path().join("seed");
@@ -93,7 +97,9 @@ pub async fn run() -> Result<()> {
     println!();
     match (first, second) {
         (0, 1) => {
-            println!("# demo: the seed pod verified (exit 0); the misconfiguration was caught (exit 1)");
+            println!(
+                "# demo: the seed pod verified (exit 0); the misconfiguration was caught (exit 1)"
+            );
             Ok(())
         }
         other => bail!("demo: unexpected exit codes {other:?} (want 0 then 1)"),

@@ -28,6 +28,24 @@ struct Cli {
 enum Command {
     /// The main job on the embedded default: emulators + the seed's pod, verified.
     Demo,
+    /// Run scenarios on the local cluster (real Kubernetes) against the emulators.
+    Run {
+        /// Scenario files or directories.
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// Cluster provider; only `local` runs here (kind needs Docker and a registry).
+        #[arg(long, default_value = "local")]
+        provider: String,
+        /// Write a JUnit report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Keep the cluster, namespaces and cloud objects afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Where the cluster's and emulators' state go.
+        #[arg(long, default_value_os_t = podiam_e2e::runner::suite::default_state_root())]
+        state_dir: PathBuf,
+    },
     /// Run emulators until Ctrl-C.
     Emulate {
         #[command(subcommand)]
@@ -108,6 +126,30 @@ fn default_state_dir() -> PathBuf {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo => podiam_e2e::demo::run().await,
+        Command::Run {
+            paths,
+            provider,
+            junit,
+            keep,
+            state_dir,
+        } => {
+            if provider != "local" {
+                anyhow::bail!("--provider {provider}: only `local` is implemented");
+            }
+            let outcomes =
+                podiam_e2e::runner::suite::run_suite(&podiam_e2e::runner::suite::SuiteOptions {
+                    paths,
+                    junit,
+                    keep,
+                    state_root: state_dir,
+                    plugin: podiam_e2e::demo::plugin_path()?,
+                })
+                .await?;
+            if outcomes.iter().any(|o| !o.passed()) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Emulate {
             cloud:
                 EmulateCloud::Aws {

@@ -12,10 +12,17 @@ fn all_scenarios_load() {
     let mut names: Vec<&str> = scenarios.iter().map(|s| s.metadata.name.as_str()).collect();
     names.sort();
     names.dedup();
-    assert_eq!(names.len(), scenarios.len(), "scenario names must be unique (they name namespaces)");
+    assert_eq!(
+        names.len(),
+        scenarios.len(),
+        "scenario names must be unique (they name namespaces)"
+    );
     for s in &scenarios {
         assert!(
-            s.spec.steps.iter().any(|step| matches!(step, Step::Podiam(p) if !p.assertions.is_empty())),
+            s.spec
+                .steps
+                .iter()
+                .any(|step| matches!(step, Step::Podiam(p) if !p.assertions.is_empty())),
             "{} asserts nothing about the plugin's output",
             s.metadata.name
         );

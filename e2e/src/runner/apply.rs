@@ -19,7 +19,9 @@ fn read_documents(base: &Path, step: &ApplyStep) -> Result<Vec<(String, String)>
     let path = base.join(step.file.as_ref().expect("validated: file or manifests"));
     let mut files = Vec::new();
     if path.is_dir() {
-        for entry in std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))? {
+        for entry in
+            std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))?
+        {
             let f = entry?.path();
             if matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
                 files.push(f);
@@ -32,36 +34,71 @@ fn read_documents(base: &Path, step: &ApplyStep) -> Result<Vec<(String, String)>
     files
         .into_iter()
         .map(|f| {
-            let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            let text =
+                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
             Ok((f.display().to_string(), text))
         })
         .collect()
 }
 
-pub async fn apply(client: &kube::Client, namespace: &str, base: &Path, step: &ApplyStep) -> Result<()> {
+/// Objects others depend on go first (a pod needs its ServiceAccount at admission).
+fn kind_rank(doc: &serde_json::Value) -> u8 {
+    match doc.get("kind").and_then(|k| k.as_str()) {
+        Some("Namespace") => 0,
+        Some("ServiceAccount" | "Secret" | "ConfigMap") => 1,
+        _ => 2,
+    }
+}
+
+pub async fn apply(
+    client: &kube::Client,
+    namespace: &str,
+    base: &Path,
+    step: &ApplyStep,
+) -> Result<()> {
+    let mut all = Vec::new();
     for (origin, text) in read_documents(base, step)? {
         let text = text.replace("${NAMESPACE}", namespace);
         let docs: Vec<serde_json::Value> =
             serde_saphyr::from_multiple(&text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
+        all.extend(
+            docs.into_iter()
+                .filter(|d| !d.is_null())
+                .map(|d| (origin.clone(), d)),
+        );
+    }
+    all.sort_by_key(|(_, d)| kind_rank(d));
+    {
+        for (origin, mut doc) in all {
             map_images(&mut doc);
-            let mut object: DynamicObject =
-                serde_json::from_value(doc).with_context(|| format!("{origin}: not a Kubernetes object"))?;
-            let types = object.types.clone().with_context(|| format!("{origin}: apiVersion/kind missing"))?;
+            let mut object: DynamicObject = serde_json::from_value(doc)
+                .with_context(|| format!("{origin}: not a Kubernetes object"))?;
+            let types = object
+                .types
+                .clone()
+                .with_context(|| format!("{origin}: apiVersion/kind missing"))?;
             let gvk = GroupVersionKind::try_from(&types)?;
             let (resource, caps) = pinned_kind(client, &gvk)
                 .await
                 .with_context(|| format!("{origin}: unknown kind {}", types.kind))?;
-            let name = object.metadata.name.clone().context("metadata.name missing")?;
+            let name = object
+                .metadata
+                .name
+                .clone()
+                .context("metadata.name missing")?;
             let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
                 object.metadata.namespace = Some(namespace.to_string());
                 Api::namespaced_with(client.clone(), namespace, &resource)
             } else {
                 Api::all_with(client.clone(), &resource)
             };
-            api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
-                .await
-                .with_context(|| format!("applying {} {name} from {origin}", types.kind))?;
+            api.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .with_context(|| format!("applying {} {name} from {origin}", types.kind))?;
         }
     }
     Ok(())
@@ -69,15 +106,25 @@ pub async fn apply(client: &kube::Client, namespace: &str, base: &Path, step: &A
 
 pub async fn delete(client: &kube::Client, namespace: &str, step: &DeleteStep) -> Result<()> {
     let gvk = match step.kind.as_str() {
-        "Pod" | "ServiceAccount" | "Secret" | "ConfigMap" => GroupVersionKind::gvk("", "v1", &step.kind),
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => GroupVersionKind::gvk("apps", "v1", &step.kind),
+        "Pod" | "ServiceAccount" | "Secret" | "ConfigMap" => {
+            GroupVersionKind::gvk("", "v1", &step.kind)
+        }
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+            GroupVersionKind::gvk("apps", "v1", &step.kind)
+        }
         other => bail!("delete: unsupported kind {other}"),
     };
     let (resource, _) = pinned_kind(client, &gvk).await?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    api.delete(&step.name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
-        .await
-        .with_context(|| format!("deleting {} {}", step.kind, step.name))?;
+    api.delete(
+        &step.name,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .with_context(|| format!("deleting {} {}", step.kind, step.name))?;
     // Wait until it is gone, so a later apply creates a new object (and the webhook sees CREATE).
     for _ in 0..300 {
         if api.get_opt(&step.name).await?.is_none() {

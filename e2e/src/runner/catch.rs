@@ -17,8 +17,16 @@ pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str)
                 let _ = writeln!(out, "--- pod {namespace}/{pod}");
                 match pods.get_opt(pod).await {
                     Ok(Some(p)) => {
-                        let _ = writeln!(out, "spec: {}", serde_json::to_string(&p.spec).unwrap_or_default());
-                        let _ = writeln!(out, "status: {}", serde_json::to_string(&p.status).unwrap_or_default());
+                        let _ = writeln!(
+                            out,
+                            "spec: {}",
+                            serde_json::to_string(&p.spec).unwrap_or_default()
+                        );
+                        let _ = writeln!(
+                            out,
+                            "status: {}",
+                            serde_json::to_string(&p.status).unwrap_or_default()
+                        );
                     }
                     Ok(None) => out.push_str("(absent)\n"),
                     Err(e) => {
@@ -44,7 +52,16 @@ pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str)
             }
             CatchItem::Logs { pod } => {
                 let _ = writeln!(out, "--- logs of {namespace}/{pod}");
-                match pods.logs(pod, &LogParams { tail_lines: Some(50), ..Default::default() }).await {
+                match pods
+                    .logs(
+                        pod,
+                        &LogParams {
+                            tail_lines: Some(50),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                {
                     Ok(l) => out.push_str(&l),
                     Err(e) => {
                         let _ = writeln!(out, "(error: {e})");

@@ -25,10 +25,18 @@ pub async fn reset_aws(endpoint: &str, admin: &AdminCredentials) -> Result<()> {
                 .send()
                 .await?;
         }
-        let attached = iam.list_attached_role_policies().role_name(name).send().await?;
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await?;
         for policy in attached.attached_policies() {
             if let Some(arn) = policy.policy_arn() {
-                iam.detach_role_policy().role_name(name).policy_arn(arn).send().await?;
+                iam.detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await?;
             }
         }
         iam.delete_role().role_name(name).send().await?;

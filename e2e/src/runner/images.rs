@@ -31,8 +31,10 @@ pub fn map_images(object: &mut serde_json::Value) {
     match object {
         serde_json::Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                if matches!(key.as_str(), "containers" | "initContainers" | "ephemeralContainers")
-                    && let Some(list) = value.as_array_mut()
+                if matches!(
+                    key.as_str(),
+                    "containers" | "initContainers" | "ephemeralContainers"
+                ) && let Some(list) = value.as_array_mut()
                 {
                     for c in list {
                         if let Some(img) = c.get("image").and_then(|i| i.as_str()) {
@@ -59,11 +61,23 @@ mod tests {
     fn maps_seed_images() {
         assert_eq!(map_image("amazonlinux"), LOCAL_BUSYBOX);
         assert_eq!(map_image("amazonlinux:2023"), LOCAL_BUSYBOX);
-        assert_eq!(map_image("mcr.microsoft.com/azure-cli:latest"), LOCAL_BUSYBOX);
-        assert_eq!(map_image("registry.example:5000/app"), "registry.example:5000/app");
+        assert_eq!(
+            map_image("mcr.microsoft.com/azure-cli:latest"),
+            LOCAL_BUSYBOX
+        );
+        assert_eq!(
+            map_image("registry.example:5000/app"),
+            "registry.example:5000/app"
+        );
         let mut deploy = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "google/cloud-sdk"}]}}}});
         map_images(&mut deploy);
-        assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], LOCAL_BUSYBOX);
-        assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Never");
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+            LOCAL_BUSYBOX
+        );
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Never"
+        );
     }
 }

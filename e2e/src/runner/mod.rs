@@ -4,8 +4,10 @@
 pub mod apply;
 pub mod catch;
 pub mod cloud_reset;
+pub mod environment;
 pub mod images;
 pub mod podiam_step;
+pub mod suite;
 pub mod wait;
 
 use std::path::PathBuf;
@@ -131,7 +133,9 @@ async fn create_namespace(client: &kube::Client, name: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while sas.get_opt("default").await?.is_none() {
         if Instant::now() > deadline {
-            anyhow::bail!("the default ServiceAccount never appeared in {name}: is kube-controller-manager running?");
+            anyhow::bail!(
+                "the default ServiceAccount never appeared in {name}: is kube-controller-manager running?"
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

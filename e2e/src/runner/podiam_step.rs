@@ -55,8 +55,12 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
     if step.assertions.is_empty() {
         return Ok(());
     }
-    let report: serde_json::Value = serde_json::from_str(&stdout)
-        .with_context(|| format!("kubectl podiam {}: stdout is not JSON; stderr: {stderr}", args.join(" ")))?;
+    let report: serde_json::Value = serde_json::from_str(&stdout).with_context(|| {
+        format!(
+            "kubectl podiam {}: stdout is not JSON; stderr: {stderr}",
+            args.join(" ")
+        )
+    })?;
     let failures: Vec<String> = step
         .assertions
         .iter()

@@ -32,14 +32,27 @@ fn describe(pod: Option<&Pod>) -> String {
         .flatten()
         .filter_map(|c| {
             let w = c.state.as_ref()?.waiting.as_ref()?;
-            Some(format!("{}: {} {}", c.name, w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default()))
+            Some(format!(
+                "{}: {} {}",
+                c.name,
+                w.reason.clone().unwrap_or_default(),
+                w.message.clone().unwrap_or_default()
+            ))
         })
         .collect();
-    format!("phase {:?}; {}", status.phase.unwrap_or_default(), waiting.join("; "))
+    format!(
+        "phase {:?}; {}",
+        status.phase.unwrap_or_default(),
+        waiting.join("; ")
+    )
 }
 
 /// The pod a step names, or the first (by name) matching its selector.
-pub async fn find_pod(api: &Api<Pod>, name: Option<&str>, selector: Option<&str>) -> Result<Option<Pod>> {
+pub async fn find_pod(
+    api: &Api<Pod>,
+    name: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Option<Pod>> {
     if let Some(name) = name {
         return Ok(api.get_opt(name).await?);
     }

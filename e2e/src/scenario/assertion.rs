@@ -26,7 +26,8 @@ pub struct Assertion {
 
 impl Assertion {
     pub fn validate(&self) -> Result<()> {
-        JsonPath::parse(&self.path).map_err(|e| anyhow::anyhow!("invalid JSONPath {:?}: {e}", self.path))?;
+        JsonPath::parse(&self.path)
+            .map_err(|e| anyhow::anyhow!("invalid JSONPath {:?}: {e}", self.path))?;
         let expectations = [
             self.equals.is_some(),
             self.matches.is_some(),
@@ -78,7 +79,10 @@ impl Assertion {
                 .or_else(|| self.matches.as_ref().map(|r| format!("matching /{r}/")))
                 .or_else(|| self.contains.as_ref().map(|c| format!("containing {c:?}")))
                 .unwrap_or_default();
-            Err(format!("{}: expected a value {wanted}, found {found}", self.path))
+            Err(format!(
+                "{}: expected a value {wanted}, found {found}",
+                self.path
+            ))
         }
     }
 }
@@ -95,13 +99,39 @@ mod tests {
     #[test]
     fn checks_values() {
         let doc = json!({"items": [{"mechanism": "aws-irsa", "checks": [{"id": "x.y", "status": "fail", "message": "AccessDenied here"}]}]});
-        assert!(a("{path: '$.items[0].mechanism', equals: aws-irsa}").check(&doc).is_ok());
-        assert!(a("{path: '$.items[0].mechanism', equals: none}").check(&doc).is_err());
-        assert!(a("{path: \"$.items[0].checks[?@.id=='x.y'].status\", equals: fail}").check(&doc).is_ok());
-        assert!(a("{path: \"$.items[0].checks[?@.id=='x.y'].message\", contains: AccessDenied}").check(&doc).is_ok());
-        assert!(a("{path: '$.items[0].mechanism', matches: '^aws-'}").check(&doc).is_ok());
-        assert!(a("{path: '$.items[0].identity', absent: true}").check(&doc).is_ok());
-        let err = a("{path: '$.items[1]', equals: 1}").check(&doc).unwrap_err();
+        assert!(
+            a("{path: '$.items[0].mechanism', equals: aws-irsa}")
+                .check(&doc)
+                .is_ok()
+        );
+        assert!(
+            a("{path: '$.items[0].mechanism', equals: none}")
+                .check(&doc)
+                .is_err()
+        );
+        assert!(
+            a("{path: \"$.items[0].checks[?@.id=='x.y'].status\", equals: fail}")
+                .check(&doc)
+                .is_ok()
+        );
+        assert!(
+            a("{path: \"$.items[0].checks[?@.id=='x.y'].message\", contains: AccessDenied}")
+                .check(&doc)
+                .is_ok()
+        );
+        assert!(
+            a("{path: '$.items[0].mechanism', matches: '^aws-'}")
+                .check(&doc)
+                .is_ok()
+        );
+        assert!(
+            a("{path: '$.items[0].identity', absent: true}")
+                .check(&doc)
+                .is_ok()
+        );
+        let err = a("{path: '$.items[1]', equals: 1}")
+            .check(&doc)
+            .unwrap_err();
         assert!(err.contains("no value"), "{err}");
     }
 

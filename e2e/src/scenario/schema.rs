@@ -138,8 +138,8 @@ pub enum CatchItem {
 
 impl Scenario {
     pub fn from_yaml(path: &Path, text: &str) -> Result<Self> {
-        let mut scenario: Scenario = serde_saphyr::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut scenario: Scenario =
+            serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         scenario.path = path.to_path_buf();
         scenario.validate()?;
         Ok(scenario)
@@ -156,7 +156,9 @@ impl Scenario {
         let mut files = Vec::new();
         for p in paths {
             if p.is_dir() {
-                for entry in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {
+                for entry in
+                    std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))?
+                {
                     let f = entry?.path();
                     if matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
                         files.push(f);
@@ -173,7 +175,10 @@ impl Scenario {
     fn validate(&self) -> Result<()> {
         let at = self.path.display();
         if self.api_version != API_VERSION {
-            bail!("{at}: apiVersion must be {API_VERSION}, found {:?}", self.api_version);
+            bail!(
+                "{at}: apiVersion must be {API_VERSION}, found {:?}",
+                self.api_version
+            );
         }
         if self.kind != KIND {
             bail!("{at}: kind must be {KIND}, found {:?}", self.kind);
@@ -204,9 +209,8 @@ impl Scenario {
                 }
                 Step::Podiam(p) => {
                     for (j, a) in p.assertions.iter().enumerate() {
-                        a.validate().with_context(|| {
-                            format!("{at}: spec.steps[{i}].podiam.assert[{j}]")
-                        })?;
+                        a.validate()
+                            .with_context(|| format!("{at}: spec.steps[{i}].podiam.assert[{j}]"))?;
                     }
                 }
                 _ => {}
@@ -249,15 +253,22 @@ spec:
         let s = Scenario::from_yaml(Path::new("s.yaml"), GOOD).unwrap();
         assert_eq!(s.spec.steps.len(), 3);
         assert_eq!(s.namespace(), "podiam-aws-seed");
-        assert!(matches!(&s.spec.steps[1], Step::Wait(w) if w.phase == PodPhase::Running && w.timeout_seconds == 90));
+        assert!(
+            matches!(&s.spec.steps[1], Step::Wait(w) if w.phase == PodPhase::Running && w.timeout_seconds == 90)
+        );
         let both = GOOD.replace("{pod: s3-pod}", "{pod: s3-pod, selector: a=b}");
         assert!(Scenario::from_yaml(Path::new("w.yaml"), &both).is_err());
     }
 
     #[test]
     fn unknown_fields_name_file_and_line() {
-        let bad = GOOD.replace("    - wait: {pod: s3-pod}", "    - wait: {pod: s3-pod, forr: Ready}");
-        let err = Scenario::from_yaml(Path::new("bad.yaml"), &bad).unwrap_err().to_string();
+        let bad = GOOD.replace(
+            "    - wait: {pod: s3-pod}",
+            "    - wait: {pod: s3-pod, forr: Ready}",
+        );
+        let err = Scenario::from_yaml(Path::new("bad.yaml"), &bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("bad.yaml:"), "{err}");
         assert!(err.contains("forr"), "{err}");
         assert!(err.contains("line") || err.contains(":9"), "{err}");
@@ -266,11 +277,24 @@ spec:
     #[test]
     fn semantic_errors_are_named() {
         let bad = GOOD.replace("kind: Scenario", "kind: Test");
-        assert!(Scenario::from_yaml(Path::new("k.yaml"), &bad).unwrap_err().to_string().contains("kind must be Scenario"));
+        assert!(
+            Scenario::from_yaml(Path::new("k.yaml"), &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("kind must be Scenario")
+        );
         let bad = GOOD.replace("{file: ../examples/aws}", "{}");
-        assert!(Scenario::from_yaml(Path::new("a.yaml"), &bad).unwrap_err().to_string().contains("exactly one of file or manifests"));
+        assert!(
+            Scenario::from_yaml(Path::new("a.yaml"), &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one of file or manifests")
+        );
         let bad = GOOD.replace("equals: aws-irsa", "");
-        let err = format!("{:#}", Scenario::from_yaml(Path::new("x.yaml"), &bad).unwrap_err());
+        let err = format!(
+            "{:#}",
+            Scenario::from_yaml(Path::new("x.yaml"), &bad).unwrap_err()
+        );
         assert!(err.contains("assert[0]"), "{err}");
     }
 }

@@ -1,0 +1,106 @@
+//! `podiam-e2e run`: load scenarios, start the environment once, run each scenario in its own
+//! namespace, print a summary, write JUnit, tear everything down.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::environment::Environment;
+use super::{RunContext, ScenarioOutcome};
+use crate::scenario::Scenario;
+
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    pub paths: Vec<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub keep: bool,
+    /// Where the emulators' and the cluster's state go.
+    pub state_root: PathBuf,
+    /// The built `kubectl-podiam`.
+    pub plugin: PathBuf,
+}
+
+pub fn default_state_root() -> PathBuf {
+    std::env::var_os("PODIAM_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/podiam")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("e2e")
+}
+
+pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
+    // Validate every file before starting anything: a typo fails in a second, not a minute.
+    let scenarios = Scenario::load_all(&options.paths)?;
+    if scenarios.is_empty() {
+        bail!("no scenarios found in {:?}", options.paths);
+    }
+    let started = Instant::now();
+    eprintln!("podiam-e2e: starting emulators, local cluster and webhook");
+    let env = Environment::start_local(&options.state_root).await?;
+    for (what, took) in &env.timings {
+        eprintln!("podiam-e2e:   {what}: {:.1}s", took.as_secs_f64());
+    }
+    let ctx = RunContext {
+        client: env.client.clone(),
+        kubeconfig: env.kubeconfig.clone(),
+        plugin: options.plugin.clone(),
+        aws: &env.aws,
+        keep: options.keep,
+    };
+    // One at a time: scenarios share the emulated AWS account, which each one resets.
+    let mut outcomes = Vec::new();
+    for scenario in &scenarios {
+        let outcome = super::run(scenario, &ctx).await;
+        eprintln!(
+            "{} {} ({:.1}s)",
+            if outcome.passed() { "PASS" } else { "FAIL" },
+            outcome.name,
+            outcome.duration.as_secs_f64()
+        );
+        if let Some(failure) = &outcome.failure {
+            eprintln!("  {}", failure.replace('\n', "\n  "));
+            if !outcome.diagnostics.is_empty() {
+                eprintln!(
+                    "  diagnostics:\n  {}",
+                    outcome.diagnostics.replace('\n', "\n  ")
+                );
+            }
+        }
+        outcomes.push(outcome);
+    }
+    if let Some(path) = &options.junit {
+        write_junit(path, &outcomes)?;
+    }
+    if !options.keep {
+        env.down().await?;
+    }
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    eprintln!("podiam-e2e: {:.1}s in all", started.elapsed().as_secs_f64());
+    Ok(outcomes)
+}
+
+fn write_junit(path: &Path, outcomes: &[ScenarioOutcome]) -> Result<()> {
+    let mut suite = TestSuite::new("podiam-e2e scenarios");
+    for o in outcomes {
+        let status = match &o.failure {
+            None => TestCaseStatus::success(),
+            Some(f) => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(f.lines().next().unwrap_or_default().to_string());
+                s.set_description(format!("{f}\n{}", o.diagnostics));
+                s
+            }
+        };
+        let mut case = TestCase::new(o.name.clone(), status);
+        case.set_classname(o.file.display().to_string());
+        case.set_time(o.duration);
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("podiam-e2e");
+    report.add_test_suite(suite);
+    std::fs::write(path, report.to_string()?)?;
+    Ok(())
+}
