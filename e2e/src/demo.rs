@@ -1,24 +1,25 @@
-//! `podiam-e2e demo`: the main job on the embedded default. Starts the strict AWS emulators with
-//! the seed's role, trust policy and bucket, then runs `kubectl podiam verify` on the seed's
-//! `s3-pod` as a user would read it: once as the seed wires it, once with a trust policy that
-//! names another namespace. Until the local cluster provider is wired in, the pod is verified
-//! from its manifests (`verify -f … --token-file -`) with a token the issuer mints for its
-//! ServiceAccount.
+//! `podiam-e2e demo`: the main job on the embedded default. Builds what is missing (setup),
+//! starts the strict AWS emulators, a real local Kubernetes and the EKS webhook stand-in, creates
+//! the seed's ServiceAccount `s3-reader` and pod `s3-pod`, and runs `kubectl podiam whoami` and
+//! `verify` on the running pod as a user would read them — then a second pod whose role's trust
+//! policy names another namespace — and tears everything down.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
-use tokio::io::AsyncWriteExt;
 
-use crate::emulators::{AwsEmulatorOptions, AwsEmulators, TokenSpec};
+use crate::emulators::AwsEmulators;
+use crate::runner::environment::Environment;
+use crate::runner::{apply, wait};
+use crate::scenario::PodPhase;
+use crate::scenario::schema::{ApplyStep, WaitStep};
 use crate::setup::CloudSetup;
 
 /// The seed's manifests, embedded so the demo runs from any directory.
 const SEED_SERVICE_ACCOUNT: &str = include_str!("../../examples/aws/serviceaccount.yaml");
 const SEED_POD: &str = include_str!("../../examples/aws/pod.yaml");
 
-const MISCONFIGURED_ROLE: &str = r#"
+const STAGING_ROLE: &str = r#"
 aws:
   roles:
     - name: staging-role
@@ -30,8 +31,29 @@ aws:
             Action: sts:AssumeRoleWithWebIdentity
             Condition:
               StringEquals:
-                "${ISSUER_HOSTPATH}:sub": system:serviceaccount:staging:s3-reader
+                "${ISSUER_HOSTPATH}:sub": system:serviceaccount:staging:staging-reader
                 "${ISSUER_HOSTPATH}:aud": sts.amazonaws.com
+"#;
+
+/// A pod in `default` whose ServiceAccount points at a role trusting namespace `staging`.
+const MISCONFIGURED: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: staging-reader
+  annotations:
+    eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/staging-role
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: staging-pod
+spec:
+  serviceAccountName: staging-reader
+  containers:
+    - name: app
+      image: amazonlinux
+      command: ["sleep", "3600"]
 "#;
 
 /// `kubectl-podiam` next to this executable (both are built by `cargo build`).
@@ -47,41 +69,62 @@ pub fn plugin_path() -> Result<PathBuf> {
     Ok(plugin)
 }
 
-pub async fn run() -> Result<()> {
+pub async fn run(state_root: &Path) -> Result<()> {
     let plugin = plugin_path()?;
-    println!("# Starting the AWS emulators: OIDC issuer, strict STS gate, moto (IAM enforced)");
-    let emulators = AwsEmulators::start(AwsEmulatorOptions::default()).await?;
-    emulators.apply(&CloudSetup::seed_aws()).await?;
-    emulators
-        .apply(&CloudSetup::from_yaml(MISCONFIGURED_ROLE)?)
-        .await?;
-    println!("#   issuer {}", emulators.issuer_url());
+    println!("# Setup: host packages, Kubernetes v1.34.4 and etcd (built once, cached), moto venv");
+    tokio::task::spawn_blocking(crate::prerequisites::ensure_all).await??;
+    println!("# Starting the AWS emulators, a local Kubernetes cluster and the EKS webhook");
+    let env = Environment::start_local(state_root).await?;
+    for (what, took) in &env.timings {
+        println!("#   {what}: {:.1}s", took.as_secs_f64());
+    }
+    let result = demo_steps(&env, &plugin).await;
+    env.down().await?;
+    println!("# Cluster stopped; emulators stopped.");
+    result
+}
+
+async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
+    env.aws.apply(&CloudSetup::seed_aws()).await?;
+    env.aws.apply(&CloudSetup::from_yaml(STAGING_ROLE)?).await?;
     println!(
         "#   role my-pod-role trusts system:serviceaccount:default:s3-reader; bucket my-bucket"
     );
-
-    let workdir = tempfile::TempDir::with_prefix("podiam-demo-")?;
-    let seed = workdir.path().join("seed");
-    std::fs::create_dir_all(&seed)?;
-    std::fs::write(seed.join("serviceaccount.yaml"), SEED_SERVICE_ACCOUNT)?;
-    std::fs::write(seed.join("pod.yaml"), SEED_POD)?;
-    let staging = workdir.path().join("misconfigured");
-    std::fs::create_dir_all(&staging)?;
-    std::fs::write(
-        staging.join("serviceaccount.yaml"),
-        SEED_SERVICE_ACCOUNT.replace("role/my-pod-role", "role/staging-role"),
-    )?;
-    std::fs::write(staging.join("pod.yaml"), SEED_POD)?;
-
-    let token = emulators.mint_token(&TokenSpec::new("default", "s3-reader"))?;
+    let manifests = format!("{SEED_SERVICE_ACCOUNT}\n---\n{SEED_POD}\n---\n{MISCONFIGURED}");
+    apply::apply(
+        &env.client,
+        "default",
+        Path::new("."),
+        &ApplyStep {
+            file: None,
+            manifests: Some(manifests),
+        },
+    )
+    .await
+    .context("creating the seed's ServiceAccount and pod")?;
+    for pod in ["s3-pod", "staging-pod"] {
+        wait::wait(
+            &env.client,
+            "default",
+            &WaitStep {
+                pod: Some(pod.into()),
+                selector: None,
+                phase: PodPhase::Running,
+                timeout_seconds: 90,
+            },
+        )
+        .await?;
+    }
     println!();
-    println!("# 1. The seed, as wired: s3-reader → my-pod-role");
-    let first = verify(
-        &plugin,
-        &emulators,
-        &seed,
-        &token,
+    println!("# 1. The seed's pod, as wired: s3-reader → my-pod-role");
+    let whoami = podiam(env, plugin, &["whoami", "s3-pod"]).await?;
+    println!();
+    let verified = podiam(
+        env,
+        plugin,
         &[
+            "verify",
+            "s3-pod",
             "--expect-role",
             "arn:aws:iam::123456789012:role/my-pod-role",
             "--can",
@@ -92,49 +135,39 @@ pub async fn run() -> Result<()> {
     )
     .await?;
     println!();
-    println!("# 2. Misconfigured: the role's trust policy names namespace staging");
-    let second = verify(&plugin, &emulators, &staging, &token, &[]).await?;
+    println!("# 2. Misconfigured: staging-pod's role trusts namespace staging, not default");
+    let caught = podiam(env, plugin, &["verify", "staging-pod"]).await?;
     println!();
-    match (first, second) {
-        (0, 1) => {
-            println!(
-                "# demo: the seed pod verified (exit 0); the misconfiguration was caught (exit 1)"
-            );
+    match (whoami, verified, caught) {
+        (0, 0, 1) => {
+            println!("# demo: s3-pod verified (exit 0); the misconfiguration was caught (exit 1)");
             Ok(())
         }
-        other => bail!("demo: unexpected exit codes {other:?} (want 0 then 1)"),
+        other => bail!("demo: unexpected exit codes {other:?} (want 0, 0, then 1)"),
     }
 }
 
-async fn verify(
-    plugin: &Path,
-    emulators: &AwsEmulators,
-    manifests: &Path,
-    token: &str,
-    extra: &[&str],
-) -> Result<i32> {
-    let (key, secret) = emulators.admin_credentials();
-    println!(
-        "$ kubectl podiam verify -f {} --token-file - {}",
-        manifests.file_name().unwrap_or_default().to_string_lossy(),
-        extra.join(" ")
-    );
-    let mut child = tokio::process::Command::new(plugin)
-        .args(["verify", "-f"])
-        .arg(manifests)
-        .args(["--token-file", "-"])
-        .args(extra)
-        .env("AWS_ENDPOINT_URL", emulators.gate_url())
-        .env("AWS_REGION", emulators.region())
+/// Runs the plugin as a user would, output straight to the terminal.
+async fn podiam(env: &Environment, plugin: &Path, args: &[&str]) -> Result<i32> {
+    println!("$ kubectl podiam {}", args.join(" "));
+    Ok(command(plugin, &env.kubeconfig, &env.aws)
+        .args(args)
+        .status()
+        .await
+        .with_context(|| format!("running {}", plugin.display()))?
+        .code()
+        .unwrap_or(-1))
+}
+
+fn command(plugin: &Path, kubeconfig: &Path, aws: &AwsEmulators) -> tokio::process::Command {
+    let (key, secret) = aws.admin_credentials();
+    let mut cmd = tokio::process::Command::new(plugin);
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env("AWS_ENDPOINT_URL", aws.gate_url())
+        .env("AWS_REGION", aws.region())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         // The operator's credentials: the plugin reads the trust policy to explain a refusal.
         .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .stdin(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {}", plugin.display()))?;
-    let mut stdin = child.stdin.take().context("stdin")?;
-    stdin.write_all(token.as_bytes()).await?;
-    drop(stdin);
-    Ok(child.wait().await?.code().unwrap_or(-1))
+        .env("AWS_SECRET_ACCESS_KEY", secret);
+    cmd
 }

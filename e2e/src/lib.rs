@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cluster;
 pub mod demo;
 pub mod emulators;
+pub mod prerequisites;
 pub mod python_env;
 pub mod runner;
 pub mod scenario;

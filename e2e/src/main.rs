@@ -28,6 +28,8 @@ struct Cli {
 enum Command {
     /// The main job on the embedded default: emulators + the seed's pod, verified.
     Demo,
+    /// Install and build what the local cluster needs (packages, Kubernetes, etcd, moto venv).
+    Setup,
     /// Run scenarios on the local cluster (real Kubernetes) against the emulators.
     Run {
         /// Scenario files or directories.
@@ -125,7 +127,18 @@ fn default_state_dir() -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Demo => podiam_e2e::demo::run().await,
+        Command::Demo => {
+            podiam_e2e::demo::run(&podiam_e2e::runner::suite::default_state_root()).await
+        }
+        Command::Setup => {
+            let report =
+                tokio::task::spawn_blocking(podiam_e2e::prerequisites::ensure_all).await??;
+            eprintln!(
+                "podiam-e2e: setup done in {:.1}s {report:?}",
+                report.took.as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Run {
             paths,
             provider,

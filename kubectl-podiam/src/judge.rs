@@ -61,6 +61,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     if let Some(m) = mechanism {
         checks.extend(m.static_checks(pod, &spec));
         let outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
+        // Runtime evidence supersedes the static prediction for the same check.
+        checks.retain(|c| !outcome.checks.iter().any(|r| r.id == c.id));
         checks.extend(outcome.checks);
         identity = outcome.identity;
         unreachable = outcome.unreachable;
