@@ -191,6 +191,31 @@ spec:
 }
 
 #[test]
+fn fully_preset_container_gets_no_mount_either() {
+    let item = one(&with_sa(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: default}
+spec:
+  serviceAccountName: s3-reader
+  containers:
+    - name: app
+      image: amazonlinux
+      env:
+        - {name: AWS_ROLE_ARN, value: "arn:aws:iam::123456789012:role/my-pod-role"}
+        - {name: AWS_REGION, value: eu-west-1}
+        - {name: AWS_STS_REGIONAL_ENDPOINTS, value: regional}
+"#,
+    ));
+    let mutated = message_of(&item, "aws.irsa.pod-mutated");
+    assert!(mutated.contains("lack the IRSA env or mount"), "{mutated}");
+    assert_eq!(item.verdict, Verdict::Fail);
+    // The preset role equals the annotation: only a warning, the missing mount is the failure.
+    assert_eq!(status_of(&item, "aws.irsa.preset-env"), Some(Status::Warn));
+}
+
+#[test]
 fn preset_token_path_outside_any_mount_fails() {
     let item = one(&with_sa(
         r#"

@@ -1,7 +1,8 @@
 //! What amazon-eks-pod-identity-webhook does to a pod at CREATE, so a workload template can be
 //! judged as the pod it will become. Mirrors pkg/handler/handler.go: env is injected only when
-//! the container sets neither AWS_ROLE_ARN nor AWS_WEB_IDENTITY_TOKEN_FILE; the volume and the
-//! mount are added regardless.
+//! the container sets neither AWS_ROLE_ARN nor AWS_WEB_IDENTITY_TOKEN_FILE; the mount is still
+//! added, unless the container also sets a region and AWS_STS_REGIONAL_ENDPOINTS, in which case
+//! upstream leaves it alone entirely.
 
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
@@ -87,6 +88,12 @@ pub fn mutate(pod: &PodSubject) -> PodSpec {
             return;
         }
         let preset = has_env(c, a::ENV_ROLE_ARN) || has_env(c, a::ENV_TOKEN_FILE);
+        let fully_preset = preset
+            && (has_env(c, "AWS_REGION") || has_env(c, "AWS_DEFAULT_REGION"))
+            && has_env(c, a::ENV_REGIONAL);
+        if fully_preset {
+            return;
+        }
         if !preset {
             let env = c.env.get_or_insert_with(Vec::new);
             if regional && !env.iter().any(|e| e.name == a::ENV_REGIONAL) {
