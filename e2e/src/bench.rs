@@ -31,7 +31,7 @@ pub struct LatencyStats {
 }
 
 impl LatencyStats {
-    fn from_samples(mut samples: Vec<Duration>) -> Self {
+    pub fn from_samples(mut samples: Vec<Duration>) -> Self {
         samples.sort();
         let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).saturating_sub(1)];
         Self {

@@ -118,6 +118,11 @@ enum BenchTarget {
         #[arg(long, default_value_t = 1000)]
         requests: usize,
     },
+    /// whoami/verify on the seed pod in the local cluster: p50/p99, and warm cluster up.
+    Verify {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -195,6 +200,14 @@ async fn main() -> Result<()> {
             spec.pod_name = pod;
             // The one place a token is printed: minting it is this command's job.
             println!("{}", mint_from_state_dir(&state_dir, &spec)?);
+            Ok(())
+        }
+        Command::Bench {
+            target: BenchTarget::Verify { runs },
+        } => {
+            let state_root = podiam_e2e::runner::suite::default_state_root();
+            let report = podiam_e2e::bench_verify::bench_verify(&state_root, runs).await?;
+            println!("{report}");
             Ok(())
         }
         Command::Bench {
