@@ -124,6 +124,7 @@ async fn runtime(
         None => return out,
     };
     tracing::debug!(source = %token.source, bytes = token.bytes.len(), "token obtained");
+    let token_source = token.source.clone();
     let claims = match token_claims::decode(&token.bytes) {
         Ok(c) => c,
         Err(e) => {
@@ -156,7 +157,7 @@ async fn runtime(
             out.identity = Some(Identity {
                 provider: "aws",
                 principal: assumed.caller_arn.clone(),
-                source: out_source(&out, &assumed),
+                source: token_source.clone(),
             });
             expected_role(&mut out, options, &assumed.caller_arn);
             access_checks(&mut out, options, &config, &assumed).await;
@@ -178,14 +179,6 @@ async fn runtime(
         }
     }
     out
-}
-
-fn out_source(out: &RuntimeOutcome, _assumed: &AssumedRole) -> String {
-    out.checks
-        .iter()
-        .find(|c| c.id == "aws.token.source")
-        .map(|c| c.message.clone())
-        .unwrap_or_default()
 }
 
 async fn obtain_token(
