@@ -8,6 +8,7 @@ pub mod bench_verify;
 pub mod cluster;
 pub mod demo;
 pub mod emulators;
+pub mod https_server;
 pub mod prerequisites;
 pub mod python_env;
 pub mod runner;

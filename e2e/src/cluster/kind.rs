@@ -141,7 +141,7 @@ impl KindCluster {
 
         let state = &options.state_dir;
         let kubeconfig = state.join("kubeconfig");
-        if list_clusters(&tools)?.iter().any(|c| *c == options.name) {
+        if list_clusters(&tools)?.contains(&options.name) {
             delete_cluster(&tools, &options.name, &kubeconfig)?;
         }
         if state.exists() {
@@ -151,12 +151,12 @@ impl KindCluster {
         for dir in [state.clone(), pki_dir.clone(), state.join("images")] {
             fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         }
-        let pki_dir = fs::canonicalize(&pki_dir)
-            .io_context(|| format!("resolving {}", pki_dir.display()))?;
+        let pki_dir =
+            fs::canonicalize(&pki_dir).io_context(|| format!("resolving {}", pki_dir.display()))?;
         write_key_pair(&pki_dir, &options.service_account_signing_key_pem)?;
 
-        let vars = KindConfigVars::new(options.service_account_issuer.clone())
-            .with_host_pki_dir(&pki_dir);
+        let vars =
+            KindConfigVars::new(options.service_account_issuer.clone()).with_host_pki_dir(&pki_dir);
         let config = KindConfig::load(&options.config_template, &vars)?;
         check_config(&config, &options, &pki_dir)?;
         let rendered = state.join("kind-config.yaml");

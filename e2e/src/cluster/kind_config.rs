@@ -110,7 +110,10 @@ impl KindConfigVars {
                 )
             }
         };
-        Ok(vec![(ISSUER_VAR, Some(self.issuer.clone())), (PKI_DIR_VAR, pki)])
+        Ok(vec![
+            (ISSUER_VAR, Some(self.issuer.clone())),
+            (PKI_DIR_VAR, pki),
+        ])
     }
 }
 
@@ -232,7 +235,8 @@ impl KindConfig {
             .map(|m| m.host_path)
     }
 
-    /// kube-apiserver `extraArgs`, `(name, value)` in file order, without leading dashes.
+    /// kube-apiserver `extraArgs`, `(name, value)` without leading dashes, in the order first
+    /// seen (by name within one map-form patch; kubeadm sorts the flags it writes anyway).
     pub fn apiserver_args(&self) -> &[(String, String)] {
         &self.apiserver
     }
@@ -263,13 +267,14 @@ impl KindConfig {
 
     /// `--service-account-issuer`, which the file must set.
     pub fn service_account_issuer(&self) -> Result<&str> {
-        self.apiserver_arg("service-account-issuer")?.ok_or_else(|| {
-            ClusterError::other(format!(
-                "{}: no ClusterConfiguration patch sets apiServer.extraArgs \
+        self.apiserver_arg("service-account-issuer")?
+            .ok_or_else(|| {
+                ClusterError::other(format!(
+                    "{}: no ClusterConfiguration patch sets apiServer.extraArgs \
                  service-account-issuer",
-                self.source
-            ))
-        })
+                    self.source
+                ))
+            })
     }
 
     /// `--service-account-jwks-uri`, if set.
@@ -316,7 +321,7 @@ impl KindConfig {
 }
 
 fn placeholder_regex() -> Regex {
-    Regex::new(r"\$\{([^}]*)\}").expect("a valid regex")
+    Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("a valid regex")
 }
 
 /// Names of the `${…}` placeholders left in `text`.
@@ -463,7 +468,12 @@ fn extra_args(extra: &Value) -> std::result::Result<Vec<(String, String)>, Strin
     match extra {
         Value::Object(map) => map
             .iter()
-            .map(|(k, v)| Ok((k.clone(), scalar(v).ok_or_else(|| format!("{k}: not a scalar"))?)))
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    scalar(v).ok_or_else(|| format!("{k}: not a scalar"))?,
+                ))
+            })
             .collect(),
         Value::Array(list) => list
             .iter()
@@ -589,7 +599,8 @@ mod tests {
 
     #[test]
     fn an_unknown_placeholder_is_an_error() {
-        let template = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: \"${PODIAM_ISUER}\"\n";
+        let template =
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: \"${PODIAM_ISUER}\"\n";
         let err = KindConfig::render(template, &KindConfigVars::new(ISSUER), "t")
             .unwrap_err()
             .to_string();
@@ -598,7 +609,8 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_yaml_are_refused() {
-        let template = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: \"${PODIAM_ISSUER}\"\n";
+        let template =
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: \"${PODIAM_ISSUER}\"\n";
         for bad in ["", "https://x\"y", "https://x\ny"] {
             assert!(
                 KindConfig::render(template, &KindConfigVars::new(bad), "t").is_err(),
@@ -654,16 +666,20 @@ nodes:
         assert_eq!(
             config.apiserver_flags().unwrap(),
             vec![
+                "--profiling=false".to_owned(),
                 format!("--service-account-issuer={ISSUER}"),
                 "--v=2".to_owned(),
-                "--profiling=false".to_owned(),
                 "--api-audiences=sts.amazonaws.com".to_owned(),
             ]
         );
         assert_eq!(config.service_account_jwks_uri().unwrap(), None);
         assert_eq!(
             config.local_apiserver_flags().unwrap().extra_args,
-            vec!["--v=2", "--profiling=false", "--api-audiences=sts.amazonaws.com"]
+            vec![
+                "--profiling=false",
+                "--v=2",
+                "--api-audiences=sts.amazonaws.com"
+            ]
         );
     }
 

@@ -1,7 +1,11 @@
 //! Cluster providers. `local` runs a real single-node Kubernetes on this machine: etcd,
 //! kube-apiserver, kube-controller-manager, kube-scheduler and a kubelet built from the pinned
 //! Go modules in `e2e/k8s` (see `e2e/k8s/build.sh`), over Debian's containerd, runc and bridge
-//! CNI, with busybox-based images built locally (no registry, no Docker).
+//! CNI, with busybox-based images built locally (no registry, no Docker). `kind` makes the
+//! same cluster shape in Docker from `kind-config.yaml` (CI machines with a Docker engine);
+//! `existing` uses the current kubeconfig and creates nothing it does not own. The
+//! service-account issuer flags of `local` and `kind` both come from `kind-config.yaml`
+//! ([`KindConfig`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), podiam_e2e::cluster::ClusterError> {
@@ -15,8 +19,11 @@
 mod containerd;
 mod control_plane;
 mod error;
+mod existing;
 mod host;
 mod images;
+mod kind;
+mod kind_config;
 mod kubeconfig;
 mod kubelet;
 mod leftovers;
@@ -28,8 +35,18 @@ mod process;
 use std::path::PathBuf;
 
 pub use error::ClusterError;
+pub use existing::ExistingCluster;
 pub use host::{HostPackages, ensure_host_packages, require_host_packages};
 pub use images::{BUSYBOX_IMAGE, DISTROLESS_IMAGE, DISTROLESS_SLEEP, PAUSE_IMAGE};
+pub use kind::{
+    KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster, KindClusterOptions, KindTools, KindUpTimings,
+    pick_ipv4_gateway, require_kind_and_docker,
+};
+pub use kind_config::{
+    ExtraMount, ISSUER_VAR, KIND_CONFIG_FILE, KindConfig, KindConfigVars,
+    LOCAL_PROVIDER_APISERVER_FLAGS, LocalApiServerFlags, NODE_PKI_DIR, PKI_DIR_VAR,
+    PUBLIC_KEY_FILE, SIGNING_KEY_FILE, default_kind_config_path,
+};
 pub use local::{
     ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, failed_logs_dir,
 };

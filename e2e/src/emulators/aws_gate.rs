@@ -14,7 +14,6 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::credentials::AdminCredentials;
-use super::https_server::bind_localhost;
 use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
@@ -22,6 +21,7 @@ use super::moto_web_identity::assume_role_in_moto;
 use super::request_log::{RequestLog, RequestLogEntry};
 use super::sts_error::{StsError, xml_escape};
 use super::web_identity_check::{ValidatedWebIdentity, WebIdentityRequest, check_web_identity};
+use crate::https_server::bind_localhost;
 
 /// S3 uploads in tests are small; this only bounds memory.
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;

@@ -4,7 +4,6 @@ mod aws_emulators;
 mod aws_gate;
 mod background_runtime;
 mod credentials;
-mod https_server;
 mod iam_directory;
 mod ids;
 mod jwks_cache;

@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use super::https_server::{bind_localhost, serve_https};
 use super::signing_key::SigningKey;
 use super::web_identity_token::{TokenSpec, mint_token};
+use crate::https_server::{bind_localhost, serve_https};
 
 /// EKS issuers look like `https://oidc.eks.REGION.amazonaws.com/id/<32 hex>`.
 pub const DEFAULT_ISSUER_PATH: &str = "/id/EXAMPLED539D4633E53DE1B71EXAMPLE";

@@ -31,7 +31,8 @@ use super::admission::{AdmissionResponse, AdmissionReviewIn, AdmissionReviewOut}
 use super::eks_mutation::{
     Jitter, Method, MutationSettings, SKIP_POD_LABEL, mutation_patch, service_account_name,
 };
-use super::tls::{serve_https, serving_tls};
+use super::tls::serving_tls;
+use crate::https_server::serve_https;
 
 /// Name of the MutatingWebhookConfiguration EKS installs.
 pub const CONFIGURATION_NAME: &str = "pod-identity-webhook";

@@ -1,17 +1,12 @@
 //! TLS for webhook servers: a throwaway CA (its PEM goes into the webhook configuration's
-//! `caBundle`) and a serving certificate signed by it, plus an HTTP/1.1-over-TLS accept loop.
+//! `caBundle`) and a serving certificate signed by it (served by `crate::https_server`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 /// A CA PEM and a rustls server configuration whose certificate it signed.
 pub struct ServingTls {
@@ -64,25 +59,4 @@ pub fn serving_tls(common_name: &str, ips: &[IpAddr]) -> Result<ServingTls> {
         ca_pem: ca_cert.pem(),
         config: Arc::new(config),
     })
-}
-
-/// Accepts TLS connections on `listener` and serves `router` over HTTP/1.1, forever.
-pub async fn serve_https(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router) {
-    let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let Ok((tcp, _peer)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            // A client that fails the handshake (e.g. does not trust our CA) is its problem.
-            let Ok(tls_stream) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls_stream), service)
-                .await;
-        });
-    }
 }
