@@ -28,6 +28,16 @@ struct Cli {
 enum Command {
     /// The main job on the embedded default: emulators + the seed's pod, verified.
     Demo,
+    /// A local cluster on its own, left running for manual use (`kubectl`, `kubectl podiam`).
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+        /// Cluster provider; only `local` here.
+        #[arg(long, global = true, default_value = "local")]
+        provider: String,
+        #[arg(long, global = true, default_value_os_t = podiam_e2e::cluster::LocalClusterOptions::new("").state_dir)]
+        state_dir: PathBuf,
+    },
     /// Install and build what the local cluster needs (packages, Kubernetes, etcd, moto venv).
     Setup,
     /// Run scenarios on the local cluster (real Kubernetes) against the emulators.
@@ -35,9 +45,9 @@ enum Command {
         /// Scenario files or directories.
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
-        /// Cluster provider; only `local` runs here (kind needs Docker and a registry).
-        #[arg(long, default_value = "local")]
-        provider: String,
+        /// Cluster provider: `local` (real binaries, root) or `kind` (Docker).
+        #[arg(long, value_enum, default_value = "local")]
+        provider: podiam_e2e::runner::environment::Provider,
         /// Write a JUnit report here.
         #[arg(long)]
         junit: Option<PathBuf>,
@@ -112,6 +122,20 @@ enum TokenAction {
 }
 
 #[derive(Subcommand)]
+enum ClusterAction {
+    /// Start and wait for node Ready; the processes keep running after this command exits.
+    Up {
+        /// `--service-account-issuer` (no emulator serves it in this mode).
+        #[arg(long, default_value = "https://127.0.0.1/podiam-local")]
+        issuer: String,
+    },
+    /// Stop every process a detached `up` started (by pid) and remove its state.
+    Down,
+    /// Each component's pid and whether it runs.
+    Status,
+}
+
+#[derive(Subcommand)]
 enum BenchTarget {
     /// AssumeRoleWithWebIdentity through the gate vs directly against moto.
     Sts {
@@ -135,6 +159,16 @@ async fn main() -> Result<()> {
         Command::Demo => {
             podiam_e2e::demo::run(&podiam_e2e::runner::suite::default_state_root()).await
         }
+        Command::Cluster {
+            action,
+            provider,
+            state_dir,
+        } => {
+            if provider != "local" {
+                anyhow::bail!("--provider {provider}: `cluster` manages the local provider only");
+            }
+            cluster_command(action, state_dir).await
+        }
         Command::Setup => {
             let report =
                 tokio::task::spawn_blocking(podiam_e2e::prerequisites::ensure_all).await??;
@@ -151,9 +185,6 @@ async fn main() -> Result<()> {
             keep,
             state_dir,
         } => {
-            if provider != "local" {
-                anyhow::bail!("--provider {provider}: only `local` is implemented");
-            }
             let outcomes =
                 podiam_e2e::runner::suite::run_suite(&podiam_e2e::runner::suite::SuiteOptions {
                     paths,
@@ -161,6 +192,7 @@ async fn main() -> Result<()> {
                     keep,
                     state_root: state_dir,
                     plugin: podiam_e2e::demo::plugin_path()?,
+                    provider,
                 })
                 .await?;
             if outcomes.iter().any(|o| !o.passed()) {
@@ -218,6 +250,37 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn cluster_command(action: ClusterAction, state_dir: PathBuf) -> Result<()> {
+    use podiam_e2e::cluster::{LocalCluster, LocalClusterOptions, down_detached, status_detached};
+    match action {
+        ClusterAction::Up { issuer } => {
+            let mut options = LocalClusterOptions::new(issuer);
+            options.state_dir = state_dir;
+            options.keep_running_on_drop = true;
+            let cluster = LocalCluster::up(options).await?;
+            println!("KUBECONFIG={}", cluster.kubeconfig_path().display());
+            eprintln!(
+                "podiam-e2e: node Ready in {:.1}s",
+                cluster.up_timings().total.as_secs_f64()
+            );
+        }
+        ClusterAction::Down => down_detached(&state_dir)?,
+        ClusterAction::Status => {
+            let components = status_detached(&state_dir);
+            if components.is_empty() {
+                println!("no cluster in {}", state_dir.display());
+            }
+            for (name, pid, running) in components {
+                println!(
+                    "{name:<24} pid {pid:<8} {}",
+                    if running { "running" } else { "stopped" }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn emulate_aws(

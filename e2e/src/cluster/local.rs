@@ -714,3 +714,29 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .io_context(|| format!("chmod {}", path.display()))
 }
+
+/// `podiam-e2e cluster down` from another process: stops what a detached `up` left running in
+/// `state_dir` (by its pid files) and removes everything it made.
+pub fn down_detached(state_dir: &Path) -> Result<()> {
+    let host = host::require_host_packages()?;
+    clean_leftovers(state_dir, &default_binaries_dir(), &host)
+}
+
+/// `podiam-e2e cluster status` from another process: each component's recorded pid and
+/// whether it still runs. Empty when no cluster was started in `state_dir`.
+pub fn status_detached(state_dir: &Path) -> Vec<(String, u32, bool)> {
+    let run_dir = state_dir.join("run");
+    let mut names: Vec<&str> = vec!["containerd"];
+    names.extend(KUBERNETES_BINARIES);
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let pid: u32 = fs::read_to_string(run_dir.join(format!("{name}.pid")))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), pid, process::is_alive(pid)))
+        })
+        .collect()
+}

@@ -48,7 +48,8 @@ pub use kind_config::{
     PUBLIC_KEY_FILE, SIGNING_KEY_FILE, default_kind_config_path,
 };
 pub use local::{
-    ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, failed_logs_dir,
+    ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, down_detached,
+    failed_logs_dir, status_detached,
 };
 pub use network::{BRIDGE_NAME, GATEWAY_IP, POD_CIDR};
 

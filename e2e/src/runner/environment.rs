@@ -8,14 +8,33 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::cluster::{LocalCluster, LocalClusterOptions};
+use std::net::SocketAddr;
+
+use crate::cluster::{
+    KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster, LocalClusterOptions,
+    default_kind_config_path,
+};
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 use crate::webhooks::{EksPodIdentityWebhook, WebhookOptions};
+
+/// Which Kubernetes the scenarios run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    /// Real binaries on this machine (needs root).
+    Local,
+    /// kind (needs Docker); the webhook stand-in listens on the kind network's gateway.
+    Kind,
+}
+
+pub enum Cluster {
+    Local(Box<LocalCluster>),
+    Kind(Box<KindCluster>),
+}
 
 pub struct Environment {
     // Field order is drop order: webhook, then cluster, then the emulators.
     pub webhook: EksPodIdentityWebhook,
-    pub cluster: Option<LocalCluster>,
+    pub cluster: Option<Cluster>,
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
     pub aws: AwsEmulators,
@@ -24,6 +43,10 @@ pub struct Environment {
 
 impl Environment {
     pub async fn start_local(state_root: &Path) -> Result<Self> {
+        Self::start(Provider::Local, state_root).await
+    }
+
+    pub async fn start(provider: Provider, state_root: &Path) -> Result<Self> {
         let mut timings = Vec::new();
         let t = Instant::now();
         let aws = AwsEmulators::start(AwsEmulatorOptions {
@@ -37,20 +60,40 @@ impl Environment {
 
         let t = Instant::now();
         let key_file = aws.state_dir().join(SIGNING_KEY_FILE_NAME);
-        let mut options = LocalClusterOptions::new(aws.issuer_url());
-        options.state_dir = state_root.join("cluster");
-        options.service_account_signing_key_pem = Some(
-            std::fs::read_to_string(&key_file)
-                .with_context(|| format!("reading {}", key_file.display()))?,
-        );
-        let cluster = LocalCluster::up(options)
-            .await
-            .context("starting the local cluster")?;
+        let signing_key = std::fs::read_to_string(&key_file)
+            .with_context(|| format!("reading {}", key_file.display()))?;
+        let (cluster, webhook_bind) = match provider {
+            Provider::Local => (
+                Cluster::Local(Box::new(
+                    local_cluster(&aws, state_root, signing_key).await?,
+                )),
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+            ),
+            Provider::Kind => {
+                let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
+                options.state_dir = state_root.join("kind");
+                let kind = KindCluster::up(options)
+                    .await
+                    .context("starting the kind cluster")?;
+                // The apiserver runs in a container: it reaches the host on the network's gateway.
+                let bind = SocketAddr::new(kind.host_gateway_ip(), 0);
+                (Cluster::Kind(Box::new(kind)), bind)
+            }
+        };
         timings.push(("cluster up (node Ready)", t.elapsed()));
 
         let t = Instant::now();
-        let client = cluster.client().await?;
-        let webhook = EksPodIdentityWebhook::start(client.clone(), WebhookOptions::default())?;
+        let (client, kubeconfig) = match &cluster {
+            Cluster::Local(c) => (c.client().await?, c.kubeconfig_path().to_path_buf()),
+            Cluster::Kind(c) => (c.client().await?, c.kubeconfig_path().to_path_buf()),
+        };
+        let webhook = EksPodIdentityWebhook::start(
+            client.clone(),
+            WebhookOptions {
+                bind: webhook_bind,
+                ..WebhookOptions::default()
+            },
+        )?;
         webhook.register(&client).await?;
         webhook
             .wait_until_called(&client, "default", Duration::from_secs(30))
@@ -59,7 +102,7 @@ impl Environment {
         timings.push(("webhook registered", t.elapsed()));
         Ok(Environment {
             webhook,
-            kubeconfig: cluster.kubeconfig_path().to_path_buf(),
+            kubeconfig,
             cluster: Some(cluster),
             client,
             aws,
@@ -67,11 +110,34 @@ impl Environment {
         })
     }
 
-    /// Stops the cluster (every process by pid) and then the emulators.
+    /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.
     pub async fn down(mut self) -> Result<()> {
-        if let Some(cluster) = self.cluster.take() {
-            cluster.down()?;
+        match self.cluster.take() {
+            Some(Cluster::Local(c)) => c.down()?,
+            Some(Cluster::Kind(c)) => c.down()?,
+            None => {}
         }
         Ok(())
     }
+}
+
+async fn local_cluster(
+    aws: &AwsEmulators,
+    state_root: &Path,
+    signing_key: String,
+) -> Result<LocalCluster> {
+    // Issuer and JWKS flags come from kind-config.yaml, the one source both providers read.
+    let flags = KindConfig::load(
+        &default_kind_config_path(),
+        &KindConfigVars::new(aws.issuer_url()),
+    )?
+    .local_apiserver_flags()?;
+    let mut options = LocalClusterOptions::new(flags.issuer);
+    options.service_account_jwks_uri = flags.jwks_uri;
+    options.extra_apiserver_args = flags.extra_args;
+    options.state_dir = state_root.join("cluster");
+    options.service_account_signing_key_pem = Some(signing_key);
+    LocalCluster::up(options)
+        .await
+        .context("starting the local cluster")
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::environment::Environment;
+use super::environment::{Environment, Provider};
 use super::{RunContext, ScenarioOutcome};
 use crate::scenario::Scenario;
 
@@ -20,6 +20,7 @@ pub struct SuiteOptions {
     pub state_root: PathBuf,
     /// The built `kubectl-podiam`.
     pub plugin: PathBuf,
+    pub provider: Provider,
 }
 
 pub fn default_state_root() -> PathBuf {
@@ -37,8 +38,11 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
         bail!("no scenarios found in {:?}", options.paths);
     }
     let started = Instant::now();
-    eprintln!("podiam-e2e: starting emulators, local cluster and webhook");
-    let env = Environment::start_local(&options.state_root).await?;
+    eprintln!(
+        "podiam-e2e: starting emulators, {:?} cluster and webhook",
+        options.provider
+    );
+    let env = Environment::start(options.provider, &options.state_root).await?;
     for (what, took) in &env.timings {
         eprintln!("podiam-e2e:   {what}: {:.1}s", took.as_secs_f64());
     }
