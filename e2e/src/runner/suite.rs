@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::environment::{Environment, Provider};
@@ -105,6 +105,10 @@ fn write_junit(path: &Path, outcomes: &[ScenarioOutcome]) -> Result<()> {
     }
     let mut report = Report::new("podiam-e2e");
     report.add_test_suite(suite);
-    std::fs::write(path, report.to_string()?)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, report.to_string()?)
+        .with_context(|| format!("writing JUnit to {}", path.display()))?;
     Ok(())
 }
