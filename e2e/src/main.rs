@@ -54,6 +54,9 @@ enum Command {
         /// Keep the cluster, namespaces and cloud objects afterwards.
         #[arg(long)]
         keep: bool,
+        /// Scenarios run at once (each with its own emulated AWS account).
+        #[arg(short = 'j', long, default_value_t = 1)]
+        jobs: usize,
         /// Where the cluster's and emulators' state go.
         #[arg(long, default_value_os_t = podiam_e2e::runner::suite::default_state_root())]
         state_dir: PathBuf,
@@ -183,6 +186,7 @@ async fn main() -> Result<()> {
             provider,
             junit,
             keep,
+            jobs,
             state_dir,
         } => {
             let outcomes =
@@ -193,6 +197,7 @@ async fn main() -> Result<()> {
                     state_root: state_dir,
                     plugin: podiam_e2e::demo::plugin_path()?,
                     provider,
+                    jobs,
                 })
                 .await?;
             if outcomes.iter().any(|o| !o.passed()) {

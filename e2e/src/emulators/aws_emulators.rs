@@ -173,8 +173,14 @@ impl AwsEmulators {
     /// Creates the setup's providers, roles and buckets, expanding `${ISSUER}`,
     /// `${ISSUER_HOSTPATH}` and `${ACCOUNT_ID}`. Goes through the gate so it sees the change.
     pub async fn apply(&self, setup: &CloudSetup) -> Result<()> {
+        self.apply_for_issuer(setup, self.issuer_url()).await
+    }
+
+    /// Like [`Self::apply`], with `${ISSUER}` naming `issuer`: for emulators whose tokens come
+    /// from another issuer (a parallel worker of a cluster whose issuer is the first emulator's).
+    pub async fn apply_for_issuer(&self, setup: &CloudSetup, issuer: &str) -> Result<()> {
         let variables = SetupVariables {
-            issuer: self.issuer_url().to_owned(),
+            issuer: issuer.to_owned(),
             account_id: ACCOUNT_ID.to_owned(),
         };
         setup

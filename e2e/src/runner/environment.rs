@@ -38,6 +38,9 @@ pub struct Environment {
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
     pub aws: AwsEmulators,
+    /// More emulator sets for parallel scenarios (`run -j N`): each has its own moto and gate,
+    /// trusts the cluster's issuer (the first set's) and shares its signing key.
+    pub workers: Vec<AwsEmulators>,
     pub timings: Vec<(&'static str, Duration)>,
 }
 
@@ -106,8 +109,32 @@ impl Environment {
             cluster: Some(cluster),
             client,
             aws,
+            workers: Vec::new(),
             timings,
         })
+    }
+
+    /// Starts `count` more emulator sets for parallel scenarios.
+    pub async fn add_workers(&mut self, count: usize, state_root: &Path) -> Result<()> {
+        for i in 0..count {
+            let worker = AwsEmulators::start(AwsEmulatorOptions {
+                state_dir: Some(state_root.join(format!("aws-worker-{}", i + 1))),
+                signing_key_file: Some(self.aws.state_dir().join(SIGNING_KEY_FILE_NAME)),
+                extra_trusted_ca_files: vec![self.aws.ca_file().to_path_buf()],
+                ..AwsEmulatorOptions::default()
+            })
+            .await
+            .with_context(|| format!("starting AWS emulator worker {}", i + 1))?;
+            self.workers.push(worker);
+        }
+        Ok(())
+    }
+
+    /// Every emulator set; the first one's issuer is the cluster's.
+    pub fn emulator_sets(&self) -> Vec<&AwsEmulators> {
+        std::iter::once(&self.aws)
+            .chain(self.workers.iter())
+            .collect()
     }
 
     /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.

@@ -27,6 +27,8 @@ pub struct RunContext<'a> {
     /// The built `kubectl-podiam` binary.
     pub plugin: PathBuf,
     pub aws: &'a AwsEmulators,
+    /// The cluster's service-account issuer: `${ISSUER}` in every scenario's setup.
+    pub issuer: String,
     /// Keep namespaces and cloud objects after the run (`--keep`).
     pub keep: bool,
 }
@@ -80,7 +82,7 @@ async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -
     create_namespace(&ctx.client, namespace).await?;
     let setup = cloud_reset::with_namespace(&scenario.spec.setup, namespace)?;
     ctx.aws
-        .apply(&setup)
+        .apply_for_issuer(&setup, &ctx.issuer)
         .await
         .context("cloud setup in the emulators")?;
     let base = scenario

@@ -21,6 +21,8 @@ pub struct SuiteOptions {
     /// The built `kubectl-podiam`.
     pub plugin: PathBuf,
     pub provider: Provider,
+    /// Scenarios run at once (each set of emulators runs one scenario at a time).
+    pub jobs: usize,
 }
 
 pub fn default_state_root() -> PathBuf {
@@ -42,38 +44,51 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
         "podiam-e2e: starting emulators, {:?} cluster and webhook",
         options.provider
     );
-    let env = Environment::start(options.provider, &options.state_root).await?;
+    let mut env = Environment::start(options.provider, &options.state_root).await?;
+    let jobs = options.jobs.clamp(1, scenarios.len());
+    env.add_workers(jobs - 1, &options.state_root).await?;
     for (what, took) in &env.timings {
         eprintln!("podiam-e2e:   {what}: {:.1}s", took.as_secs_f64());
     }
-    let ctx = RunContext {
-        client: env.client.clone(),
-        kubeconfig: env.kubeconfig.clone(),
-        plugin: options.plugin.clone(),
-        aws: &env.aws,
-        keep: options.keep,
-    };
-    // One at a time: scenarios share the emulated AWS account, which each one resets.
-    let mut outcomes = Vec::new();
-    for scenario in &scenarios {
-        let outcome = super::run(scenario, &ctx).await;
-        eprintln!(
-            "{} {} ({:.1}s)",
-            if outcome.passed() { "PASS" } else { "FAIL" },
-            outcome.name,
-            outcome.duration.as_secs_f64()
-        );
-        if let Some(failure) = &outcome.failure {
-            eprintln!("  {}", failure.replace('\n', "\n  "));
-            if !outcome.diagnostics.is_empty() {
-                eprintln!(
-                    "  diagnostics:\n  {}",
-                    outcome.diagnostics.replace('\n', "\n  ")
-                );
+    let issuer = env.aws.issuer_url().to_owned();
+    let contexts: Vec<RunContext> = env
+        .emulator_sets()
+        .into_iter()
+        .map(|aws| RunContext {
+            client: env.client.clone(),
+            kubeconfig: env.kubeconfig.clone(),
+            plugin: options.plugin.clone(),
+            aws,
+            issuer: issuer.clone(),
+            keep: options.keep,
+        })
+        .collect();
+    // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
+    // is emptied between its scenarios; namespaces keep the Kubernetes side apart.
+    let workers = contexts.iter().enumerate().map(|(k, ctx)| {
+        let mine: Vec<(usize, &Scenario)> = scenarios
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % jobs == k)
+            .collect();
+        async move {
+            let mut outcomes = Vec::new();
+            for (i, scenario) in mine {
+                let outcome = super::run(scenario, ctx).await;
+                report(&outcome);
+                outcomes.push((i, outcome));
             }
+            outcomes
         }
-        outcomes.push(outcome);
-    }
+    });
+    let mut indexed: Vec<(usize, ScenarioOutcome)> = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    indexed.sort_by_key(|(i, _)| *i);
+    let outcomes: Vec<ScenarioOutcome> = indexed.into_iter().map(|(_, o)| o).collect();
+    drop(contexts);
     if let Some(path) = &options.junit {
         write_junit(path, &outcomes)?;
     }
@@ -84,6 +99,24 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
     println!("{} passed, {} failed", outcomes.len() - failed, failed);
     eprintln!("podiam-e2e: {:.1}s in all", started.elapsed().as_secs_f64());
     Ok(outcomes)
+}
+
+fn report(outcome: &ScenarioOutcome) {
+    eprintln!(
+        "{} {} ({:.1}s)",
+        if outcome.passed() { "PASS" } else { "FAIL" },
+        outcome.name,
+        outcome.duration.as_secs_f64()
+    );
+    if let Some(failure) = &outcome.failure {
+        eprintln!("  {}", failure.replace('\n', "\n  "));
+        if !outcome.diagnostics.is_empty() {
+            eprintln!(
+                "  diagnostics:\n  {}",
+                outcome.diagnostics.replace('\n', "\n  ")
+            );
+        }
+    }
 }
 
 fn write_junit(path: &Path, outcomes: &[ScenarioOutcome]) -> Result<()> {
