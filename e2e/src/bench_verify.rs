@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 
 use crate::bench::LatencyStats;
 use crate::runner::environment::Environment;
+use crate::runner::plugin_command::plugin_command;
 use crate::runner::{apply, wait};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
@@ -108,18 +109,11 @@ async fn time_runs(
     args: &[&str],
     runs: usize,
 ) -> Result<LatencyStats> {
-    let (key, secret) = env.aws.admin_credentials();
     let mut samples = Vec::with_capacity(runs);
     for i in 0..runs + 2 {
         let started = Instant::now();
-        let out = tokio::process::Command::new(plugin)
+        let out = plugin_command(plugin, &env.kubeconfig, &env.aws)
             .args(args)
-            .env("KUBECONFIG", &env.kubeconfig)
-            .env("AWS_ENDPOINT_URL", env.aws.gate_url())
-            .env("AWS_REGION", env.aws.region())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", &key)
-            .env("AWS_SECRET_ACCESS_KEY", &secret)
             .output()
             .await?;
         let took = started.elapsed();

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::emulators::AwsEmulators;
 use crate::runner::environment::Environment;
+use crate::runner::plugin_command::plugin_command;
 use crate::runner::{apply, wait};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
@@ -150,24 +150,11 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
 /// Runs the plugin as a user would, output straight to the terminal.
 async fn podiam(env: &Environment, plugin: &Path, args: &[&str]) -> Result<i32> {
     println!("$ kubectl podiam {}", args.join(" "));
-    Ok(command(plugin, &env.kubeconfig, &env.aws)
+    Ok(plugin_command(plugin, &env.kubeconfig, &env.aws)
         .args(args)
         .status()
         .await
         .with_context(|| format!("running {}", plugin.display()))?
         .code()
         .unwrap_or(-1))
-}
-
-fn command(plugin: &Path, kubeconfig: &Path, aws: &AwsEmulators) -> tokio::process::Command {
-    let (key, secret) = aws.admin_credentials();
-    let mut cmd = tokio::process::Command::new(plugin);
-    cmd.env("KUBECONFIG", kubeconfig)
-        .env("AWS_ENDPOINT_URL", aws.gate_url())
-        .env("AWS_REGION", aws.region())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        // The operator's credentials: the plugin reads the trust policy to explain a refusal.
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret);
-    cmd
 }

@@ -6,6 +6,7 @@ pub mod catch;
 pub mod cloud_reset;
 pub mod environment;
 pub mod images;
+pub mod plugin_command;
 pub mod podiam_step;
 pub mod suite;
 pub mod wait;

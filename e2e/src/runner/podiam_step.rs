@@ -25,20 +25,9 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
     for arg in &step.args {
         args.push(expand(ctx, namespace, arg).await?);
     }
-    let (key, secret) = ctx.aws.admin_credentials();
-    let output = tokio::process::Command::new(&ctx.plugin)
+    let output = super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws)
         .args(&args)
         .args(["-n", namespace, "-o", "json"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .env("KUBECONFIG", &ctx.kubeconfig)
-        .env("AWS_ENDPOINT_URL", ctx.aws.gate_url())
-        .env("AWS_REGION", ctx.aws.region())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        // The operator's credentials, so the plugin can explain refusals from IAM.
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
         .output()
         .await
         .with_context(|| format!("running {}", ctx.plugin.display()))?;
