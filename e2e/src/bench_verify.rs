@@ -11,9 +11,6 @@ use anyhow::{Result, bail};
 use crate::bench::LatencyStats;
 use crate::runner::environment::Environment;
 use crate::runner::plugin_command::plugin_command;
-use crate::runner::{apply, wait};
-use crate::scenario::PodPhase;
-use crate::scenario::schema::{ApplyStep, WaitStep};
 use crate::setup::CloudSetup;
 
 const SEED: &str = concat!(
@@ -73,18 +70,7 @@ async fn measure(env: &Environment, plugin: &Path, runs: usize) -> Result<Verify
         .map(|(_, d)| *d)
         .unwrap_or_default();
     env.aws.apply(&CloudSetup::seed_aws()).await?;
-    let step = ApplyStep {
-        file: None,
-        manifests: Some(SEED.to_string()),
-    };
-    apply::apply(&env.client, "default", Path::new("."), &step).await?;
-    let wait_step = WaitStep {
-        pod: Some("s3-pod".into()),
-        selector: None,
-        phase: PodPhase::Running,
-        timeout_seconds: 90,
-    };
-    wait::wait(&env.client, "default", &wait_step).await?;
+    env.create_pods("default", SEED, &["s3-pod"]).await?;
     let whoami = ["whoami", "s3-pod", "-o", "json"];
     let verify = [
         "verify",

@@ -10,9 +10,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::runner::environment::Environment;
 use crate::runner::plugin_command::plugin_command;
-use crate::runner::{apply, wait};
-use crate::scenario::PodPhase;
-use crate::scenario::schema::{ApplyStep, WaitStep};
 use crate::setup::CloudSetup;
 
 /// The seed's manifests, embedded so the demo runs from any directory.
@@ -91,30 +88,9 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
         "#   role my-pod-role trusts system:serviceaccount:default:s3-reader; bucket my-bucket"
     );
     let manifests = format!("{SEED_SERVICE_ACCOUNT}\n---\n{SEED_POD}\n---\n{MISCONFIGURED}");
-    apply::apply(
-        &env.client,
-        "default",
-        Path::new("."),
-        &ApplyStep {
-            file: None,
-            manifests: Some(manifests),
-        },
-    )
-    .await
-    .context("creating the seed's ServiceAccount and pod")?;
-    for pod in ["s3-pod", "staging-pod"] {
-        wait::wait(
-            &env.client,
-            "default",
-            &WaitStep {
-                pod: Some(pod.into()),
-                selector: None,
-                phase: PodPhase::Running,
-                timeout_seconds: 90,
-            },
-        )
-        .await?;
-    }
+    env.create_pods("default", &manifests, &["s3-pod", "staging-pod"])
+        .await
+        .context("creating the seed's ServiceAccount and pods")?;
     println!();
     println!("# 1. The seed's pod, as wired: s3-reader → my-pod-role");
     let whoami = podiam(env, plugin, &["whoami", "s3-pod"]).await?;

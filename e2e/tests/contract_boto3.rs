@@ -10,21 +10,16 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use podiam_e2e::emulators::{AwsEmulatorOptions, AwsEmulators, TokenSpec};
+use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
 use podiam_e2e::python_env::PythonEnv;
-use podiam_e2e::setup::CloudSetup;
 
 const UNREGISTERED_ISSUER: &str = "https://oidc.eks.eu-west-1.amazonaws.com/id/UNREGISTERED";
 
 #[tokio::test]
 async fn boto3_web_identity_contract() {
-    let emulators = AwsEmulators::start(AwsEmulatorOptions::default())
+    let emulators = AwsEmulators::start_seeded()
         .await
-        .expect("start AWS emulators");
-    emulators
-        .apply(&CloudSetup::seed_aws())
-        .await
-        .expect("apply the AWS seed");
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
     let python = PythonEnv::ensure().expect("Python venv with boto3 and pytest");
 
     let mint = |adjust: &dyn Fn(&mut TokenSpec)| {

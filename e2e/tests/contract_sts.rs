@@ -3,20 +3,15 @@
 //! Needs python3 with venv and a reachable PyPI (for moto) — fails naming them otherwise.
 
 use aws_sdk_sts::error::ProvideErrorMetadata;
-use podiam_e2e::emulators::{AwsEmulatorOptions, AwsEmulators, TokenSpec};
+use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
 use podiam_e2e::setup::CloudSetup;
 
 const ROLE: &str = "my-pod-role";
 
 async fn seeded_emulators() -> AwsEmulators {
-    let emulators = AwsEmulators::start(AwsEmulatorOptions::default())
+    AwsEmulators::start_seeded()
         .await
-        .expect("start AWS emulators");
-    emulators
-        .apply(&CloudSetup::seed_aws())
-        .await
-        .expect("apply the AWS seed");
-    emulators
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)")
 }
 
 fn anonymous_sts(emulators: &AwsEmulators) -> aws_sdk_sts::Client {

@@ -5,21 +5,16 @@
 use std::process::Output;
 
 use assert_cmd::Command;
-use podiam_e2e::emulators::{AwsEmulatorOptions, AwsEmulators, TokenSpec};
+use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
 use podiam_e2e::setup::CloudSetup;
 use serde_json::Value;
 
 const SEED_ROLE: &str = "arn:aws:iam::123456789012:role/my-pod-role";
 
 async fn emulators() -> AwsEmulators {
-    let emulators = AwsEmulators::start(AwsEmulatorOptions::default())
+    AwsEmulators::start_seeded()
         .await
-        .expect("AWS emulators start (needs python3 with venv and PyPI for moto)");
-    emulators
-        .apply(&CloudSetup::seed_aws())
-        .await
-        .expect("seed setup applies");
-    emulators
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)")
 }
 
 fn examples() -> std::path::PathBuf {

@@ -2,8 +2,7 @@
 //! -vvv against the emulators and nothing token- or secret-shaped may appear.
 
 use assert_cmd::Command;
-use podiam_e2e::emulators::{AwsEmulatorOptions, AwsEmulators, TokenSpec};
-use podiam_e2e::setup::CloudSetup;
+use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
 use regex::Regex;
 
 fn examples() -> std::path::PathBuf {
@@ -31,10 +30,9 @@ fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_token_or_key_in_any_output_at_highest_verbosity() {
-    let emu = AwsEmulators::start(AwsEmulatorOptions::default())
+    let emu = AwsEmulators::start_seeded()
         .await
-        .expect("AWS emulators start (needs python3 with venv and PyPI for moto)");
-    emu.apply(&CloudSetup::seed_aws()).await.unwrap();
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
     let (admin_key, admin_secret) = emu.admin_credentials();
     let good = emu
         .mint_token(&TokenSpec::new("default", "s3-reader"))

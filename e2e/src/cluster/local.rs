@@ -253,13 +253,7 @@ impl LocalCluster {
         let kept = failed_logs_dir(&self.options.state_dir);
         let _ = fs::remove_dir_all(&kept);
         let moved = fs::rename(&logs, &kept).is_ok();
-        let _ = teardown(
-            &mut self.processes,
-            &self.options.state_dir,
-            &self.options.binaries_dir,
-            &self.host,
-            &self.containerd,
-        );
+        let _ = self.teardown();
         if let ClusterError::Component { log, .. } = &mut error
             && moved
             && let Ok(rest) = log.strip_prefix(&logs)
@@ -582,6 +576,10 @@ impl LocalCluster {
     /// directory. Blocks for a few seconds at most.
     pub fn down(mut self) -> Result<()> {
         self.down = true;
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
         teardown(
             &mut self.processes,
             &self.options.state_dir,
@@ -596,13 +594,7 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         if !self.down && !self.options.keep_running_on_drop {
             self.down = true;
-            let _ = teardown(
-                &mut self.processes,
-                &self.options.state_dir,
-                &self.options.binaries_dir,
-                &self.host,
-                &self.containerd,
-            );
+            let _ = self.teardown();
         }
     }
 }

@@ -122,6 +122,16 @@ impl AwsEmulators {
         })
     }
 
+    /// Default options with the seed applied (`CloudSetup::seed_aws`): where most tests start.
+    pub async fn start_seeded() -> Result<Self> {
+        let emulators = Self::start(AwsEmulatorOptions::default()).await?;
+        emulators
+            .apply(&CloudSetup::seed_aws())
+            .await
+            .context("applying the AWS seed")?;
+        Ok(emulators)
+    }
+
     /// The AWS endpoint for clients (`AWS_ENDPOINT_URL`): `http://127.0.0.1:PORT`.
     pub fn gate_url(&self) -> &str {
         self.gate.url()

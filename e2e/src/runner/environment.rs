@@ -15,6 +15,8 @@ use crate::cluster::{
     default_kind_config_path,
 };
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
+use crate::scenario::PodPhase;
+use crate::scenario::schema::{ApplyStep, WaitStep};
 use crate::webhooks::{EksPodIdentityWebhook, WebhookOptions};
 
 /// Which Kubernetes the scenarios run on.
@@ -112,6 +114,26 @@ impl Environment {
             workers: Vec::new(),
             timings,
         })
+    }
+
+    /// Applies `manifests` into `namespace` (seed images mapped to local ones) and waits until
+    /// each of `pods` runs.
+    pub async fn create_pods(&self, namespace: &str, manifests: &str, pods: &[&str]) -> Result<()> {
+        let step = ApplyStep {
+            file: None,
+            manifests: Some(manifests.to_owned()),
+        };
+        super::apply::apply(&self.client, namespace, Path::new("."), &step).await?;
+        for pod in pods {
+            let step = WaitStep {
+                pod: Some((*pod).to_owned()),
+                selector: None,
+                phase: PodPhase::Running,
+                timeout_seconds: 90,
+            };
+            super::wait::wait(&self.client, namespace, &step).await?;
+        }
+        Ok(())
     }
 
     /// Starts `count` more emulator sets for parallel scenarios.
