@@ -45,9 +45,16 @@ enum Command {
         /// Scenario files or directories.
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
-        /// Cluster provider: `local` (real binaries, root) or `kind` (Docker).
+        /// Cluster provider: `local` (real binaries, root), `kind` (Docker) or `existing` (the
+        /// current kubeconfig; installs no webhook, creates only namespaces).
         #[arg(long, value_enum, default_value = "local")]
         provider: podiam_e2e::runner::environment::Provider,
+        /// `--provider existing`: the kubeconfig file (default: $KUBECONFIG, ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// `--provider existing`: the context (default: the current one).
+        #[arg(long)]
+        context: Option<String>,
         /// Write a JUnit report here.
         #[arg(long)]
         junit: Option<PathBuf>,
@@ -184,11 +191,18 @@ async fn main() -> Result<()> {
         Command::Run {
             paths,
             provider,
+            kubeconfig,
+            context,
             junit,
             keep,
             jobs,
             state_dir,
         } => {
+            if provider != podiam_e2e::runner::environment::Provider::Existing
+                && (kubeconfig.is_some() || context.is_some())
+            {
+                anyhow::bail!("--kubeconfig and --context apply to --provider existing only");
+            }
             let outcomes =
                 podiam_e2e::runner::suite::run_suite(&podiam_e2e::runner::suite::SuiteOptions {
                     paths,
@@ -196,7 +210,11 @@ async fn main() -> Result<()> {
                     keep,
                     state_root: state_dir,
                     plugin: podiam_e2e::demo::plugin_path()?,
-                    provider,
+                    provider: podiam_e2e::runner::environment::ProviderOptions {
+                        provider,
+                        kubeconfig,
+                        context,
+                    },
                     jobs,
                 })
                 .await?;

@@ -31,6 +31,8 @@ pub struct ExistingCluster {
     context: String,
     client: kube::Client,
     server_version: String,
+    /// The context's cluster CA (PEM), when the kubeconfig names one.
+    ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for ExistingCluster {
@@ -86,6 +88,7 @@ impl ExistingCluster {
             context: Some(context.clone()),
             ..KubeConfigOptions::default()
         };
+        let ca_pem = cluster_ca_pem(&parsed, &context, &kubeconfig)?;
         let config = kube::Config::from_custom_kubeconfig(parsed, &options)
             .await
             .map_err(|e| {
@@ -114,7 +117,14 @@ impl ExistingCluster {
             context,
             client,
             server_version: version.git_version,
+            ca_pem,
         })
+    }
+
+    /// The CA the kubeconfig trusts for this cluster (PEM), if it names one; a JWKS fetched
+    /// from an issuer the apiserver serves itself is signed by it.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -160,6 +170,50 @@ impl ExistingCluster {
             .map(str::to_owned)
             .ok_or_else(|| ClusterError::other("the OIDC discovery document has no issuer"))
     }
+}
+
+/// `certificate-authority-data` (base64 PEM) or `certificate-authority` (a file, relative to
+/// the kubeconfig) of the context's cluster.
+fn cluster_ca_pem(parsed: &Kubeconfig, context: &str, kubeconfig: &Path) -> Result<Option<String>> {
+    use base64::Engine as _;
+    let cluster_name = parsed
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone());
+    let Some(cluster) = parsed
+        .clusters
+        .iter()
+        .find(|c| Some(&c.name) == cluster_name.as_ref())
+        .and_then(|c| c.cluster.as_ref())
+    else {
+        return Ok(None);
+    };
+    if let Some(data) = &cluster.certificate_authority_data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| {
+                ClusterError::other(format!(
+                    "{}: certificate-authority-data is not base64: {e}",
+                    kubeconfig.display()
+                ))
+            })?;
+        return Ok(Some(String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    if let Some(file) = &cluster.certificate_authority {
+        let path = kubeconfig
+            .parent()
+            .map_or_else(|| PathBuf::from(file), |dir| dir.join(file));
+        let pem = std::fs::read_to_string(&path).map_err(|e| {
+            ClusterError::other(format!(
+                "reading certificate-authority {}: {e}",
+                path.display()
+            ))
+        })?;
+        return Ok(Some(pem));
+    }
+    Ok(None)
 }
 
 fn http_get(path: &str) -> Result<axum::http::Request<Vec<u8>>> {

@@ -1,7 +1,8 @@
-//! Everything scenarios run against on the local provider, started in dependency order:
-//! the AWS emulators (whose OIDC issuer is the cluster's `--service-account-issuer` and signs
-//! with the cluster's key, as EKS publishes its issuer), the local cluster, and the EKS
-//! pod-identity webhook stand-in registered by URL.
+//! Everything scenarios run against, started in dependency order: the AWS emulators (whose
+//! OIDC issuer is the cluster's `--service-account-issuer` and signs with the cluster's key, as
+//! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
+//! by URL. On the `existing` provider nothing is created in the cluster but namespaces: the
+//! cluster's own issuer is read from its discovery document and its own webhooks mutate pods.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use anyhow::{Context, Result};
 use std::net::SocketAddr;
 
 use crate::cluster::{
-    KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster, LocalClusterOptions,
-    default_kind_config_path,
+    ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
+    LocalClusterOptions, default_kind_config_path,
 };
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 use crate::scenario::PodPhase;
@@ -26,19 +27,50 @@ pub enum Provider {
     Local,
     /// kind (needs Docker); the webhook stand-in listens on the kind network's gateway.
     Kind,
+    /// The cluster of the current kubeconfig (or `--kubeconfig`/`--context`): no webhook is
+    /// installed and nothing cluster-scoped is created; the emulators trust its issuer.
+    Existing,
+}
+
+/// Which cluster to use, with what the `existing` provider needs.
+#[derive(Debug, Clone)]
+pub struct ProviderOptions {
+    pub provider: Provider,
+    /// `existing` only: the kubeconfig file and context (defaults as kubectl's).
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+impl ProviderOptions {
+    pub fn new(provider: Provider) -> Self {
+        Self {
+            provider,
+            kubeconfig: None,
+            context: None,
+        }
+    }
 }
 
 pub enum Cluster {
     Local(Box<LocalCluster>),
     Kind(Box<KindCluster>),
+    /// Not ours: never stopped.
+    Existing(Box<ExistingCluster>),
 }
 
 pub struct Environment {
     // Field order is drop order: webhook, then cluster, then the emulators.
-    pub webhook: EksPodIdentityWebhook,
+    /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
+    pub webhook: Option<EksPodIdentityWebhook>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
+    /// The cluster's service-account issuer: `${ISSUER}` in every scenario's setup.
+    pub issuer: String,
+    /// Global flags every plugin run gets (`--context` on the `existing` provider).
+    pub plugin_args: Vec<String>,
+    /// CAs the emulators trust to fetch the issuer's JWKS besides their own (`existing`).
+    pub issuer_ca_files: Vec<PathBuf>,
     pub aws: AwsEmulators,
     /// More emulator sets for parallel scenarios (`run -j N`): each has its own moto and gate,
     /// trusts the cluster's issuer (the first set's) and shares its signing key.
@@ -48,10 +80,14 @@ pub struct Environment {
 
 impl Environment {
     pub async fn start_local(state_root: &Path) -> Result<Self> {
-        Self::start(Provider::Local, state_root).await
+        Self::start(&ProviderOptions::new(Provider::Local), state_root).await
     }
 
-    pub async fn start(provider: Provider, state_root: &Path) -> Result<Self> {
+    pub async fn start(options: &ProviderOptions, state_root: &Path) -> Result<Self> {
+        let provider = options.provider;
+        if provider == Provider::Existing {
+            return Self::start_existing(options, state_root).await;
+        }
         let mut timings = Vec::new();
         let t = Instant::now();
         let aws = AwsEmulators::start(AwsEmulatorOptions {
@@ -84,6 +120,7 @@ impl Environment {
                 let bind = SocketAddr::new(kind.host_gateway_ip(), 0);
                 (Cluster::Kind(Box::new(kind)), bind)
             }
+            Provider::Existing => unreachable!("handled by start_existing"),
         };
         timings.push(("cluster up (node Ready)", t.elapsed()));
 
@@ -91,6 +128,7 @@ impl Environment {
         let (client, kubeconfig) = match &cluster {
             Cluster::Local(c) => (c.client().await?, c.kubeconfig_path().to_path_buf()),
             Cluster::Kind(c) => (c.client().await?, c.kubeconfig_path().to_path_buf()),
+            Cluster::Existing(c) => (c.client(), c.kubeconfig_path().to_path_buf()),
         };
         let webhook = EksPodIdentityWebhook::start(
             client.clone(),
@@ -106,10 +144,66 @@ impl Environment {
             .context("the apiserver never called the pod-identity webhook")?;
         timings.push(("webhook registered", t.elapsed()));
         Ok(Environment {
-            webhook,
+            webhook: Some(webhook),
             kubeconfig,
+            issuer: aws.issuer_url().to_owned(),
+            plugin_args: Vec::new(),
+            issuer_ca_files: Vec::new(),
             cluster: Some(cluster),
             client,
+            aws,
+            workers: Vec::new(),
+            timings,
+        })
+    }
+
+    /// The `existing` provider: connect, read the cluster's issuer, and start emulators that
+    /// trust it (its JWKS is fetched with the kubeconfig's CA besides the public roots). Only
+    /// the emulators' own objects and the scenarios' namespaces are ever created.
+    async fn start_existing(options: &ProviderOptions, state_root: &Path) -> Result<Self> {
+        let mut timings = Vec::new();
+        let t = Instant::now();
+        let cluster = ExistingCluster::connect(options.kubeconfig.clone(), options.context.clone())
+            .await
+            .context("connecting to the existing cluster")?;
+        let issuer = cluster
+            .service_account_issuer()
+            .await
+            .context("reading the existing cluster's service-account issuer")?;
+        let state_dir = state_root.join("existing");
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("creating {}", state_dir.display()))?;
+        let mut extra_trusted_ca_files = Vec::new();
+        if let Some(pem) = cluster.ca_pem() {
+            // A CA certificate is public; the gate reads it to fetch the cluster's JWKS.
+            let ca_file = state_dir.join("cluster-ca.pem");
+            std::fs::write(&ca_file, pem)
+                .with_context(|| format!("writing {}", ca_file.display()))?;
+            extra_trusted_ca_files.push(ca_file);
+        }
+        timings.push(("existing cluster connected", t.elapsed()));
+        let t = Instant::now();
+        let aws = AwsEmulators::start(AwsEmulatorOptions {
+            state_dir: Some(state_root.join("aws")),
+            extra_trusted_ca_files: extra_trusted_ca_files.clone(),
+            ..AwsEmulatorOptions::default()
+        })
+        .await
+        .context("starting the AWS emulators")?;
+        timings.push(("emulators", t.elapsed()));
+        eprintln!(
+            "podiam-e2e: existing cluster {} ({}), issuer {issuer}",
+            cluster.context(),
+            cluster.server_version()
+        );
+        Ok(Environment {
+            webhook: None,
+            client: cluster.client(),
+            kubeconfig: cluster.kubeconfig_path().to_path_buf(),
+            issuer,
+            plugin_args: vec!["--context".to_owned(), cluster.context().to_owned()],
+            issuer_ca_files: extra_trusted_ca_files,
+            cluster: Some(Cluster::Existing(Box::new(cluster))),
             aws,
             workers: Vec::new(),
             timings,
@@ -138,11 +232,14 @@ impl Environment {
 
     /// Starts `count` more emulator sets for parallel scenarios.
     pub async fn add_workers(&mut self, count: usize, state_root: &Path) -> Result<()> {
+        let key_file = self.aws.state_dir().join(SIGNING_KEY_FILE_NAME);
+        let mut trusted = vec![self.aws.ca_file().to_path_buf()];
+        trusted.extend(self.issuer_ca_files.iter().cloned());
         for i in 0..count {
             let worker = AwsEmulators::start(AwsEmulatorOptions {
                 state_dir: Some(state_root.join(format!("aws-worker-{}", i + 1))),
-                signing_key_file: Some(self.aws.state_dir().join(SIGNING_KEY_FILE_NAME)),
-                extra_trusted_ca_files: vec![self.aws.ca_file().to_path_buf()],
+                signing_key_file: key_file.exists().then(|| key_file.clone()),
+                extra_trusted_ca_files: trusted.clone(),
                 ..AwsEmulatorOptions::default()
             })
             .await
@@ -164,7 +261,8 @@ impl Environment {
         match self.cluster.take() {
             Some(Cluster::Local(c)) => c.down()?,
             Some(Cluster::Kind(c)) => c.down()?,
-            None => {}
+            // Not ours to stop.
+            Some(Cluster::Existing(_)) | None => {}
         }
         Ok(())
     }

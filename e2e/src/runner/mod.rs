@@ -27,6 +27,8 @@ pub struct RunContext<'a> {
     pub kubeconfig: PathBuf,
     /// The built `kubectl-podiam` binary.
     pub plugin: PathBuf,
+    /// Global flags before every plugin run's own (e.g. `--context`).
+    pub plugin_args: Vec<String>,
     pub aws: &'a AwsEmulators,
     /// The cluster's service-account issuer: `${ISSUER}` in every scenario's setup.
     pub issuer: String,

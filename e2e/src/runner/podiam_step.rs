@@ -26,6 +26,7 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
         args.push(expand(ctx, namespace, arg).await?);
     }
     let output = super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws)
+        .args(&ctx.plugin_args)
         .args(&args)
         .args(["-n", namespace, "-o", "json"])
         .output()

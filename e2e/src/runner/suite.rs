@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::environment::{Environment, Provider};
+use super::environment::{Environment, ProviderOptions};
 use super::{RunContext, ScenarioOutcome};
 use crate::scenario::Scenario;
 
@@ -20,7 +20,7 @@ pub struct SuiteOptions {
     pub state_root: PathBuf,
     /// The built `kubectl-podiam`.
     pub plugin: PathBuf,
-    pub provider: Provider,
+    pub provider: ProviderOptions,
     /// Scenarios run at once (each set of emulators runs one scenario at a time).
     pub jobs: usize,
 }
@@ -42,15 +42,15 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
     let started = Instant::now();
     eprintln!(
         "podiam-e2e: starting emulators, {:?} cluster and webhook",
-        options.provider
+        options.provider.provider
     );
-    let mut env = Environment::start(options.provider, &options.state_root).await?;
+    let mut env = Environment::start(&options.provider, &options.state_root).await?;
     let jobs = options.jobs.clamp(1, scenarios.len());
     env.add_workers(jobs - 1, &options.state_root).await?;
     for (what, took) in &env.timings {
         eprintln!("podiam-e2e:   {what}: {:.1}s", took.as_secs_f64());
     }
-    let issuer = env.aws.issuer_url().to_owned();
+    let issuer = env.issuer.clone();
     let contexts: Vec<RunContext> = env
         .emulator_sets()
         .into_iter()
@@ -58,6 +58,7 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             client: env.client.clone(),
             kubeconfig: env.kubeconfig.clone(),
             plugin: options.plugin.clone(),
+            plugin_args: env.plugin_args.clone(),
             aws,
             issuer: issuer.clone(),
             keep: options.keep,
