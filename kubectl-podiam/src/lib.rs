@@ -4,6 +4,7 @@
 //! TokenRequest, token file) → exchange with the cloud → checks → render.
 
 pub mod app;
+pub mod bind;
 pub mod cli;
 pub mod commands;
 pub mod error;

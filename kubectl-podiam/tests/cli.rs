@@ -210,3 +210,56 @@ fn completion_and_version() {
         .success()
         .stdout(predicate::str::starts_with("kubectl-podiam "));
 }
+
+#[test]
+fn bind_help_snapshot() {
+    let out = podiam().args(["bind", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn bind_usage_errors_exit_2_before_touching_anything() {
+    // No identity flag.
+    podiam().args(["bind", "s3-reader"]).assert().code(2);
+    // Flags that belong to --aws-role.
+    podiam()
+        .args(["bind", "s3-reader", "--create-role"])
+        .assert()
+        .code(2);
+    // An unknown --dry-run value.
+    podiam()
+        .args(["bind", "s3-reader", "--aws-role", "r", "--dry-run=maybe"])
+        .assert()
+        .code(2);
+    // JUnit is verify's format.
+    podiam()
+        .args(["bind", "s3-reader", "--aws-role", "r", "-o", "junit"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty());
+}
+
+#[test]
+fn bind_against_an_unreachable_cluster_exits_3_and_prints_no_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: placeholder}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    podiam()
+        .args([
+            "bind",
+            "s3-reader",
+            "--aws-role",
+            "my-pod-role",
+            "--dry-run=client",
+        ])
+        .args(["--request-timeout", "5s", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::is_empty());
+}

@@ -42,6 +42,17 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
             step.exit_code
         );
     }
+    let missing: Vec<&String> = step
+        .stderr_contains
+        .iter()
+        .filter(|text| !stderr.contains(text.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "kubectl podiam {}: stderr lacks {missing:?}\nstderr:\n{stderr}",
+            args.join(" ")
+        );
+    }
     if step.assertions.is_empty() {
         return Ok(());
     }

@@ -1,5 +1,6 @@
 //! Glue from the CLI to the judging flow. Commands never reach into a mechanism.
 
+pub mod bind;
 pub mod verify;
 pub mod whoami;
 

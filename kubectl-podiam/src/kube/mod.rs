@@ -2,5 +2,6 @@
 
 pub mod client;
 pub mod exec;
+pub mod issuer;
 pub mod pods;
 pub mod token_request;
