@@ -37,10 +37,11 @@ pub fn router(state: Arc<GcpState>) -> Router {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GenerateAccessTokenRequest {
+    // google-auth sends `"delegates": null`.
     #[serde(default)]
-    delegates: Vec<String>,
+    delegates: Option<Vec<String>>,
     #[serde(default)]
-    scope: Vec<String>,
+    scope: Option<Vec<String>>,
     #[serde(default)]
     lifetime: Option<String>,
 }
@@ -92,7 +93,7 @@ fn generate_access_token(
         .ok_or_else(RpcError::unauthenticated)?
         .principal;
     let request = parse_request(body)?;
-    if !request.delegates.is_empty() {
+    if request.delegates.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(RpcError::invalid_argument(
             "Delegation chains are not emulated.",
         ));
@@ -121,7 +122,7 @@ fn parse_request(body: &Bytes) -> Result<GenerateAccessTokenRequest, RpcError> {
     let request: GenerateAccessTokenRequest = serde_json::from_slice(body).map_err(|err| {
         RpcError::invalid_argument(format!("Invalid JSON payload received. {err}"))
     })?;
-    if request.scope.is_empty() {
+    if request.scope.as_ref().is_none_or(Vec::is_empty) {
         return Err(RpcError::invalid_argument("Scope required."));
     }
     Ok(request)
