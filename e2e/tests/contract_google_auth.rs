@@ -74,10 +74,7 @@ async fn google_auth_contract() {
             "credential_source": {"file": token_file, "format": {"type": "text"}},
         });
         write_private(&file, &body.to_string());
-        configs.push((
-            format!("PODIAM_CONFIG_{case}"),
-            file.display().to_string(),
-        ));
+        configs.push((format!("PODIAM_CONFIG_{case}"), file.display().to_string()));
     };
     config("OK", mint(&|_| {}), &audience, GSA);
     config(
@@ -139,7 +136,9 @@ async fn google_auth_contract() {
     for account in &mut unbound.service_accounts {
         account.iam_policy.bindings.clear();
     }
-    emulators.apply(&unbound, &variables).expect("apply unbound");
+    emulators
+        .apply(&unbound, &variables)
+        .expect("apply unbound");
     let unbound_summary = run_pytest("unbound");
     assert!(unbound_summary.contains("passed"), "{unbound_summary}");
 
@@ -150,8 +149,10 @@ async fn google_auth_contract() {
         "{log:?}"
     );
     assert!(
-        log.iter().any(|e| e.action.starts_with("iamcredentials:generateAccessToken")
-            && e.outcome == "PERMISSION_DENIED"),
+        log.iter().any(
+            |e| e.action.starts_with("iamcredentials:generateAccessToken")
+                && e.outcome == "PERMISSION_DENIED"
+        ),
         "{log:?}"
     );
 }
@@ -163,16 +164,16 @@ fn bound_setup() -> GcpSetup {
     let pool_principal = format!(
         "principal://iam.googleapis.com/projects/1234567890/locations/global/workloadIdentityPools/{POOL}/subject/system:serviceaccount:default:gke-service-account"
     );
-    setup.service_accounts[0]
-        .iam_policy
-        .bindings
-        .push(serde_json::from_value(serde_json::json!({
+    setup.service_accounts[0].iam_policy.bindings.push(
+        serde_json::from_value(serde_json::json!({
             "role": "roles/iam.workloadIdentityUser",
             "members": [pool_principal],
-        })).expect("binding"));
-    setup.service_accounts.push(
-        serde_json::from_value(serde_json::json!({"email": UNBOUND_GSA})).expect("account"),
+        }))
+        .expect("binding"),
     );
+    setup
+        .service_accounts
+        .push(serde_json::from_value(serde_json::json!({"email": UNBOUND_GSA})).expect("account"));
     setup.workload_identity_pools.push(
         serde_json::from_value(serde_json::json!({
             "pool": POOL, "provider": PROVIDER, "issuer": "${ISSUER}",

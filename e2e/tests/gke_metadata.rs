@@ -20,7 +20,8 @@ use tokio::io::AsyncReadExt;
 const NAMESPACE: &str = "podiam-gke-metadata";
 const GSA: &str = "gke-service-account@my-project.iam.gserviceaccount.com";
 const UNBOUND_GSA: &str = "unbound@my-project.iam.gserviceaccount.com";
-const METADATA: &str = "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default";
+const METADATA: &str =
+    "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default";
 
 const MANIFESTS: &str = r#"
 apiVersion: v1
@@ -87,7 +88,10 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
     let nodes: Api<Node> = Api::all(env.client.clone());
     for node in nodes.list(&Default::default()).await.expect("nodes").items {
         let labels = node.metadata.labels.unwrap_or_default();
-        assert_eq!(labels.get(GKE_METADATA_NODE_LABEL).map(String::as_str), Some("true"));
+        assert_eq!(
+            labels.get(GKE_METADATA_NODE_LABEL).map(String::as_str),
+            Some("true")
+        );
     }
 
     let namespaces: Api<Namespace> = Api::all(env.client.clone());
@@ -99,8 +103,9 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
         .await
         .expect("namespace");
     let mut setup = CloudSetup::seed_gcp().gcp;
-    setup.service_accounts[0].iam_policy.bindings[0].members =
-        vec![format!("serviceAccount:my-project.svc.id.goog[{NAMESPACE}/gke-service-account]")];
+    setup.service_accounts[0].iam_policy.bindings[0].members = vec![format!(
+        "serviceAccount:my-project.svc.id.goog[{NAMESPACE}/gke-service-account]"
+    )];
     setup
         .service_accounts
         .push(serde_json::from_value(serde_json::json!({"email": UNBOUND_GSA})).unwrap());
@@ -139,7 +144,10 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
     assert!(ok, "annotated pod: email request failed");
     assert_eq!(email, GSA);
     let (token, ok) = exec(&pods, "annotated", &flavored("token")).await;
-    assert!(ok && token.contains("\"access_token\""), "annotated pod: no token");
+    assert!(
+        ok && token.contains("\"access_token\""),
+        "annotated pod: no token"
+    );
 
     let (_, ok) = exec(
         &pods,
@@ -153,7 +161,10 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
     assert!(ok);
     assert_eq!(email, UNBOUND_GSA, "GKE answers the annotation's email");
     let (_, ok) = exec(&pods, "unbound", &flavored("token")).await;
-    assert!(!ok, "no Workload Identity binding: the token must be refused");
+    assert!(
+        !ok,
+        "no Workload Identity binding: the token must be refused"
+    );
 
     let (email, ok) = exec(&pods, "unannotated", &flavored("email")).await;
     assert!(ok);
@@ -165,7 +176,9 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
 
     let log = env.gcp.request_log();
     assert!(
-        log.iter().any(|e| e.action.contains(&format!("({NAMESPACE}/annotated as gke-service-account)"))),
+        log.iter().any(|e| e
+            .action
+            .contains(&format!("({NAMESPACE}/annotated as gke-service-account)"))),
         "{log:?}"
     );
     let _ = namespaces.delete(NAMESPACE, &DeleteParams::default()).await;

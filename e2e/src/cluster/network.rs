@@ -60,7 +60,13 @@ pub fn add_metadata_address() -> Result<()> {
 /// Removes [`METADATA_IP`] from the bridge if it is there. Best effort.
 pub fn remove_metadata_address() {
     if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {
-        let _ = ip(&["addr", "del", &format!("{METADATA_IP}/32"), "dev", BRIDGE_NAME]);
+        let _ = ip(&[
+            "addr",
+            "del",
+            &format!("{METADATA_IP}/32"),
+            "dev",
+            BRIDGE_NAME,
+        ]);
     }
 }
 

@@ -11,12 +11,14 @@ use anyhow::{Context, Result};
 
 use std::net::SocketAddr;
 
+use crate::cluster::{GATEWAY_IP, METADATA_IP};
 use crate::cluster::{
     KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster, LocalClusterOptions,
     default_kind_config_path,
 };
-use crate::cluster::{GATEWAY_IP, METADATA_IP};
-use crate::emulators::gcp::{GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver};
+use crate::emulators::gcp::{
+    GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
+};
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};

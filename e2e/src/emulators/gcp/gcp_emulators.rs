@@ -79,7 +79,8 @@ impl GcpEmulators {
         let (issuer, temporary_dir) = if options.test_issuer {
             let dir = tempfile::TempDir::with_prefix("podiam-e2e-gcp-")?;
             let key = tokio::task::spawn_blocking(SigningKey::generate).await??;
-            let issuer = OidcIssuer::start(dir.path(), DEFAULT_ISSUER_PATH, key, &runtime.handle())?;
+            let issuer =
+                OidcIssuer::start(dir.path(), DEFAULT_ISSUER_PATH, key, &runtime.handle())?;
             (Some(issuer), Some(dir))
         } else {
             (None, None)
@@ -173,8 +174,7 @@ impl GcpEmulators {
         let text = serde_json::to_string(setup)?
             .replace("${ISSUER_HOSTPATH}", host_path)
             .replace("${ISSUER}", &variables.issuer);
-        let expanded: GcpSetup =
-            serde_json::from_str(&text).context("expanding the GCP setup")?;
+        let expanded: GcpSetup = serde_json::from_str(&text).context("expanding the GCP setup")?;
         self.state.project.apply(&expanded);
         Ok(())
     }

@@ -98,7 +98,10 @@ async fn get_object(
                 }
                 Ok(response)
             } else {
-                Ok(Json(object_resource(&front.base_url, &bucket, &object, &stored)).into_response())
+                Ok(
+                    Json(object_resource(&front.base_url, &bucket, &object, &stored))
+                        .into_response(),
+                )
             }
         });
     finish(&front.state, "GET", &path, StoragePermission::Get, outcome)
@@ -122,7 +125,13 @@ async fn delete_object(
                 ))
             }
         });
-    finish(&front.state, "DELETE", &path, StoragePermission::Delete, outcome)
+    finish(
+        &front.state,
+        "DELETE",
+        &path,
+        StoragePermission::Delete,
+        outcome,
+    )
 }
 
 /// `uploadType=media&name=…` (simple upload), the body being the object's content.
@@ -150,14 +159,21 @@ async fn upload_object(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("application/octet-stream");
-            let stored = front
-                .state
-                .project
-                .objects
-                .put(&bucket, name, body.to_vec(), content_type);
+            let stored =
+                front
+                    .state
+                    .project
+                    .objects
+                    .put(&bucket, name, body.to_vec(), content_type);
             Ok(Json(object_resource(&front.base_url, &bucket, name, &stored)).into_response())
         });
-    finish(&front.state, "POST", &path, StoragePermission::Create, outcome)
+    finish(
+        &front.state,
+        "POST",
+        &path,
+        StoragePermission::Create,
+        outcome,
+    )
 }
 
 /// The caller, if its token is valid and the bucket's policy grants `permission`.
@@ -181,7 +197,9 @@ fn authorize(
     let principal = state
         .tokens
         .lookup(token)
-        .ok_or_else(|| StorageError::new(StatusCode::UNAUTHORIZED, "authError", "Invalid Credentials"))?
+        .ok_or_else(|| {
+            StorageError::new(StatusCode::UNAUTHORIZED, "authError", "Invalid Credentials")
+        })?
         .principal;
     let denied = || {
         StorageError::new(
@@ -221,6 +239,11 @@ fn finish(
             error.into_response(),
         ),
     };
-    state.record(method, path, format!("storage:{}", permission.name()), logged);
+    state.record(
+        method,
+        path,
+        format!("storage:{}", permission.name()),
+        logged,
+    );
     response
 }

@@ -64,9 +64,7 @@ impl RpcError {
         Self {
             code: StatusCode::FORBIDDEN,
             status: "PERMISSION_DENIED",
-            message: format!(
-                "Permission '{permission}' denied on resource (or it may not exist)."
-            ),
+            message: format!("Permission '{permission}' denied on resource (or it may not exist)."),
             reason: Some(("IAM_PERMISSION_DENIED", permission)),
         }
     }

@@ -102,7 +102,10 @@ impl IntoResponse for Answer {
         let mut response = (self.status, self.body).into_response();
         let headers = response.headers_mut();
         headers.insert("Metadata-Flavor", HeaderValue::from_static("Google"));
-        headers.insert(header::SERVER, HeaderValue::from_static("GKE Metadata Server"));
+        headers.insert(
+            header::SERVER,
+            HeaderValue::from_static("GKE Metadata Server"),
+        );
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     }
@@ -117,7 +120,11 @@ async fn handle(
     let query: Vec<(String, String)> = request
         .uri()
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let has_flavor = request
         .headers()
@@ -134,7 +141,14 @@ async fn handle(
             String::new(),
         )
     } else {
-        answer_for_caller(&state, source, addresses.local.map(|a| a.ip()), &path, &query).await
+        answer_for_caller(
+            &state,
+            source,
+            addresses.local.map(|a| a.ip()),
+            &path,
+            &query,
+        )
+        .await
     };
     state.record(
         request.method().as_str(),
@@ -166,7 +180,10 @@ async fn answer_for_caller(
     };
     let project = state.project.snapshot();
     let who = match &caller {
-        Caller::Pod(pod) => format!(" ({}/{} as {})", pod.namespace, pod.name, pod.service_account),
+        Caller::Pod(pod) => format!(
+            " ({}/{} as {})",
+            pod.namespace, pod.name, pod.service_account
+        ),
         Caller::Node => " (node)".to_owned(),
         Caller::Unknown => " (unknown)".to_owned(),
     };
@@ -263,9 +280,7 @@ fn answer(
     let Some(account_path) = rest.strip_prefix("instance/service-accounts/") else {
         return Answer::not_found();
     };
-    let (account, item) = account_path
-        .split_once('/')
-        .unwrap_or((account_path, ""));
+    let (account, item) = account_path.split_once('/').unwrap_or((account_path, ""));
     if account != "default" && account != email {
         return Answer::not_found();
     }
@@ -316,7 +331,12 @@ fn access_token(state: &GcpState, project: &GcpSetup, identity: &Identity) -> An
 }
 
 /// An ID token signed by the emulator's "Google" key for the service account.
-fn identity_token(state: &GcpState, project: &GcpSetup, identity: &Identity, audience: &str) -> Answer {
+fn identity_token(
+    state: &GcpState,
+    project: &GcpSetup,
+    identity: &Identity,
+    audience: &str,
+) -> Answer {
     let denied = || {
         Answer::error(
             StatusCode::FORBIDDEN,

@@ -117,5 +117,9 @@ async fn resolve_in_cluster(client: &kube::Client, source: IpAddr) -> Result<Cal
         .filter_map(|node| node.status.as_ref()?.addresses.as_ref())
         .flatten()
         .any(|address| address.address == source.to_string());
-    Ok(if is_node { Caller::Node } else { Caller::Unknown })
+    Ok(if is_node {
+        Caller::Node
+    } else {
+        Caller::Unknown
+    })
 }

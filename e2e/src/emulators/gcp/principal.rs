@@ -99,7 +99,8 @@ mod tests {
 
     #[test]
     fn gke_member_forms() {
-        let p = Principal::gke_service_account("1234567890", "my-project.svc.id.goog", "ns1", "ksa");
+        let p =
+            Principal::gke_service_account("1234567890", "my-project.svc.id.goog", "ns1", "ksa");
         assert!(p.is_named_by("serviceAccount:my-project.svc.id.goog[ns1/ksa]"));
         assert!(!p.is_named_by("serviceAccount:my-project.svc.id.goog[ns2/ksa]"));
         assert!(!p.is_named_by("serviceAccount:other.svc.id.goog[ns1/ksa]"));

@@ -52,10 +52,7 @@ impl ProjectStore {
 
     /// A copy of the current project (cheap: setups are small).
     pub fn snapshot(&self) -> GcpSetup {
-        self.setup
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.setup.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn service_account(&self, email: &str) -> Option<ServiceAccountSetup> {

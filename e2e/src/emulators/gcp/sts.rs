@@ -164,10 +164,19 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(
-            (name.project_number.as_str(), name.pool.as_str(), name.provider.as_str()),
+            (
+                name.project_number.as_str(),
+                name.pool.as_str(),
+                name.provider.as_str()
+            ),
             ("1234567890", "p", "k")
         );
-        assert!(ProviderName::parse("//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p").is_none());
+        assert!(
+            ProviderName::parse(
+                "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p"
+            )
+            .is_none()
+        );
         assert!(ProviderName::parse("https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k").is_none());
     }
 }

@@ -41,10 +41,7 @@ pub async fn check_subject_token(
     }
 
     let key = jwks
-        .decoding_key(
-            &provider.issuer,
-            header.get("kid").and_then(Value::as_str),
-        )
+        .decoding_key(&provider.issuer, header.get("kid").and_then(Value::as_str))
         .await
         .map_err(|err| match err {
             JwksError::Unreachable(_) => OAuthError::invalid_grant(format!(
