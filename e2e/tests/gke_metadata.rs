@@ -1,8 +1,8 @@
 //! The GKE metadata emulator in the real local cluster: pods reach it at 169.254.169.254:80
 //! and are told apart by source IP through the cluster's API — annotated KSA → its GSA (token
 //! only with the Workload Identity binding), unannotated KSA → the pool itself, hostNetwork →
-//! the node's service account; the header is required; the node carries GKE's label; the
-//! metadata address leaves with the environment.
+//! the node's service account, and so are pods on a node without GKE's label; the header is
+//! required; the node carries GKE's label; the metadata address leaves with the environment.
 //!
 //! Needs root, the binaries of `e2e/k8s/build.sh` and the harness venv, like `local_cluster`.
 //! Run under `flock /tmp/podiam-cluster.lock`.
@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{Api, AttachParams, DeleteParams, PostParams};
+use kube::api::{Api, AttachParams, DeleteParams, Patch, PatchParams, PostParams};
 use podiam_e2e::cluster::cache_dir;
 use podiam_e2e::emulators::gcp::{DEFAULT_NODE_SERVICE_ACCOUNT, GKE_METADATA_NODE_LABEL};
 use podiam_e2e::runner::environment::Environment;
@@ -171,6 +171,30 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
     assert_eq!(email, "my-project.svc.id.goog");
 
     let (email, ok) = exec(&pods, "hostnet", &flavored("email")).await;
+    assert!(ok);
+    assert_eq!(email, DEFAULT_NODE_SERVICE_ACCOUNT);
+
+    // A node without GKE's label (node pool without GKE_METADATA): its pods see the node.
+    let node_name = nodes.list(&Default::default()).await.expect("nodes").items[0]
+        .metadata
+        .name
+        .clone()
+        .expect("node name");
+    let set_label = |value: &'static str| {
+        let nodes = nodes.clone();
+        let node_name = node_name.clone();
+        async move {
+            let patch =
+                serde_json::json!({"metadata": {"labels": {GKE_METADATA_NODE_LABEL: value}}});
+            nodes
+                .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .expect("label node");
+        }
+    };
+    set_label("false").await;
+    let (email, ok) = exec(&pods, "annotated", &flavored("email")).await;
+    set_label("true").await;
     assert!(ok);
     assert_eq!(email, DEFAULT_NODE_SERVICE_ACCOUNT);
 

@@ -1,7 +1,9 @@
 //! Who is calling the metadata server, from the connection's source address — as GKE's
 //! gke-metadata-server does: the pod with that IP, its ServiceAccount and the SA's
 //! `iam.gke.io/gcp-service-account` annotation. Callers in the node's network namespace
-//! (hostNetwork pods, the node itself) are the node.
+//! (hostNetwork pods, the node itself) are the node, and so are pods on a node without
+//! `iam.gke.io/gke-metadata-server-enabled: "true"` (a node pool without GKE_METADATA: its
+//! pods reach the Compute Engine metadata server, which knows only the node).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,6 +12,8 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{Api, ListParams};
+
+use super::GKE_METADATA_NODE_LABEL;
 
 /// The KSA annotation naming the Google service account.
 pub const GSA_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
@@ -77,7 +81,7 @@ async fn resolve_in_cluster(client: &kube::Client, source: IpAddr) -> Result<Cal
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
-        if host_network {
+        if host_network || !node_runs_gke_metadata(client, &pod).await? {
             return Ok(Caller::Node);
         }
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
@@ -122,4 +126,20 @@ async fn resolve_in_cluster(client: &kube::Client, source: IpAddr) -> Result<Cal
     } else {
         Caller::Unknown
     })
+}
+
+/// Whether the pod's node carries GKE's `iam.gke.io/gke-metadata-server-enabled: "true"`.
+async fn node_runs_gke_metadata(client: &kube::Client, pod: &Pod) -> Result<bool> {
+    let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+        return Ok(false);
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes
+        .get_opt(node_name)
+        .await
+        .with_context(|| format!("reading node {node_name}"))?;
+    Ok(node
+        .and_then(|n| n.metadata.labels)
+        .and_then(|labels| labels.get(GKE_METADATA_NODE_LABEL).cloned())
+        .is_some_and(|value| value == "true"))
 }
