@@ -1,8 +1,11 @@
 //! Everything scenarios run against, started in dependency order: the AWS emulators (whose
 //! OIDC issuer is the cluster's `--service-account-issuer` and signs with the cluster's key, as
 //! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
-//! by URL. On the `existing` provider nothing is created in the cluster but namespaces: the
-//! cluster's own issuer is read from its discovery document and its own webhooks mutate pods.
+//! by URL; then the GCP emulators (their metadata server identifies pods through the cluster's
+//! API, their STS trusts the cluster's issuer). On the `existing` provider nothing is created
+//! in the cluster but namespaces: the cluster's own issuer is read from its discovery document,
+//! its own webhooks mutate pods, and no node is labelled (pods there reach GKE's own metadata
+//! server, not the emulator's).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,9 +14,13 @@ use anyhow::{Context, Result};
 
 use std::net::SocketAddr;
 
+use crate::cluster::{GATEWAY_IP, METADATA_IP};
 use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
+};
+use crate::emulators::gcp::{
+    GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
 };
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 use crate::scenario::PodPhase;
@@ -59,7 +66,11 @@ pub enum Cluster {
 }
 
 pub struct Environment {
-    // Field order is drop order: webhook, then cluster, then the emulators.
+    // Field order is drop order: GCP emulators (their metadata address is on the cluster's
+    // bridge), webhook, then cluster, then the AWS emulators.
+    /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
+    /// STS, IAM Credentials, Cloud Storage.
+    pub gcp: GcpEmulators,
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
     pub cluster: Option<Cluster>,
@@ -143,7 +154,13 @@ impl Environment {
             .await
             .context("the apiserver never called the pod-identity webhook")?;
         timings.push(("webhook registered", t.elapsed()));
+
+        let t = Instant::now();
+        let gcp = start_gcp(provider, &client, &aws).await?;
+        label_nodes_for_gke_metadata(&client).await?;
+        timings.push(("GCP emulators", t.elapsed()));
         Ok(Environment {
+            gcp,
             webhook: Some(webhook),
             kubeconfig,
             issuer: aws.issuer_url().to_owned(),
@@ -190,6 +207,13 @@ impl Environment {
         })
         .await
         .context("starting the AWS emulators")?;
+        let gcp = GcpEmulators::start(GcpEmulatorOptions {
+            resolver: PodResolver::Kubernetes(cluster.client()),
+            trusted_ca_files: extra_trusted_ca_files.clone(),
+            ..GcpEmulatorOptions::default()
+        })
+        .await
+        .context("starting the GCP emulators")?;
         timings.push(("emulators", t.elapsed()));
         eprintln!(
             "podiam-e2e: existing cluster {} ({}), issuer {issuer}",
@@ -197,6 +221,7 @@ impl Environment {
             cluster.server_version()
         );
         Ok(Environment {
+            gcp,
             webhook: None,
             client: cluster.client(),
             kubeconfig: cluster.kubeconfig_path().to_path_buf(),
@@ -266,6 +291,45 @@ impl Environment {
         }
         Ok(())
     }
+}
+
+/// On the local provider the metadata server answers pods at 169.254.169.254:80 (added to the
+/// bridge) and the Google APIs listen on the bridge's address; on kind only the host reaches
+/// them (the metadata server is not reachable from kind pods).
+async fn start_gcp(
+    provider: Provider,
+    client: &kube::Client,
+    aws: &AwsEmulators,
+) -> Result<GcpEmulators> {
+    let mut options = GcpEmulatorOptions {
+        resolver: PodResolver::Kubernetes(client.clone()),
+        trusted_ca_files: vec![aws.ca_file().to_path_buf()],
+        ..GcpEmulatorOptions::default()
+    };
+    if provider == Provider::Local {
+        options.metadata_bind = SocketAddr::from((METADATA_IP, 80));
+        options.add_metadata_address = true;
+        options.api_bind_ip = GATEWAY_IP.into();
+    }
+    GcpEmulators::start(options)
+        .await
+        .context("starting the GCP emulators")
+}
+
+/// What GKE sets on node pools with `workloadMetadataConfig.mode: GKE_METADATA`.
+async fn label_nodes_for_gke_metadata(client: &kube::Client) -> Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"labels": {GKE_METADATA_NODE_LABEL: "true"}}});
+    for node in nodes.list(&ListParams::default()).await?.items {
+        let name = node.metadata.name.unwrap_or_default();
+        nodes
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("labelling node {name} {GKE_METADATA_NODE_LABEL}=true"))?;
+    }
+    Ok(())
 }
 
 async fn local_cluster(
