@@ -28,6 +28,9 @@ use crate::webhooks::tls::serving_tls;
 /// File name of the emulators' CA certificate inside the state directory.
 pub const AZURE_CA_FILE_NAME: &str = "azure-ca.pem";
 
+/// File name of the bundle: this CA plus every trusted issuer CA (`SSL_CERT_FILE` for clients).
+pub const CA_BUNDLE_FILE_NAME: &str = "ca-bundle.pem";
+
 /// The host address of the local cluster's pod bridge: pods reach the host there.
 pub const POD_BRIDGE_HOST: &str = "10.88.0.1";
 
@@ -68,6 +71,7 @@ pub struct AzureEmulators {
     blob_endpoint: String,
     blob_https_endpoint: String,
     ca_file: PathBuf,
+    ca_bundle_file: PathBuf,
     servers: Vec<JoinHandle<()>>,
     _temporary_state_dir: Option<tempfile::TempDir>,
     // Last: the servers above run on it.
@@ -109,6 +113,16 @@ impl AzureEmulators {
                 fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
             );
         }
+        let ca_bundle_file = state_dir.join(CA_BUNDLE_FILE_NAME);
+        let mut bundle = tls.ca_pem.clone();
+        for pem in &trusted {
+            bundle.push_str(pem);
+            if !pem.ends_with('\n') {
+                bundle.push('\n');
+            }
+        }
+        fs::write(&ca_bundle_file, bundle)
+            .with_context(|| format!("writing {}", ca_bundle_file.display()))?;
         let jwks = JwksCache::new(&trusted)?;
         let signing_key = SigningKey::generate()?;
         let token_key = DecodingKey::from_jwk(&signing_key.jwks().keys[0])
@@ -176,6 +190,7 @@ impl AzureEmulators {
             blob_endpoint,
             blob_https_endpoint,
             ca_file,
+            ca_bundle_file,
             servers,
             _temporary_state_dir: temporary_state_dir,
             _runtime: runtime,
@@ -245,6 +260,12 @@ impl AzureEmulators {
     /// PEM of the CA behind the Entra (and HTTPS Blob) certificates.
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
+    }
+
+    /// PEM bundle of this CA and the trusted issuer CAs: `SSL_CERT_FILE` /
+    /// `REQUESTS_CA_BUNDLE` for clients of the emulators and the cluster's issuer.
+    pub fn ca_bundle_file(&self) -> &Path {
+        &self.ca_bundle_file
     }
 
     /// The tenant currently applied.

@@ -97,7 +97,7 @@ impl BlobError {
 impl IntoResponse for BlobError {
     fn into_response(self) -> Response {
         let request_id = uuid_like();
-        let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.7fZ");
+        let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f0Z");
         let detail = self
             .detail
             .map(|d| {

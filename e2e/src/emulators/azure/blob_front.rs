@@ -59,6 +59,21 @@ fn rfc1123(unix_seconds: i64) -> String {
         .to_string()
 }
 
+/// A refusal, with the caller's client id when the token was valid (for the request log).
+struct Refusal {
+    error: BlobError,
+    principal: Option<String>,
+}
+
+impl From<BlobError> for Refusal {
+    fn from(error: BlobError) -> Self {
+        Self {
+            error,
+            principal: None,
+        }
+    }
+}
+
 /// Who is calling, after authentication and authorization: the application's client id.
 fn authorize(
     state: &BlobState,
@@ -66,7 +81,7 @@ fn authorize(
     account: &str,
     container: &str,
     action: BlobAction,
-) -> Result<String, BlobError> {
+) -> Result<String, Refusal> {
     let setup = state.directory.snapshot();
     let challenge = format!(
         "Bearer authorization_uri={}/{}/oauth2/authorize resource_id={STORAGE_RESOURCE}",
@@ -76,7 +91,7 @@ fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return Err(BlobError::no_authentication_information(challenge));
+        return Err(BlobError::no_authentication_information(challenge).into());
     };
     let Some(token) = authorization
         .strip_prefix("Bearer ")
@@ -85,7 +100,8 @@ fn authorize(
         return Err(BlobError::invalid_authentication_info(
             "Only bearer tokens from Microsoft Entra ID are accepted here (no Shared Key or SAS).",
             challenge,
-        ));
+        )
+        .into());
     };
     let audiences = [
         STORAGE_RESOURCE.to_owned(),
@@ -94,7 +110,8 @@ fn authorize(
         format!("https://{account}.blob.core.windows.net/"),
     ];
     let claims = verify(&state.token_key, token.trim(), &setup.tenant_id, &audiences)
-        .map_err(|rejection| BlobError::invalid_authentication_info(rejection.0, challenge))?;
+        .map_err(|rejection| BlobError::invalid_authentication_info(rejection.0, challenge))
+        .map_err(Refusal::from)?;
     let assignments = setup
         .storage_accounts
         .iter()
@@ -102,7 +119,10 @@ fn authorize(
         .map(|a| a.role_assignments.as_slice())
         .unwrap_or_default();
     if !is_allowed(assignments, &claims.appid, container, action) {
-        return Err(BlobError::permission_mismatch());
+        return Err(Refusal {
+            error: BlobError::permission_mismatch(),
+            principal: Some(claims.appid),
+        });
     }
     Ok(claims.appid)
 }
@@ -173,12 +193,24 @@ async fn container_request(
         BlobError::account_not_found().into_response()
     } else {
         match authorize(&state, &headers, &account, &container, BlobAction::Read) {
-            Err(error) => error.into_response(),
+            Err(refusal) => {
+                let response = with_service_headers(refusal.error.into_response(), &headers);
+                let principal = refusal.principal.unwrap_or_else(|| "-".to_owned());
+                record(
+                    &state,
+                    &method,
+                    &path,
+                    operation,
+                    &principal,
+                    &outcome_of(&response),
+                );
+                return response;
+            }
             Ok(principal) => {
                 let response = match state.store.list(&account, &container) {
                     None => BlobError::container_not_found().into_response(),
                     Some(blobs) if is_list => {
-                        list_blobs_response(&state, &headers, &account, &container, &blobs, &query)
+                        list_blobs_response(&account, &container, &blobs, &query)
                     }
                     Some(_) => container_properties_response(),
                 };
@@ -228,7 +260,12 @@ async fn blob_request(
         BlobError::account_not_found().into_response()
     } else {
         match authorize(&state, &headers, &account, &container, action) {
-            Err(error) => error.into_response(),
+            Err(refusal) => {
+                if let Some(who) = refusal.principal {
+                    principal = who;
+                }
+                refusal.error.into_response()
+            }
             Ok(who) => {
                 principal = who;
                 if method == Method::PUT {
@@ -265,14 +302,11 @@ async fn blob_request(
 }
 
 fn list_blobs_response(
-    state: &BlobState,
-    _headers: &HeaderMap,
     account: &str,
     container: &str,
     blobs: &std::collections::BTreeMap<String, StoredBlob>,
     query: &HashMap<String, String>,
 ) -> Response {
-    let _ = state;
     let prefix = query.get("prefix").map(String::as_str).unwrap_or_default();
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults ServiceEndpoint=\"/{}/\" ContainerName=\"{}\">",

@@ -175,7 +175,7 @@ impl EntraError {
 
 fn entra_time(unix_seconds: i64) -> String {
     chrono::DateTime::from_timestamp(unix_seconds, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.7fZ").to_string())
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f0Z").to_string())
         .unwrap_or_else(|| unix_seconds.to_string())
 }
 
