@@ -237,6 +237,32 @@ async fn entra_judges_federated_assertions_like_entra() {
     .await;
     assert_aadsts(s, &b, 90002, 400, "invalid_request");
 
+    // A JSON body is no form: Entra finds no grant_type.
+    let ca = reqwest::Certificate::from_pem(&fs::read(f.azure.ca_file()).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let response = http
+        .post(format!(
+            "{}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token",
+            f.azure.entra_url()
+        ))
+        .json(&serde_json::json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    let s = response.status().as_u16();
+    let b: Value = response.json().await.unwrap();
+    assert_aadsts(s, &b, 900144, 400, "invalid_request");
+    assert!(
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("'grant_type'"),
+        "{b}"
+    );
+
     // A clock offset past the token's lifetime: the same live token is now expired.
     let mut skewed = contract_setup();
     skewed.clock_offset_seconds = 2 * 3600;
@@ -441,7 +467,10 @@ async fn azure_identity_python_contract() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("11 passed"), "expected all 11 Python cases to run: {stdout}");
+    assert!(
+        stdout.contains("11 passed"),
+        "expected all 11 Python cases to run: {stdout}"
+    );
     // The Rust side saw the tokens issued for the right applications.
     let issued = f.azure.issued_tokens();
     assert!(issued.iter().any(|t| t.client_id == SEED_CLIENT_ID));

@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use serde_json::json;
 
 use super::super::jwks_cache::JwksCache;
@@ -52,11 +54,26 @@ fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
+/// The form fields of a token request. Like Entra, a body that is not
+/// `application/x-www-form-urlencoded` has no fields (so `grant_type` is missing, AADSTS900144).
+fn form_fields(headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return HashMap::new();
+    }
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
 async fn token(
     State(state): State<Arc<EntraState>>,
     Path(tenant): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
+    let form = form_fields(&headers, &body);
     let path = format!("/{tenant}/oauth2/v2.0/token");
     let client_id = form.get("client_id").cloned().unwrap_or_default();
     let (response, outcome) = match exchange(&state, &tenant, &form).await {
