@@ -1,4 +1,5 @@
-//! The Python virtualenv holding moto, boto3, google-auth and pytest, created once per machine.
+//! The Python virtualenv holding moto, boto3, google-auth, azure-identity, azure-storage-blob
+//! and pytest, created once per machine.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,10 +16,12 @@ pub const PIP_REQUIREMENTS: &[&str] = &[
     "pytest==9.2.0",
     "google-auth==2.63.0",
     "requests==2.34.2",
+    "azure-identity==1.27.0",
+    "azure-storage-blob==12.31.1",
 ];
 
 /// Renamed whenever PIP_REQUIREMENTS changes, so the venv is rebuilt.
-const VENV_DIR_NAME: &str = "venv-py-gcp-1";
+const VENV_DIR_NAME: &str = "venv-py-3";
 /// Written last, so a half-finished install is recognised and redone.
 const COMPLETE_MARKER: &str = ".podiam-complete";
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::emulators::AdminCredentials;
+use crate::emulators::azure::AzureSetup;
 use crate::emulators::gcp::GcpSetup;
 
 /// The seed every AWS contract test starts from (`e2e/fixtures/aws-seed.yaml`).
@@ -25,6 +26,9 @@ pub struct CloudSetup {
     /// GKE Workload Identity side: applied to the GCP emulators.
     #[serde(default)]
     pub gcp: GcpSetup,
+    /// Entra tenant, applications with federated credentials, storage accounts.
+    #[serde(default)]
+    pub azure: AzureSetup,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

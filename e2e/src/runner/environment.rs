@@ -2,10 +2,11 @@
 //! OIDC issuer is the cluster's `--service-account-issuer` and signs with the cluster's key, as
 //! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
 //! by URL; then the GCP emulators (their metadata server identifies pods through the cluster's
-//! API, their STS trusts the cluster's issuer). On the `existing` provider nothing is created
-//! in the cluster but namespaces: the cluster's own issuer is read from its discovery document,
-//! its own webhooks mutate pods, and no node is labelled (pods there reach GKE's own metadata
-//! server, not the emulator's).
+//! API, their STS trusts the cluster's issuer), the Azure emulators (trusting the cluster's
+//! issuer; pods reach Entra on the host's bridge address) and the Azure Workload Identity
+//! webhook stand-in. On the `existing` provider nothing is created in the cluster but
+//! namespaces: the cluster's own issuer is read from its discovery document, its own webhooks
+//! mutate pods, and no node is labelled (pods there reach GKE's own metadata server).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,18 +15,22 @@ use anyhow::{Context, Result};
 
 use std::net::SocketAddr;
 
-use crate::cluster::{GATEWAY_IP, METADATA_IP};
 use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
 };
+use crate::cluster::{GATEWAY_IP, METADATA_IP};
+use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_HOST};
 use crate::emulators::gcp::{
     GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
 };
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
-use crate::webhooks::{EksPodIdentityWebhook, WebhookOptions};
+use crate::webhooks::azure_mutation::AzureMutationSettings;
+use crate::webhooks::{
+    AzureWebhookOptions, AzureWorkloadIdentityWebhook, EksPodIdentityWebhook, WebhookOptions,
+};
 
 /// Which Kubernetes the scenarios run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,12 +72,13 @@ pub enum Cluster {
 
 pub struct Environment {
     // Field order is drop order: GCP emulators (their metadata address is on the cluster's
-    // bridge), webhook, then cluster, then the AWS emulators.
+    // bridge), webhooks, then cluster, then the other emulators.
     /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
     /// STS, IAM Credentials, Cloud Storage.
     pub gcp: GcpEmulators,
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
+    pub azure_webhook: Option<AzureWorkloadIdentityWebhook>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
@@ -83,6 +89,8 @@ pub struct Environment {
     /// CAs the emulators trust to fetch the issuer's JWKS besides their own (`existing`).
     pub issuer_ca_files: Vec<PathBuf>,
     pub aws: AwsEmulators,
+    /// Entra and Blob. One set for all workers: Azure scenarios run on the first worker.
+    pub azure: AzureEmulators,
     /// More emulator sets for parallel scenarios (`run -j N`): each has its own moto and gate,
     /// trusts the cluster's issuer (the first set's) and shares its signing key.
     pub workers: Vec<AwsEmulators>,
@@ -114,12 +122,13 @@ impl Environment {
         let key_file = aws.state_dir().join(SIGNING_KEY_FILE_NAME);
         let signing_key = std::fs::read_to_string(&key_file)
             .with_context(|| format!("reading {}", key_file.display()))?;
-        let (cluster, webhook_bind) = match provider {
+        let (cluster, webhook_bind, pod_facing_host) = match provider {
             Provider::Local => (
                 Cluster::Local(Box::new(
                     local_cluster(&aws, state_root, signing_key).await?,
                 )),
                 SocketAddr::from(([127, 0, 0, 1], 0)),
+                POD_BRIDGE_HOST.to_owned(),
             ),
             Provider::Kind => {
                 let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
@@ -129,7 +138,8 @@ impl Environment {
                     .context("starting the kind cluster")?;
                 // The apiserver runs in a container: it reaches the host on the network's gateway.
                 let bind = SocketAddr::new(kind.host_gateway_ip(), 0);
-                (Cluster::Kind(Box::new(kind)), bind)
+                let host = kind.host_gateway_ip().to_string();
+                (Cluster::Kind(Box::new(kind)), bind, host)
             }
             Provider::Existing => unreachable!("handled by start_existing"),
         };
@@ -159,9 +169,39 @@ impl Environment {
         let gcp = start_gcp(provider, &client, &aws).await?;
         label_nodes_for_gke_metadata(&client).await?;
         timings.push(("GCP emulators", t.elapsed()));
+
+        let t = Instant::now();
+        let azure = AzureEmulators::start(AzureEmulatorOptions {
+            state_dir: Some(state_root.join("azure")),
+            // Pods reach the host on their bridge, which exists only now: listen everywhere.
+            entra_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            authority_hostname: pod_facing_host,
+            trusted_ca_files: vec![aws.ca_file().to_path_buf()],
+        })
+        .await
+        .context("starting the Azure emulators")?;
+        let azure_webhook = AzureWorkloadIdentityWebhook::start(
+            client.clone(),
+            AzureWebhookOptions {
+                bind: webhook_bind,
+                settings: AzureMutationSettings {
+                    tenant_id: azure.tenant_id(),
+                    authority_host: azure.authority_host().to_owned(),
+                    ..AzureMutationSettings::default()
+                },
+            },
+        )?;
+        azure_webhook.register(&client).await?;
+        azure_webhook
+            .wait_until_called(&client, "default", Duration::from_secs(30))
+            .await
+            .context("the apiserver never called the Azure workload identity webhook")?;
+        timings.push(("Azure emulators and webhook", t.elapsed()));
         Ok(Environment {
             gcp,
             webhook: Some(webhook),
+            azure_webhook: Some(azure_webhook),
+            azure,
             kubeconfig,
             issuer: aws.issuer_url().to_owned(),
             plugin_args: Vec::new(),
@@ -214,6 +254,13 @@ impl Environment {
         })
         .await
         .context("starting the GCP emulators")?;
+        let azure = AzureEmulators::start(AzureEmulatorOptions {
+            state_dir: Some(state_root.join("azure")),
+            trusted_ca_files: extra_trusted_ca_files.clone(),
+            ..AzureEmulatorOptions::default()
+        })
+        .await
+        .context("starting the Azure emulators")?;
         timings.push(("emulators", t.elapsed()));
         eprintln!(
             "podiam-e2e: existing cluster {} ({}), issuer {issuer}",
@@ -223,6 +270,8 @@ impl Environment {
         Ok(Environment {
             gcp,
             webhook: None,
+            azure_webhook: None,
+            azure,
             client: cluster.client(),
             kubeconfig: cluster.kubeconfig_path().to_path_buf(),
             issuer,

@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::emulators::AwsEmulators;
+use crate::emulators::azure::AzureEmulators;
 use crate::emulators::gcp::GcpEmulators;
 use crate::scenario::{Cloud, Scenario, Step};
 use crate::setup::SetupVariables;
@@ -35,6 +36,9 @@ pub struct RunContext<'a> {
     /// The one set of GCP emulators (its metadata server has a fixed address), given to one
     /// worker only: GCP scenarios run there.
     pub gcp: Option<&'a GcpEmulators>,
+    /// Shared by all workers; only scenarios with `cloud: azure` apply and reset it (and the
+    /// suite runs them all on one worker).
+    pub azure: &'a AzureEmulators,
     /// The cluster's service-account issuer: `${ISSUER}` in every scenario's setup.
     pub issuer: String,
     /// Keep namespaces and cloud objects after the run (`--keep`).
@@ -79,6 +83,9 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
         if let Some(gcp) = ctx.gcp {
             cloud_reset::reset_gcp(gcp);
         }
+        if scenario.spec.cloud == Cloud::Azure {
+            ctx.azure.reset();
+        }
     }
     ScenarioOutcome {
         name: scenario.metadata.name.clone(),
@@ -110,6 +117,17 @@ async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -
             anyhow::bail!("this worker has no GCP emulators; GCP scenarios run on worker 1")
         }
         None => {}
+    }
+    if scenario.spec.cloud == Cloud::Azure {
+        ctx.azure
+            .apply(
+                &setup.azure,
+                &SetupVariables {
+                    issuer: ctx.issuer.clone(),
+                    account_id: crate::emulators::ACCOUNT_ID.to_owned(),
+                },
+            )
+            .context("Azure setup in the emulators")?;
     }
     let base = scenario
         .path

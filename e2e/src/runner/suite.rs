@@ -62,15 +62,17 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             plugin_args: env.plugin_args.clone(),
             aws,
             gcp: (k == 0).then_some(&env.gcp),
+            azure: &env.azure,
             issuer: issuer.clone(),
             keep: options.keep,
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
-    // is emptied between its scenarios; namespaces keep the Kubernetes side apart. GCP
-    // scenarios all run on worker 0, the one with the (single) GCP emulators.
+    // is emptied between its scenarios; namespaces keep the Kubernetes side apart. GCP and
+    // Azure scenarios all run on worker 0: their emulators are one set (the GKE metadata
+    // server has a fixed address).
     let worker_of = |i: usize, scenario: &Scenario| {
-        if scenario.spec.cloud == Cloud::Gcp {
+        if matches!(scenario.spec.cloud, Cloud::Gcp | Cloud::Azure) {
             0
         } else {
             i % jobs
