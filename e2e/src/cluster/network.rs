@@ -42,6 +42,20 @@ pub fn ensure_bridge() -> Result<()> {
     ip(&["link", "set", BRIDGE_NAME, "up"])
 }
 
+/// Adds `address` (CIDR, e.g. `169.254.170.23/32`) to the bridge, so a host service bound
+/// there is reachable from pods through their gateway (link-local service addresses; this
+/// kernel has no dummy interface module).
+pub fn add_bridge_address(address: &str) -> Result<()> {
+    ip(&["addr", "replace", address, "dev", BRIDGE_NAME])
+}
+
+/// Removes an address added by [`add_bridge_address`]; best effort.
+pub fn remove_bridge_address(address: &str) {
+    if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {
+        let _ = ip(&["addr", "del", address, "dev", BRIDGE_NAME]);
+    }
+}
+
 /// Deletes the bridge (its veths are gone once the pods' network namespaces are).
 pub fn delete_bridge() {
     if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {

@@ -15,7 +15,10 @@ use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
 };
-use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
+use crate::emulators::pod_identity_agent::AgentRoute;
+use crate::emulators::{
+    AwsEmulatorOptions, AwsEmulators, DEFAULT_CLUSTER_NAME, PodIdentityAgent, SIGNING_KEY_FILE_NAME,
+};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
 use crate::webhooks::{EksPodIdentityWebhook, WebhookOptions};
@@ -58,10 +61,15 @@ pub enum Cluster {
     Existing(Box<ExistingCluster>),
 }
 
+/// The Pod Identity Agent's address in the local cluster (on the pod bridge, port 80).
+pub const POD_IDENTITY_AGENT_ADDRESS: &str = "169.254.170.23";
+
 pub struct Environment {
-    // Field order is drop order: webhook, then cluster, then the emulators.
+    // Field order is drop order: webhook, agent, then cluster, then the emulators.
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
+    /// The EKS Pod Identity Agent on `169.254.170.23:80` (local provider only).
+    pub pod_identity_agent: Option<PodIdentityAgent>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
@@ -143,8 +151,14 @@ impl Environment {
             .await
             .context("the apiserver never called the pod-identity webhook")?;
         timings.push(("webhook registered", t.elapsed()));
+        let pod_identity_agent = match provider {
+            Provider::Local => Some(start_pod_identity_agent(&aws)?),
+            // kind nodes cannot reach an address on this host's bridge.
+            _ => None,
+        };
         Ok(Environment {
             webhook: Some(webhook),
+            pod_identity_agent,
             kubeconfig,
             issuer: aws.issuer_url().to_owned(),
             plugin_args: Vec::new(),
@@ -198,6 +212,7 @@ impl Environment {
         );
         Ok(Environment {
             webhook: None,
+            pod_identity_agent: None,
             client: cluster.client(),
             kubeconfig: cluster.kubeconfig_path().to_path_buf(),
             issuer,
@@ -258,6 +273,9 @@ impl Environment {
 
     /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.
     pub async fn down(mut self) -> Result<()> {
+        if self.pod_identity_agent.take().is_some() {
+            crate::cluster::remove_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"));
+        }
         match self.cluster.take() {
             Some(Cluster::Local(c)) => c.down()?,
             Some(Cluster::Kind(c)) => c.down()?,
@@ -287,4 +305,19 @@ async fn local_cluster(
     LocalCluster::up(options)
         .await
         .context("starting the local cluster")
+}
+
+/// The agent on `169.254.170.23:80`, an address added to the pod bridge (removed in `down`).
+fn start_pod_identity_agent(aws: &AwsEmulators) -> Result<PodIdentityAgent> {
+    crate::cluster::add_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"))
+        .context("adding the Pod Identity Agent's address to the pod bridge")?;
+    let address: SocketAddr = format!("{POD_IDENTITY_AGENT_ADDRESS}:80").parse()?;
+    PodIdentityAgent::bind(
+        address,
+        DEFAULT_CLUSTER_NAME,
+        AgentRoute {
+            endpoint: aws.gate_url().to_owned(),
+            credentials: aws.admin().clone(),
+        },
+    )
 }

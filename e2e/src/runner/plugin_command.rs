@@ -24,6 +24,11 @@ pub fn plugin_command(
         .env("AWS_REGION", aws.region())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret);
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        // The EKS cluster name for Pod Identity exchanges from the operator's machine.
+        .env(
+            "PODIAM_EKS_CLUSTER_NAME",
+            crate::emulators::DEFAULT_CLUSTER_NAME,
+        );
     cmd
 }

@@ -18,7 +18,10 @@ pub fn resolve(
     if let Some(name) = flag.filter(|n| !n.is_empty()) {
         return Some(name.to_string());
     }
-    if let Some(name) = std::env::var(ENV_CLUSTER_NAME).ok().filter(|n| !n.is_empty()) {
+    if let Some(name) = std::env::var(ENV_CLUSTER_NAME)
+        .ok()
+        .filter(|n| !n.is_empty())
+    {
         return Some(name);
     }
     let config = match kubeconfig {

@@ -19,9 +19,9 @@ use self::agent::AgentOutcome;
 use self::annotations as a;
 use super::{BoxFuture, Mechanism, RuntimeOutcome, aws_irsa};
 use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
+use crate::exchange::CloudError;
 use crate::exchange::aws_eks_auth::{self, PodIdentityGrant};
 use crate::exchange::aws_sts;
-use crate::exchange::CloudError;
 use crate::model::{Check, Identity, MechanismId};
 use crate::options::VerifyOptions;
 use crate::subject::{PodSubject, env_value};
@@ -264,7 +264,10 @@ fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
         return Check::fail(
             ID,
             format!("the token's sub is {sub:?}, not {expected_sub:?}"),
-            format!("point {} at the pod's own projected token", a::ENV_TOKEN_FILE),
+            format!(
+                "point {} at the pod's own projected token",
+                a::ENV_TOKEN_FILE
+            ),
         );
     }
     if !claims.aud.iter().any(|x| x == a::AUDIENCE) {
