@@ -497,10 +497,22 @@ pub async fn association_without_wiring(
             return None;
         }
     };
+    let skip_label = aws_irsa::annotations::SKIP_POD_LABEL;
+    let (why, fix) = if pod.label(skip_label).is_some() {
+        (
+            format!("it carries the {skip_label} label, so the webhook never saw it"),
+            format!("remove the {skip_label} label from the pod template and recreate the pod"),
+        )
+    } else {
+        (
+            "it was created before the association (or while the webhook was down)".to_string(),
+            "recreate the pod (kubectl rollout restart, or delete it) so the webhook injects the Pod Identity env and token".to_string(),
+        )
+    };
     Some(Check::fail(
         "aws.pod-identity.pod-mutated",
         format!(
-            "cluster {cluster} has Pod Identity association {} for {}/{} (role session {}), but {} has no {} or {}: it was created before the association (or while the webhook was down)",
+            "cluster {cluster} has Pod Identity association {} for {}/{} (role session {}), but {} has no {} or {}: {why}",
             grant.association_id,
             grant.namespace,
             grant.service_account,
@@ -509,7 +521,7 @@ pub async fn association_without_wiring(
             a::ENV_FULL_URI,
             a::ENV_TOKEN_FILE
         ),
-        "recreate the pod (kubectl rollout restart, or delete it) so the webhook injects the Pod Identity env and token",
+        fix,
     ))
 }
 
