@@ -17,6 +17,8 @@ pub const MOUNT_PATH: &str = "/var/run/secrets/pods.eks.amazonaws.com/serviceacc
 pub const TOKEN_PATH: &str =
     "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token";
 pub const AUDIENCE: &str = "pods.eks.amazonaws.com";
+/// Pod label the webhook adds (value `enabled`) when it injects Pod Identity.
+pub const POD_LABEL: &str = "eks.amazonaws.com/pod-identity";
 
 /// The service principal a role's trust policy must name, with both actions.
 pub const TRUST_PRINCIPAL: &str = "pods.eks.amazonaws.com";

@@ -101,13 +101,24 @@ fn env_check(pod: &PodSubject, container: &Container) -> Check {
                 "let the webhook inject the values (remove the preset env) and recreate the pod",
             );
         }
+        let why = if pod.label(a::POD_LABEL).is_some() {
+            format!(
+                "the webhook wired this pod (label {}) but skipped this container: listed in eks.amazonaws.com/skip-containers, or a preset {} made it skip",
+                a::POD_LABEL,
+                a::ENV_FULL_URI
+            )
+        } else {
+            format!(
+                "the webhook did not wire it (created before the association, listed in eks.amazonaws.com/skip-containers, or a preset {} made the webhook skip it)",
+                a::ENV_FULL_URI
+            )
+        };
         return Check::fail(
             ID,
             format!(
-                "container {} lacks {}: the webhook did not wire it (created before the association, listed in eks.amazonaws.com/skip-containers, or a preset {} made the webhook skip it)",
+                "container {} lacks {}: {why}",
                 pod.container,
                 missing.join(" and "),
-                a::ENV_FULL_URI
             ),
             "remove preset container-credentials env and skip-containers entries, then recreate the pod",
         );
@@ -149,10 +160,17 @@ fn env_check(pod: &PodSubject, container: &Container) -> Check {
             ),
         );
     }
+    let wired_by = match pod.label(a::POD_LABEL) {
+        Some(value) => format!(
+            " (injected by the webhook: pod label {}={value})",
+            a::POD_LABEL
+        ),
+        None => String::new(),
+    };
     Check::pass(
         ID,
         format!(
-            "container {} has {}={uri} and {}",
+            "container {} has {}={uri} and {}{wired_by}",
             pod.container,
             a::ENV_FULL_URI,
             a::ENV_TOKEN_FILE
