@@ -371,3 +371,48 @@ fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_fit_sts() {
+        let name = session_name(
+            "podiam-e2e",
+            "a-very-long-pod-name-from-a-deployment-7d9f8c6b5-x2x4z",
+        );
+        assert!(name.starts_with("eks-podiam-e2e-a-very-long-pod-name"));
+        assert_eq!(name.len(), 64);
+        let odd = session_name("c", "pod/with:odd");
+        assert!(odd.starts_with("eks-c-pod-with-odd-"), "{odd}");
+    }
+
+    #[test]
+    fn signature_scope_must_be_eks_auth_by_a_known_key() {
+        let admin = AdminCredentials {
+            access_key_id: "AKIAADMIN".into(),
+            secret_access_key: "unused".into(),
+        };
+        let headers = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("authorization", value.parse().unwrap());
+            h
+        };
+        let ok = "AWS4-HMAC-SHA256 Credential=AKIAADMIN/20260101/us-east-1/eks-auth/aws4_request, SignedHeaders=host, Signature=00";
+        assert!(check_signature_scope(&headers(ok), &admin).is_ok());
+        let sts = ok.replace("/eks-auth/", "/sts/");
+        assert_eq!(
+            check_signature_scope(&headers(&sts), &admin)
+                .unwrap_err()
+                .code,
+            "UnrecognizedClientException"
+        );
+        assert_eq!(
+            check_signature_scope(&HeaderMap::new(), &admin)
+                .unwrap_err()
+                .code,
+            "MissingAuthenticationTokenException"
+        );
+    }
+}

@@ -268,3 +268,28 @@ fn namespace_of(token: &str) -> Option<String> {
                 .map(str::to_owned)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: Value) -> String {
+        format!(
+            "e30.{}.sig",
+            URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
+        )
+    }
+
+    #[test]
+    fn routes_by_the_tokens_namespace() {
+        assert_eq!(
+            namespace_of(&jwt(json!({"kubernetes.io": {"namespace": "apps"}}))),
+            Some("apps".to_owned())
+        );
+        assert_eq!(
+            namespace_of(&jwt(json!({"sub": "system:serviceaccount:ns1:sa"}))),
+            Some("ns1".to_owned())
+        );
+        assert_eq!(namespace_of("garbage"), None);
+    }
+}
