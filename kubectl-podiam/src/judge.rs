@@ -58,6 +58,7 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
 
     let mut identity = None;
     let mut unreachable = false;
+    let mut pod_identity_unwired = false;
     if let Some(m) = mechanism {
         checks.extend(m.static_checks(pod, &spec));
         let outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
@@ -66,6 +67,13 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         checks.extend(outcome.checks);
         identity = outcome.identity;
         unreachable = outcome.unreachable;
+    } else if !static_keys_win
+        && let Some(check) =
+            mechanisms::aws_pod_identity::association_without_wiring(pod, probe, options).await
+    {
+        // EKS would grant this ServiceAccount a role: the pod predates the association.
+        pod_identity_unwired = true;
+        checks.push(check);
     } else if !static_keys_win {
         checks.push(Check::fail(
             "identity.mechanism",
@@ -90,6 +98,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     }
     let mechanism_id = if static_keys_win {
         MechanismId::StaticCredentials
+    } else if pod_identity_unwired {
+        MechanismId::AwsPodIdentity
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };

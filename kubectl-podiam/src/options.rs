@@ -44,6 +44,8 @@ pub struct VerifyOptions {
     pub expect_role: Option<String>,
     pub access: Vec<AccessExpectation>,
     pub aws: AwsTarget,
+    /// The EKS cluster, for `AssumeRoleForPodIdentity` from this machine.
+    pub eks_cluster_name: Option<String>,
 }
 
 #[cfg(test)]

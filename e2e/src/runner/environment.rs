@@ -24,7 +24,10 @@ use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_H
 use crate::emulators::gcp::{
     GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
 };
-use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
+use crate::emulators::pod_identity_agent::AgentRoute;
+use crate::emulators::{
+    AwsEmulatorOptions, AwsEmulators, DEFAULT_CLUSTER_NAME, PodIdentityAgent, SIGNING_KEY_FILE_NAME,
+};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
 use crate::webhooks::azure_mutation::AzureMutationSettings;
@@ -70,15 +73,20 @@ pub enum Cluster {
     Existing(Box<ExistingCluster>),
 }
 
+/// The Pod Identity Agent's address in the local cluster (on the pod bridge, port 80).
+pub const POD_IDENTITY_AGENT_ADDRESS: &str = "169.254.170.23";
+
 pub struct Environment {
     // Field order is drop order: GCP emulators (their metadata address is on the cluster's
-    // bridge), webhooks, then cluster, then the other emulators.
+    // bridge), webhooks, agent, then cluster, then the other emulators.
     /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
     /// STS, IAM Credentials, Cloud Storage.
     pub gcp: GcpEmulators,
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
     pub azure_webhook: Option<AzureWorkloadIdentityWebhook>,
+    /// The EKS Pod Identity Agent on `169.254.170.23:80` (local provider only).
+    pub pod_identity_agent: Option<PodIdentityAgent>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
@@ -197,11 +205,17 @@ impl Environment {
             .await
             .context("the apiserver never called the Azure workload identity webhook")?;
         timings.push(("Azure emulators and webhook", t.elapsed()));
+        let pod_identity_agent = match provider {
+            Provider::Local => Some(start_pod_identity_agent(&aws)?),
+            // kind nodes cannot reach an address on this host's bridge.
+            _ => None,
+        };
         Ok(Environment {
             gcp,
             webhook: Some(webhook),
             azure_webhook: Some(azure_webhook),
             azure,
+            pod_identity_agent,
             kubeconfig,
             issuer: aws.issuer_url().to_owned(),
             plugin_args: Vec::new(),
@@ -272,6 +286,7 @@ impl Environment {
             webhook: None,
             azure_webhook: None,
             azure,
+            pod_identity_agent: None,
             client: cluster.client(),
             kubeconfig: cluster.kubeconfig_path().to_path_buf(),
             issuer,
@@ -332,6 +347,9 @@ impl Environment {
 
     /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.
     pub async fn down(mut self) -> Result<()> {
+        if self.pod_identity_agent.take().is_some() {
+            crate::cluster::remove_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"));
+        }
         match self.cluster.take() {
             Some(Cluster::Local(c)) => c.down()?,
             Some(Cluster::Kind(c)) => c.down()?,
@@ -400,4 +418,19 @@ async fn local_cluster(
     LocalCluster::up(options)
         .await
         .context("starting the local cluster")
+}
+
+/// The agent on `169.254.170.23:80`, an address added to the pod bridge (removed in `down`).
+fn start_pod_identity_agent(aws: &AwsEmulators) -> Result<PodIdentityAgent> {
+    crate::cluster::add_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"))
+        .context("adding the Pod Identity Agent's address to the pod bridge")?;
+    let address: SocketAddr = format!("{POD_IDENTITY_AGENT_ADDRESS}:80").parse()?;
+    PodIdentityAgent::bind(
+        address,
+        DEFAULT_CLUSTER_NAME,
+        AgentRoute {
+            endpoint: aws.gate_url().to_owned(),
+            credentials: aws.admin().clone(),
+        },
+    )
 }

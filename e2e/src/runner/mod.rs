@@ -18,11 +18,13 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 
-use crate::emulators::AwsEmulators;
 use crate::emulators::azure::AzureEmulators;
 use crate::emulators::gcp::GcpEmulators;
+use crate::emulators::pod_identity_agent::AgentRoute;
+use crate::emulators::{AwsEmulators, PodIdentityAgent};
 use crate::scenario::{Cloud, Scenario, Step};
 use crate::setup::SetupVariables;
+use crate::webhooks::EksPodIdentityWebhook;
 
 /// What every scenario runs against.
 pub struct RunContext<'a> {
@@ -43,6 +45,10 @@ pub struct RunContext<'a> {
     pub issuer: String,
     /// Keep namespaces and cloud objects after the run (`--keep`).
     pub keep: bool,
+    /// The webhook stand-in, told about the setup's Pod Identity associations.
+    pub webhook: Option<&'a EksPodIdentityWebhook>,
+    /// The Pod Identity Agent, routing this scenario's namespace to `aws`.
+    pub pod_identity_agent: Option<&'a PodIdentityAgent>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,7 +80,19 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     } else {
         String::new()
     };
+    if let Some(agent) = ctx.pod_identity_agent {
+        agent.unroute_namespace(&namespace);
+    }
+    if let (Some(webhook), Ok(setup)) = (
+        ctx.webhook,
+        cloud_reset::with_namespace(&scenario.spec.setup, &namespace),
+    ) {
+        for association in &setup.aws.pod_identity_associations {
+            webhook.disassociate_pod_identity(&association.namespace, &association.service_account);
+        }
+    }
     if !ctx.keep {
+        ctx.aws.clear_pod_identity_associations();
         let _ = Api::<Namespace>::all(ctx.client.clone())
             .delete(&namespace, &DeleteParams::background())
             .await;
@@ -128,6 +146,22 @@ async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -
                 },
             )
             .context("Azure setup in the emulators")?;
+    }
+    // Pod Identity: the webhook mutates pods of associated ServiceAccounts, and the agent sends
+    // this namespace's tokens to this worker's EKS Auth.
+    if let Some(webhook) = ctx.webhook {
+        for association in &setup.aws.pod_identity_associations {
+            webhook.associate_pod_identity(&association.namespace, &association.service_account);
+        }
+    }
+    if let Some(agent) = ctx.pod_identity_agent {
+        agent.route_namespace(
+            namespace,
+            AgentRoute {
+                endpoint: ctx.aws.gate_url().to_owned(),
+                credentials: ctx.aws.admin().clone(),
+            },
+        );
     }
     let base = scenario
         .path

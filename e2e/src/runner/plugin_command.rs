@@ -33,7 +33,12 @@ pub fn plugin_command(
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("SSL_CERT_FILE", azure.ca_bundle_file())
-        .env("PODIAM_AZURE_BLOB_ENDPOINT", azure.blob_endpoint());
+        .env("PODIAM_AZURE_BLOB_ENDPOINT", azure.blob_endpoint())
+        // The EKS cluster name for Pod Identity exchanges from the operator's machine.
+        .env(
+            "PODIAM_EKS_CLUSTER_NAME",
+            crate::emulators::DEFAULT_CLUSTER_NAME,
+        );
     cmd
 }
 

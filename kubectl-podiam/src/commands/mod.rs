@@ -28,3 +28,11 @@ pub fn aws_target(g: &GlobalFlags, cloud: &CloudFlags) -> AwsTarget {
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
     }
 }
+
+pub fn eks_cluster_name(g: &GlobalFlags, cloud: &CloudFlags) -> Option<String> {
+    crate::kube::eks_cluster::resolve(
+        cloud.eks_cluster_name.as_deref(),
+        g.kubeconfig.as_deref(),
+        g.context.as_deref(),
+    )
+}

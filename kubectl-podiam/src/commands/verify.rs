@@ -21,6 +21,7 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         expect_role: args.expect_role.clone(),
         access,
         aws: super::aws_target(global, &args.cloud),
+        eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
     })
 }
 

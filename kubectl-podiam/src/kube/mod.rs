@@ -1,6 +1,7 @@
 //! Everything that talks to the Kubernetes API.
 
 pub mod client;
+pub mod eks_cluster;
 pub mod exec;
 pub mod issuer;
 pub mod pods;
