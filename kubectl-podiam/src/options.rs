@@ -44,6 +44,8 @@ pub struct VerifyOptions {
     pub expect_role: Option<String>,
     pub access: Vec<AccessExpectation>,
     pub aws: AwsTarget,
+    /// How the ServiceAccount's RBAC is reviewed (the Kubernetes half of the identity).
+    pub rbac: crate::rbac::RbacOptions,
 }
 
 #[cfg(test)]

@@ -27,3 +27,10 @@ pub fn aws_target(g: &GlobalFlags, cloud: &CloudFlags) -> AwsTarget {
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
     }
 }
+
+pub fn rbac_options(g: &GlobalFlags) -> crate::rbac::RbacOptions {
+    crate::rbac::RbacOptions {
+        operator_impersonates: g.impersonate.is_some() || !g.impersonate_groups.is_empty(),
+        ..Default::default()
+    }
+}
