@@ -86,9 +86,9 @@ pub fn check(pod: &PodSubject, rbac: &RbacUse) -> Check {
         );
     }
     let volume = match pod.origin {
-        Origin::Template => "a kube-api-access volume (added at admission)".to_string(),
+        Origin::Template => "kube-api-access volume, added at admission".to_string(),
         Origin::Live | Origin::Dump => match mounted_api_volume(&pod.spec) {
-            Some(v) => format!("the projected volume {v}"),
+            Some(v) => format!("volume {v}"),
             None => {
                 return Check::pass(
                     ID,
@@ -119,19 +119,17 @@ pub fn check(pod: &PodSubject, rbac: &RbacUse) -> Check {
                 ),
             );
         }
-        RbacUse::DefaultsOnly => format!(
-            "serviceaccount {sa} has no RBAC grants beyond the defaults every authenticated user has"
-        ),
-        RbacUse::Unknown => {
-            format!("serviceaccount {sa}'s RBAC was not reviewed (see k8s.rbac.review)")
+        RbacUse::DefaultsOnly => {
+            format!("serviceaccount {sa} has no RBAC grants beyond the defaults")
         }
+        RbacUse::Unknown => "its RBAC was not reviewed".to_string(),
     };
     Check::warn(
         ID,
         format!(
-            "{} mounts a Kubernetes API token in {volume} that it appears never to use (heuristic: {rbac_part}, and no container's image, command, args or env mention KUBERNETES_SERVICE_HOST, kubernetes.default, {TOKEN_DIR} or kubectl); a compromised container can call the API with it",
+            "{} mounts a Kubernetes API token ({volume}) it appears never to use (heuristic: {rbac_part}, and no container's image, command, args or env mention KUBERNETES_SERVICE_HOST, kubernetes.default, the token path or kubectl)",
             pod.describe()
         ),
-        "set automountServiceAccountToken: false in the pod spec (or on the ServiceAccount) and recreate the pod",
+        "set automountServiceAccountToken: false in the pod spec (or the ServiceAccount) and recreate the pod",
     )
 }

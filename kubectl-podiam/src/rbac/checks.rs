@@ -14,7 +14,7 @@ pub fn checks(review: &Review, sa: &str, namespace: &str) -> Vec<Check> {
         Err(reason) => return vec![Check::skip("k8s.rbac.review", reason.clone())],
         Ok(e) => e,
     };
-    let mut review_message = format!("serviceaccount {sa} reviewed by {}", evidence.source);
+    let mut review_message = format!("RBAC of serviceaccount {sa} from {}", evidence.source);
     for note in &evidence.notes {
         review_message.push_str("; ");
         review_message.push_str(note);
