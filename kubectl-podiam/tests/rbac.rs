@@ -562,7 +562,8 @@ impl ScriptedCluster {
             return (
                 200,
                 json!({"spec": {}, "status": {"incomplete": false, "resourceRules": self.rules, "nonResourceRules": [
-                {"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/healthz", "/version"]}]}}),
+                {"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/healthz", "/version"]},
+                {"verbs": ["get"], "nonResourceURLs": ["/.well-known/openid-configuration", "/openid/v1/jwks"]}]}}),
             );
         }
         let attrs = &body["spec"]["resourceAttributes"];

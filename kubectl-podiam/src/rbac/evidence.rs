@@ -46,6 +46,11 @@ const DISCOVERY_URLS: &[&str] = &[
     "/readyz",
     "/version",
     "/version/",
+    // system:service-account-issuer-discovery, bound to every ServiceAccount by default.
+    "/.well-known/openid-configuration",
+    "/.well-known/openid-configuration/",
+    "/openid/v1/jwks",
+    "/openid/v1/jwks/",
 ];
 const SELF_REVIEW_GROUPS: &[&str] = &["authorization.k8s.io", "authentication.k8s.io"];
 const SELF_REVIEWS: &[&str] = &[
@@ -54,8 +59,9 @@ const SELF_REVIEWS: &[&str] = &[
     "selfsubjectreviews",
 ];
 
-/// The rules every authenticated user has (system:basic-user, system:discovery,
-/// system:public-info-viewer): not the ServiceAccount's own grants.
+/// The rules every authenticated user (or every ServiceAccount) has by default
+/// (system:basic-user, system:discovery, system:public-info-viewer,
+/// system:service-account-issuer-discovery): not the ServiceAccount's own grants.
 pub fn is_default(rule: &Rule) -> bool {
     if rule.is_resource_rule() {
         rule.verbs.iter().all(|v| v == "create")
