@@ -493,6 +493,8 @@ fn rbac_warnings_never_fail_a_verified_pod() {
 #[derive(Clone)]
 struct ScriptedCluster {
     impersonation_allowed: bool,
+    /// Answer 500 to every rules review.
+    broken: bool,
     sar_allowed: bool,
     /// (verb, resource, namespace-or-empty) answered "allowed".
     allowed: Vec<(&'static str, &'static str, &'static str)>,
@@ -557,6 +559,13 @@ impl ScriptedCluster {
             assert_eq!(body["spec"]["user"], "system:serviceaccount:team:app");
             assert_eq!(body["spec"]["groups"][1], "system:serviceaccounts:team");
         }
+        if self.broken {
+            return (
+                500,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "message": "etcdserver: request timed out", "code": 500}),
+            );
+        }
         if path.ends_with("/selfsubjectrulesreviews") {
             assert_eq!(body["spec"]["namespace"], "team");
             return (
@@ -586,6 +595,7 @@ impl ScriptedCluster {
 fn scripted(impersonation_allowed: bool, sar_allowed: bool) -> ScriptedCluster {
     ScriptedCluster {
         impersonation_allowed,
+        broken: false,
         sar_allowed,
         allowed: vec![("list", "secrets", ""), ("get", "secrets", "team")],
         rules: json!([
@@ -734,5 +744,25 @@ fn an_operator_already_impersonating_is_not_nested() {
         check(&item, "k8s.rbac.review")
             .message
             .contains("does not nest impersonation")
+    );
+}
+
+#[test]
+fn a_failing_api_is_a_skip_without_retrying_as_access_reviews() {
+    let mut cluster = scripted(true, true);
+    cluster.broken = true;
+    let item = live_review(&cluster, false);
+    let review = check(&item, "k8s.rbac.review");
+    assert_eq!(review.status, Status::Skip);
+    assert!(
+        review.message.contains("etcdserver: request timed out"),
+        "{}",
+        review.message
+    );
+    let calls = cluster.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        !item.unreachable,
+        "an RBAC review never makes the run unreachable"
     );
 }

@@ -147,8 +147,9 @@ impl RbacEvidence {
     }
 }
 
-/// Live: rules review + access reviews impersonating the ServiceAccount; when that is not
-/// possible, SubjectAccessReviews as the operator; when neither is, the reason.
+/// Live: rules review + access reviews impersonating the ServiceAccount; when impersonation is
+/// forbidden (or the operator already impersonates), SubjectAccessReviews as the operator;
+/// when neither is possible, or the API fails or times out, the reason.
 pub async fn live(
     client: &kube::Client,
     sa: &ServiceAccountUser,
@@ -165,8 +166,13 @@ pub async fn live(
                 sa.username(),
                 sa.namespace
             ),
+            // Not a permission problem (timeout, API error): access reviews would fare no
+            // better, and each would wait out the timeout again.
             Err(ReviewError::Failed(m)) => {
-                format!("the review impersonating {} failed: {m}", sa.username())
+                return Err(format!(
+                    "the review impersonating {} failed: {m}",
+                    sa.username()
+                ));
             }
         }
     };
