@@ -15,6 +15,8 @@ pub fn kubernetes_identity(pod: &PodSubject) -> KubernetesIdentity {
             "system:authenticated".into(),
         ],
         automount_token: pod.automount_token(),
+        permissions: None,
+        permissions_source: None,
     }
 }
 
@@ -103,6 +105,9 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
+    // The Kubernetes half of the identity: RBAC and the API token (warnings and skips only).
+    let access = crate::rbac::review(pod, probe, &options.rbac).await;
+    checks.extend(access.checks);
     checks.sort_by_key(|c| c.status);
     ReportItem {
         pod: PodRef {
@@ -112,7 +117,11 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
             kind: pod.kind.clone(),
         },
         service_account: pod.service_account_name().to_string(),
-        kubernetes: kubernetes_identity(pod),
+        kubernetes: KubernetesIdentity {
+            permissions: access.permissions,
+            permissions_source: access.permissions_source,
+            ..kubernetes_identity(pod)
+        },
         mechanism: mechanism_id,
         identity,
         verdict: ReportItem::verdict_of(&checks),

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod mechanisms;
 pub mod model;
 pub mod options;
+pub mod rbac;
 pub mod report;
 pub mod subject;
 pub mod token_claims;

@@ -46,6 +46,8 @@ pub struct VerifyOptions {
     pub aws: AwsTarget,
     /// The EKS cluster, for `AssumeRoleForPodIdentity` from this machine.
     pub eks_cluster_name: Option<String>,
+    /// How the ServiceAccount's RBAC is reviewed (the Kubernetes half of the identity).
+    pub rbac: crate::rbac::RbacOptions,
 }
 
 #[cfg(test)]

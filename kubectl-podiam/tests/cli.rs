@@ -44,6 +44,28 @@ fn seed_example_text_output() {
     insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
 }
 
+/// The seed example with its ServiceAccount bound to cluster-admin and to a cluster-wide
+/// secrets reader: RBAC warnings in the text report, the verdict and exit code unchanged.
+#[test]
+fn rbac_warnings_text_output() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["pod.yaml", "serviceaccount.yaml"] {
+        std::fs::copy(examples().join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("rbac.yaml"),
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: s3-reader-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: s3-reader, namespace: default}]\n",
+    )
+    .unwrap();
+    let out = podiam()
+        .args(["verify", "-f"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "warnings keep exit code 0");
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
 #[test]
 fn failing_manifest_exits_1_with_cause_and_fix() {
     let dir = tempfile::tempdir().unwrap();

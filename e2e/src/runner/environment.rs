@@ -43,7 +43,8 @@ pub enum Provider {
     /// kind (needs Docker); the webhook stand-in listens on the kind network's gateway.
     Kind,
     /// The cluster of the current kubeconfig (or `--kubeconfig`/`--context`): no webhook is
-    /// installed and nothing cluster-scoped is created; the emulators trust its issuer.
+    /// installed and nothing cluster-scoped is created beyond what a scenario applies itself
+    /// (deleted at its end); the emulators trust its issuer.
     Existing,
 }
 

@@ -71,7 +71,8 @@ impl ScenarioOutcome {
 pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     let start = Instant::now();
     let namespace = scenario.namespace();
-    let failure = run_steps(scenario, ctx, &namespace)
+    let mut cluster_scoped = Vec::new();
+    let failure = run_steps(scenario, ctx, &namespace, &mut cluster_scoped)
         .await
         .err()
         .map(|e| format!("{e:#}"));
@@ -96,6 +97,12 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
         let _ = Api::<Namespace>::all(ctx.client.clone())
             .delete(&namespace, &DeleteParams::background())
             .await;
+        // Deleting the namespace leaves cluster-scoped objects (ClusterRoleBindings…) behind.
+        for object in &cluster_scoped {
+            if let Err(e) = object.delete(&ctx.client).await {
+                eprintln!("podiam-e2e: cleanup: {e:#}");
+            }
+        }
         let _ = cloud_reset::reset_aws(ctx.aws.gate_url(), ctx.aws.admin()).await;
         ctx.aws.forget_iam_cache();
         if let Some(gcp) = ctx.gcp {
@@ -114,7 +121,12 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     }
 }
 
-async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -> Result<()> {
+async fn run_steps(
+    scenario: &Scenario,
+    ctx: &RunContext<'_>,
+    namespace: &str,
+    cluster_scoped: &mut Vec<apply::ClusterScoped>,
+) -> Result<()> {
     create_namespace(&ctx.client, namespace).await?;
     let setup = cloud_reset::with_namespace(&scenario.spec.setup, namespace)?;
     ctx.aws
@@ -171,7 +183,9 @@ async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -
     for (i, step) in scenario.spec.steps.iter().enumerate() {
         let what = || format!("step {} ({})", i + 1, step_name(step));
         match step {
-            Step::Apply(a) => apply::apply(&ctx.client, namespace, &base, a).await,
+            Step::Apply(a) => apply::apply(&ctx.client, namespace, &base, a)
+                .await
+                .map(|applied| cluster_scoped.extend(applied)),
             Step::Wait(w) => wait::wait(&ctx.client, namespace, w).await,
             Step::Delete(d) => apply::delete(&ctx.client, namespace, d).await,
             Step::Podiam(p) => podiam_step::run(ctx, namespace, p).await,

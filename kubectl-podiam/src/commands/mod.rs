@@ -36,3 +36,10 @@ pub fn eks_cluster_name(g: &GlobalFlags, cloud: &CloudFlags) -> Option<String> {
         g.context.as_deref(),
     )
 }
+
+pub fn rbac_options(g: &GlobalFlags) -> crate::rbac::RbacOptions {
+    crate::rbac::RbacOptions {
+        operator_impersonates: g.impersonate.is_some() || !g.impersonate_groups.is_empty(),
+        ..Default::default()
+    }
+}

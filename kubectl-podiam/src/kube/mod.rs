@@ -1,5 +1,6 @@
 //! Everything that talks to the Kubernetes API.
 
+pub mod access_review;
 pub mod client;
 pub mod eks_cluster;
 pub mod exec;
