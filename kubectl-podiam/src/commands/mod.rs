@@ -6,6 +6,7 @@ pub mod whoami;
 use crate::cli::{CloudFlags, GlobalFlags};
 use crate::exchange::aws_config::AwsTarget;
 use crate::kube::client::ConnectionFlags;
+use crate::options::GcpTarget;
 
 pub fn connection_flags(g: &GlobalFlags) -> ConnectionFlags {
     ConnectionFlags {
@@ -24,6 +25,13 @@ pub fn aws_target(g: &GlobalFlags, cloud: &CloudFlags) -> AwsTarget {
     AwsTarget {
         endpoint_url: cloud.aws_endpoint_url.clone(),
         region: cloud.region.clone(),
+        timeout: g.request_timeout.filter(|d| !d.is_zero()),
+    }
+}
+
+pub fn gcp_target(g: &GlobalFlags, cloud: &CloudFlags) -> GcpTarget {
+    GcpTarget {
+        gcs_endpoint_url: cloud.gcs_endpoint_url.clone(),
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
     }
 }

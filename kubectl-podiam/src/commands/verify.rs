@@ -19,8 +19,10 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
     }
     Ok(VerifyOptions {
         expect_role: args.expect_role.clone(),
+        expect_gsa: args.cloud.expect_gsa.clone(),
         access,
         aws: super::aws_target(global, &args.cloud),
+        gcp: super::gcp_target(global, &args.cloud),
     })
 }
 

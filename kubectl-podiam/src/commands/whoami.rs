@@ -16,6 +16,8 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
     };
     let options = VerifyOptions {
         aws: super::aws_target(global, &args.cloud),
+        gcp: super::gcp_target(global, &args.cloud),
+        expect_gsa: args.cloud.expect_gsa.clone(),
         ..Default::default()
     };
     Ok(vec![judge(&subject, &probe, &options).await])

@@ -2,6 +2,7 @@
 //! adding one means adding a module and listing it in [`registered`].
 
 pub mod aws_irsa;
+pub mod gcp_workload_identity;
 pub mod static_credentials;
 
 use std::future::Future;
@@ -49,5 +50,9 @@ pub trait Mechanism: Send + Sync {
 }
 
 pub fn registered() -> Vec<Box<dyn Mechanism>> {
-    vec![Box::new(aws_irsa::AwsIrsa)]
+    // AWS first: a pod wired for IRSA is never claimed by a later mechanism.
+    vec![
+        Box::new(aws_irsa::AwsIrsa),
+        Box::new(gcp_workload_identity::GcpWorkloadIdentity),
+    ]
 }
