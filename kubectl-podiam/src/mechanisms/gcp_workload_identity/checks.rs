@@ -51,8 +51,20 @@ pub fn annotate_fix(pod: &PodSubject, gsa: &str) -> String {
         pod.service_account_name(),
         a::GSA,
         a::ROLE_WORKLOAD_IDENTITY_USER,
-        a::binding_member("PROJECT_ID", &pod.namespace, pod.service_account_name())
+        a::binding_member(
+            project_of(gsa).unwrap_or("PROJECT_ID"),
+            &pod.namespace,
+            pod.service_account_name()
+        )
     )
+}
+
+/// The project of a user-managed GSA email (`NAME@PROJECT.iam.gserviceaccount.com`).
+pub fn project_of(gsa: &str) -> Option<&str> {
+    gsa.split_once('@')?
+        .1
+        .strip_suffix(".iam.gserviceaccount.com")
+        .filter(|p| !p.is_empty() && !p.contains('.'))
 }
 
 /// The KSA's keys that look like a misspelt GSA annotation.

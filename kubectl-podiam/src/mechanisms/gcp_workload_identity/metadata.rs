@@ -278,10 +278,7 @@ fn report_failure(
 ) {
     let base = &metadata.base;
     let gsa = checks::configured_gsa(pod).unwrap_or("GSA_EMAIL");
-    let project = gsa
-        .split_once('@')
-        .and_then(|(_, d)| d.strip_suffix(".iam.gserviceaccount.com"))
-        .unwrap_or("PROJECT_ID");
+    let project = checks::project_of(gsa).unwrap_or("PROJECT_ID");
     let check = match failure {
         Failure::NoClient => Check::warn(
             "gcp.metadata.client",
