@@ -10,15 +10,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::emulators::AdminCredentials;
+use crate::emulators::gcp::GcpSetup;
 
 /// The seed every AWS contract test starts from (`e2e/fixtures/aws-seed.yaml`).
 const AWS_SEED_YAML: &str = include_str!("../fixtures/aws-seed.yaml");
+/// The GKE Workload Identity seed (`e2e/fixtures/gcp-seed.yaml`).
+const GCP_SEED_YAML: &str = include_str!("../fixtures/gcp-seed.yaml");
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloudSetup {
     #[serde(default)]
     pub aws: AwsSetup,
+    /// GKE Workload Identity side: applied to the GCP emulators.
+    #[serde(default)]
+    pub gcp: GcpSetup,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -89,6 +95,12 @@ impl CloudSetup {
     /// `sts.amazonaws.com`, allowed to read bucket `my-bucket` (which holds `hello.txt`).
     pub fn seed_aws() -> Self {
         Self::from_yaml(AWS_SEED_YAML).expect("fixtures/aws-seed.yaml is valid")
+    }
+
+    /// GSA `gke-service-account@my-project.iam.gserviceaccount.com` impersonable by KSA
+    /// `default/gke-service-account`, reader of bucket `my-bucket` (which holds `hello.txt`).
+    pub fn seed_gcp() -> Self {
+        Self::from_yaml(GCP_SEED_YAML).expect("fixtures/gcp-seed.yaml is valid")
     }
 
     /// Replaces `${ISSUER}`, `${ISSUER_HOSTPATH}` and `${ACCOUNT_ID}` in every string.
@@ -196,6 +208,17 @@ mod tests {
         assert!(trust.contains("oidc-provider/127.0.0.1:1/id/X"), "{trust}");
         assert!(trust.contains("\"127.0.0.1:1/id/X:sub\""), "{trust}");
         assert_eq!(setup.aws.buckets[0].name, "my-bucket");
+    }
+
+    #[test]
+    fn gcp_seed_parses() {
+        let setup = CloudSetup::seed_gcp();
+        assert!(setup.aws.roles.is_empty());
+        assert_eq!(setup.gcp.buckets[0].name, "my-bucket");
+        assert_eq!(
+            setup.gcp.service_accounts[0].email,
+            "gke-service-account@my-project.iam.gserviceaccount.com"
+        );
     }
 
     #[test]

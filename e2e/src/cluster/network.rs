@@ -42,6 +42,28 @@ pub fn ensure_bridge() -> Result<()> {
     ip(&["link", "set", BRIDGE_NAME, "up"])
 }
 
+/// The GCE/GKE metadata address. Added to the bridge (the kernel has no dummy-interface module)
+/// while the GKE metadata emulator runs, so pods reach it where GKE pods do.
+pub const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+
+/// Adds [`METADATA_IP`]/32 to the bridge (which must exist).
+pub fn add_metadata_address() -> Result<()> {
+    ip(&[
+        "addr",
+        "replace",
+        &format!("{METADATA_IP}/32"),
+        "dev",
+        BRIDGE_NAME,
+    ])
+}
+
+/// Removes [`METADATA_IP`] from the bridge if it is there. Best effort.
+pub fn remove_metadata_address() {
+    if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {
+        let _ = ip(&["addr", "del", &format!("{METADATA_IP}/32"), "dev", BRIDGE_NAME]);
+    }
+}
+
 /// Deletes the bridge (its veths are gone once the pods' network namespaces are).
 pub fn delete_bridge() {
     if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {

@@ -4,6 +4,7 @@ mod aws_emulators;
 mod aws_gate;
 mod background_runtime;
 mod credentials;
+pub mod gcp;
 mod iam_directory;
 mod ids;
 mod jwks_cache;

@@ -73,6 +73,12 @@ pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str)
                 for entry in ctx.aws.request_log() {
                     let _ = writeln!(out, "{entry:?}");
                 }
+                if let Some(gcp) = ctx.gcp {
+                    let _ = writeln!(out, "--- GCP emulator requests");
+                    for entry in gcp.request_log() {
+                        let _ = writeln!(out, "{entry:?}");
+                    }
+                }
             }
         }
     }

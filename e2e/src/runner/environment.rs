@@ -1,7 +1,8 @@
 //! Everything scenarios run against on the local provider, started in dependency order:
 //! the AWS emulators (whose OIDC issuer is the cluster's `--service-account-issuer` and signs
 //! with the cluster's key, as EKS publishes its issuer), the local cluster, and the EKS
-//! pod-identity webhook stand-in registered by URL.
+//! pod-identity webhook stand-in registered by URL; then the GCP emulators (their metadata
+//! server identifies pods through the cluster's API, their STS trusts the cluster's issuer).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ use crate::cluster::{
     KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster, LocalClusterOptions,
     default_kind_config_path,
 };
+use crate::cluster::{GATEWAY_IP, METADATA_IP};
+use crate::emulators::gcp::{GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver};
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
@@ -34,7 +37,11 @@ pub enum Cluster {
 }
 
 pub struct Environment {
-    // Field order is drop order: webhook, then cluster, then the emulators.
+    // Field order is drop order: GCP emulators (their metadata address is on the cluster's
+    // bridge), webhook, then cluster, then the AWS emulators.
+    /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
+    /// STS, IAM Credentials, Cloud Storage.
+    pub gcp: GcpEmulators,
     pub webhook: EksPodIdentityWebhook,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
@@ -105,7 +112,13 @@ impl Environment {
             .await
             .context("the apiserver never called the pod-identity webhook")?;
         timings.push(("webhook registered", t.elapsed()));
+
+        let t = Instant::now();
+        let gcp = start_gcp(provider, &client, &aws).await?;
+        label_nodes_for_gke_metadata(&client).await?;
+        timings.push(("GCP emulators", t.elapsed()));
         Ok(Environment {
+            gcp,
             webhook,
             kubeconfig,
             cluster: Some(cluster),
@@ -168,6 +181,45 @@ impl Environment {
         }
         Ok(())
     }
+}
+
+/// On the local provider the metadata server answers pods at 169.254.169.254:80 (added to the
+/// bridge) and the Google APIs listen on the bridge's address; on kind only the host reaches
+/// them (the metadata server is not reachable from kind pods).
+async fn start_gcp(
+    provider: Provider,
+    client: &kube::Client,
+    aws: &AwsEmulators,
+) -> Result<GcpEmulators> {
+    let mut options = GcpEmulatorOptions {
+        resolver: PodResolver::Kubernetes(client.clone()),
+        trusted_ca_files: vec![aws.ca_file().to_path_buf()],
+        ..GcpEmulatorOptions::default()
+    };
+    if provider == Provider::Local {
+        options.metadata_bind = SocketAddr::from((METADATA_IP, 80));
+        options.add_metadata_address = true;
+        options.api_bind_ip = GATEWAY_IP.into();
+    }
+    GcpEmulators::start(options)
+        .await
+        .context("starting the GCP emulators")
+}
+
+/// What GKE sets on node pools with `workloadMetadataConfig.mode: GKE_METADATA`.
+async fn label_nodes_for_gke_metadata(client: &kube::Client) -> Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"labels": {GKE_METADATA_NODE_LABEL: "true"}}});
+    for node in nodes.list(&ListParams::default()).await?.items {
+        let name = node.metadata.name.unwrap_or_default();
+        nodes
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("labelling node {name} {GKE_METADATA_NODE_LABEL}=true"))?;
+    }
+    Ok(())
 }
 
 async fn local_cluster(

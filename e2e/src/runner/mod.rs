@@ -19,7 +19,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::emulators::AwsEmulators;
-use crate::scenario::{Scenario, Step};
+use crate::emulators::gcp::GcpEmulators;
+use crate::scenario::{Cloud, Scenario, Step};
+use crate::setup::SetupVariables;
 
 /// What every scenario runs against.
 pub struct RunContext<'a> {
@@ -28,6 +30,9 @@ pub struct RunContext<'a> {
     /// The built `kubectl-podiam` binary.
     pub plugin: PathBuf,
     pub aws: &'a AwsEmulators,
+    /// The one set of GCP emulators (its metadata server has a fixed address), given to one
+    /// worker only: GCP scenarios run there.
+    pub gcp: Option<&'a GcpEmulators>,
     /// The cluster's service-account issuer: `${ISSUER}` in every scenario's setup.
     pub issuer: String,
     /// Keep namespaces and cloud objects after the run (`--keep`).
@@ -69,6 +74,9 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
             .await;
         let _ = cloud_reset::reset_aws(ctx.aws.gate_url(), ctx.aws.admin()).await;
         ctx.aws.forget_iam_cache();
+        if let Some(gcp) = ctx.gcp {
+            cloud_reset::reset_gcp(gcp);
+        }
     }
     ScenarioOutcome {
         name: scenario.metadata.name.clone(),
@@ -86,6 +94,21 @@ async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -
         .apply_for_issuer(&setup, &ctx.issuer)
         .await
         .context("cloud setup in the emulators")?;
+    match ctx.gcp {
+        Some(gcp) => gcp
+            .apply(
+                &setup.gcp,
+                &SetupVariables {
+                    issuer: ctx.issuer.clone(),
+                    account_id: ctx.aws.account_id().to_owned(),
+                },
+            )
+            .context("GCP setup in the emulators")?,
+        None if scenario.spec.cloud == Cloud::Gcp || !setup.gcp.is_empty() => {
+            anyhow::bail!("this worker has no GCP emulators; GCP scenarios run on worker 1")
+        }
+        None => {}
+    }
     let base = scenario
         .path
         .parent()

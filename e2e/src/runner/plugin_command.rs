@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::emulators::AwsEmulators;
+use crate::emulators::gcp::GcpEmulators;
 
 pub fn plugin_command(
     plugin: &Path,
@@ -26,4 +27,11 @@ pub fn plugin_command(
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", secret);
     cmd
+}
+
+/// The GCP endpoints the plugin reads from its environment: the Cloud Storage front
+/// (`STORAGE_EMULATOR_HOST`, google-cloud's convention). STS and IAM Credentials need nothing:
+/// external_account files carry their URLs, and on GKE the metadata server exchanges itself.
+pub fn add_gcp_env(cmd: &mut tokio::process::Command, gcp: &GcpEmulators) {
+    cmd.env("STORAGE_EMULATOR_HOST", gcp.gcs_url());
 }

@@ -25,7 +25,11 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
     for arg in &step.args {
         args.push(expand(ctx, namespace, arg).await?);
     }
-    let output = super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws)
+    let mut command = super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws);
+    if let Some(gcp) = ctx.gcp {
+        super::plugin_command::add_gcp_env(&mut command, gcp);
+    }
+    let output = command
         .args(&args)
         .args(["-n", namespace, "-o", "json"])
         .output()
