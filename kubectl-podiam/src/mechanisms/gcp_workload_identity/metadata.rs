@@ -20,6 +20,8 @@ use crate::subject::PodSubject;
 /// Start-up race: GKE's metadata server needs a few seconds for a new pod.
 const MAX_ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// One request may hang (busybox wget has no usable timeout): each attempt gets at most this.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the metadata server gave no usable answer.
 #[derive(Debug)]
@@ -72,15 +74,24 @@ impl MetadataProbe<'_> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let budget = self.remaining().max(Duration::from_secs(1));
+            let budget = self
+                .remaining()
+                .min(ATTEMPT_TIMEOUT)
+                .max(Duration::from_secs(1));
             let argv = client.command(url, a::METADATA_FLAVOR, budget.as_secs());
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             let output = match self.probe.exec(self.pod, &argv, budget).await {
-                Ok(o) => o,
+                Ok(o) => Some(o),
+                // The request hung (a server still holding a new pod's requests): retry.
+                Err(ReadFailure::NoExec(ExecError::Timeout(_))) => None,
                 Err(ReadFailure::NoExec(e)) => return Err(Failure::Exec(e)),
                 Err(other) => return Err(Failure::Exec(ExecError::Failed(format!("{other:?}")))),
             };
-            let retry_reason = match client.read(output.stdout, &output.stderr, output.success) {
+            let read = match output {
+                Some(o) => client.read(o.stdout, &o.stderr, o.success),
+                None => Err(format!("no answer within {}s", budget.as_secs())),
+            };
+            let retry_reason = match read {
                 Ok(answer) => match gcp_metadata::classify(&answer) {
                     Ok(()) => return Ok((answer, attempts)),
                     Err(error) if error.retryable() => Failure::Http { error, attempts },
