@@ -35,16 +35,14 @@ impl Mechanism for GcpWorkloadIdentity {
                 .and_then(|sa| sa.metadata.annotations.as_ref())
                 .is_some_and(|m| m.keys().any(|k| a::is_gsa_typo(k)));
         let federated = pod.all_containers().any(|c| has_env(c, a::ENV_CREDENTIALS));
-        // A pod on (or pinned to) a GKE metadata node gets a KSA identity even unannotated.
+        // A pod pinned to GKE metadata nodes asks for Workload Identity even unannotated.
+        // The node's own label is not enough: every pod of a GKE cluster runs on such nodes,
+        // including pods wired to other clouds' mechanisms registered after this one.
         let on_gke_node = pod
-            .node_labels
+            .spec
+            .node_selector
             .as_ref()
-            .is_some_and(|l| l.get(a::NODE_LABEL).is_some_and(|v| v == "true"))
-            || pod
-                .spec
-                .node_selector
-                .as_ref()
-                .is_some_and(|s| s.contains_key(a::NODE_LABEL));
+            .is_some_and(|s| s.contains_key(a::NODE_LABEL));
         annotated || federated || on_gke_node
     }
 
