@@ -183,6 +183,7 @@ async fn external_account_exchange_gets_the_gsa_and_its_bucket_access() {
             "gcs:get=my-bucket/hello.txt",
             "--cannot",
             "gcs:list=private-bucket",
+            "-vvv",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{report:#}");
@@ -219,10 +220,16 @@ async fn external_account_exchange_gets_the_gsa_and_its_bucket_access() {
         cannot["message"].as_str().unwrap().contains("403"),
         "{cannot}"
     );
-    // Neither the subject token nor any access token reaches the output.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains(&token));
-    assert!(!stdout.contains(token.split('.').nth(1).unwrap()));
+    // The subject token reaches neither the report nor the most verbose log.
+    let payload = token.split('.').nth(1).unwrap();
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(!text.contains(payload), "token payload in output");
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("GCS call"),
+        "-vvv logs the GCS calls (without tokens)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
