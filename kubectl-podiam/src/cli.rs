@@ -70,6 +70,12 @@ pub struct CloudFlags {
     /// $PODIAM_EKS_CLUSTER_NAME, then an EKS ARN or eksctl name in the kubeconfig context)
     #[arg(long, value_name = "NAME")]
     pub eks_cluster_name: Option<String>,
+    /// GCS JSON API base URL for --can/--cannot gcs:… (default: STORAGE_EMULATOR_HOST, then Google)
+    #[arg(long, value_name = "URL")]
+    pub gcs_endpoint_url: Option<String>,
+    /// Fail unless the pod gets this Google service account (GSA email)
+    #[arg(long, value_name = "EMAIL")]
+    pub expect_gsa: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,10 +124,10 @@ pub struct VerifyArgs {
     /// Fail unless the pod gets this role ARN
     #[arg(long, value_name = "ARN")]
     pub expect_role: Option<String>,
-    /// Expect this call to be allowed, e.g. s3:ListBucket=my-bucket (repeatable)
+    /// Expect this call to be allowed, e.g. s3:ListBucket=my-bucket, gcs:list=my-bucket (repeatable)
     #[arg(long, value_name = "ACTION=RESOURCE")]
     pub can: Vec<String>,
-    /// Expect this call to be denied, e.g. s3:PutObject=my-bucket/x (repeatable)
+    /// Expect this call to be denied, e.g. s3:PutObject=my-bucket/x, gcs:get=my-bucket/x (repeatable)
     #[arg(long, value_name = "ACTION=RESOURCE")]
     pub cannot: Vec<String>,
     #[command(flatten)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
-use crate::kube::exec::{self, ExecError};
+use crate::kube::exec::{self, ExecError, ExecOutput};
 use crate::kube::token_request::{self, EquivalentTokenRequest};
 use crate::subject::PodSubject;
 use crate::token_claims;
@@ -136,6 +136,44 @@ impl Probe {
         exec::run(&pods, &pod.name, &pod.container, command, *timeout)
             .await
             .map_err(ReadFailure::NoExec)
+    }
+
+    /// The live exec budget (`--request-timeout`, else 30s); None offline.
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            Probe::Live { timeout, .. } => Some(*timeout),
+            Probe::Offline { .. } => None,
+        }
+    }
+
+    /// Like [`Probe::exec`] with an explicit bound (`timeout` from our side). The output
+    /// may hold a secret (a metadata token): callers parse it and drop it.
+    pub async fn exec_within(
+        &self,
+        pod: &PodSubject,
+        argv: &[&str],
+        timeout: Duration,
+    ) -> Result<ExecOutput, ReadFailure> {
+        let Probe::Live { client, .. } = self else {
+            return Err(ReadFailure::Offline);
+        };
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+        exec::run(&pods, &pod.name, &pod.container, argv, timeout)
+            .await
+            .map_err(ReadFailure::NoExec)
+    }
+
+    /// Reads a file in the container as its own user (`cat`); offline there is no container.
+    pub async fn read_file(&self, pod: &PodSubject, path: &str) -> Result<Vec<u8>, ReadFailure> {
+        let Some(timeout) = self.timeout() else {
+            return Err(ReadFailure::Offline);
+        };
+        let out = self.exec_within(pod, &["cat", path], timeout).await?;
+        if out.success {
+            Ok(out.stdout)
+        } else {
+            Err(ReadFailure::Denied(out.stderr.trim().to_string()))
+        }
     }
 
     /// Reads the token the way the pod's SDK does: the file, as the container's user.

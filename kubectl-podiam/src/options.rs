@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
 use crate::exchange::aws_s3::S3Action;
+use crate::exchange::gcs::GcsAction;
 
 /// One `--can` or `--cannot` expectation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,11 @@ pub enum AccessExpectation {
         action: S3Action,
         allowed: bool,
         /// As the user wrote it, for messages.
+        spec: String,
+    },
+    Gcs {
+        action: GcsAction,
+        allowed: bool,
         spec: String,
     },
 }
@@ -33,21 +39,41 @@ impl AccessExpectation {
                 spec: spec.to_string(),
             });
         }
+        if action.starts_with("gcs:") {
+            let action = GcsAction::parse(action, resource)
+                .map_err(|e| Error::Usage(format!("{flag} {spec:?}: {e}")))?;
+            return Ok(AccessExpectation::Gcs {
+                action,
+                allowed,
+                spec: spec.to_string(),
+            });
+        }
         Err(Error::Usage(format!(
-            "{flag} {spec:?}: unsupported service (supported: s3:ListBucket, s3:GetObject, s3:PutObject)"
+            "{flag} {spec:?}: unsupported service (supported: s3:ListBucket, s3:GetObject, s3:PutObject, gcs:list, gcs:get)"
         )))
     }
+}
+
+/// Where the GCP calls made from the host go, and how long each may take.
+#[derive(Debug, Clone, Default)]
+pub struct GcpTarget {
+    /// `--gcs-endpoint-url`; else `STORAGE_EMULATOR_HOST`; else storage.googleapis.com.
+    pub gcs_endpoint_url: Option<String>,
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     pub expect_role: Option<String>,
+    /// `--expect-gsa EMAIL`: the Google service account the pod must get.
+    pub expect_gsa: Option<String>,
     pub access: Vec<AccessExpectation>,
     pub aws: AwsTarget,
     /// The EKS cluster, for `AssumeRoleForPodIdentity` from this machine.
     pub eks_cluster_name: Option<String>,
     /// How the ServiceAccount's RBAC is reviewed (the Kubernetes half of the identity).
     pub rbac: crate::rbac::RbacOptions,
+    pub gcp: GcpTarget,
 }
 
 #[cfg(test)]
@@ -59,5 +85,14 @@ mod tests {
         assert!(AccessExpectation::parse("s3:ListBucket=my-bucket", true).is_ok());
         assert!(AccessExpectation::parse("s3:ListBucket", true).is_err());
         assert!(AccessExpectation::parse("ec2:RunInstances=x", false).is_err());
+        assert!(matches!(
+            AccessExpectation::parse("gcs:list=my-bucket", true),
+            Ok(AccessExpectation::Gcs { allowed: true, .. })
+        ));
+        assert!(matches!(
+            AccessExpectation::parse("gcs:get=my-bucket/a.txt", false),
+            Ok(AccessExpectation::Gcs { allowed: false, .. })
+        ));
+        assert!(AccessExpectation::parse("gcs:get=my-bucket", false).is_err());
     }
 }

@@ -35,6 +35,11 @@ pub struct PodSubject {
     pub node_os: Option<String>,
     /// Key names (never values) of Secrets the pod references, when they could be read.
     pub secret_keys: BTreeMap<String, Vec<String>>,
+    /// Labels of the node a live pod runs on, when the node could be read.
+    pub node_labels: Option<BTreeMap<String, String>>,
+    /// ConfigMaps given with `-f` (name → data): config files a pod mounts (e.g. a GCP
+    /// external_account configuration) can then be read offline. Empty for live pods.
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl PodSubject {

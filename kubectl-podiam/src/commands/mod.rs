@@ -7,6 +7,7 @@ pub mod whoami;
 use crate::cli::{CloudFlags, GlobalFlags};
 use crate::exchange::aws_config::AwsTarget;
 use crate::kube::client::ConnectionFlags;
+use crate::options::GcpTarget;
 
 pub fn connection_flags(g: &GlobalFlags) -> ConnectionFlags {
     ConnectionFlags {
@@ -41,5 +42,12 @@ pub fn rbac_options(g: &GlobalFlags) -> crate::rbac::RbacOptions {
     crate::rbac::RbacOptions {
         operator_impersonates: g.impersonate.is_some() || !g.impersonate_groups.is_empty(),
         ..Default::default()
+    }
+}
+
+pub fn gcp_target(g: &GlobalFlags, cloud: &CloudFlags) -> GcpTarget {
+    GcpTarget {
+        gcs_endpoint_url: cloud.gcs_endpoint_url.clone(),
+        timeout: g.request_timeout.filter(|d| !d.is_zero()),
     }
 }

@@ -20,10 +20,12 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
     }
     Ok(VerifyOptions {
         expect_role: args.expect_role.clone(),
+        expect_gsa: args.cloud.expect_gsa.clone(),
         access,
         aws: super::aws_target(global, &args.cloud),
         eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
         rbac: super::rbac_options(global),
+        gcp: super::gcp_target(global, &args.cloud),
     })
 }
 

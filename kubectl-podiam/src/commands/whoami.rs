@@ -18,6 +18,8 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
         aws: super::aws_target(global, &args.cloud),
         eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
         rbac: super::rbac_options(global),
+        gcp: super::gcp_target(global, &args.cloud),
+        expect_gsa: args.cloud.expect_gsa.clone(),
         ..Default::default()
     };
     Ok(vec![judge(&subject, &probe, &options).await])

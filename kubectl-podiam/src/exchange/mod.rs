@@ -7,6 +7,10 @@ pub mod aws_eks_auth;
 pub mod aws_iam;
 pub mod aws_s3;
 pub mod aws_sts;
+pub mod gcp_credentials;
+pub mod gcp_metadata;
+pub mod gcp_sts;
+pub mod gcs;
 
 /// Why a cloud call did not produce an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

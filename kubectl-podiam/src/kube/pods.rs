@@ -71,7 +71,11 @@ pub async fn subject(
         .await
         .ok()
         .flatten();
-    let node_os = node_os(client, &spec).await;
+    let node_labels = node_labels(client, &spec).await;
+    let node_os = node_labels
+        .as_ref()
+        .and_then(|l| l.get(OS_LABEL).cloned())
+        .or_else(|| spec.node_selector.as_ref()?.get(OS_LABEL).cloned());
     let owner_template = owner_template(client, &namespace, &pod).await;
     let secret_keys = secret_keys(client, &namespace, &spec).await;
     Ok(PodSubject {
@@ -86,18 +90,20 @@ pub async fn subject(
         owner_template,
         node_os,
         secret_keys,
+        node_labels,
+        config_maps: BTreeMap::new(),
     })
 }
 
-async fn node_os(client: &kube::Client, spec: &PodSpec) -> Option<String> {
-    const OS_LABEL: &str = "kubernetes.io/os";
-    if let Some(node) = &spec.node_name
-        && let Ok(node) = Api::<Node>::all(client.clone()).get(node).await
-        && let Some(os) = node.metadata.labels.and_then(|mut l| l.remove(OS_LABEL))
-    {
-        return Some(os);
-    }
-    spec.node_selector.as_ref()?.get(OS_LABEL).cloned()
+const OS_LABEL: &str = "kubernetes.io/os";
+
+/// The labels of the pod's node (OS, GKE metadata server); None when unscheduled or unreadable.
+async fn node_labels(client: &kube::Client, spec: &PodSpec) -> Option<BTreeMap<String, String>> {
+    let node = Api::<Node>::all(client.clone())
+        .get(spec.node_name.as_ref()?)
+        .await
+        .ok()?;
+    Some(node.metadata.labels.unwrap_or_default())
 }
 
 async fn owner_template(client: &kube::Client, namespace: &str, pod: &Pod) -> Option<PodSpec> {

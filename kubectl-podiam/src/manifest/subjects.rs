@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec, Secret, ServiceAccount};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -52,6 +52,7 @@ pub fn subjects(
     };
     let mut service_accounts: BTreeMap<(String, String), ServiceAccount> = BTreeMap::new();
     let mut secret_keys: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut config_maps: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
     for doc in docs {
         match doc.kind() {
             "ServiceAccount" => {
@@ -63,6 +64,11 @@ pub fn subjects(
                 let secret: Secret = typed(doc, doc.value.clone())?;
                 let name = secret.metadata.name.clone().unwrap_or_default();
                 secret_keys.insert((ns_of(&doc.value), name), secret_key_names(&secret));
+            }
+            "ConfigMap" => {
+                let map: ConfigMap = typed(doc, doc.value.clone())?;
+                let name = map.metadata.name.clone().unwrap_or_default();
+                config_maps.insert((ns_of(&doc.value), name), map.data.unwrap_or_default());
             }
             _ => {}
         }
@@ -119,6 +125,11 @@ pub fn subjects(
             .filter(|((sns, _), _)| *sns == ns)
             .map(|((_, n), k)| (n.clone(), k.clone()))
             .collect();
+        let maps = config_maps
+            .iter()
+            .filter(|((mns, _), _)| *mns == ns)
+            .map(|((_, n), d)| (n.clone(), d.clone()))
+            .collect();
         let node_os = spec
             .node_selector
             .as_ref()
@@ -135,6 +146,8 @@ pub fn subjects(
             owner_template: None,
             node_os,
             secret_keys: keys,
+            node_labels: None,
+            config_maps: maps,
         });
     }
     Ok(subjects)

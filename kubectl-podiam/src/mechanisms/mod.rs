@@ -3,6 +3,7 @@
 
 pub mod aws_irsa;
 pub mod aws_pod_identity;
+pub mod gcp_workload_identity;
 pub mod static_credentials;
 
 use std::future::Future;
@@ -54,8 +55,11 @@ pub trait Mechanism: Send + Sync {
 /// A container with both IRSA variables is left to IRSA (its detect declines it): the SDK
 /// chain tries web identity before container credentials (see `aws.precedence`).
 pub fn registered() -> Vec<Box<dyn Mechanism>> {
+    // Pod Identity before IRSA (an association wins in the webhook), AWS before GCP: a pod
+    // wired for AWS is never claimed by a later mechanism.
     vec![
         Box::new(aws_pod_identity::AwsPodIdentity),
         Box::new(aws_irsa::AwsIrsa),
+        Box::new(gcp_workload_identity::GcpWorkloadIdentity),
     ]
 }

@@ -410,7 +410,10 @@ pub(crate) async fn access_checks(
             action,
             allowed,
             spec,
-        } = expectation;
+        } = expectation
+        else {
+            continue;
+        };
         let (id, want) = if *allowed {
             ("aws.access.can", "allowed")
         } else {

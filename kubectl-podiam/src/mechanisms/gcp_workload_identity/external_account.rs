@@ -1,0 +1,417 @@
+//! Non-GKE path at runtime: read the external_account config and its subject token in the pod
+//! (exec; offline: a ConfigMap from `-f` and `--token-file`), then do the STS exchange and the
+//! impersonation from the host, as the pod's Google SDK would. Tokens stay in memory.
+
+use k8s_openapi::api::core::v1::PodSpec;
+
+use super::mounted_file::{self, Backing};
+use super::{access_checks, access_skipped, checks, expected_gsa, http};
+use crate::evidence::{Probe, ReadFailure};
+use crate::exchange::gcp_credentials::{self, CredentialsFile, ExternalAccount};
+use crate::exchange::{CloudError, gcp_sts};
+use crate::mechanisms::RuntimeOutcome;
+use crate::model::{Check, Identity};
+use crate::options::VerifyOptions;
+use crate::subject::PodSubject;
+use crate::token_claims::{self, Claims};
+
+use super::annotations as a;
+
+/// The config's bytes and where they came from.
+async fn read_config(
+    pod: &PodSubject,
+    spec: &PodSpec,
+    path: &str,
+    probe: &Probe,
+    out: &mut RuntimeOutcome,
+) -> Option<(Vec<u8>, String)> {
+    const ID: &str = "gcp.external-account.config";
+    match probe.read_file(pod, path).await {
+        Ok(bytes) => Some((
+            bytes,
+            format!("{path} (read by exec in container {})", pod.container),
+        )),
+        Err(ReadFailure::Offline) => {
+            let target = pod.target()?;
+            let from_input =
+                mounted_file::resolve(spec, target, path).and_then(|m| match m.backing {
+                    Backing::ConfigMap { name, key } => pod
+                        .config_maps
+                        .get(&name)
+                        .and_then(|d| d.get(&key))
+                        .map(|t| (t.as_bytes().to_vec(), format!("ConfigMap {name} key {key}"))),
+                    _ => None,
+                });
+            if from_input.is_none() {
+                out.checks.push(Check::skip(
+                    "gcp.sts.exchange",
+                    format!(
+                        "offline: {}={path} is not in the input (include its ConfigMap with -f)",
+                        a::ENV_CREDENTIALS
+                    ),
+                ));
+            }
+            from_input
+        }
+        Err(ReadFailure::Denied(stderr)) => {
+            out.checks.push(Check::fail(
+                ID,
+                format!(
+                    "container {} cannot read {}={path}: {stderr}",
+                    pod.container,
+                    a::ENV_CREDENTIALS
+                ),
+                "mount the external_account configuration (a ConfigMap) at that path, readable by the container's user",
+            ));
+            None
+        }
+        Err(ReadFailure::NoExec(e)) => {
+            out.unreachable = true;
+            out.checks.push(Check::warn(
+                ID,
+                format!("could not read {path} by exec: {e}"),
+                "allow pods/exec and keep `cat` in the image",
+            ));
+            None
+        }
+    }
+}
+
+/// The subject token's bytes: by exec from `credential_source.file`, or `--token-file` offline.
+async fn read_subject_token(
+    pod: &PodSubject,
+    file: &str,
+    probe: &Probe,
+    out: &mut RuntimeOutcome,
+) -> Option<(Vec<u8>, String)> {
+    const ID: &str = "gcp.external-account.token-file";
+    match probe.read_token_file(pod, file).await {
+        Ok(token) => {
+            if !matches!(probe, Probe::Offline { .. }) {
+                out.checks.push(Check::pass(
+                    ID,
+                    format!("container {} reads {file} as its own user", pod.container),
+                ));
+            }
+            Some((token.bytes, token.source))
+        }
+        Err(ReadFailure::Offline) => {
+            out.checks.push(Check::skip(
+                "gcp.sts.exchange",
+                "offline: no subject token to exchange (pass --token-file)",
+            ));
+            None
+        }
+        Err(ReadFailure::Denied(stderr)) => {
+            out.checks.push(Check::fail(
+                ID,
+                format!("container {} cannot read credential_source.file {file}: {stderr}", pod.container),
+                "mount a projected serviceAccountToken volume at that path; run every container as the same runAsUser",
+            ));
+            None
+        }
+        Err(ReadFailure::NoExec(e)) => {
+            out.unreachable = true;
+            out.checks.push(Check::warn(
+                ID,
+                format!("could not read {file} by exec: {e}"),
+                "allow pods/exec and keep `cat` in the image",
+            ));
+            None
+        }
+    }
+}
+
+pub async fn run(
+    pod: &PodSubject,
+    spec: &PodSpec,
+    path: &str,
+    probe: &Probe,
+    options: &VerifyOptions,
+) -> RuntimeOutcome {
+    let mut out = RuntimeOutcome::default();
+    let Some((bytes, origin)) = read_config(pod, spec, path, probe, &mut out).await else {
+        access_skipped(&mut out, options, "no credentials");
+        return out;
+    };
+    let target = pod.target().cloned().unwrap_or_default();
+    out.checks
+        .extend(checks::judge_file(pod, spec, &target, &bytes, &origin));
+    let config = match gcp_credentials::parse(&bytes) {
+        Ok(CredentialsFile::ExternalAccount(config)) => config,
+        Ok(CredentialsFile::ServiceAccountKey { client_email }) => {
+            // The key is a static credential: report whose it is, never use it.
+            if let Some(email) = client_email {
+                out.identity = Some(Identity {
+                    provider: "gcp",
+                    principal: email.clone(),
+                    source: format!(
+                        "service-account key {origin} (static credential, not used by podiam)"
+                    ),
+                });
+                expected_gsa(&mut out, options, &email);
+            }
+            access_skipped(&mut out, options, "podiam never uses static keys");
+            return out;
+        }
+        _ => {
+            access_skipped(&mut out, options, "no usable credentials");
+            return out;
+        }
+    };
+    drop(bytes);
+    let Some(file) = config.credential_source.file.clone() else {
+        out.checks.push(Check::skip(
+            "gcp.sts.exchange",
+            "credential_source is URL-sourced; podiam exchanges file-sourced subject tokens only",
+        ));
+        access_skipped(&mut out, options, "no exchange");
+        return out;
+    };
+    let Some((raw, token_origin)) = read_subject_token(pod, &file, probe, &mut out).await else {
+        access_skipped(&mut out, options, "no subject token");
+        return out;
+    };
+    let subject_token = match config.subject_token(&raw) {
+        Ok(t) => t,
+        Err(e) => {
+            out.checks.push(Check::fail(
+                "gcp.token.claims",
+                format!("{token_origin}: {e}"),
+                "point credential_source.file at the projected ServiceAccount token",
+            ));
+            return out;
+        }
+    };
+    drop(raw);
+    let claims = if config.subject_token_type == a::TOKEN_TYPE_JWT {
+        match token_claims::decode(subject_token.as_bytes()) {
+            Ok(c) => {
+                out.checks.push(claims_check(pod, &c));
+                Some(c)
+            }
+            Err(e) => {
+                out.checks.push(Check::fail(
+                    "gcp.token.claims",
+                    format!("{token_origin}: {e}"),
+                    "point credential_source.file at the projected ServiceAccount token",
+                ));
+                return out;
+            }
+        }
+    } else {
+        None
+    };
+    exchange(
+        &mut out,
+        pod,
+        options,
+        &config,
+        subject_token,
+        claims.as_ref(),
+        &origin,
+        &token_origin,
+    )
+    .await;
+    out
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
+    const ID: &str = "gcp.token.claims";
+    let sub = claims.sub.clone().unwrap_or_default();
+    let expected = pod.subject_claim();
+    if sub != expected {
+        return Check::fail(
+            ID,
+            format!("the subject token's sub is {sub:?}, not {expected:?}"),
+            "point credential_source.file at this pod's own projected ServiceAccount token",
+        );
+    }
+    if let Some(exp) = claims.exp
+        && exp <= now()
+    {
+        return Check::fail(
+            ID,
+            format!("the subject token expired {}s ago", now() - exp),
+            "use a projected token (the kubelet rotates it); a copied token file is never refreshed",
+        );
+    }
+    Check::pass(
+        ID,
+        format!(
+            "iss={} sub={sub} aud={:?} expires in {}s",
+            claims.iss.as_deref().unwrap_or("?"),
+            claims.aud,
+            claims.exp.map_or(0, |e| e - now())
+        ),
+    )
+}
+
+/// `principal://…/workloadIdentityPools/POOL/subject/SUB`: what STS makes of the token.
+fn federated_principal(config: &ExternalAccount, sub: &str) -> String {
+    match config.pool() {
+        Some((number, pool, _)) => format!(
+            "principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/{pool}/subject/{sub}"
+        ),
+        None => format!("the federated principal for subject {sub}"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    out: &mut RuntimeOutcome,
+    pod: &PodSubject,
+    options: &VerifyOptions,
+    config: &ExternalAccount,
+    subject_token: String,
+    claims: Option<&Claims>,
+    config_origin: &str,
+    token_origin: &str,
+) {
+    let http = http(options);
+    let sub = claims
+        .and_then(|c| c.sub.clone())
+        .unwrap_or_else(|| pod.subject_claim());
+    let principal = federated_principal(config, &sub);
+    let federated = gcp_sts::exchange(
+        &http,
+        &config.token_url,
+        &config.audience,
+        &config.subject_token_type,
+        &subject_token,
+        a::SCOPE_CLOUD_PLATFORM,
+    )
+    .await;
+    drop(subject_token);
+    let federated = match federated {
+        Ok(t) => {
+            out.checks.push(Check::pass(
+                "gcp.sts.exchange",
+                format!(
+                    "STS ({}) exchanged the token for {principal}",
+                    config.token_url
+                ),
+            ));
+            t
+        }
+        Err(e) => {
+            out.unreachable |= matches!(e, CloudError::Unreachable(_));
+            out.checks.push(sts_failure(config, claims, e));
+            access_skipped(out, options, "STS refused");
+            return;
+        }
+    };
+    let source = format!(
+        "external_account config {config_origin}; subject token {token_origin}; exchanged from the host as the pod's SDK would"
+    );
+    let (token, identity) = match (
+        &config.service_account_impersonation_url,
+        config.impersonated_email(),
+    ) {
+        (Some(url), email) => {
+            let gsa = email.unwrap_or("the impersonated GSA").to_string();
+            match gcp_sts::generate_access_token(&http, url, &federated, a::SCOPE_CLOUD_PLATFORM)
+                .await
+            {
+                Ok(t) => {
+                    out.checks.push(Check::pass(
+                        "gcp.iam.generate-access-token",
+                        format!(
+                            "{principal} may act as {gsa}: IAM Credentials issued an access token"
+                        ),
+                    ));
+                    (t, gsa)
+                }
+                Err(e) => {
+                    out.unreachable |= matches!(e, CloudError::Unreachable(_));
+                    out.checks.push(impersonation_failure(&principal, &gsa, e));
+                    expected_gsa(out, options, &gsa);
+                    access_skipped(out, options, "impersonation refused");
+                    return;
+                }
+            }
+        }
+        (None, _) => (federated, principal.clone()),
+    };
+    out.identity = Some(Identity {
+        provider: "gcp",
+        principal: identity.clone(),
+        source,
+    });
+    expected_gsa(out, options, &identity);
+    access_checks(out, options, &token).await;
+}
+
+fn sts_failure(config: &ExternalAccount, claims: Option<&Claims>, e: CloudError) -> Check {
+    const ID: &str = "gcp.sts.exchange";
+    let CloudError::Rejected { code, message } = e else {
+        return Check::warn(
+            ID,
+            format!("STS at {} is unreachable: {e}", config.token_url),
+            "check network access to the config's token_url",
+        );
+    };
+    let iss = claims.and_then(|c| c.iss.as_deref()).unwrap_or("?");
+    let aud = claims
+        .map(|c| format!("{:?}", c.aud))
+        .unwrap_or_else(|| "?".into());
+    let (pool, provider) = config
+        .pool()
+        .map_or(("POOL", "PROVIDER"), |(_, p, v)| (p, v));
+    let (cause, fix) = match code.as_str() {
+        "invalid_grant" => (
+            format!("the pool's provider rejected the subject token (issuer {iss}, audience {aud}): the provider's issuer URI, allowed audiences or attribute condition do not match, or the token expired"),
+            format!("gcloud iam workload-identity-pools providers describe {provider} --workload-identity-pool={pool} --location=global: issuer-uri must be {iss} and allowed-audiences must include the token's audience (or the projected token's audience must be the provider's)"),
+        ),
+        "invalid_target" => (
+            format!("the audience {} names no enabled workload identity pool provider", config.audience),
+            "create or undelete the pool and provider, then regenerate the config: gcloud iam workload-identity-pools create-cred-config".to_string(),
+        ),
+        "invalid_request" => (
+            "STS found the request malformed (subject_token_type, audience or token format)".to_string(),
+            format!("regenerate the config; subject_token_type must be {} for Kubernetes tokens", a::TOKEN_TYPE_JWT),
+        ),
+        _ => (
+            "STS refused the exchange".to_string(),
+            "see the error above".to_string(),
+        ),
+    };
+    Check::fail(ID, format!("{cause} — STS said {code}: {message}"), fix)
+}
+
+fn impersonation_failure(principal: &str, gsa: &str, e: CloudError) -> Check {
+    const ID: &str = "gcp.iam.generate-access-token";
+    let CloudError::Rejected { code, message } = e else {
+        return Check::warn(
+            ID,
+            format!("IAM Credentials is unreachable: {e}"),
+            "check network access to the config's service_account_impersonation_url",
+        );
+    };
+    let (cause, fix) = match code.as_str() {
+        "PERMISSION_DENIED" | "IAM_PERMISSION_DENIED" | "403" => (
+            format!("{principal} may not impersonate {gsa} ({} missing on the GSA, or no such GSA)", a::ROLE_WORKLOAD_IDENTITY_USER),
+            format!(
+                "gcloud iam service-accounts add-iam-policy-binding {gsa} --role={} --member={principal}",
+                a::ROLE_WORKLOAD_IDENTITY_USER
+            ),
+        ),
+        "NOT_FOUND" | "404" => (
+            format!("the GSA {gsa} does not exist"),
+            "create the GSA or fix service_account_impersonation_url in the config".to_string(),
+        ),
+        "UNAUTHENTICATED" | "401" => (
+            "IAM Credentials did not accept the federated token".to_string(),
+            "the token_url and service_account_impersonation_url must belong to the same environment".to_string(),
+        ),
+        _ => ("IAM Credentials refused".to_string(), "see the error above".to_string()),
+    };
+    Check::fail(ID, format!("{cause} — IAM said {code}: {message}"), fix)
+}
