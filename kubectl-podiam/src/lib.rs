@@ -3,12 +3,14 @@
 //! Flow (one direction): pod + ServiceAccount → detect → static checks → evidence (exec,
 //! TokenRequest, token file) → exchange with the cloud → checks → render.
 
+pub mod answer_cache;
 pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod evidence;
 pub mod exchange;
+pub mod fleet;
 pub mod judge;
 pub mod kube;
 pub mod manifest;

@@ -1,5 +1,6 @@
 //! What the user asked verify/whoami to check, parsed and validated once.
 
+use crate::answer_cache::AnswerCache;
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
 use crate::exchange::aws_s3::S3Action;
@@ -44,6 +45,8 @@ pub struct VerifyOptions {
     pub expect_role: Option<String>,
     pub access: Vec<AccessExpectation>,
     pub aws: AwsTarget,
+    /// Cloud answers shared by pods that cannot get different ones (fleet verification).
+    pub answers: AnswerCache,
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! JUnit XML for CI: one test suite, one test case per pod; failing checks are the failure text.
+//! JUnit XML for CI: one test suite, one test case per pod (or template); failing checks are the
+//! failure text; a pod that could not be verified (fleet runs) is an error.
 
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
@@ -16,6 +17,19 @@ pub fn render(report: &Report) -> String {
             item.mechanism.as_str()
         );
         let status = match item.verdict {
+            // Fleet runs: a pod that could not be verified is an error, not a pass.
+            Verdict::Pass if item.unreachable => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                let warned: Vec<String> = item
+                    .checks
+                    .iter()
+                    .filter(|c| c.status == Status::Warn)
+                    .map(|c| format!("{}: {}", c.id, c.message))
+                    .collect();
+                s.set_message(warned.first().cloned().unwrap_or_default());
+                s.set_description(warned.join("\n"));
+                s
+            }
             Verdict::Pass => TestCaseStatus::success(),
             Verdict::Fail => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
