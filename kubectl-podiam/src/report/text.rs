@@ -236,3 +236,80 @@ pub fn whoami(report: &Report, color: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod fleet_tests {
+    use super::*;
+    use crate::model::{Identity, KubernetesIdentity, MechanismId, PodRef};
+    use crate::report::ReportKind;
+
+    fn item(name: &str, checks: Vec<Check>, unreachable: bool) -> ReportItem {
+        ReportItem {
+            pod: PodRef {
+                namespace: "ns".into(),
+                name: name.into(),
+                container: "app".into(),
+                kind: "Pod".into(),
+            },
+            service_account: "sa".into(),
+            kubernetes: KubernetesIdentity {
+                username: "u".into(),
+                groups: vec![],
+                automount_token: true,
+            },
+            mechanism: MechanismId::AwsIrsa,
+            identity: Some(Identity {
+                provider: "aws",
+                principal: format!("arn:aws:sts::1:assumed-role/r/podiam-{name}"),
+                source: "exec".into(),
+            }),
+            verdict: ReportItem::verdict_of(&checks),
+            checks,
+            unreachable,
+        }
+    }
+
+    #[test]
+    fn fleet_text_has_blocks_for_problems_lines_for_the_rest_and_tables() {
+        let report = Report::new(
+            ReportKind::VerifyReport,
+            vec![
+                item(
+                    "a-good",
+                    vec![Check::pass("aws.sts.assume-role", "fine")],
+                    false,
+                ),
+                item(
+                    "b-bad",
+                    vec![
+                        Check::fail("aws.sts.assume-role", "AccessDenied", "trust it"),
+                        Check::pass("aws.token.claims", "ok"),
+                    ],
+                    false,
+                ),
+                item(
+                    "c-gone",
+                    vec![Check::warn("k8s.pod.reachable", "vanished", "check")],
+                    true,
+                ),
+            ],
+        )
+        .with_summary();
+        let text = verify(&report, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("FAILED  pod ns/b-bad"), "{text}");
+        // Only problems are listed in a failing pod's block.
+        assert!(!text.contains("aws.token.claims"), "{text}");
+        assert!(text.contains("UNREACHABLE  pod ns/c-gone"), "{text}");
+        assert!(
+            text.contains("VERIFIED  pod ns/a-good (container app, serviceaccount sa, mechanism aws-irsa) → arn:aws:sts::1:assumed-role/r/podiam-a-good"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 pods: 1 verified, 1 failed, 1 unreachable"),
+            "{text}"
+        );
+        assert!(text.contains("\naws-irsa       3       1\n"), "{text}");
+        assert!(text.contains("\naws.sts.assume-role      1\n"), "{text}");
+    }
+}
