@@ -208,10 +208,8 @@ pub fn unreachable_item(pod: &Pod, container: Option<&str>, reason: &str) -> Rep
         spec,
         origin: Origin::Live,
         container,
-        service_account: None,
-        owner_template: None,
-        node_os: None,
-        secret_keys: Default::default(),
+        // Nothing else could be read.
+        ..Default::default()
     };
     let kubernetes: KubernetesIdentity = kubernetes_identity(&subject);
     ReportItem {

@@ -70,7 +70,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Check, KubernetesIdentity, MechanismId, PodRef};
+    use crate::model::{Check, MechanismId, PodRef};
 
     fn item(
         name: &str,
@@ -86,11 +86,7 @@ mod tests {
                 kind: "Pod".into(),
             },
             service_account: "sa".into(),
-            kubernetes: KubernetesIdentity {
-                username: "u".into(),
-                groups: vec![],
-                automount_token: true,
-            },
+            kubernetes: crate::judge::kubernetes_identity(&Default::default()),
             mechanism,
             identity: None,
             verdict: ReportItem::verdict_of(&checks),

@@ -240,7 +240,7 @@ pub fn whoami(report: &Report, color: bool) -> String {
 #[cfg(test)]
 mod fleet_tests {
     use super::*;
-    use crate::model::{Identity, KubernetesIdentity, MechanismId, PodRef};
+    use crate::model::{Identity, MechanismId, PodRef};
     use crate::report::ReportKind;
 
     fn item(name: &str, checks: Vec<Check>, unreachable: bool) -> ReportItem {
@@ -252,11 +252,7 @@ mod fleet_tests {
                 kind: "Pod".into(),
             },
             service_account: "sa".into(),
-            kubernetes: KubernetesIdentity {
-                username: "u".into(),
-                groups: vec![],
-                automount_token: true,
-            },
+            kubernetes: crate::judge::kubernetes_identity(&Default::default()),
             mechanism: MechanismId::AwsIrsa,
             identity: Some(Identity {
                 provider: "aws",
