@@ -59,3 +59,30 @@ pub fn render(report: &Report) -> String {
     junit.add_test_suite(suite);
     junit.to_string().expect("junit serializes")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportKind;
+
+    #[test]
+    fn one_case_per_pod_and_unreachable_pods_are_errors() {
+        let pod = |name: &str| {
+            serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(serde_json::json!({
+                "metadata": {"namespace": "ns", "name": name},
+                "spec": {"containers": [{"name": "app"}]}
+            }))
+            .unwrap()
+        };
+        let gone = crate::fleet::unreachable_item(&pod("gone"), None, "pod vanished");
+        let mut fine = crate::fleet::unreachable_item(&pod("fine"), None, "x");
+        fine.unreachable = false;
+        fine.checks.clear();
+        let report = Report::new(ReportKind::VerifyReport, vec![fine, gone]).with_summary();
+        let xml = render(&report);
+        assert!(xml.contains("tests=\"2\""), "{xml}");
+        assert!(xml.contains("errors=\"1\""), "{xml}");
+        assert!(xml.contains("failures=\"0\""), "{xml}");
+        assert!(xml.contains("pod vanished"), "{xml}");
+    }
+}
