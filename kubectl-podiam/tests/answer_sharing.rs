@@ -125,7 +125,25 @@ async fn same_role_and_claims_share_one_exchange_and_others_do_not() {
         assert!(i["identity"].is_null(), "{i:#}");
     }
 
-    let log: Vec<_> = emu.request_log().into_iter().skip(before).collect();
+    // Attempts the SDK retried (a 5xx or throttling from a loaded moto, or the gate's JWKS fetch
+    // timing out under load: IDPCommunicationError is retryable) are not extra questions.
+    let retried = |outcome: &str| {
+        outcome.starts_with('5')
+            || [
+                "Internal",
+                "Throttl",
+                "ServiceUnavailable",
+                "RequestTimeout",
+            ]
+            .iter()
+            .any(|code| outcome.contains(code))
+    };
+    let log: Vec<_> = emu
+        .request_log()
+        .into_iter()
+        .skip(before)
+        .filter(|e| !retried(&e.outcome))
+        .collect();
     let count = |action: &str| log.iter().filter(|e| e.action == action).count();
     // One exchange per (role, claims): 2 for 4 subjects.
     assert_eq!(count("AssumeRoleWithWebIdentity"), 2, "{log:#?}");
