@@ -209,7 +209,7 @@ async fn measure(
     let pods_ready = started.elapsed();
 
     let log_before = env.aws.request_log().len();
-    let mut cmd = plugin_command(plugin, &env.kubeconfig, &env.aws);
+    let mut cmd = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure);
     cmd.args(["verify", "-A", "-o", "json", "--concurrency"])
         .arg(options.concurrency.to_string());
     let std_cmd = std::mem::replace(cmd.as_std_mut(), std::process::Command::new("/nonexistent"));

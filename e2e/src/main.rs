@@ -46,7 +46,8 @@ enum Command {
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
         /// Cluster provider: `local` (real binaries, root), `kind` (Docker) or `existing` (the
-        /// current kubeconfig; installs no webhook, creates only namespaces).
+        /// current kubeconfig; installs no webhook, creates only namespaces and what scenarios
+        /// apply, deleted after each).
         #[arg(long, value_enum, default_value = "local")]
         provider: podiam_e2e::runner::environment::Provider,
         /// `--provider existing`: the kubeconfig file (default: $KUBECONFIG, ~/.kube/config).

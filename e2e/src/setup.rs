@@ -10,15 +10,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::emulators::AdminCredentials;
+use crate::emulators::azure::AzureSetup;
+use crate::emulators::gcp::GcpSetup;
 
 /// The seed every AWS contract test starts from (`e2e/fixtures/aws-seed.yaml`).
 const AWS_SEED_YAML: &str = include_str!("../fixtures/aws-seed.yaml");
+/// The GKE Workload Identity seed (`e2e/fixtures/gcp-seed.yaml`).
+const GCP_SEED_YAML: &str = include_str!("../fixtures/gcp-seed.yaml");
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloudSetup {
     #[serde(default)]
     pub aws: AwsSetup,
+    /// GKE Workload Identity side: applied to the GCP emulators.
+    #[serde(default)]
+    pub gcp: GcpSetup,
+    /// Entra tenant, applications with federated credentials, storage accounts.
+    #[serde(default)]
+    pub azure: AzureSetup,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,6 +40,45 @@ pub struct AwsSetup {
     pub roles: Vec<RoleSetup>,
     #[serde(default)]
     pub buckets: Vec<BucketSetup>,
+    /// EKS Pod Identity associations: served by the EKS Auth emulator and given to the webhook
+    /// stand-in (the runner does that), so pods of these ServiceAccounts get Pod Identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_identity_associations: Vec<PodIdentityAssociationSetup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodIdentityAssociationSetup {
+    /// Default: `podiam-e2e` (`emulators::DEFAULT_CLUSTER_NAME`), the local cluster's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    pub namespace: String,
+    pub service_account: String,
+    /// Either the role's ARN or its name in the emulated account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+}
+
+impl PodIdentityAssociationSetup {
+    pub fn cluster(&self) -> &str {
+        self.cluster_name
+            .as_deref()
+            .unwrap_or(crate::emulators::DEFAULT_CLUSTER_NAME)
+    }
+
+    pub fn role_arn(&self, account_id: &str) -> Result<String> {
+        match (&self.role_arn, &self.role_name) {
+            (Some(arn), None) => Ok(arn.clone()),
+            (None, Some(name)) => Ok(format!("arn:aws:iam::{account_id}:role/{name}")),
+            _ => anyhow::bail!(
+                "pod identity association {}/{}: give exactly one of roleArn and roleName",
+                self.namespace,
+                self.service_account
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +138,12 @@ impl CloudSetup {
     /// `sts.amazonaws.com`, allowed to read bucket `my-bucket` (which holds `hello.txt`).
     pub fn seed_aws() -> Self {
         Self::from_yaml(AWS_SEED_YAML).expect("fixtures/aws-seed.yaml is valid")
+    }
+
+    /// GSA `gke-service-account@my-project.iam.gserviceaccount.com` impersonable by KSA
+    /// `default/gke-service-account`, reader of bucket `my-bucket` (which holds `hello.txt`).
+    pub fn seed_gcp() -> Self {
+        Self::from_yaml(GCP_SEED_YAML).expect("fixtures/gcp-seed.yaml is valid")
     }
 
     /// Replaces `${ISSUER}`, `${ISSUER_HOSTPATH}` and `${ACCOUNT_ID}` in every string.
@@ -196,6 +251,41 @@ mod tests {
         assert!(trust.contains("oidc-provider/127.0.0.1:1/id/X"), "{trust}");
         assert!(trust.contains("\"127.0.0.1:1/id/X:sub\""), "{trust}");
         assert_eq!(setup.aws.buckets[0].name, "my-bucket");
+    }
+
+    #[test]
+    fn gcp_seed_parses() {
+        let setup = CloudSetup::seed_gcp();
+        assert!(setup.aws.roles.is_empty());
+        assert_eq!(setup.gcp.buckets[0].name, "my-bucket");
+        assert_eq!(
+            setup.gcp.service_accounts[0].email,
+            "gke-service-account@my-project.iam.gserviceaccount.com"
+        );
+    }
+
+    #[test]
+    fn pod_identity_associations_parse() {
+        let setup = CloudSetup::from_yaml(
+            "aws:\n  podIdentityAssociations:\n    - {namespace: ns, serviceAccount: sa, roleName: r}\n",
+        )
+        .expect("parses");
+        let association = &setup.aws.pod_identity_associations[0];
+        assert_eq!(association.cluster(), "podiam-e2e");
+        assert_eq!(
+            association.role_arn("123456789012").unwrap(),
+            "arn:aws:iam::123456789012:role/r"
+        );
+        assert!(
+            CloudSetup::from_yaml(
+                "aws:\n  podIdentityAssociations:\n    - {namespace: ns, serviceAccount: sa}\n"
+            )
+            .unwrap()
+            .aws
+            .pod_identity_associations[0]
+                .role_arn("1")
+                .is_err()
+        );
     }
 
     #[test]

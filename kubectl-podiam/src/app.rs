@@ -76,6 +76,25 @@ fn execute(cli: &Cli) -> Result<Exit> {
                 block_on(crate::commands::whoami::run(&cli.global, args))?,
             )
         }
+        Command::Bind(args) => {
+            let report = block_on(crate::commands::bind::run(&cli.global, args))?;
+            let rendered = match cli.global.output {
+                Format::Text => crate::bind::text::render(&report),
+                Format::Json => {
+                    serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::Usage(e.to_string()))?
+                        + "\n"
+                }
+                Format::Yaml => {
+                    serde_saphyr::to_string(&report).map_err(|e| Error::Usage(e.to_string()))?
+                }
+                Format::Junit => return Err(Error::Usage("-o junit is for verify".into())),
+            };
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(rendered.as_bytes())?;
+            stdout.flush()?;
+            return Ok(Exit::Verified);
+        }
         Command::Verify(args) => (
             ReportKind::VerifyReport,
             block_on(crate::commands::verify::run(&cli.global, args))?,

@@ -66,6 +66,10 @@ pub struct CloudFlags {
     /// AWS region (default: the pod's AWS_REGION, then the local AWS config, then us-east-1)
     #[arg(long)]
     pub region: Option<String>,
+    /// EKS cluster name for Pod Identity exchanges from this machine (default:
+    /// $PODIAM_EKS_CLUSTER_NAME, then an EKS ARN or eksctl name in the kubeconfig context)
+    #[arg(long, value_name = "NAME")]
+    pub eks_cluster_name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +78,9 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Check a pod's cloud identity wiring; exit 0 verified, 1 failed, 2 bad input, 3 unreachable
     Verify(VerifyArgs),
+    /// Bind a ServiceAccount to a cloud identity (plan first with --dry-run=client);
+    /// exit 0 bound, 1 refused, 2 bad input, 3 unreachable or stopped midway
+    Bind(BindArgs),
     /// Print a shell completion script
     Completion {
         #[arg(value_enum)]
@@ -126,6 +133,48 @@ pub struct VerifyArgs {
     /// Expect this call to be denied, e.g. s3:PutObject=my-bucket/x (repeatable)
     #[arg(long, value_name = "ACTION=RESOURCE")]
     pub cannot: Vec<String>,
+    #[command(flatten)]
+    pub cloud: CloudFlags,
+}
+
+/// kubectl's `--dry-run` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRunArg {
+    None,
+    Client,
+    Server,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("identity").required(true).args(["aws_role"])))]
+pub struct BindArgs {
+    /// The ServiceAccount to bind (created when missing)
+    pub service_account: String,
+    /// AWS IRSA: the IAM role (name or ARN) whose trust policy gets this ServiceAccount
+    #[arg(long, value_name = "ARN|NAME")]
+    pub aws_role: Option<String>,
+    /// Create the role when it does not exist
+    #[arg(long, requires = "aws_role")]
+    pub create_role: bool,
+    /// Attach this managed policy to the role (repeatable)
+    #[arg(long = "policy-arn", value_name = "ARN", requires = "aws_role")]
+    pub policy_arns: Vec<String>,
+    /// Token audience the trust policy requires [default: sts.amazonaws.com]
+    #[arg(long, value_name = "AUDIENCE", requires = "aws_role")]
+    pub audience: Option<String>,
+    /// none: apply; client: print the plan and change nothing; server: validate the Kubernetes
+    /// changes with the API server's dry run (cloud changes are only planned)
+    #[arg(long, value_enum, default_value = "none", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
+    pub dry_run: DryRunArg,
+    /// Replace an existing, different annotation
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Roll the workloads whose pods predate the binding (as kubectl rollout restart)
+    #[arg(long)]
+    pub restart: bool,
+    /// Allow a ServiceAccount name with '*' (trusts every matching ServiceAccount)
+    #[arg(long)]
+    pub allow_wildcard_subject: bool,
     #[command(flatten)]
     pub cloud: CloudFlags,
 }

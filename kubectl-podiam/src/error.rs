@@ -44,6 +44,22 @@ pub enum Error {
     #[error("{0}")]
     Cloud(String),
 
+    /// `bind` will not act: a precondition is not met (the message says how to meet it).
+    #[error("refused: {0}")]
+    Refused(String),
+
+    /// `bind` stopped midway: what was changed, what failed, what was not done.
+    #[error(
+        "{failed}\nchanged before the failure:{}\nnot done:{}",
+        bullet(done),
+        bullet(remaining)
+    )]
+    PartialBind {
+        failed: String,
+        done: Vec<String>,
+        remaining: Vec<String>,
+    },
+
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -59,6 +75,8 @@ impl Error {
             | Error::Forbidden { .. }
             | Error::Cloud(_) => Exit::Unreachable,
             Error::Output(_) => Exit::Usage,
+            Error::Refused(_) => Exit::VerificationFailed,
+            Error::PartialBind { .. } => Exit::Unreachable,
         }
     }
 
@@ -79,6 +97,13 @@ impl Error {
             },
         }
     }
+}
+
+fn bullet(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return " nothing".to_owned();
+    }
+    lines.iter().map(|l| format!("\n  - {l}")).collect()
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

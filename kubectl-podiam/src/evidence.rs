@@ -122,6 +122,22 @@ impl Probe {
         Ok(RuntimeEnv::parse(&out.stdout))
     }
 
+    /// Runs `command` in the target container, bounded by the probe's timeout. The output may
+    /// hold secrets: callers parse it in memory and drop it.
+    pub async fn exec(
+        &self,
+        pod: &PodSubject,
+        command: &[&str],
+    ) -> Result<crate::kube::exec::ExecOutput, ReadFailure> {
+        let Probe::Live { client, timeout } = self else {
+            return Err(ReadFailure::Offline);
+        };
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+        exec::run(&pods, &pod.name, &pod.container, command, *timeout)
+            .await
+            .map_err(ReadFailure::NoExec)
+    }
+
     /// Reads the token the way the pod's SDK does: the file, as the container's user.
     pub async fn read_token_file(
         &self,

@@ -15,6 +15,8 @@ pub fn kubernetes_identity(pod: &PodSubject) -> KubernetesIdentity {
             "system:authenticated".into(),
         ],
         automount_token: pod.automount_token(),
+        permissions: None,
+        permissions_source: None,
     }
 }
 
@@ -58,6 +60,7 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
 
     let mut identity = None;
     let mut unreachable = false;
+    let mut pod_identity_unwired = false;
     if let Some(m) = mechanism {
         checks.extend(m.static_checks(pod, &spec));
         let outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
@@ -66,6 +69,13 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         checks.extend(outcome.checks);
         identity = outcome.identity;
         unreachable = outcome.unreachable;
+    } else if !static_keys_win
+        && let Some(check) =
+            mechanisms::aws_pod_identity::association_without_wiring(pod, probe, options).await
+    {
+        // EKS would grant this ServiceAccount a role: the pod predates the association.
+        pod_identity_unwired = true;
+        checks.push(check);
     } else if !static_keys_win {
         checks.push(Check::fail(
             "identity.mechanism",
@@ -90,9 +100,14 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     }
     let mechanism_id = if static_keys_win {
         MechanismId::StaticCredentials
+    } else if pod_identity_unwired {
+        MechanismId::AwsPodIdentity
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
+    // The Kubernetes half of the identity: RBAC and the API token (warnings and skips only).
+    let access = crate::rbac::review(pod, probe, &options.rbac).await;
+    checks.extend(access.checks);
     checks.sort_by_key(|c| c.status);
     ReportItem {
         pod: PodRef {
@@ -102,7 +117,11 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
             kind: pod.kind.clone(),
         },
         service_account: pod.service_account_name().to_string(),
-        kubernetes: kubernetes_identity(pod),
+        kubernetes: KubernetesIdentity {
+            permissions: access.permissions,
+            permissions_source: access.permissions_source,
+            ..kubernetes_identity(pod)
+        },
         mechanism: mechanism_id,
         identity,
         verdict: ReportItem::verdict_of(&checks),

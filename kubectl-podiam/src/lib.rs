@@ -5,6 +5,7 @@
 
 pub mod answer_cache;
 pub mod app;
+pub mod bind;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod mechanisms;
 pub mod model;
 pub mod options;
+pub mod rbac;
 pub mod report;
 pub mod subject;
 pub mod token_claims;

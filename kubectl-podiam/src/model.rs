@@ -117,6 +117,33 @@ pub struct KubernetesIdentity {
     pub username: String,
     pub groups: Vec<String>,
     pub automount_token: bool,
+    /// What the ServiceAccount may do in the cluster beyond what every authenticated user may
+    /// (discovery, self reviews); absent when no review could be made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<Permission>>,
+    /// Where `permissions` came from (rules review by impersonation, access review probes, or
+    /// the manifests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions_source: Option<String>,
+}
+
+/// One RBAC grant, summarised: a rule and where it applies (`namespace` or `cluster: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permission {
+    pub verbs: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub api_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resource_names: Vec<String>,
+    #[serde(rename = "nonResourceURLs", skip_serializing_if = "Vec::is_empty")]
+    pub non_resource_urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
 }
 
 /// Everything known about one pod (or workload template).

@@ -45,6 +45,10 @@ pub struct VerifyOptions {
     pub expect_role: Option<String>,
     pub access: Vec<AccessExpectation>,
     pub aws: AwsTarget,
+    /// The EKS cluster, for `AssumeRoleForPodIdentity` from this machine.
+    pub eks_cluster_name: Option<String>,
+    /// How the ServiceAccount's RBAC is reviewed (the Kubernetes half of the identity).
+    pub rbac: crate::rbac::RbacOptions,
     /// Cloud answers shared by pods that cannot get different ones (fleet verification).
     pub answers: AnswerCache,
 }

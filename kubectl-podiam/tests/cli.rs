@@ -44,6 +44,28 @@ fn seed_example_text_output() {
     insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
 }
 
+/// The seed example with its ServiceAccount bound to cluster-admin and to a cluster-wide
+/// secrets reader: RBAC warnings in the text report, the verdict and exit code unchanged.
+#[test]
+fn rbac_warnings_text_output() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["pod.yaml", "serviceaccount.yaml"] {
+        std::fs::copy(examples().join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("rbac.yaml"),
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: s3-reader-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: s3-reader, namespace: default}]\n",
+    )
+    .unwrap();
+    let out = podiam()
+        .args(["verify", "-f"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "warnings keep exit code 0");
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
 #[test]
 fn failing_manifest_exits_1_with_cause_and_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,4 +259,57 @@ fn completion_and_version() {
         .assert()
         .success()
         .stdout(predicate::str::starts_with("kubectl-podiam "));
+}
+
+#[test]
+fn bind_help_snapshot() {
+    let out = podiam().args(["bind", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn bind_usage_errors_exit_2_before_touching_anything() {
+    // No identity flag.
+    podiam().args(["bind", "s3-reader"]).assert().code(2);
+    // Flags that belong to --aws-role.
+    podiam()
+        .args(["bind", "s3-reader", "--create-role"])
+        .assert()
+        .code(2);
+    // An unknown --dry-run value.
+    podiam()
+        .args(["bind", "s3-reader", "--aws-role", "r", "--dry-run=maybe"])
+        .assert()
+        .code(2);
+    // JUnit is verify's format.
+    podiam()
+        .args(["bind", "s3-reader", "--aws-role", "r", "-o", "junit"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty());
+}
+
+#[test]
+fn bind_against_an_unreachable_cluster_exits_3_and_prints_no_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: placeholder}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    podiam()
+        .args([
+            "bind",
+            "s3-reader",
+            "--aws-role",
+            "my-pod-role",
+            "--dry-run=client",
+        ])
+        .args(["--request-timeout", "5s", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::is_empty());
 }

@@ -13,8 +13,10 @@
 //!   workload identity webhook, GKE's metadata server) mutate pods exactly as users see; no
 //!   `MutatingWebhookConfiguration` is created, changed or deleted.
 //! - **It owns only its namespaces.** Each scenario gets a namespace created for it (labelled
-//!   `podiam.dev/scenario`) and deleted after it; nothing cluster-scoped is created, and no
-//!   existing namespace is written to.
+//!   `podiam.dev/scenario`) and deleted after it; nothing cluster-scoped is created except
+//!   what a scenario's own manifests hold (e.g. a ClusterRoleBinding in the `k8s-rbac-*`
+//!   scenarios, named after its namespace and deleted at its end), and no existing namespace is
+//!   written to.
 //! - Nothing is started or stopped: there is no `up` or `down`; `connect` only reads the
 //!   kubeconfig and asks the apiserver for its version.
 

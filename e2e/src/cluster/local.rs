@@ -655,6 +655,7 @@ fn clean_leftovers(state_dir: &Path, binaries_dir: &Path, host: &HostPackages) -
     leftovers::remove_cni_results(network::NETWORK_NAME);
     leftovers::remove_shim_socket_dir();
     network::remove_iptables_rules(&host.iptables);
+    network::remove_metadata_address();
     network::delete_bridge();
     if !still_mounted.is_empty() {
         return Err(ClusterError::other(format!(

@@ -51,7 +51,10 @@ pub use local::{
     ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, down_detached,
     failed_logs_dir, status_detached,
 };
-pub use network::{BRIDGE_NAME, GATEWAY_IP, POD_CIDR};
+pub use network::{
+    BRIDGE_NAME, GATEWAY_IP, METADATA_IP, POD_CIDR, add_bridge_address, add_metadata_address,
+    remove_bridge_address, remove_metadata_address,
+};
 
 /// The Kubernetes release `e2e/k8s` pins and `e2e/k8s/build.sh` builds.
 pub const KUBERNETES_VERSION: &str = "v1.34.4";

@@ -193,12 +193,34 @@ impl AwsEmulators {
             issuer: issuer.to_owned(),
             account_id: ACCOUNT_ID.to_owned(),
         };
-        setup
-            .expand(&variables)?
-            .apply_aws(self.gate_url(), &self.admin)
-            .await?;
+        let setup = setup.expand(&variables)?;
+        setup.apply_aws(self.gate_url(), &self.admin).await?;
         self.gate.forget_iam_cache();
+        // EKS Auth knows the default cluster (and every named one) by this issuer.
+        let store = self.gate.eks_auth();
+        store.register_cluster(super::DEFAULT_CLUSTER_NAME, issuer);
+        for association in &setup.aws.pod_identity_associations {
+            store.register_cluster(association.cluster(), issuer);
+            store.associate(
+                ACCOUNT_ID,
+                REGION,
+                association.cluster(),
+                &association.namespace,
+                &association.service_account,
+                &association.role_arn(ACCOUNT_ID)?,
+            );
+        }
         Ok(())
+    }
+
+    /// The Pod Identity associations EKS Auth serves now.
+    pub fn pod_identity_associations(&self) -> Vec<super::PodIdentityAssociation> {
+        self.gate.eks_auth().associations()
+    }
+
+    /// Deletes every Pod Identity association (between scenarios).
+    pub fn clear_pod_identity_associations(&self) {
+        self.gate.eks_auth().clear_associations();
     }
 
     /// Access key and secret of moto's admin user, for operator-side IAM reads in tests.

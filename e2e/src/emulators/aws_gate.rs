@@ -1,12 +1,12 @@
-//! The AWS endpoint clients talk to: strict AssumeRoleWithWebIdentity, everything else
-//! passed through to moto unchanged.
+//! The AWS endpoint clients talk to: strict AssumeRoleWithWebIdentity, EKS Auth
+//! AssumeRoleForPodIdentity (see `eks_auth`), everything else passed through to moto unchanged.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::credentials::AdminCredentials;
+use super::eks_auth::{EksAuthDeps, EksAuthStore};
 use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
@@ -34,6 +35,7 @@ struct GateState {
     jwks: JwksCache,
     moto_http: reqwest::Client,
     log: RequestLog,
+    eks_auth: EksAuthStore,
 }
 
 /// A running gate on `127.0.0.1:<random>`; stops when dropped.
@@ -65,10 +67,17 @@ impl AwsGate {
                 .build()
                 .context("building the moto HTTP client")?,
             log: log.clone(),
+            eks_auth: EksAuthStore::default(),
         });
         let listener = bind_localhost().context("binding the AWS gate port")?;
         let url = format!("http://{}", listener.local_addr()?);
-        let router = Router::new().fallback(handle).with_state(state.clone());
+        let router = Router::new()
+            .route(
+                "/clusters/{cluster_name}/assume-role-for-pod-identity",
+                axum::routing::post(assume_role_for_pod_identity),
+            )
+            .fallback(handle)
+            .with_state(state.clone());
         let server = runtime.spawn(async move {
             // Registered with `runtime`'s reactor, hence converted inside it.
             if let Ok(listener) = TcpListener::from_std(listener) {
@@ -89,6 +98,11 @@ impl AwsGate {
 
     pub fn request_log(&self) -> &RequestLog {
         &self.log
+    }
+
+    /// EKS clusters and Pod Identity associations served by `AssumeRoleForPodIdentity`.
+    pub fn eks_auth(&self) -> &EksAuthStore {
+        &self.state.eks_auth
     }
 
     /// Drop cached IAM reads (after writing IAM directly to moto).
@@ -151,6 +165,49 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
         }
         entry.outcome = response.status().as_u16().to_string();
         response
+    };
+    state.log.record(entry);
+    response
+}
+
+async fn assume_role_for_pod_identity(
+    State(state): State<Arc<GateState>>,
+    Path(cluster_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let deps = EksAuthDeps {
+        account_id: &state.account_id,
+        region: super::REGION,
+        admin: &state.admin,
+        directory: &state.directory,
+        jwks: &state.jwks,
+        moto_http: &state.moto_http,
+        moto_url: &state.moto_url,
+        store: &state.eks_auth,
+    };
+    let result =
+        super::eks_auth::assume_role_for_pod_identity(&deps, &cluster_name, &headers, &body).await;
+    let mut entry = RequestLogEntry {
+        method: "POST".to_owned(),
+        path: format!("/clusters/{cluster_name}/assume-role-for-pod-identity"),
+        action: "AssumeRoleForPodIdentity".to_owned(),
+        outcome: String::new(),
+    };
+    let response = match result {
+        Ok(answer) => {
+            entry.outcome = "200".to_owned();
+            let mut response = (StatusCode::OK, answer.to_string()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => {
+            entry.outcome = error.code.to_owned();
+            error.into_response()
+        }
     };
     state.log.record(entry);
     response

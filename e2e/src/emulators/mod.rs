@@ -1,15 +1,23 @@
-//! Strict cloud-identity emulators: an OIDC issuer and an AWS STS gate in front of moto.
+//! Strict cloud-identity emulators: an OIDC issuer, an AWS STS/EKS Auth gate in front of
+//! moto, the EKS Pod Identity Agent, GCP's metadata server, STS, IAM Credentials and Cloud
+//! Storage ([`gcp`]), and Azure's Entra ID and Blob endpoints ([`azure`]).
 
 mod aws_emulators;
 mod aws_gate;
+pub mod azure;
 mod background_runtime;
 mod credentials;
+pub mod eks_auth;
+mod eks_auth_error;
+pub mod gcp;
 mod iam_directory;
 mod ids;
 mod jwks_cache;
 mod moto;
 mod moto_web_identity;
 mod oidc_issuer;
+pub mod pod_identity_agent;
+mod pod_identity_trust;
 mod request_log;
 mod signing_key;
 mod sts_error;
@@ -19,8 +27,10 @@ mod web_identity_token;
 
 pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 pub use credentials::AdminCredentials;
+pub use eks_auth::{DEFAULT_CLUSTER_NAME, PodIdentityAssociation};
 pub use moto::{MotoAuth, MotoServer};
 pub use oidc_issuer::{CA_FILE_NAME, DEFAULT_ISSUER_PATH, OidcIssuer};
+pub use pod_identity_agent::PodIdentityAgent;
 pub use request_log::{RequestLog, RequestLogEntry};
 pub use signing_key::SigningKey;
 pub use web_identity_token::{TokenSpec, mint_token};

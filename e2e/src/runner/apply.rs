@@ -1,9 +1,11 @@
 //! `apply` and `delete` steps: server-side apply of YAML into the scenario's namespace.
+//! Cluster-scoped objects (e.g. a ClusterRoleBinding) are applied as they are and returned, so
+//! the runner deletes them when the scenario ends: deleting the namespace does not.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
 
@@ -50,12 +52,34 @@ fn kind_rank(doc: &serde_json::Value) -> u8 {
     }
 }
 
+/// A cluster-scoped object a scenario applied, to delete at its end.
+#[derive(Debug, Clone)]
+pub struct ClusterScoped {
+    pub resource: ApiResource,
+    pub name: String,
+}
+
+impl ClusterScoped {
+    pub async fn delete(&self, client: &kube::Client) -> Result<()> {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &self.resource);
+        match api.delete(&self.name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => {
+                Err(e).with_context(|| format!("deleting {} {}", self.resource.kind, self.name))
+            }
+        }
+    }
+}
+
+/// Applies the step's objects; returns the cluster-scoped ones among them.
 pub async fn apply(
     client: &kube::Client,
     namespace: &str,
     base: &Path,
     step: &ApplyStep,
-) -> Result<()> {
+) -> Result<Vec<ClusterScoped>> {
+    let mut cluster_scoped = Vec::new();
     let mut all = Vec::new();
     for (origin, text) in read_documents(base, step)? {
         let text = text.replace("${NAMESPACE}", namespace);
@@ -90,6 +114,10 @@ pub async fn apply(
                 object.metadata.namespace = Some(namespace.to_string());
                 Api::namespaced_with(client.clone(), namespace, &resource)
             } else {
+                cluster_scoped.push(ClusterScoped {
+                    resource: resource.clone(),
+                    name: name.clone(),
+                });
                 Api::all_with(client.clone(), &resource)
             };
             api.patch(
@@ -101,7 +129,7 @@ pub async fn apply(
             .with_context(|| format!("applying {} {name} from {origin}", types.kind))?;
         }
     }
-    Ok(())
+    Ok(cluster_scoped)
 }
 
 pub async fn delete(client: &kube::Client, namespace: &str, step: &DeleteStep) -> Result<()> {

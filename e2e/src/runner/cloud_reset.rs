@@ -1,9 +1,11 @@
-//! Between scenarios the emulated AWS account is emptied (roles, OIDC providers, buckets), so
-//! each scenario's `setup` is the whole cloud-side truth it runs against.
+//! Between scenarios the emulated AWS account is emptied (roles, OIDC providers, buckets), and
+//! the emulated GCP project too (service accounts, pools, buckets, issued tokens), so each
+//! scenario's `setup` is the whole cloud-side truth it runs against.
 
 use anyhow::{Context, Result};
 
 use crate::emulators::AdminCredentials;
+use crate::emulators::gcp::GcpEmulators;
 use crate::setup::CloudSetup;
 
 /// `${NAMESPACE}` in a scenario's setup becomes the scenario's namespace.
@@ -63,4 +65,8 @@ pub async fn reset_aws(endpoint: &str, admin: &AdminCredentials) -> Result<()> {
         s3.delete_bucket().bucket(name).send().await?;
     }
     Ok(())
+}
+
+pub fn reset_gcp(gcp: &GcpEmulators) {
+    gcp.reset();
 }

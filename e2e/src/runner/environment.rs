@@ -1,8 +1,12 @@
 //! Everything scenarios run against, started in dependency order: the AWS emulators (whose
 //! OIDC issuer is the cluster's `--service-account-issuer` and signs with the cluster's key, as
 //! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
-//! by URL. On the `existing` provider nothing is created in the cluster but namespaces: the
-//! cluster's own issuer is read from its discovery document and its own webhooks mutate pods.
+//! by URL; then the GCP emulators (their metadata server identifies pods through the cluster's
+//! API, their STS trusts the cluster's issuer), the Azure emulators (trusting the cluster's
+//! issuer; pods reach Entra on the host's bridge address) and the Azure Workload Identity
+//! webhook stand-in. On the `existing` provider nothing is created in the cluster but
+//! namespaces: the cluster's own issuer is read from its discovery document, its own webhooks
+//! mutate pods, and no node is labelled (pods there reach GKE's own metadata server).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,10 +19,21 @@ use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
 };
-use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
+use crate::cluster::{GATEWAY_IP, METADATA_IP};
+use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_HOST};
+use crate::emulators::gcp::{
+    GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
+};
+use crate::emulators::pod_identity_agent::AgentRoute;
+use crate::emulators::{
+    AwsEmulatorOptions, AwsEmulators, DEFAULT_CLUSTER_NAME, PodIdentityAgent, SIGNING_KEY_FILE_NAME,
+};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
-use crate::webhooks::{EksPodIdentityWebhook, WebhookOptions};
+use crate::webhooks::azure_mutation::AzureMutationSettings;
+use crate::webhooks::{
+    AzureWebhookOptions, AzureWorkloadIdentityWebhook, EksPodIdentityWebhook, WebhookOptions,
+};
 
 /// Which Kubernetes the scenarios run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,7 +43,8 @@ pub enum Provider {
     /// kind (needs Docker); the webhook stand-in listens on the kind network's gateway.
     Kind,
     /// The cluster of the current kubeconfig (or `--kubeconfig`/`--context`): no webhook is
-    /// installed and nothing cluster-scoped is created; the emulators trust its issuer.
+    /// installed and nothing cluster-scoped is created beyond what a scenario applies itself
+    /// (deleted at its end); the emulators trust its issuer.
     Existing,
 }
 
@@ -58,10 +74,20 @@ pub enum Cluster {
     Existing(Box<ExistingCluster>),
 }
 
+/// The Pod Identity Agent's address in the local cluster (on the pod bridge, port 80).
+pub const POD_IDENTITY_AGENT_ADDRESS: &str = "169.254.170.23";
+
 pub struct Environment {
-    // Field order is drop order: webhook, then cluster, then the emulators.
+    // Field order is drop order: GCP emulators (their metadata address is on the cluster's
+    // bridge), webhooks, agent, then cluster, then the other emulators.
+    /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
+    /// STS, IAM Credentials, Cloud Storage.
+    pub gcp: GcpEmulators,
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
+    pub azure_webhook: Option<AzureWorkloadIdentityWebhook>,
+    /// The EKS Pod Identity Agent on `169.254.170.23:80` (local provider only).
+    pub pod_identity_agent: Option<PodIdentityAgent>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
@@ -72,6 +98,8 @@ pub struct Environment {
     /// CAs the emulators trust to fetch the issuer's JWKS besides their own (`existing`).
     pub issuer_ca_files: Vec<PathBuf>,
     pub aws: AwsEmulators,
+    /// Entra and Blob. One set for all workers: Azure scenarios run on the first worker.
+    pub azure: AzureEmulators,
     /// More emulator sets for parallel scenarios (`run -j N`): each has its own moto and gate,
     /// trusts the cluster's issuer (the first set's) and shares its signing key.
     pub workers: Vec<AwsEmulators>,
@@ -103,12 +131,13 @@ impl Environment {
         let key_file = aws.state_dir().join(SIGNING_KEY_FILE_NAME);
         let signing_key = std::fs::read_to_string(&key_file)
             .with_context(|| format!("reading {}", key_file.display()))?;
-        let (cluster, webhook_bind) = match provider {
+        let (cluster, webhook_bind, pod_facing_host) = match provider {
             Provider::Local => (
                 Cluster::Local(Box::new(
                     local_cluster(&aws, state_root, signing_key).await?,
                 )),
                 SocketAddr::from(([127, 0, 0, 1], 0)),
+                POD_BRIDGE_HOST.to_owned(),
             ),
             Provider::Kind => {
                 let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
@@ -118,7 +147,8 @@ impl Environment {
                     .context("starting the kind cluster")?;
                 // The apiserver runs in a container: it reaches the host on the network's gateway.
                 let bind = SocketAddr::new(kind.host_gateway_ip(), 0);
-                (Cluster::Kind(Box::new(kind)), bind)
+                let host = kind.host_gateway_ip().to_string();
+                (Cluster::Kind(Box::new(kind)), bind, host)
             }
             Provider::Existing => unreachable!("handled by start_existing"),
         };
@@ -143,8 +173,50 @@ impl Environment {
             .await
             .context("the apiserver never called the pod-identity webhook")?;
         timings.push(("webhook registered", t.elapsed()));
+
+        let t = Instant::now();
+        let gcp = start_gcp(provider, &client, &aws).await?;
+        label_nodes_for_gke_metadata(&client).await?;
+        timings.push(("GCP emulators", t.elapsed()));
+
+        let t = Instant::now();
+        let azure = AzureEmulators::start(AzureEmulatorOptions {
+            state_dir: Some(state_root.join("azure")),
+            // Pods reach the host on their bridge, which exists only now: listen everywhere.
+            entra_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            authority_hostname: pod_facing_host,
+            trusted_ca_files: vec![aws.ca_file().to_path_buf()],
+        })
+        .await
+        .context("starting the Azure emulators")?;
+        let azure_webhook = AzureWorkloadIdentityWebhook::start(
+            client.clone(),
+            AzureWebhookOptions {
+                bind: webhook_bind,
+                settings: AzureMutationSettings {
+                    tenant_id: azure.tenant_id(),
+                    authority_host: azure.authority_host().to_owned(),
+                    ..AzureMutationSettings::default()
+                },
+            },
+        )?;
+        azure_webhook.register(&client).await?;
+        azure_webhook
+            .wait_until_called(&client, "default", Duration::from_secs(30))
+            .await
+            .context("the apiserver never called the Azure workload identity webhook")?;
+        timings.push(("Azure emulators and webhook", t.elapsed()));
+        let pod_identity_agent = match provider {
+            Provider::Local => Some(start_pod_identity_agent(&aws)?),
+            // kind nodes cannot reach an address on this host's bridge.
+            _ => None,
+        };
         Ok(Environment {
+            gcp,
             webhook: Some(webhook),
+            azure_webhook: Some(azure_webhook),
+            azure,
+            pod_identity_agent,
             kubeconfig,
             issuer: aws.issuer_url().to_owned(),
             plugin_args: Vec::new(),
@@ -190,6 +262,20 @@ impl Environment {
         })
         .await
         .context("starting the AWS emulators")?;
+        let gcp = GcpEmulators::start(GcpEmulatorOptions {
+            resolver: PodResolver::Kubernetes(cluster.client()),
+            trusted_ca_files: extra_trusted_ca_files.clone(),
+            ..GcpEmulatorOptions::default()
+        })
+        .await
+        .context("starting the GCP emulators")?;
+        let azure = AzureEmulators::start(AzureEmulatorOptions {
+            state_dir: Some(state_root.join("azure")),
+            trusted_ca_files: extra_trusted_ca_files.clone(),
+            ..AzureEmulatorOptions::default()
+        })
+        .await
+        .context("starting the Azure emulators")?;
         timings.push(("emulators", t.elapsed()));
         eprintln!(
             "podiam-e2e: existing cluster {} ({}), issuer {issuer}",
@@ -197,7 +283,11 @@ impl Environment {
             cluster.server_version()
         );
         Ok(Environment {
+            gcp,
             webhook: None,
+            azure_webhook: None,
+            azure,
+            pod_identity_agent: None,
             client: cluster.client(),
             kubeconfig: cluster.kubeconfig_path().to_path_buf(),
             issuer,
@@ -259,6 +349,9 @@ impl Environment {
 
     /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.
     pub async fn down(mut self) -> Result<()> {
+        if self.pod_identity_agent.take().is_some() {
+            crate::cluster::remove_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"));
+        }
         match self.cluster.take() {
             Some(Cluster::Local(c)) => c.down()?,
             Some(Cluster::Kind(c)) => c.down()?,
@@ -267,6 +360,45 @@ impl Environment {
         }
         Ok(())
     }
+}
+
+/// On the local provider the metadata server answers pods at 169.254.169.254:80 (added to the
+/// bridge) and the Google APIs listen on the bridge's address; on kind only the host reaches
+/// them (the metadata server is not reachable from kind pods).
+async fn start_gcp(
+    provider: Provider,
+    client: &kube::Client,
+    aws: &AwsEmulators,
+) -> Result<GcpEmulators> {
+    let mut options = GcpEmulatorOptions {
+        resolver: PodResolver::Kubernetes(client.clone()),
+        trusted_ca_files: vec![aws.ca_file().to_path_buf()],
+        ..GcpEmulatorOptions::default()
+    };
+    if provider == Provider::Local {
+        options.metadata_bind = SocketAddr::from((METADATA_IP, 80));
+        options.add_metadata_address = true;
+        options.api_bind_ip = GATEWAY_IP.into();
+    }
+    GcpEmulators::start(options)
+        .await
+        .context("starting the GCP emulators")
+}
+
+/// What GKE sets on node pools with `workloadMetadataConfig.mode: GKE_METADATA`.
+async fn label_nodes_for_gke_metadata(client: &kube::Client) -> Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"labels": {GKE_METADATA_NODE_LABEL: "true"}}});
+    for node in nodes.list(&ListParams::default()).await?.items {
+        let name = node.metadata.name.unwrap_or_default();
+        nodes
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("labelling node {name} {GKE_METADATA_NODE_LABEL}=true"))?;
+    }
+    Ok(())
 }
 
 async fn local_cluster(
@@ -288,4 +420,19 @@ async fn local_cluster(
     LocalCluster::up(options)
         .await
         .context("starting the local cluster")
+}
+
+/// The agent on `169.254.170.23:80`, an address added to the pod bridge (removed in `down`).
+fn start_pod_identity_agent(aws: &AwsEmulators) -> Result<PodIdentityAgent> {
+    crate::cluster::add_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"))
+        .context("adding the Pod Identity Agent's address to the pod bridge")?;
+    let address: SocketAddr = format!("{POD_IDENTITY_AGENT_ADDRESS}:80").parse()?;
+    PodIdentityAgent::bind(
+        address,
+        DEFAULT_CLUSTER_NAME,
+        AgentRoute {
+            endpoint: aws.gate_url().to_owned(),
+            credentials: aws.admin().clone(),
+        },
+    )
 }

@@ -18,8 +18,13 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 
-use crate::emulators::AwsEmulators;
-use crate::scenario::{Scenario, Step};
+use crate::emulators::azure::AzureEmulators;
+use crate::emulators::gcp::GcpEmulators;
+use crate::emulators::pod_identity_agent::AgentRoute;
+use crate::emulators::{AwsEmulators, PodIdentityAgent};
+use crate::scenario::{Cloud, Scenario, Step};
+use crate::setup::SetupVariables;
+use crate::webhooks::EksPodIdentityWebhook;
 
 /// What every scenario runs against.
 pub struct RunContext<'a> {
@@ -30,10 +35,20 @@ pub struct RunContext<'a> {
     /// Global flags before every plugin run's own (e.g. `--context`).
     pub plugin_args: Vec<String>,
     pub aws: &'a AwsEmulators,
+    /// The one set of GCP emulators (its metadata server has a fixed address), given to one
+    /// worker only: GCP scenarios run there.
+    pub gcp: Option<&'a GcpEmulators>,
+    /// Shared by all workers; only scenarios with `cloud: azure` apply and reset it (and the
+    /// suite runs them all on one worker).
+    pub azure: &'a AzureEmulators,
     /// The cluster's service-account issuer: `${ISSUER}` in every scenario's setup.
     pub issuer: String,
     /// Keep namespaces and cloud objects after the run (`--keep`).
     pub keep: bool,
+    /// The webhook stand-in, told about the setup's Pod Identity associations.
+    pub webhook: Option<&'a EksPodIdentityWebhook>,
+    /// The Pod Identity Agent, routing this scenario's namespace to `aws`.
+    pub pod_identity_agent: Option<&'a PodIdentityAgent>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +71,8 @@ impl ScenarioOutcome {
 pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     let start = Instant::now();
     let namespace = scenario.namespace();
-    let failure = run_steps(scenario, ctx, &namespace)
+    let mut cluster_scoped = Vec::new();
+    let failure = run_steps(scenario, ctx, &namespace, &mut cluster_scoped)
         .await
         .err()
         .map(|e| format!("{e:#}"));
@@ -65,12 +81,36 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     } else {
         String::new()
     };
+    if let Some(agent) = ctx.pod_identity_agent {
+        agent.unroute_namespace(&namespace);
+    }
+    if let (Some(webhook), Ok(setup)) = (
+        ctx.webhook,
+        cloud_reset::with_namespace(&scenario.spec.setup, &namespace),
+    ) {
+        for association in &setup.aws.pod_identity_associations {
+            webhook.disassociate_pod_identity(&association.namespace, &association.service_account);
+        }
+    }
     if !ctx.keep {
+        ctx.aws.clear_pod_identity_associations();
         let _ = Api::<Namespace>::all(ctx.client.clone())
             .delete(&namespace, &DeleteParams::background())
             .await;
+        // Deleting the namespace leaves cluster-scoped objects (ClusterRoleBindings…) behind.
+        for object in &cluster_scoped {
+            if let Err(e) = object.delete(&ctx.client).await {
+                eprintln!("podiam-e2e: cleanup: {e:#}");
+            }
+        }
         let _ = cloud_reset::reset_aws(ctx.aws.gate_url(), ctx.aws.admin()).await;
         ctx.aws.forget_iam_cache();
+        if let Some(gcp) = ctx.gcp {
+            cloud_reset::reset_gcp(gcp);
+        }
+        if scenario.spec.cloud == Cloud::Azure {
+            ctx.azure.reset();
+        }
     }
     ScenarioOutcome {
         name: scenario.metadata.name.clone(),
@@ -81,13 +121,60 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     }
 }
 
-async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -> Result<()> {
+async fn run_steps(
+    scenario: &Scenario,
+    ctx: &RunContext<'_>,
+    namespace: &str,
+    cluster_scoped: &mut Vec<apply::ClusterScoped>,
+) -> Result<()> {
     create_namespace(&ctx.client, namespace).await?;
     let setup = cloud_reset::with_namespace(&scenario.spec.setup, namespace)?;
     ctx.aws
         .apply_for_issuer(&setup, &ctx.issuer)
         .await
         .context("cloud setup in the emulators")?;
+    match ctx.gcp {
+        Some(gcp) => gcp
+            .apply(
+                &setup.gcp,
+                &SetupVariables {
+                    issuer: ctx.issuer.clone(),
+                    account_id: ctx.aws.account_id().to_owned(),
+                },
+            )
+            .context("GCP setup in the emulators")?,
+        None if scenario.spec.cloud == Cloud::Gcp || !setup.gcp.is_empty() => {
+            anyhow::bail!("this worker has no GCP emulators; GCP scenarios run on worker 1")
+        }
+        None => {}
+    }
+    if scenario.spec.cloud == Cloud::Azure {
+        ctx.azure
+            .apply(
+                &setup.azure,
+                &SetupVariables {
+                    issuer: ctx.issuer.clone(),
+                    account_id: crate::emulators::ACCOUNT_ID.to_owned(),
+                },
+            )
+            .context("Azure setup in the emulators")?;
+    }
+    // Pod Identity: the webhook mutates pods of associated ServiceAccounts, and the agent sends
+    // this namespace's tokens to this worker's EKS Auth.
+    if let Some(webhook) = ctx.webhook {
+        for association in &setup.aws.pod_identity_associations {
+            webhook.associate_pod_identity(&association.namespace, &association.service_account);
+        }
+    }
+    if let Some(agent) = ctx.pod_identity_agent {
+        agent.route_namespace(
+            namespace,
+            AgentRoute {
+                endpoint: ctx.aws.gate_url().to_owned(),
+                credentials: ctx.aws.admin().clone(),
+            },
+        );
+    }
     let base = scenario
         .path
         .parent()
@@ -96,7 +183,9 @@ async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -
     for (i, step) in scenario.spec.steps.iter().enumerate() {
         let what = || format!("step {} ({})", i + 1, step_name(step));
         match step {
-            Step::Apply(a) => apply::apply(&ctx.client, namespace, &base, a).await,
+            Step::Apply(a) => apply::apply(&ctx.client, namespace, &base, a)
+                .await
+                .map(|applied| cluster_scoped.extend(applied)),
             Step::Wait(w) => wait::wait(&ctx.client, namespace, w).await,
             Step::Delete(d) => apply::delete(&ctx.client, namespace, d).await,
             Step::Podiam(p) => podiam_step::run(ctx, namespace, p).await,

@@ -25,7 +25,12 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
     for arg in &step.args {
         args.push(expand(ctx, namespace, arg).await?);
     }
-    let output = super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws)
+    let mut command =
+        super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws, ctx.azure);
+    if let Some(gcp) = ctx.gcp {
+        super::plugin_command::add_gcp_env(&mut command, gcp);
+    }
+    let output = command
         .args(&ctx.plugin_args)
         .args(&args)
         .args(["-n", namespace, "-o", "json"])
@@ -40,6 +45,17 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
             "kubectl podiam {}: exit code {code}, expected {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
             args.join(" "),
             step.exit_code
+        );
+    }
+    let missing: Vec<&String> = step
+        .stderr_contains
+        .iter()
+        .filter(|text| !stderr.contains(text.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "kubectl podiam {}: stderr lacks {missing:?}\nstderr:\n{stderr}",
+            args.join(" ")
         );
     }
     if step.assertions.is_empty() {

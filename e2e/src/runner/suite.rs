@@ -9,7 +9,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::environment::{Environment, ProviderOptions};
 use super::{RunContext, ScenarioOutcome};
-use crate::scenario::Scenario;
+use crate::scenario::{Cloud, Scenario};
 
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
@@ -54,23 +54,37 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
     let contexts: Vec<RunContext> = env
         .emulator_sets()
         .into_iter()
-        .map(|aws| RunContext {
+        .enumerate()
+        .map(|(k, aws)| RunContext {
             client: env.client.clone(),
             kubeconfig: env.kubeconfig.clone(),
             plugin: options.plugin.clone(),
             plugin_args: env.plugin_args.clone(),
             aws,
+            gcp: (k == 0).then_some(&env.gcp),
+            azure: &env.azure,
             issuer: issuer.clone(),
             keep: options.keep,
+            webhook: env.webhook.as_ref(),
+            pod_identity_agent: env.pod_identity_agent.as_ref(),
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
-    // is emptied between its scenarios; namespaces keep the Kubernetes side apart.
+    // is emptied between its scenarios; namespaces keep the Kubernetes side apart. GCP and
+    // Azure scenarios all run on worker 0: their emulators are one set (the GKE metadata
+    // server has a fixed address).
+    let worker_of = |i: usize, scenario: &Scenario| {
+        if matches!(scenario.spec.cloud, Cloud::Gcp | Cloud::Azure) {
+            0
+        } else {
+            i % jobs
+        }
+    };
     let workers = contexts.iter().enumerate().map(|(k, ctx)| {
         let mine: Vec<(usize, &Scenario)> = scenarios
             .iter()
             .enumerate()
-            .filter(|(i, _)| i % jobs == k)
+            .filter(|(i, s)| worker_of(*i, s) == k)
             .collect();
         async move {
             let mut outcomes = Vec::new();

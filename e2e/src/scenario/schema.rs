@@ -128,6 +128,9 @@ pub struct PodiamStep {
     pub exit_code: i32,
     #[serde(default, rename = "assert")]
     pub assertions: Vec<Assertion>,
+    /// Texts stderr must contain (e.g. the fix a refusal prints).
+    #[serde(default)]
+    pub stderr_contains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,5 +1,6 @@
 //! Glue from the CLI to the judging flow. Commands never reach into a mechanism.
 
+pub mod bind;
 pub mod verify;
 pub mod whoami;
 
@@ -25,5 +26,20 @@ pub fn aws_target(g: &GlobalFlags, cloud: &CloudFlags) -> AwsTarget {
         endpoint_url: cloud.aws_endpoint_url.clone(),
         region: cloud.region.clone(),
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
+    }
+}
+
+pub fn eks_cluster_name(g: &GlobalFlags, cloud: &CloudFlags) -> Option<String> {
+    crate::kube::eks_cluster::resolve(
+        cloud.eks_cluster_name.as_deref(),
+        g.kubeconfig.as_deref(),
+        g.context.as_deref(),
+    )
+}
+
+pub fn rbac_options(g: &GlobalFlags) -> crate::rbac::RbacOptions {
+    crate::rbac::RbacOptions {
+        operator_impersonates: g.impersonate.is_some() || !g.impersonate_groups.is_empty(),
+        ..Default::default()
     }
 }

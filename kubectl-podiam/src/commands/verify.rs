@@ -10,6 +10,7 @@ use crate::kube::{client, pods};
 use crate::manifest::{documents, subjects};
 use crate::model::ReportItem;
 use crate::options::{AccessExpectation, VerifyOptions};
+use crate::rbac::ManifestRbac;
 
 pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions> {
     let mut access = Vec::new();
@@ -23,6 +24,8 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         expect_role: args.expect_role.clone(),
         access,
         aws: super::aws_target(global, &args.cloud),
+        eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
+        rbac: super::rbac_options(global),
         ..Default::default()
     })
 }
@@ -42,6 +45,8 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
         let docs = documents::load(path)?;
         let namespace = global.namespace.as_deref().unwrap_or("default");
         let subjects = subjects::subjects(&docs, namespace, args.container.as_deref())?;
+        let mut options = options;
+        options.rbac.manifests = ManifestRbac::from_documents(&docs, namespace)?;
         if subjects.is_empty() {
             return Err(Error::Input {
                 path: path.clone(),

@@ -16,6 +16,8 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
     };
     let options = VerifyOptions {
         aws: super::aws_target(global, &args.cloud),
+        eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
+        rbac: super::rbac_options(global),
         ..Default::default()
     };
     Ok(vec![judge(&subject, &probe, &options).await])

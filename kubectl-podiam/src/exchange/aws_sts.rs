@@ -40,6 +40,14 @@ pub async fn assume_role_with_web_identity(
         std::time::SystemTime::try_from(*c.expiration()).ok(),
         "podiam-web-identity",
     );
+    caller_identity(config, credentials).await
+}
+
+/// GetCallerIdentity with `credentials`: the principal AWS really sees for them.
+pub async fn caller_identity(
+    config: &aws_config::SdkConfig,
+    credentials: Credentials,
+) -> Result<AssumedRole, CloudError> {
     let sts_as_role = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(config)
             .credentials_provider(credentials.clone())

@@ -1,6 +1,9 @@
 //! Everything that talks to the Kubernetes API.
 
+pub mod access_review;
 pub mod client;
+pub mod eks_cluster;
 pub mod exec;
+pub mod issuer;
 pub mod pods;
 pub mod token_request;

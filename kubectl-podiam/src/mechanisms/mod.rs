@@ -2,6 +2,7 @@
 //! adding one means adding a module and listing it in [`registered`].
 
 pub mod aws_irsa;
+pub mod aws_pod_identity;
 pub mod static_credentials;
 
 use std::future::Future;
@@ -48,6 +49,13 @@ pub trait Mechanism: Send + Sync {
     ) -> BoxFuture<'a, RuntimeOutcome>;
 }
 
+/// In detection order. Pod Identity comes before IRSA: a ServiceAccount annotated for IRSA
+/// whose pod the webhook wired for Pod Identity (an association wins there) runs Pod Identity.
+/// A container with both IRSA variables is left to IRSA (its detect declines it): the SDK
+/// chain tries web identity before container credentials (see `aws.precedence`).
 pub fn registered() -> Vec<Box<dyn Mechanism>> {
-    vec![Box::new(aws_irsa::AwsIrsa)]
+    vec![
+        Box::new(aws_pod_identity::AwsPodIdentity),
+        Box::new(aws_irsa::AwsIrsa),
+    ]
 }

@@ -46,7 +46,12 @@ impl Mechanism for AwsIrsa {
     }
 
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
-        checks::static_checks(pod, spec)
+        let mut checks = checks::static_checks(pod, spec);
+        // Pod Identity wired too: the SDK still uses IRSA; say so.
+        checks.extend(super::aws_pod_identity::checks::precedence_under_irsa(
+            pod, spec,
+        ));
+        checks
     }
 
     fn runtime<'a>(
@@ -419,7 +424,7 @@ fn expected_role(out: &mut RuntimeOutcome, options: &VerifyOptions, actual: &str
     });
 }
 
-async fn access_checks(
+pub(crate) async fn access_checks(
     out: &mut RuntimeOutcome,
     options: &VerifyOptions,
     config: &aws_config::SdkConfig,

@@ -1,0 +1,54 @@
+//! What every emulated Google endpoint shares: the project's IAM and data, the tokens issued so
+//! far, the JWKS cache and the request log.
+
+use std::sync::OnceLock;
+
+use anyhow::Result;
+
+use super::super::jwks_cache::JwksCache;
+use super::super::request_log::{RequestLog, RequestLogEntry};
+use super::super::signing_key::SigningKey;
+use super::pod_resolver::PodResolver;
+use super::project_store::ProjectStore;
+use super::token_store::TokenStore;
+
+pub struct GcpState {
+    pub project: ProjectStore,
+    pub tokens: TokenStore,
+    pub jwks: JwksCache,
+    pub log: RequestLog,
+    pub resolver: PodResolver,
+    /// Signs the metadata server's ID tokens (Google's key); generated on first use.
+    id_token_key: OnceLock<SigningKey>,
+}
+
+impl GcpState {
+    pub fn new(jwks: JwksCache, resolver: PodResolver) -> Self {
+        Self {
+            project: ProjectStore::default(),
+            tokens: TokenStore::default(),
+            jwks,
+            log: RequestLog::default(),
+            resolver,
+            id_token_key: OnceLock::new(),
+        }
+    }
+
+    pub fn id_token_key(&self) -> Result<&SigningKey> {
+        if let Some(key) = self.id_token_key.get() {
+            return Ok(key);
+        }
+        let key = SigningKey::generate()?;
+        Ok(self.id_token_key.get_or_init(|| key))
+    }
+
+    /// Records one request; `action` names the API call, `outcome` the status or error.
+    pub fn record(&self, method: &str, path: &str, action: String, outcome: String) {
+        self.log.record(RequestLogEntry {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            action,
+            outcome,
+        });
+    }
+}

@@ -1,0 +1,45 @@
+use crate::bind::aws_role::RoleRequest;
+use crate::bind::plan::{BindReport, DryRun};
+use crate::bind::{BindRequest, BindTarget};
+use crate::cli::{BindArgs, DryRunArg, GlobalFlags};
+use crate::error::{Error, Result};
+use crate::kube::client;
+use crate::mechanisms::aws_irsa::annotations as irsa;
+
+pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
+    if global.output == crate::report::Format::Junit {
+        return Err(Error::Usage("-o junit is for verify".into()));
+    }
+    let target = match &args.aws_role {
+        Some(role) => BindTarget::AwsIrsa(RoleRequest {
+            role: role.clone(),
+            create_role: args.create_role,
+            policy_arns: args.policy_arns.clone(),
+            audience: args
+                .audience
+                .clone()
+                .unwrap_or_else(|| irsa::DEFAULT_AUDIENCE.to_owned()),
+        }),
+        None => return Err(Error::Usage("bind needs --aws-role".into())),
+    };
+    let conn = client::connect(&super::connection_flags(global)).await?;
+    let request = BindRequest {
+        namespace: conn.namespace.clone(),
+        service_account: args.service_account.clone(),
+        target,
+        dry_run: match args.dry_run {
+            DryRunArg::None => DryRun::None,
+            DryRunArg::Client => DryRun::Client,
+            DryRunArg::Server => DryRun::Server,
+        },
+        overwrite: args.overwrite,
+        restart: args.restart,
+        allow_wildcard_subject: args.allow_wildcard_subject,
+    };
+    crate::bind::run(
+        &conn.client,
+        &super::aws_target(global, &args.cloud),
+        &request,
+    )
+    .await
+}
