@@ -4,6 +4,7 @@
 //! in front of moto, with an HTTPS OIDC issuer whose tokens the gate validates like AWS does.
 
 pub mod bench;
+pub mod bench_fleet;
 pub mod bench_verify;
 pub mod cluster;
 pub mod demo;

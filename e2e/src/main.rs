@@ -158,6 +158,17 @@ enum BenchTarget {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// `verify -A` over a fleet of busybox pods in the local cluster: wall time, peak RSS,
+    /// time per pod, cloud calls made.
+    Fleet {
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
+        #[arg(long, default_value_t = 20)]
+        service_accounts: usize,
+        /// The plugin's --concurrency.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u16,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -263,6 +274,27 @@ async fn main() -> Result<()> {
         } => {
             let state_root = podiam_e2e::runner::suite::default_state_root();
             let report = podiam_e2e::bench_verify::bench_verify(&state_root, runs).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Bench {
+            target:
+                BenchTarget::Fleet {
+                    pods,
+                    service_accounts,
+                    concurrency,
+                },
+        } => {
+            let state_root = podiam_e2e::runner::suite::default_state_root();
+            let report = podiam_e2e::bench_fleet::bench_fleet(
+                &state_root,
+                podiam_e2e::bench_fleet::FleetBenchOptions {
+                    pods,
+                    service_accounts,
+                    concurrency,
+                },
+            )
+            .await?;
             println!("{report}");
             Ok(())
         }

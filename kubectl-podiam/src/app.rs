@@ -100,7 +100,12 @@ fn execute(cli: &Cli) -> Result<Exit> {
             block_on(crate::commands::verify::run(&cli.global, args))?,
         ),
     };
-    let report = Report::new(kind, items);
+    let mut report = Report::new(kind, items);
+    if let Command::Verify(args) = &cli.command
+        && crate::commands::verify::is_fleet(args)
+    {
+        report = report.with_summary();
+    }
     let color = cli.global.output == Format::Text
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

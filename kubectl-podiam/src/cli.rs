@@ -108,10 +108,19 @@ pub struct WhoamiArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["pod", "filename"])))]
 pub struct VerifyArgs {
-    /// The pod to verify
+    /// The pod to verify; without it (and without -f), every pod in the namespace
+    #[arg(conflicts_with_all = ["filename", "all_namespaces", "selector"])]
     pub pod: Option<String>,
+    /// Verify the pods of every namespace (kube-system included, as kubectl does)
+    #[arg(short = 'A', long, conflicts_with = "filename")]
+    pub all_namespaces: bool,
+    /// Only pods matching this label selector, e.g. app=web,tier!=db (in -n, or with -A)
+    #[arg(short = 'l', long, conflicts_with = "filename")]
+    pub selector: Option<String>,
+    /// Pods verified at once (each costs a few exec and cloud calls)
+    #[arg(long, default_value_t = crate::fleet::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
     /// Verify manifests offline: a file, a directory, or - for stdin
     #[arg(short = 'f', long)]
     pub filename: Option<PathBuf>,

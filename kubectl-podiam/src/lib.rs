@@ -3,6 +3,7 @@
 //! Flow (one direction): pod + ServiceAccount → detect → static checks → evidence (exec,
 //! TokenRequest, token file) → exchange with the cloud → checks → render.
 
+pub mod answer_cache;
 pub mod app;
 pub mod bind;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod evidence;
 pub mod exchange;
+pub mod fleet;
 pub mod judge;
 pub mod kube;
 pub mod manifest;

@@ -1,5 +1,6 @@
 //! What the user asked verify/whoami to check, parsed and validated once.
 
+use crate::answer_cache::AnswerCache;
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
 use crate::exchange::aws_s3::S3Action;
@@ -74,6 +75,8 @@ pub struct VerifyOptions {
     /// How the ServiceAccount's RBAC is reviewed (the Kubernetes half of the identity).
     pub rbac: crate::rbac::RbacOptions,
     pub gcp: GcpTarget,
+    /// Cloud answers shared by pods that cannot get different ones (fleet verification).
+    pub answers: AnswerCache,
 }
 
 #[cfg(test)]

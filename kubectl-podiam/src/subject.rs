@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, PodSpec, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Origin {
     /// Read from the cluster now: evidence can be collected by exec.
+    #[default]
     Live,
     /// A Pod object from a file that was already created (has `metadata.uid` or `status`).
     Dump,
@@ -16,7 +17,7 @@ pub enum Origin {
     Template,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PodSubject {
     /// `Pod` or the workload kind (`Deployment`, `CronJob`, …).
     pub kind: String,

@@ -185,8 +185,36 @@ fn bad_expectation_is_a_usage_error() {
 }
 
 #[test]
-fn verify_needs_a_target() {
-    podiam().arg("verify").assert().code(2);
+fn verify_target_flags_are_exclusive() {
+    // POD names one pod; -A/-l select many; -f is offline: they do not mix.
+    for args in [
+        &["verify", "s3-pod", "-A"][..],
+        &["verify", "s3-pod", "-l", "app=web"],
+        &["verify", "-A", "-f", "x.yaml"],
+        &["verify", "-l", "app=web", "-f", "x.yaml"],
+        &["verify", "-A", "--concurrency", "0"],
+    ] {
+        podiam().args(args).assert().code(2);
+    }
+}
+
+#[test]
+fn verify_without_a_pod_lists_the_namespace() {
+    // No POD and no -f: every pod of the namespace, so the cluster is needed (exit 3 here).
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: placeholder}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    podiam()
+        .args(["verify", "--request-timeout", "5s", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("list pods"));
 }
 
 #[test]

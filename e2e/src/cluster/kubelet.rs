@@ -82,7 +82,8 @@ pub fn write_config(paths: &KubeletPaths, pki: &Pki, runtime_endpoint: &str) -> 
         // No iptables chains of the kubelet's own on the host.
         "makeIPTablesUtilChains": false,
         "registerNode": true,
-        "maxPods": 110,
+        // Room for `bench fleet` (200 pods) plus the system's; the pod CIDR is a /16.
+        "maxPods": 250,
         // Quick pod status after exec-driven tests; defaults are tuned for large clusters.
         "syncFrequency": "10s",
         "fileCheckFrequency": "20s",

@@ -312,6 +312,7 @@ impl Environment {
             let step = WaitStep {
                 pod: Some((*pod).to_owned()),
                 selector: None,
+                count: None,
                 phase: PodPhase::Running,
                 timeout_seconds: 90,
             };

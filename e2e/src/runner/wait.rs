@@ -64,8 +64,42 @@ pub async fn find_pod(
     Ok(pods.into_iter().next())
 }
 
+/// How many pods matching `selector` have reached `phase`, and a description of one that has
+/// not (for the timeout message).
+async fn count_reached(
+    api: &Api<Pod>,
+    selector: &str,
+    phase: PodPhase,
+) -> Result<(usize, Option<Pod>)> {
+    let pods = api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items;
+    let reached_count = pods.iter().filter(|p| reached(p, phase)).count();
+    let laggard = pods.into_iter().find(|p| !reached(p, phase));
+    Ok((reached_count, laggard))
+}
+
 pub async fn wait(client: &kube::Client, namespace: &str, step: &WaitStep) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    if let (Some(count), Some(selector)) = (step.count, step.selector.as_deref()) {
+        let deadline = Instant::now() + Duration::from_secs(step.timeout_seconds);
+        loop {
+            let (done, laggard) = count_reached(&api, selector, step.phase).await?;
+            if done >= count {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{done} of {count} pods matching {selector} reached {:?} within {}s; one that did not: {}",
+                    step.phase,
+                    step.timeout_seconds,
+                    describe(laggard.as_ref())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(step.timeout_seconds);
     let what = step
         .pod

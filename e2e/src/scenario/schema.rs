@@ -94,6 +94,9 @@ pub struct WaitStep {
     /// …or the first pod matching a label selector (pods of a Deployment).
     #[serde(default)]
     pub selector: Option<String>,
+    /// With `selector`: wait until this many matching pods have reached the phase.
+    #[serde(default)]
+    pub count: Option<usize>,
     #[serde(rename = "for", default = "default_phase")]
     pub phase: PodPhase,
     #[serde(default = "default_timeout")]
@@ -210,6 +213,9 @@ impl Scenario {
                 Step::Wait(w) if w.pod.is_some() == w.selector.is_some() => {
                     bail!("{at}: spec.steps[{i}].wait needs exactly one of pod or selector")
                 }
+                Step::Wait(w) if w.count.is_some() && w.selector.is_none() => {
+                    bail!("{at}: spec.steps[{i}].wait.count needs a selector")
+                }
                 Step::Podiam(p) => {
                     for (j, a) in p.assertions.iter().enumerate() {
                         a.validate()
@@ -261,6 +267,12 @@ spec:
         );
         let both = GOOD.replace("{pod: s3-pod}", "{pod: s3-pod, selector: a=b}");
         assert!(Scenario::from_yaml(Path::new("w.yaml"), &both).is_err());
+        let counted = GOOD.replace("wait: {pod: s3-pod}", "wait: {selector: a=b, count: 4}");
+        let s = Scenario::from_yaml(Path::new("c.yaml"), &counted).unwrap();
+        assert!(matches!(&s.spec.steps[1], Step::Wait(w) if w.count == Some(4)));
+        let count_without_selector =
+            GOOD.replace("wait: {pod: s3-pod}", "wait: {pod: s3-pod, count: 2}");
+        assert!(Scenario::from_yaml(Path::new("n.yaml"), &count_without_selector).is_err());
     }
 
     #[test]

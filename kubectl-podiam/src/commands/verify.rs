@@ -1,8 +1,10 @@
 use crate::cli::{GlobalFlags, VerifyArgs};
 use crate::error::{Error, Result};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::evidence::{OfflineToken, Probe};
+use crate::fleet::{self, Fleet, Scope};
 use crate::judge::judge;
 use crate::kube::{client, pods};
 use crate::manifest::{documents, subjects};
@@ -26,7 +28,14 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
         rbac: super::rbac_options(global),
         gcp: super::gcp_target(global, &args.cloud),
+        ..Default::default()
     })
+}
+
+/// Many pods (`-A`, `-l`, or no POD and no `-f`): the report carries a summary.
+pub fn is_fleet(args: &VerifyArgs) -> bool {
+    args.filename.is_none()
+        && (args.pod.is_none() || args.all_namespaces || args.selector.is_some())
 }
 
 pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportItem>> {
@@ -62,8 +71,28 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
         }
         return Ok(items);
     }
-    let pod_name = args.pod.as_deref().unwrap_or_default();
     let conn = client::connect(&super::connection_flags(global)).await?;
+    let Some(pod_name) = args.pod.as_deref().filter(|_| !is_fleet(args)) else {
+        let scope = Scope::new(
+            args.all_namespaces,
+            &conn.namespace,
+            args.selector.as_deref(),
+        )?;
+        let fleet = Fleet {
+            client: &conn.client,
+            timeout: conn.timeout,
+            container: args.container.as_deref(),
+            options: &options,
+            concurrency: usize::from(args.concurrency),
+            progress: fleet::show_progress(
+                global.output,
+                std::io::stderr().is_terminal(),
+                std::io::stdout().is_terminal(),
+                std::env::var_os("CI").is_some_and(|v| !v.is_empty()),
+            ),
+        };
+        return fleet.verify(&scope).await;
+    };
     let pod = pods::get_pod(&conn.client, &conn.namespace, pod_name).await?;
     let subject = pods::subject(&conn.client, pod, args.container.as_deref()).await?;
     let probe = Probe::Live {

@@ -1,4 +1,5 @@
-//! JUnit XML for CI: one test suite, one test case per pod; failing checks are the failure text.
+//! JUnit XML for CI: one test suite, one test case per pod (or template); failing checks are the
+//! failure text; a pod that could not be verified (fleet runs) is an error.
 
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
@@ -16,6 +17,19 @@ pub fn render(report: &Report) -> String {
             item.mechanism.as_str()
         );
         let status = match item.verdict {
+            // Fleet runs: a pod that could not be verified is an error, not a pass.
+            Verdict::Pass if item.unreachable => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                let warned: Vec<String> = item
+                    .checks
+                    .iter()
+                    .filter(|c| c.status == Status::Warn)
+                    .map(|c| format!("{}: {}", c.id, c.message))
+                    .collect();
+                s.set_message(warned.first().cloned().unwrap_or_default());
+                s.set_description(warned.join("\n"));
+                s
+            }
             Verdict::Pass => TestCaseStatus::success(),
             Verdict::Fail => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -44,4 +58,31 @@ pub fn render(report: &Report) -> String {
     let mut junit = JUnit::new("podiam");
     junit.add_test_suite(suite);
     junit.to_string().expect("junit serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportKind;
+
+    #[test]
+    fn one_case_per_pod_and_unreachable_pods_are_errors() {
+        let pod = |name: &str| {
+            serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(serde_json::json!({
+                "metadata": {"namespace": "ns", "name": name},
+                "spec": {"containers": [{"name": "app"}]}
+            }))
+            .unwrap()
+        };
+        let gone = crate::fleet::unreachable_item(&pod("gone"), None, "pod vanished");
+        let mut fine = crate::fleet::unreachable_item(&pod("fine"), None, "x");
+        fine.unreachable = false;
+        fine.checks.clear();
+        let report = Report::new(ReportKind::VerifyReport, vec![fine, gone]).with_summary();
+        let xml = render(&report);
+        assert!(xml.contains("tests=\"2\""), "{xml}");
+        assert!(xml.contains("errors=\"1\""), "{xml}");
+        assert!(xml.contains("failures=\"0\""), "{xml}");
+        assert!(xml.contains("pod vanished"), "{xml}");
+    }
 }

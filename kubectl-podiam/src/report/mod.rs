@@ -1,6 +1,7 @@
 //! Renderers. They format; they never compute a verdict.
 
 pub mod junit;
+pub mod summary;
 pub mod text;
 
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct Report {
     pub kind: ReportKind,
     pub items: Vec<ReportItem>,
     pub verdict: Verdict,
+    /// Fleet verification only (`-A`, `-l`, a whole namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<summary::Summary>,
 }
 
 impl Report {
@@ -46,7 +50,14 @@ impl Report {
             kind,
             items,
             verdict,
+            summary: None,
         }
+    }
+
+    /// Adds the fleet summary of the items.
+    pub fn with_summary(mut self) -> Self {
+        self.summary = Some(summary::Summary::of(&self.items));
+        self
     }
 }
 

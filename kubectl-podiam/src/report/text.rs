@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::Report;
+use super::summary::Summary;
 use crate::model::{Check, ReportItem, Status, Verdict};
 
 fn paint(text: &str, code: &str, color: bool) -> String {
@@ -63,6 +64,9 @@ fn checks(out: &mut String, checks: &[Check], color: bool) {
 }
 
 pub fn verify(report: &Report, color: bool) -> String {
+    if let Some(summary) = &report.summary {
+        return fleet(report, summary, color);
+    }
     let mut out = String::new();
     let mut items: Vec<&ReportItem> = report.items.iter().collect();
     items.sort_by_key(|i| i.verdict != Verdict::Fail);
@@ -90,6 +94,108 @@ pub fn verify(report: &Report, color: bool) -> String {
         report.items.len() - failed,
         failed
     );
+    out
+}
+
+/// Many pods: a block for each pod that failed or could not be verified (failures first), one
+/// line for each verified pod, then the summary tables.
+fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
+    let mut out = String::new();
+    let mut items: Vec<&ReportItem> = report.items.iter().collect();
+    items.sort_by_key(|i| (i.verdict != Verdict::Fail, !i.unreachable));
+    for item in items
+        .iter()
+        .filter(|i| i.verdict == Verdict::Fail || i.unreachable)
+    {
+        let word = if item.verdict == Verdict::Fail {
+            verdict_word(item.verdict, color)
+        } else {
+            paint("UNREACHABLE", "33;1", color)
+        };
+        let _ = writeln!(out, "{word}  {}", header(item));
+        if let Some(id) = &item.identity {
+            let _ = writeln!(out, "  identity: {} ({})", id.principal, id.source);
+        }
+        let problems: Vec<Check> = item
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+            .cloned()
+            .collect();
+        checks(&mut out, &problems, color);
+        out.push('\n');
+    }
+    for item in items
+        .iter()
+        .filter(|i| i.verdict == Verdict::Pass && !i.unreachable)
+    {
+        let principal = item
+            .identity
+            .as_ref()
+            .map_or_else(String::new, |id| format!(" → {}", id.principal));
+        let _ = writeln!(
+            out,
+            "{}  {}{principal}",
+            verdict_word(Verdict::Pass, color),
+            header(item)
+        );
+    }
+    if items
+        .iter()
+        .any(|i| i.verdict == Verdict::Pass && !i.unreachable)
+    {
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{} pods: {} verified, {} failed, {} unreachable{}",
+        summary.pods,
+        summary.passed,
+        summary.failed,
+        summary.unreachable,
+        if summary.not_running > 0 {
+            format!(" ({} not running, judged statically)", summary.not_running)
+        } else {
+            String::new()
+        }
+    );
+    if !summary.by_mechanism.is_empty() {
+        let width = summary
+            .by_mechanism
+            .keys()
+            .map(|k| k.len())
+            .max()
+            .unwrap_or(0)
+            .max("MECHANISM".len());
+        let _ = writeln!(
+            out,
+            "\n{:<width$}  {:>5}  {:>6}",
+            "MECHANISM", "PODS", "FAILED"
+        );
+        for (mechanism, tally) in &summary.by_mechanism {
+            let _ = writeln!(
+                out,
+                "{mechanism:<width$}  {:>5}  {:>6}",
+                tally.pods, tally.failed
+            );
+        }
+    }
+    if !summary.by_failing_check.is_empty() {
+        let width = summary
+            .by_failing_check
+            .keys()
+            .map(|k| k.len())
+            .max()
+            .unwrap_or(0)
+            .max("FAILING CHECK".len());
+        let _ = writeln!(out, "\n{:<width$}  {:>5}", "FAILING CHECK", "PODS");
+        let mut rows: Vec<_> = summary.by_failing_check.iter().collect();
+        // Most common cause first; ties by id, so the order is stable.
+        rows.sort_by_key(|(id, n)| (std::cmp::Reverse(**n), **id));
+        for (id, n) in rows {
+            let _ = writeln!(out, "{id:<width$}  {n:>5}");
+        }
+    }
     out
 }
 
@@ -129,4 +235,77 @@ pub fn whoami(report: &Report, color: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod fleet_tests {
+    use super::*;
+    use crate::model::{Identity, MechanismId, PodRef};
+    use crate::report::ReportKind;
+
+    fn item(name: &str, checks: Vec<Check>, unreachable: bool) -> ReportItem {
+        ReportItem {
+            pod: PodRef {
+                namespace: "ns".into(),
+                name: name.into(),
+                container: "app".into(),
+                kind: "Pod".into(),
+            },
+            service_account: "sa".into(),
+            kubernetes: crate::judge::kubernetes_identity(&Default::default()),
+            mechanism: MechanismId::AwsIrsa,
+            identity: Some(Identity {
+                provider: "aws",
+                principal: format!("arn:aws:sts::1:assumed-role/r/podiam-{name}"),
+                source: "exec".into(),
+            }),
+            verdict: ReportItem::verdict_of(&checks),
+            checks,
+            unreachable,
+        }
+    }
+
+    #[test]
+    fn fleet_text_has_blocks_for_problems_lines_for_the_rest_and_tables() {
+        let report = Report::new(
+            ReportKind::VerifyReport,
+            vec![
+                item(
+                    "a-good",
+                    vec![Check::pass("aws.sts.assume-role", "fine")],
+                    false,
+                ),
+                item(
+                    "b-bad",
+                    vec![
+                        Check::fail("aws.sts.assume-role", "AccessDenied", "trust it"),
+                        Check::pass("aws.token.claims", "ok"),
+                    ],
+                    false,
+                ),
+                item(
+                    "c-gone",
+                    vec![Check::warn("k8s.pod.reachable", "vanished", "check")],
+                    true,
+                ),
+            ],
+        )
+        .with_summary();
+        let text = verify(&report, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("FAILED  pod ns/b-bad"), "{text}");
+        // Only problems are listed in a failing pod's block.
+        assert!(!text.contains("aws.token.claims"), "{text}");
+        assert!(text.contains("UNREACHABLE  pod ns/c-gone"), "{text}");
+        assert!(
+            text.contains("VERIFIED  pod ns/a-good (container app, serviceaccount sa, mechanism aws-irsa) → arn:aws:sts::1:assumed-role/r/podiam-a-good"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 pods: 1 verified, 1 failed, 1 unreachable"),
+            "{text}"
+        );
+        assert!(text.contains("\naws-irsa       3       1\n"), "{text}");
+        assert!(text.contains("\naws.sts.assume-role      1\n"), "{text}");
+    }
 }

@@ -148,9 +148,22 @@ async fn runtime(
         .or_else(|| container_var(pod, spec, env, "AWS_DEFAULT_REGION"));
     let config = options.aws.anonymous(region.as_deref()).await;
     let session = format!("podiam-{}", pod.name.chars().take(50).collect::<String>());
-    tracing::debug!(%role, %session, region = ?config.region(), "AssumeRoleWithWebIdentity");
-    let exchanged =
-        aws_sts::assume_role_with_web_identity(&config, &role, &token_text, &session).await;
+    // Pods presenting the same claims for the same role get the same answer from STS: one
+    // exchange serves them all (answer_cache.rs); only the session name is this pod's.
+    let region_name = config.region().map(|r| r.to_string()).unwrap_or_default();
+    let exchange_key = exchange_key(&role, &claims, &token_text, &region_name);
+    let exchanged = options
+        .answers
+        .get_or_compute(
+            "aws-sts-exchange",
+            &exchange_key.iter().map(String::as_str).collect::<Vec<_>>(),
+            || async {
+                tracing::debug!(%role, %session, region = ?config.region(), "AssumeRoleWithWebIdentity");
+                aws_sts::assume_role_with_web_identity(&config, &role, &token_text, &session).await
+            },
+        )
+        .await
+        .map(|assumed| with_session(assumed, &session));
     tracing::debug!(outcome = ?exchanged.as_ref().map(|a| &a.caller_arn), "STS answered");
     drop(token_text);
     match exchanged {
@@ -179,7 +192,20 @@ async fn runtime(
         Err(CloudError::Rejected { code, message }) => {
             out.checks
                 .push(rejection_check(&role, &code, &message, &claims));
-            explain_with_operator_credentials(&mut out, options, &role, &claims).await;
+            let explained = options
+                .answers
+                .get_or_compute(
+                    "aws-iam-trust-explanation",
+                    &exchange_key.iter().map(String::as_str).collect::<Vec<_>>(),
+                    || async {
+                        let mut explained = RuntimeOutcome::default();
+                        explain_with_operator_credentials(&mut explained, options, &role, &claims)
+                            .await;
+                        explained.checks
+                    },
+                )
+                .await;
+            out.checks.extend(explained);
             expected_role(&mut out, options, &role);
         }
     }
@@ -419,7 +445,17 @@ pub(crate) async fn access_checks(
         } else {
             ("aws.access.cannot", "denied")
         };
-        let result = aws_s3::attempt(config, path_style, &assumed.credentials, action).await;
+        // The same role gets the same answer for the same call, whichever pod asks.
+        let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+        let role = without_session(&assumed.caller_arn);
+        let result = options
+            .answers
+            .get_or_compute(
+                "aws-s3-access",
+                &[role, &region, spec, if *allowed { "can" } else { "cannot" }],
+                || aws_s3::attempt(config, path_style, &assumed.credentials, action),
+            )
+            .await;
         tracing::debug!(%spec, outcome = ?result, "S3 call with the exchanged credentials");
         let check = match (result, allowed) {
             (Ok(()), true) => Check::pass(id, format!("{spec}: allowed, as expected")),
@@ -453,9 +489,107 @@ pub(crate) async fn access_checks(
     }
 }
 
+/// What STS decides an exchange on: the role, the claims its trust policy and OIDC provider
+/// look at (iss, sub, aud), the key that signed the token (the JWT header's kid: a rotated key
+/// is a different answer), whether the token has expired, and the region. Never the token.
+fn exchange_key(role: &str, claims: &Claims, token: &str, region: &str) -> Vec<String> {
+    let header = token.split('.').next().unwrap_or_default().to_string();
+    let expired = claims.exp.is_some_and(|exp| exp <= now());
+    vec![
+        role.to_string(),
+        claims.iss.clone().unwrap_or_default(),
+        claims.sub.clone().unwrap_or_default(),
+        claims.aud.join(","),
+        header,
+        expired.to_string(),
+        region.to_string(),
+    ]
+}
+
+/// `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION` → `…/ROLE`.
+fn without_session(caller_arn: &str) -> &str {
+    match caller_arn.rsplit_once('/') {
+        Some((role, _)) if caller_arn.contains(":assumed-role/") => role,
+        _ => caller_arn,
+    }
+}
+
+/// An exchange made for another pod, as STS would have answered this pod's session name.
+fn with_session(mut assumed: AssumedRole, session: &str) -> AssumedRole {
+    if assumed.caller_arn.contains(":assumed-role/") {
+        assumed.caller_arn = format!("{}/{session}", without_session(&assumed.caller_arn));
+    }
+    assumed
+}
+
 fn is_denial(code: &str) -> bool {
     matches!(
         code,
         "AccessDenied" | "AccessDeniedException" | "Forbidden" | "403"
     )
+}
+
+#[cfg(test)]
+mod fleet_sharing_tests {
+    use super::*;
+
+    fn claims(sub: &str, exp: i64) -> Claims {
+        Claims {
+            iss: Some("https://issuer".into()),
+            sub: Some(sub.into()),
+            aud: vec!["sts.amazonaws.com".into()],
+            exp: Some(exp),
+            iat: None,
+            nbf: None,
+            kubernetes: None,
+        }
+    }
+
+    #[test]
+    fn the_exchange_key_holds_what_sts_decides_on() {
+        let later = now() + 3600;
+        let a = exchange_key("role", &claims("s:a", later), "hdr.p.sig", "us-east-1");
+        // Another pod's token: other payload and signature, same decision inputs.
+        assert_eq!(
+            a,
+            exchange_key("role", &claims("s:a", later + 5), "hdr.q.sig2", "us-east-1")
+        );
+        for other in [
+            exchange_key("role2", &claims("s:a", later), "hdr.p.sig", "us-east-1"),
+            exchange_key("role", &claims("s:b", later), "hdr.p.sig", "us-east-1"),
+            exchange_key("role", &claims("s:a", now() - 1), "hdr.p.sig", "us-east-1"),
+            exchange_key("role", &claims("s:a", later), "otherkid.p.sig", "us-east-1"),
+            exchange_key("role", &claims("s:a", later), "hdr.p.sig", "eu-west-1"),
+        ] {
+            assert_ne!(a, other);
+        }
+        assert!(!a.iter().any(|part| part.contains("sig")), "{a:?}");
+    }
+
+    #[test]
+    fn a_shared_exchange_gets_this_pods_session() {
+        let assumed = AssumedRole {
+            caller_arn: "arn:aws:sts::123456789012:assumed-role/my-pod-role/podiam-web-1".into(),
+            account: "123456789012".into(),
+            credentials: aws_credential_types::Credentials::new(
+                "AKIDEXAMPLE",
+                "not-a-secret",
+                None,
+                None,
+                "test",
+            ),
+        };
+        assert_eq!(
+            with_session(assumed, "podiam-web-2").caller_arn,
+            "arn:aws:sts::123456789012:assumed-role/my-pod-role/podiam-web-2"
+        );
+        assert_eq!(
+            without_session("arn:aws:sts::1:assumed-role/r/s"),
+            "arn:aws:sts::1:assumed-role/r"
+        );
+        assert_eq!(
+            without_session("arn:aws:iam::1:user/u"),
+            "arn:aws:iam::1:user/u"
+        );
+    }
 }

@@ -1,0 +1,353 @@
+//! `podiam-e2e bench fleet`: `kubectl podiam verify -A` over a few hundred busybox pods on the
+//! local cluster — wall time, peak RSS of the plugin, time per pod, and how many cloud calls the
+//! shared answers left (counted in the gate's request log).
+//!
+//! The fleet: `service_accounts` ServiceAccounts, each with one Deployment of an equal share of
+//! the pods. Half are IRSA-wired to a role of their own that trusts them (verified), a quarter
+//! to a role that trusts another namespace (AccessDenied), a quarter are not wired (no
+//! mechanism).
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::runner::environment::Environment;
+use crate::runner::plugin_command::plugin_command;
+use crate::scenario::PodPhase;
+use crate::scenario::schema::{ApplyStep, WaitStep};
+use crate::setup::CloudSetup;
+
+const NAMESPACE: &str = "podiam-bench-fleet";
+const LABEL: &str = "podiam.dev/bench";
+
+#[derive(Debug, Clone, Copy)]
+pub struct FleetBenchOptions {
+    pub pods: usize,
+    pub service_accounts: usize,
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wiring {
+    /// IRSA, role trusts this ServiceAccount.
+    Good,
+    /// IRSA, role trusts `other:<sa>`.
+    WrongNamespace,
+    /// No annotation.
+    Unwired,
+}
+
+fn wiring(index: usize, count: usize) -> Wiring {
+    if index < count / 2 {
+        Wiring::Good
+    } else if index < count * 3 / 4 {
+        Wiring::WrongNamespace
+    } else {
+        Wiring::Unwired
+    }
+}
+
+pub struct FleetBenchReport {
+    pub options: FleetBenchOptions,
+    pub pods_ready: Duration,
+    pub verify_wall: Duration,
+    pub peak_rss_kib: u64,
+    pub exit_code: Option<i32>,
+    pub summary: serde_json::Value,
+    pub sts_exchanges: usize,
+    pub iam_reads: usize,
+}
+
+impl fmt::Display for FleetBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pods = self.summary["pods"].as_u64().unwrap_or_default();
+        writeln!(
+            f,
+            "fleet: {} pods, {} ServiceAccounts (1/2 IRSA good, 1/4 IRSA wrong-namespace trust, 1/4 unwired); {:.1}s until all Running",
+            self.options.pods,
+            self.options.service_accounts,
+            self.pods_ready.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "kubectl podiam verify -A -o json --concurrency {}: exit {:?}",
+            self.options.concurrency, self.exit_code
+        )?;
+        writeln!(
+            f,
+            "  wall time     {:>8.2} s   (target < 10 s)",
+            self.verify_wall.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "  per pod       {:>8.1} ms  ({pods} pods judged)",
+            self.verify_wall.as_secs_f64() * 1000.0 / pods.max(1) as f64
+        )?;
+        writeln!(
+            f,
+            "  peak RSS      {:>8.1} MB  (target < 100 MB)",
+            self.peak_rss_kib as f64 / 1024.0
+        )?;
+        writeln!(
+            f,
+            "  cloud calls   {} AssumeRoleWithWebIdentity, {} IAM reads (shared answers)",
+            self.sts_exchanges, self.iam_reads
+        )?;
+        write!(f, "  summary       {}", self.summary)
+    }
+}
+
+pub async fn bench_fleet(
+    state_root: &Path,
+    options: FleetBenchOptions,
+) -> Result<FleetBenchReport> {
+    if options.service_accounts < 4 || options.pods < options.service_accounts {
+        bail!("bench fleet needs at least 4 ServiceAccounts and one pod per ServiceAccount");
+    }
+    let plugin = crate::demo::plugin_path()?;
+    let env = Environment::start_local(state_root).await?;
+    let result = measure(&env, &plugin, options).await;
+    env.down().await?;
+    result
+}
+
+fn cloud_setup(options: &FleetBenchOptions) -> Result<CloudSetup> {
+    let mut roles = String::new();
+    for i in 0..options.service_accounts {
+        let trusted = match wiring(i, options.service_accounts) {
+            Wiring::Good => format!("system:serviceaccount:{NAMESPACE}:sa-{i:02}"),
+            Wiring::WrongNamespace => format!("system:serviceaccount:other:sa-{i:02}"),
+            Wiring::Unwired => continue,
+        };
+        roles.push_str(&format!(
+            r#"
+    - name: fleet-role-{i:02}
+      trustPolicy:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {{Federated: "arn:aws:iam::${{ACCOUNT_ID}}:oidc-provider/${{ISSUER_HOSTPATH}}"}}
+            Action: sts:AssumeRoleWithWebIdentity
+            Condition:
+              StringEquals:
+                "${{ISSUER_HOSTPATH}}:sub": {trusted}
+                "${{ISSUER_HOSTPATH}}:aud": sts.amazonaws.com
+"#
+        ));
+    }
+    CloudSetup::from_yaml(&format!(
+        "aws:\n  oidcProviders:\n    - url: ${{ISSUER}}\n      clientIds: [sts.amazonaws.com]\n  roles:{roles}"
+    ))
+}
+
+fn manifests(options: &FleetBenchOptions) -> String {
+    let mut docs = Vec::new();
+    let per_sa = options.pods / options.service_accounts;
+    let extra = options.pods % options.service_accounts;
+    for i in 0..options.service_accounts {
+        let annotation = match wiring(i, options.service_accounts) {
+            Wiring::Unwired => String::new(),
+            _ => format!(
+                "\n  annotations: {{eks.amazonaws.com/role-arn: \"arn:aws:iam::123456789012:role/fleet-role-{i:02}\"}}"
+            ),
+        };
+        let replicas = per_sa + usize::from(i < extra);
+        docs.push(format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa-{i:02}{annotation}"
+        ));
+        docs.push(format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i:02}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: app-{i:02}}}}}
+  template:
+    metadata: {{labels: {{app: app-{i:02}, {LABEL}: fleet}}}}
+    spec:
+      serviceAccountName: sa-{i:02}
+      terminationGracePeriodSeconds: 0
+      containers: [{{name: app, image: busybox, command: [sleep, "36000"]}}]"#
+        ));
+    }
+    docs.join("\n---\n")
+}
+
+async fn measure(
+    env: &Environment,
+    plugin: &Path,
+    options: FleetBenchOptions,
+) -> Result<FleetBenchReport> {
+    env.aws.apply(&cloud_setup(&options)?).await?;
+    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone());
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+    )?;
+    if namespaces.get_opt(NAMESPACE).await?.is_none() {
+        namespaces.create(&Default::default(), &ns).await?;
+    }
+    wait_for_default_service_account(&env.client).await?;
+    let started = Instant::now();
+    let step = ApplyStep {
+        file: None,
+        manifests: Some(manifests(&options)),
+    };
+    crate::runner::apply::apply(&env.client, NAMESPACE, Path::new("."), &step).await?;
+    let wait = WaitStep {
+        pod: None,
+        selector: Some(format!("{LABEL}=fleet")),
+        count: Some(options.pods),
+        phase: PodPhase::Running,
+        timeout_seconds: 900,
+    };
+    crate::runner::wait::wait(&env.client, NAMESPACE, &wait)
+        .await
+        .context("waiting for the fleet's pods")?;
+    let pods_ready = started.elapsed();
+
+    let log_before = env.aws.request_log().len();
+    let mut cmd = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure);
+    cmd.args(["verify", "-A", "-o", "json", "--concurrency"])
+        .arg(options.concurrency.to_string());
+    let std_cmd = std::mem::replace(cmd.as_std_mut(), std::process::Command::new("/nonexistent"));
+    let run = tokio::task::spawn_blocking(move || run_measured(std_cmd)).await??;
+    let log: Vec<_> = env.aws.request_log().into_iter().skip(log_before).collect();
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).with_context(|| {
+        format!(
+            "verify -A printed no JSON; stderr: {}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    })?;
+    let summary = report["summary"].clone();
+    if summary["pods"].as_u64().unwrap_or_default() < options.pods as u64 {
+        bail!("verify -A judged fewer pods than the fleet has: {summary}");
+    }
+    Ok(FleetBenchReport {
+        options,
+        pods_ready,
+        verify_wall: run.wall,
+        peak_rss_kib: run.peak_rss_kib,
+        exit_code: run.exit_code,
+        summary,
+        sts_exchanges: log
+            .iter()
+            .filter(|e| e.action == "AssumeRoleWithWebIdentity")
+            .count(),
+        iam_reads: log
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.action.as_str(),
+                    "GetRole" | "ListOpenIDConnectProviders" | "GetOpenIDConnectProvider"
+                )
+            })
+            .count(),
+    })
+}
+
+async fn wait_for_default_service_account(client: &kube::Client) -> Result<()> {
+    let sas = kube::Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        client.clone(),
+        NAMESPACE,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sas.get_opt("default").await?.is_none() {
+        if Instant::now() > deadline {
+            bail!("the default ServiceAccount never appeared in {NAMESPACE}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+struct MeasuredRun {
+    wall: Duration,
+    peak_rss_kib: u64,
+    exit_code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Runs `cmd` to completion; its peak RSS comes from `wait4`'s rusage of exactly this child
+/// (not RUSAGE_CHILDREN, which would mix in the cluster processes this harness started).
+fn run_measured(mut cmd: std::process::Command) -> Result<MeasuredRun> {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("starting kubectl-podiam")?;
+    let pid = child.id() as libc::pid_t;
+    // Drain both pipes while the child runs, so a large report never blocks it.
+    let mut out = child.stdout.take().context("stdout")?;
+    let mut err = child.stderr.take().context("stderr")?;
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let mut status: libc::c_int = 0;
+    // SAFETY: plain FFI call; `status` and `usage` are valid for writes, `pid` is our child,
+    // which nothing else waits for (std's Child is never waited on after this).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if waited != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let exit_code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Ok(MeasuredRun {
+        wall,
+        // Linux reports ru_maxrss in KiB.
+        peak_rss_kib: usage.ru_maxrss as u64,
+        exit_code,
+        stdout,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wiring_splits_the_fleet() {
+        let w: Vec<Wiring> = (0..20).map(|i| wiring(i, 20)).collect();
+        assert_eq!(w.iter().filter(|x| **x == Wiring::Good).count(), 10);
+        assert_eq!(
+            w.iter().filter(|x| **x == Wiring::WrongNamespace).count(),
+            5
+        );
+        assert_eq!(w.iter().filter(|x| **x == Wiring::Unwired).count(), 5);
+    }
+
+    #[test]
+    fn manifests_and_setup_cover_every_pod() {
+        let options = FleetBenchOptions {
+            pods: 203,
+            service_accounts: 20,
+            concurrency: 16,
+        };
+        let text = manifests(&options);
+        let replicas: usize = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("replicas: "))
+            .map(|n| n.parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(replicas, 203);
+        assert_eq!(text.matches("kind: ServiceAccount").count(), 20);
+        assert_eq!(text.matches("eks.amazonaws.com/role-arn").count(), 15);
+        let setup = cloud_setup(&options).unwrap();
+        assert_eq!(setup.aws.roles.len(), 15);
+    }
+}

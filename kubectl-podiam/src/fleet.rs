@@ -1,0 +1,305 @@
+//! Fleet verification: `verify -A`, `verify -n NS` without a pod, `verify -l SELECTOR`. Every
+//! listed pod goes through the same judging as a single pod, a bounded number at a time; a pod
+//! that cannot be read or reached becomes its own report item and never stops the others.
+//! Cloud answers are shared between pods through [`crate::answer_cache`].
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::error::{Error, Result};
+use crate::evidence::Probe;
+use crate::judge::{judge, kubernetes_identity};
+use crate::kube::pods;
+use crate::model::{Check, KubernetesIdentity, MechanismId, PodRef, ReportItem, Verdict};
+use crate::options::VerifyOptions;
+use crate::report::Format;
+use crate::subject::{Origin, PodSubject, default_container};
+
+/// Pods judged at once. Each costs two or three execs (the apiserver's most expensive call,
+/// a streamed connection through the kubelet) and a few cloud calls; 16 keeps a small
+/// apiserver responsive while hiding most of the latency.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+
+/// Check ids of fleet mode (docs/checks.md).
+pub const NOT_RUNNING: &str = "k8s.pod.running";
+pub const UNREACHABLE: &str = "k8s.pod.reachable";
+
+/// Which pods to list, as kubectl resolves `-A`, `-n` and `-l`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// `None`: every namespace.
+    pub namespace: Option<String>,
+    pub selector: Option<String>,
+}
+
+impl Scope {
+    /// `-A` wins over `-n` (as in kubectl); otherwise `-n`, else the context's namespace.
+    pub fn new(all_namespaces: bool, namespace: &str, selector: Option<&str>) -> Result<Self> {
+        let selector = match selector.map(str::trim) {
+            Some("") => return Err(Error::Usage("-l needs a label selector".into())),
+            s => s.map(str::to_string),
+        };
+        Ok(Scope {
+            namespace: (!all_namespaces).then(|| namespace.to_string()),
+            selector,
+        })
+    }
+
+    /// "in namespace X" / "in all namespaces", for messages.
+    pub fn describe(&self) -> String {
+        let place = match &self.namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "in any namespace".into(),
+        };
+        match &self.selector {
+            Some(s) => format!("{place} matching {s}"),
+            None => place,
+        }
+    }
+}
+
+/// Whether to draw a progress bar: only for a person watching a terminal, never in CI logs
+/// and never when machine-readable output is being piped.
+pub fn show_progress(format: Format, stderr_tty: bool, stdout_tty: bool, ci: bool) -> bool {
+    stderr_tty && !ci && (format == Format::Text || stdout_tty)
+}
+
+/// Stable report order: namespace, pod name, container.
+pub fn sort_items(items: &mut [ReportItem]) {
+    items.sort_by(|a, b| {
+        (&a.pod.namespace, &a.pod.name, &a.pod.container).cmp(&(
+            &b.pod.namespace,
+            &b.pod.name,
+            &b.pod.container,
+        ))
+    });
+}
+
+pub struct Fleet<'a> {
+    pub client: &'a kube::Client,
+    pub timeout: Duration,
+    pub container: Option<&'a str>,
+    pub options: &'a VerifyOptions,
+    pub concurrency: usize,
+    pub progress: bool,
+}
+
+impl Fleet<'_> {
+    pub async fn verify(&self, scope: &Scope) -> Result<Vec<ReportItem>> {
+        let listed = pods::list_pods(
+            self.client,
+            scope.namespace.as_deref(),
+            scope.selector.as_deref(),
+        )
+        .await?;
+        let listed: Vec<Pod> = match self.container {
+            // `-c` picks pods that have that container; the others are not this question.
+            Some(c) => listed.into_iter().filter(|p| has_container(p, c)).collect(),
+            None => listed,
+        };
+        if listed.is_empty() {
+            eprintln!("No pods found {}.", scope.describe());
+        }
+        let bar = self.progress_bar(listed.len());
+        let mut items: Vec<ReportItem> = futures::stream::iter(listed)
+            .map(|pod| async {
+                let item = self.judge_listed(pod).await;
+                bar.inc(1);
+                item
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        bar.finish_and_clear();
+        tracing::debug!(answers = ?self.options.answers.tallies(), "answers shared between pods");
+        sort_items(&mut items);
+        Ok(items)
+    }
+
+    fn progress_bar(&self, len: usize) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(len as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "verifying pods {pos}/{len} [{bar:30}] {elapsed}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    }
+
+    /// One pod, whatever happens: its report item.
+    async fn judge_listed(&self, pod: Pod) -> ReportItem {
+        // Exec, STS, TokenRequest and S3 each have their own timeout; this bounds their sum.
+        let budget = self.timeout * 4;
+        match tokio::time::timeout(budget, self.judge_pod(&pod)).await {
+            Ok(Ok(item)) => item,
+            Ok(Err(e)) => unreachable_item(&pod, self.container, &e.to_string()),
+            Err(_) => unreachable_item(
+                &pod,
+                self.container,
+                &format!("no verdict within {budget:?}"),
+            ),
+        }
+    }
+
+    async fn judge_pod(&self, pod: &Pod) -> Result<ReportItem> {
+        let phase = phase(pod);
+        let subject = pods::subject(self.client, pod.clone(), self.container).await?;
+        if phase == "Running" {
+            let probe = Probe::Live {
+                client: self.client.clone(),
+                timeout: self.timeout,
+            };
+            return Ok(judge(&subject, &probe, self.options).await);
+        }
+        // Nothing to exec into: the spec and its ServiceAccount are all the evidence.
+        let mut item = judge(&subject, &Probe::Offline { token: None }, self.options).await;
+        item.checks.push(not_running_check(&phase));
+        item.checks.sort_by_key(|c| c.status);
+        Ok(item)
+    }
+}
+
+fn phase(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Unknown".into())
+}
+
+fn has_container(pod: &Pod, name: &str) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+            .any(|c| c.name == name)
+    })
+}
+
+pub fn not_running_check(phase: &str) -> Check {
+    Check::skip(
+        NOT_RUNNING,
+        format!(
+            "the pod is {phase}, not Running: judged from its spec and ServiceAccount only (no exec, no exchange)"
+        ),
+    )
+}
+
+/// The item of a pod that could not be judged: no failing check, but unreachable (exit 3
+/// when nothing else failed).
+pub fn unreachable_item(pod: &Pod, container: Option<&str>, reason: &str) -> ReportItem {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let container = container
+        .map(str::to_string)
+        .or_else(|| default_container(&pod.metadata, &spec))
+        .unwrap_or_default();
+    let subject = PodSubject {
+        kind: "Pod".into(),
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        meta: pod.metadata.clone(),
+        spec,
+        origin: Origin::Live,
+        container,
+        // Nothing else could be read.
+        ..Default::default()
+    };
+    let kubernetes: KubernetesIdentity = kubernetes_identity(&subject);
+    ReportItem {
+        pod: PodRef {
+            namespace: subject.namespace.clone(),
+            name: subject.name.clone(),
+            container: subject.container.clone(),
+            kind: subject.kind.clone(),
+        },
+        service_account: subject.service_account_name().to_string(),
+        kubernetes,
+        mechanism: MechanismId::None,
+        identity: None,
+        checks: vec![Check::warn(
+            UNREACHABLE,
+            format!("{} could not be verified: {reason}", subject.describe()),
+            "check that the pod still exists and that you may get pods, serviceaccounts and pods/exec in its namespace",
+        )],
+        verdict: Verdict::Pass,
+        unreachable: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(namespace: &str, name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": namespace, "name": name},
+            "spec": {"serviceAccountName": "app", "containers": [{"name": "main"}, {"name": "side"}]},
+            "status": {"phase": "Pending"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn all_namespaces_wins_over_the_namespace() {
+        let s = Scope::new(true, "team-a", None).unwrap();
+        assert_eq!(s.namespace, None);
+        assert_eq!(s.describe(), "in any namespace");
+        let s = Scope::new(false, "team-a", Some("app=web")).unwrap();
+        assert_eq!(s.namespace.as_deref(), Some("team-a"));
+        assert_eq!(s.selector.as_deref(), Some("app=web"));
+        assert_eq!(s.describe(), "in namespace team-a matching app=web");
+        assert!(Scope::new(false, "team-a", Some("  ")).is_err());
+    }
+
+    #[test]
+    fn progress_only_for_a_person_at_a_terminal() {
+        assert!(show_progress(Format::Text, true, false, false));
+        assert!(show_progress(Format::Json, true, true, false));
+        assert!(!show_progress(Format::Json, true, false, false));
+        assert!(!show_progress(Format::Junit, true, false, false));
+        assert!(!show_progress(Format::Text, false, true, false));
+        assert!(!show_progress(Format::Text, true, true, true));
+    }
+
+    #[test]
+    fn items_sort_by_namespace_then_name() {
+        let mut items = vec![
+            unreachable_item(&pod("b", "a"), None, "x"),
+            unreachable_item(&pod("a", "z"), None, "x"),
+            unreachable_item(&pod("a", "b"), None, "x"),
+        ];
+        sort_items(&mut items);
+        let order: Vec<_> = items
+            .iter()
+            .map(|i| format!("{}/{}", i.pod.namespace, i.pod.name))
+            .collect();
+        assert_eq!(order, ["a/b", "a/z", "b/a"]);
+    }
+
+    #[test]
+    fn an_unreachable_pod_is_its_own_item() {
+        let item = unreachable_item(&pod("ns", "p"), Some("side"), "exec is forbidden");
+        assert!(item.unreachable);
+        assert_eq!(item.verdict, Verdict::Pass);
+        assert_eq!(item.pod.container, "side");
+        assert_eq!(item.service_account, "app");
+        assert_eq!(item.checks[0].id, UNREACHABLE);
+        assert!(item.checks[0].message.contains("exec is forbidden"));
+        let item = unreachable_item(&pod("ns", "p"), None, "gone");
+        assert_eq!(item.pod.container, "main");
+    }
+
+    #[test]
+    fn containers_filter_pods() {
+        assert!(has_container(&pod("ns", "p"), "side"));
+        assert!(!has_container(&pod("ns", "p"), "other"));
+        assert_eq!(phase(&pod("ns", "p")), "Pending");
+    }
+}

@@ -1,0 +1,179 @@
+//! The fleet summary: how many pods passed, failed or could not be reached, by mechanism and by
+//! failing check. Categories are exclusive and follow the exit code's precedence: a pod with a
+//! failing check is `failed`; else one whose evidence could not be gathered is `unreachable`;
+//! else it `passed`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::fleet::NOT_RUNNING;
+use crate::model::{ReportItem, Status, Verdict};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub pods: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub unreachable: usize,
+    /// Pods not Running (Pending, Succeeded, Failed), judged from their spec only.
+    pub not_running: usize,
+    pub by_mechanism: BTreeMap<&'static str, MechanismTally>,
+    /// Failing check id → number of pods failing it.
+    pub by_failing_check: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MechanismTally {
+    pub pods: usize,
+    pub failed: usize,
+}
+
+impl Summary {
+    pub fn of(items: &[ReportItem]) -> Self {
+        let mut s = Summary {
+            pods: items.len(),
+            ..Default::default()
+        };
+        for item in items {
+            let failed = item.verdict == Verdict::Fail;
+            if failed {
+                s.failed += 1;
+            } else if item.unreachable {
+                s.unreachable += 1;
+            } else {
+                s.passed += 1;
+            }
+            if item.checks.iter().any(|c| c.id == NOT_RUNNING) {
+                s.not_running += 1;
+            }
+            let tally = s.by_mechanism.entry(item.mechanism.as_str()).or_default();
+            tally.pods += 1;
+            tally.failed += usize::from(failed);
+            let mut ids: Vec<&'static str> = item
+                .checks
+                .iter()
+                .filter(|c| c.status == Status::Fail)
+                .map(|c| c.id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                *s.by_failing_check.entry(id).or_default() += 1;
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Check, MechanismId, PodRef};
+
+    fn item(
+        name: &str,
+        mechanism: MechanismId,
+        checks: Vec<Check>,
+        unreachable: bool,
+    ) -> ReportItem {
+        ReportItem {
+            pod: PodRef {
+                namespace: "ns".into(),
+                name: name.into(),
+                container: "app".into(),
+                kind: "Pod".into(),
+            },
+            service_account: "sa".into(),
+            kubernetes: crate::judge::kubernetes_identity(&Default::default()),
+            mechanism,
+            identity: None,
+            verdict: ReportItem::verdict_of(&checks),
+            checks,
+            unreachable,
+        }
+    }
+
+    #[test]
+    fn counts_are_exclusive_and_grouped() {
+        let fail = |id| Check::fail(id, "m", "f");
+        let items = vec![
+            item(
+                "good-1",
+                MechanismId::AwsIrsa,
+                vec![Check::pass("aws.sts.assume-role", "ok")],
+                false,
+            ),
+            item(
+                "good-2",
+                MechanismId::AwsIrsa,
+                vec![Check::pass("aws.sts.assume-role", "ok")],
+                false,
+            ),
+            item(
+                "trust",
+                MechanismId::AwsIrsa,
+                // The same id twice in one pod counts the pod once.
+                vec![
+                    fail("aws.sts.assume-role"),
+                    fail("aws.iam.trust-policy"),
+                    fail("aws.iam.trust-policy"),
+                ],
+                false,
+            ),
+            item(
+                "bare",
+                MechanismId::None,
+                vec![fail("identity.mechanism")],
+                false,
+            ),
+            // Failed and unreachable: failed wins, as in the exit code.
+            item(
+                "both",
+                MechanismId::AwsIrsa,
+                vec![fail("aws.sts.assume-role")],
+                true,
+            ),
+            item(
+                "gone",
+                MechanismId::None,
+                vec![Check::warn(crate::fleet::UNREACHABLE, "m", "f")],
+                true,
+            ),
+            item(
+                "pending",
+                MechanismId::AwsIrsa,
+                vec![crate::fleet::not_running_check("Pending")],
+                false,
+            ),
+        ];
+        let s = Summary::of(&items);
+        assert_eq!(
+            (s.pods, s.passed, s.failed, s.unreachable, s.not_running),
+            (7, 3, 3, 1, 1)
+        );
+        assert_eq!(
+            s.by_mechanism["aws-irsa"],
+            MechanismTally { pods: 5, failed: 2 }
+        );
+        assert_eq!(
+            s.by_mechanism["none"],
+            MechanismTally { pods: 2, failed: 1 }
+        );
+        assert_eq!(s.by_failing_check["aws.sts.assume-role"], 2);
+        assert_eq!(s.by_failing_check["aws.iam.trust-policy"], 1);
+        assert_eq!(s.by_failing_check["identity.mechanism"], 1);
+        assert_eq!(s.by_failing_check.len(), 3);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["byMechanism"]["aws-irsa"]["failed"], 2);
+        assert_eq!(json["byFailingCheck"]["identity.mechanism"], 1);
+        assert_eq!(json["notRunning"], 1);
+    }
+
+    #[test]
+    fn empty_fleet() {
+        let s = Summary::of(&[]);
+        assert_eq!(s, Summary::default());
+    }
+}
