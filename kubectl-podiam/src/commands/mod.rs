@@ -5,6 +5,7 @@ pub mod whoami;
 
 use crate::cli::{CloudFlags, GlobalFlags};
 use crate::exchange::aws_config::AwsTarget;
+use crate::exchange::azure_config::AzureTarget;
 use crate::kube::client::ConnectionFlags;
 
 pub fn connection_flags(g: &GlobalFlags) -> ConnectionFlags {
@@ -24,6 +25,14 @@ pub fn aws_target(g: &GlobalFlags, cloud: &CloudFlags) -> AwsTarget {
     AwsTarget {
         endpoint_url: cloud.aws_endpoint_url.clone(),
         region: cloud.region.clone(),
+        timeout: g.request_timeout.filter(|d| !d.is_zero()),
+    }
+}
+
+pub fn azure_target(g: &GlobalFlags, cloud: &CloudFlags) -> AzureTarget {
+    AzureTarget {
+        authority_host: cloud.azure_authority_host.clone(),
+        blob_endpoint: cloud.azure_blob_endpoint.clone(),
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
     }
 }

@@ -21,6 +21,8 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         expect_role: args.expect_role.clone(),
         access,
         aws: super::aws_target(global, &args.cloud),
+        expect_client_id: args.cloud.expect_client_id.clone(),
+        azure: super::azure_target(global, &args.cloud),
     })
 }
 

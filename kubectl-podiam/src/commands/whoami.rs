@@ -16,6 +16,8 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
     };
     let options = VerifyOptions {
         aws: super::aws_target(global, &args.cloud),
+        expect_client_id: args.cloud.expect_client_id.clone(),
+        azure: super::azure_target(global, &args.cloud),
         ..Default::default()
     };
     Ok(vec![judge(&subject, &probe, &options).await])

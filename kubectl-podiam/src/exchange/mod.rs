@@ -6,6 +6,9 @@ pub mod aws_config;
 pub mod aws_iam;
 pub mod aws_s3;
 pub mod aws_sts;
+pub mod azure_blob;
+pub mod azure_config;
+pub mod azure_entra;
 
 /// Why a cloud call did not produce an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

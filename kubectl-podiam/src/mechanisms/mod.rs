@@ -2,6 +2,7 @@
 //! adding one means adding a module and listing it in [`registered`].
 
 pub mod aws_irsa;
+pub mod azure_workload_identity;
 pub mod static_credentials;
 
 use std::future::Future;
@@ -49,5 +50,8 @@ pub trait Mechanism: Send + Sync {
 }
 
 pub fn registered() -> Vec<Box<dyn Mechanism>> {
-    vec![Box::new(aws_irsa::AwsIrsa)]
+    vec![
+        Box::new(aws_irsa::AwsIrsa),
+        Box::new(azure_workload_identity::AzureWorkloadIdentity),
+    ]
 }

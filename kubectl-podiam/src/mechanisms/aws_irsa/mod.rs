@@ -405,7 +405,10 @@ async fn access_checks(
             action,
             allowed,
             spec,
-        } = expectation;
+        } = expectation
+        else {
+            continue;
+        };
         let (id, want) = if *allowed {
             ("aws.access.can", "allowed")
         } else {
