@@ -354,8 +354,8 @@ fn mutated(pod: &PodSubject, spec: &PodSpec) -> Check {
             return Check::fail(
                 ID,
                 format!(
-                    "{subject} {} not mutated: without the pod label {}: \"true\" the webhook never sees it",
-                    if template { "would be" } else { "was" },
+                    "{subject} {} mutated: without the pod label {}: \"true\" the webhook never sees it",
+                    if template { "would not be" } else { "was not" },
                     a::USE_LABEL
                 ),
                 label_fix(pod),
