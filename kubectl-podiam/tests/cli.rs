@@ -241,7 +241,7 @@ fn azure_seed_as_written(dir: &tempfile::TempDir) -> std::path::PathBuf {
         let text = std::fs::read_to_string(azure_examples().join(name)).unwrap();
         let seeded = text
             .replace(
-                "\"00000000-0000-0000-0000-0000000000a1\"",
+                "\"11111111-2222-3333-4444-555555555555\"",
                 "\"aks-pod-identity-client-id\"",
             )
             .replace("  labels:\n    azure.workload.identity/use: \"true\"\n", "");

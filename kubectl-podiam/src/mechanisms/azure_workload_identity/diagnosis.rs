@@ -106,6 +106,12 @@ pub fn rejection(attempt: &Attempt<'_>, body: &EntraErrorBody, claims: &Claims) 
             ),
             "make the cluster's OIDC issuer discovery document and JWKS publicly reachable over HTTPS (AKS: az aks update --enable-oidc-issuer)".to_string(),
         ),
+        "AADSTS700027" => (
+            format!(
+                "Entra could not verify the token's signature with the keys {iss} publishes (its JWKS lacks the cluster's current ServiceAccount signing key)"
+            ),
+            "publish the cluster's ServiceAccount signing key in the issuer's JWKS (self-managed: azwi jwks --public-keys sa.pub, after key rotation upload the new jwks.json)".to_string(),
+        ),
         "AADSTS700016" => (
             format!(
                 "no application with client id {} exists in tenant {}",
