@@ -126,11 +126,13 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
 /// Runs the plugin as a user would, output straight to the terminal.
 async fn podiam(env: &Environment, plugin: &Path, args: &[&str]) -> Result<i32> {
     println!("$ kubectl podiam {}", args.join(" "));
-    Ok(plugin_command(plugin, &env.kubeconfig, &env.aws)
-        .args(args)
-        .status()
-        .await
-        .with_context(|| format!("running {}", plugin.display()))?
-        .code()
-        .unwrap_or(-1))
+    Ok(
+        plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure)
+            .args(args)
+            .status()
+            .await
+            .with_context(|| format!("running {}", plugin.display()))?
+            .code()
+            .unwrap_or(-1),
+    )
 }

@@ -1,4 +1,5 @@
-//! The Python virtualenv holding moto, boto3 and pytest, created once per machine.
+//! The Python virtualenv holding moto, boto3, azure-identity, azure-storage-blob and pytest,
+//! created once per machine.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,16 +10,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// Pinned so every run tests against the same moto and boto3.
-pub const PIP_REQUIREMENTS: &[&str] = &["moto[server]==5.2.5", "boto3==1.44.8", "pytest==9.2.0"];
+pub const PIP_REQUIREMENTS: &[&str] = &[
+    "moto[server]==5.2.5",
+    "boto3==1.44.8",
+    "pytest==9.2.0",
+    "azure-identity==1.27.0",
+    "azure-storage-blob==12.31.1",
+];
 
-const VENV_DIR_NAME: &str = "venv-moto-5.2.5";
+const VENV_DIR_NAME: &str = "venv-py-azure";
 /// Written last, so a half-finished install is recognised and redone.
 const COMPLETE_MARKER: &str = ".podiam-complete";
 
 // Tests in one binary run on several threads; only one of them should build the venv.
 static CREATE_LOCK: Mutex<()> = Mutex::new(());
 
-/// A ready virtualenv at `~/.cache/podiam/venv-moto-5.2.5`.
+/// A ready virtualenv at `~/.cache/podiam/venv-py-azure`.
 #[derive(Debug, Clone)]
 pub struct PythonEnv {
     dir: PathBuf,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::emulators::AdminCredentials;
+use crate::emulators::azure::AzureSetup;
 
 /// The seed every AWS contract test starts from (`e2e/fixtures/aws-seed.yaml`).
 const AWS_SEED_YAML: &str = include_str!("../fixtures/aws-seed.yaml");
@@ -19,6 +20,9 @@ const AWS_SEED_YAML: &str = include_str!("../fixtures/aws-seed.yaml");
 pub struct CloudSetup {
     #[serde(default)]
     pub aws: AwsSetup,
+    /// Entra tenant, applications with federated credentials, storage accounts.
+    #[serde(default)]
+    pub azure: AzureSetup,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use podiam_e2e::scenario::{Scenario, Step};
+use podiam_e2e::scenario::{Cloud, Scenario, Step};
+use podiam_e2e::setup::SetupVariables;
 
 #[test]
 fn all_scenarios_load() {
@@ -26,5 +27,26 @@ fn all_scenarios_load() {
             "{} asserts nothing about the plugin's output",
             s.metadata.name
         );
+        // Azure setups are applied in memory: what Entra or RBAC would refuse fails here.
+        let expanded = s
+            .spec
+            .setup
+            .expand(&SetupVariables {
+                issuer: "https://127.0.0.1:1/id/X".to_owned(),
+                account_id: "123456789012".to_owned(),
+            })
+            .unwrap_or_else(|e| panic!("{}: {e:#}", s.metadata.name));
+        expanded
+            .azure
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e:#}", s.metadata.name));
+        if s.metadata.name.starts_with("azure-") {
+            assert_eq!(s.spec.cloud, Cloud::Azure, "{}", s.metadata.name);
+            assert!(
+                !expanded.azure.applications.is_empty(),
+                "{} sets up no Entra application",
+                s.metadata.name
+            );
+        }
     }
 }

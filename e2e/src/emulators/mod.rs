@@ -1,7 +1,9 @@
-//! Strict cloud-identity emulators: an OIDC issuer and an AWS STS gate in front of moto.
+//! Strict cloud-identity emulators: an OIDC issuer, an AWS STS gate in front of moto, and
+//! Azure's Entra ID and Blob endpoints ([`azure`]).
 
 mod aws_emulators;
 mod aws_gate;
+pub mod azure;
 mod background_runtime;
 mod credentials;
 mod iam_directory;

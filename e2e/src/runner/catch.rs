@@ -73,6 +73,10 @@ pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str)
                 for entry in ctx.aws.request_log() {
                     let _ = writeln!(out, "{entry:?}");
                 }
+                let _ = writeln!(out, "--- Azure emulator requests (Entra, Blob)");
+                for entry in ctx.azure.request_log() {
+                    let _ = writeln!(out, "{entry:?}");
+                }
             }
         }
     }

@@ -1,7 +1,9 @@
 //! Everything scenarios run against on the local provider, started in dependency order:
 //! the AWS emulators (whose OIDC issuer is the cluster's `--service-account-issuer` and signs
 //! with the cluster's key, as EKS publishes its issuer), the local cluster, and the EKS
-//! pod-identity webhook stand-in registered by URL.
+//! pod-identity webhook stand-in registered by URL; then the Azure emulators (trusting the
+//! cluster's issuer; pods reach Entra on the host's bridge address) and the Azure Workload
+//! Identity webhook stand-in.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,10 +16,14 @@ use crate::cluster::{
     KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster, LocalClusterOptions,
     default_kind_config_path,
 };
+use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_HOST};
 use crate::emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
-use crate::webhooks::{EksPodIdentityWebhook, WebhookOptions};
+use crate::webhooks::azure_mutation::AzureMutationSettings;
+use crate::webhooks::{
+    AzureWebhookOptions, AzureWorkloadIdentityWebhook, EksPodIdentityWebhook, WebhookOptions,
+};
 
 /// Which Kubernetes the scenarios run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,12 +40,15 @@ pub enum Cluster {
 }
 
 pub struct Environment {
-    // Field order is drop order: webhook, then cluster, then the emulators.
+    // Field order is drop order: webhooks, then cluster, then the emulators.
     pub webhook: EksPodIdentityWebhook,
+    pub azure_webhook: AzureWorkloadIdentityWebhook,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
     pub aws: AwsEmulators,
+    /// Entra and Blob. One set for all workers: Azure scenarios run on the first worker.
+    pub azure: AzureEmulators,
     /// More emulator sets for parallel scenarios (`run -j N`): each has its own moto and gate,
     /// trusts the cluster's issuer (the first set's) and shares its signing key.
     pub workers: Vec<AwsEmulators>,
@@ -67,12 +76,13 @@ impl Environment {
         let key_file = aws.state_dir().join(SIGNING_KEY_FILE_NAME);
         let signing_key = std::fs::read_to_string(&key_file)
             .with_context(|| format!("reading {}", key_file.display()))?;
-        let (cluster, webhook_bind) = match provider {
+        let (cluster, webhook_bind, pod_facing_host) = match provider {
             Provider::Local => (
                 Cluster::Local(Box::new(
                     local_cluster(&aws, state_root, signing_key).await?,
                 )),
                 SocketAddr::from(([127, 0, 0, 1], 0)),
+                POD_BRIDGE_HOST.to_owned(),
             ),
             Provider::Kind => {
                 let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
@@ -82,7 +92,8 @@ impl Environment {
                     .context("starting the kind cluster")?;
                 // The apiserver runs in a container: it reaches the host on the network's gateway.
                 let bind = SocketAddr::new(kind.host_gateway_ip(), 0);
-                (Cluster::Kind(Box::new(kind)), bind)
+                let host = kind.host_gateway_ip().to_string();
+                (Cluster::Kind(Box::new(kind)), bind, host)
             }
         };
         timings.push(("cluster up (node Ready)", t.elapsed()));
@@ -105,8 +116,38 @@ impl Environment {
             .await
             .context("the apiserver never called the pod-identity webhook")?;
         timings.push(("webhook registered", t.elapsed()));
+
+        let t = Instant::now();
+        let azure = AzureEmulators::start(AzureEmulatorOptions {
+            state_dir: Some(state_root.join("azure")),
+            // Pods reach the host on their bridge, which exists only now: listen everywhere.
+            entra_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            authority_hostname: pod_facing_host,
+            trusted_ca_files: vec![aws.ca_file().to_path_buf()],
+        })
+        .await
+        .context("starting the Azure emulators")?;
+        let azure_webhook = AzureWorkloadIdentityWebhook::start(
+            client.clone(),
+            AzureWebhookOptions {
+                bind: webhook_bind,
+                settings: AzureMutationSettings {
+                    tenant_id: azure.tenant_id(),
+                    authority_host: azure.authority_host().to_owned(),
+                    ..AzureMutationSettings::default()
+                },
+            },
+        )?;
+        azure_webhook.register(&client).await?;
+        azure_webhook
+            .wait_until_called(&client, "default", Duration::from_secs(30))
+            .await
+            .context("the apiserver never called the Azure workload identity webhook")?;
+        timings.push(("Azure emulators and webhook", t.elapsed()));
         Ok(Environment {
             webhook,
+            azure_webhook,
+            azure,
             kubeconfig,
             cluster: Some(cluster),
             client,

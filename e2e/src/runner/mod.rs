@@ -19,7 +19,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::emulators::AwsEmulators;
-use crate::scenario::{Scenario, Step};
+use crate::emulators::azure::AzureEmulators;
+use crate::scenario::{Cloud, Scenario, Step};
+use crate::setup::SetupVariables;
 
 /// What every scenario runs against.
 pub struct RunContext<'a> {
@@ -28,6 +30,9 @@ pub struct RunContext<'a> {
     /// The built `kubectl-podiam` binary.
     pub plugin: PathBuf,
     pub aws: &'a AwsEmulators,
+    /// Shared by all workers; only scenarios with `cloud: azure` apply and reset it (and the
+    /// suite runs them all on one worker).
+    pub azure: &'a AzureEmulators,
     /// The cluster's service-account issuer: `${ISSUER}` in every scenario's setup.
     pub issuer: String,
     /// Keep namespaces and cloud objects after the run (`--keep`).
@@ -69,6 +74,9 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
             .await;
         let _ = cloud_reset::reset_aws(ctx.aws.gate_url(), ctx.aws.admin()).await;
         ctx.aws.forget_iam_cache();
+        if scenario.spec.cloud == Cloud::Azure {
+            ctx.azure.reset();
+        }
     }
     ScenarioOutcome {
         name: scenario.metadata.name.clone(),
@@ -86,6 +94,17 @@ async fn run_steps(scenario: &Scenario, ctx: &RunContext<'_>, namespace: &str) -
         .apply_for_issuer(&setup, &ctx.issuer)
         .await
         .context("cloud setup in the emulators")?;
+    if scenario.spec.cloud == Cloud::Azure {
+        ctx.azure
+            .apply(
+                &setup.azure,
+                &SetupVariables {
+                    issuer: ctx.issuer.clone(),
+                    account_id: crate::emulators::ACCOUNT_ID.to_owned(),
+                },
+            )
+            .context("Azure setup in the emulators")?;
+    }
     let base = scenario
         .path
         .parent()

@@ -1,15 +1,21 @@
 //! The built `kubectl-podiam`, started the way a user on the cluster would start it: the
 //! cluster's kubeconfig, the emulators' endpoints, and the operator's AWS credentials (so the
 //! plugin can explain refusals from IAM). Nothing else leaks in from the harness's environment.
+//!
+//! Azure: `SSL_CERT_FILE` is the emulators' CA bundle (Entra's CA and the cluster issuer's),
+//! `PODIAM_AZURE_BLOB_ENDPOINT` the Blob front. The Entra authority comes from the pod's own
+//! `AZURE_AUTHORITY_HOST`, injected by the webhook stand-in.
 
 use std::path::Path;
 
 use crate::emulators::AwsEmulators;
+use crate::emulators::azure::AzureEmulators;
 
 pub fn plugin_command(
     plugin: &Path,
     kubeconfig: &Path,
     aws: &AwsEmulators,
+    azure: &AzureEmulators,
 ) -> tokio::process::Command {
     let (key, secret) = aws.admin_credentials();
     let mut cmd = tokio::process::Command::new(plugin);
@@ -24,6 +30,8 @@ pub fn plugin_command(
         .env("AWS_REGION", aws.region())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret);
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("SSL_CERT_FILE", azure.ca_bundle_file())
+        .env("PODIAM_AZURE_BLOB_ENDPOINT", azure.blob_endpoint());
     cmd
 }

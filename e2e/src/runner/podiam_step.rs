@@ -25,12 +25,13 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
     for arg in &step.args {
         args.push(expand(ctx, namespace, arg).await?);
     }
-    let output = super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws)
-        .args(&args)
-        .args(["-n", namespace, "-o", "json"])
-        .output()
-        .await
-        .with_context(|| format!("running {}", ctx.plugin.display()))?;
+    let output =
+        super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws, ctx.azure)
+            .args(&args)
+            .args(["-n", namespace, "-o", "json"])
+            .output()
+            .await
+            .with_context(|| format!("running {}", ctx.plugin.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code().unwrap_or(-1);

@@ -9,7 +9,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::environment::{Environment, Provider};
 use super::{RunContext, ScenarioOutcome};
-use crate::scenario::Scenario;
+use crate::scenario::{Cloud, Scenario};
 
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
@@ -59,17 +59,26 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             kubeconfig: env.kubeconfig.clone(),
             plugin: options.plugin.clone(),
             aws,
+            azure: &env.azure,
             issuer: issuer.clone(),
             keep: options.keep,
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
-    // is emptied between its scenarios; namespaces keep the Kubernetes side apart.
+    // is emptied between its scenarios; namespaces keep the Kubernetes side apart. The Azure
+    // emulators are one set, so every Azure scenario runs on worker 0.
+    let worker_of = |i: usize, scenario: &Scenario| {
+        if scenario.spec.cloud == Cloud::Azure {
+            0
+        } else {
+            i % jobs
+        }
+    };
     let workers = contexts.iter().enumerate().map(|(k, ctx)| {
         let mine: Vec<(usize, &Scenario)> = scenarios
             .iter()
             .enumerate()
-            .filter(|(i, _)| i % jobs == k)
+            .filter(|(i, scenario)| worker_of(*i, scenario) == k)
             .collect();
         async move {
             let mut outcomes = Vec::new();

@@ -19,15 +19,25 @@
 //! metrics and debug handlers. The ServiceAccount is read from the API on every request
 //! instead of from an informer cache, so an annotation is seen as soon as it is written.
 //!
+//! [`AzureWorkloadIdentityWebhook`] stands in for the Azure Workload Identity webhook (v1.6.0,
+//! `pkg/webhook/webhook.go`), whose module the Go proxy does not serve: see
+//! [`azure_mutation`] for what it injects.
+//!
 //! The opt-out label `eks.amazonaws.com/skip-pod-identity-webhook` works as on EKS: the
 //! registered configuration's `objectSelector` keeps the apiserver from calling the webhook.
 
 mod admission;
+pub mod azure_mutation;
+mod azure_webhook;
 mod eks_mutation;
 mod eks_pod_identity;
-mod tls;
+pub(crate) mod tls;
 
 pub use admission::PatchOperation;
+pub use azure_webhook::{
+    AZURE_CONFIGURATION_NAME, AZURE_MUTATE_PATH, AZURE_WEBHOOK_NAME, AzureAdmissionLogEntry,
+    AzureWebhookOptions, AzureWorkloadIdentityWebhook, azure_webhook_configuration,
+};
 pub use eks_mutation::{
     AUDIENCE_ANNOTATION, Jitter, Method, Mutation, MutationSettings, POD_IDENTITY_LABEL,
     ROLE_ARN_ANNOTATION, SKIP_CONTAINERS_ANNOTATION, SKIP_POD_LABEL,

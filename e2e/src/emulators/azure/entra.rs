@@ -1,0 +1,200 @@
+//! The Entra ID (Azure AD) v2.0 endpoints that workload identity uses, over HTTPS:
+//! the token endpoint (client credentials with a federated client assertion), the tenant's
+//! OpenID configuration and keys, and MSAL's instance discovery.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::json;
+
+use super::super::jwks_cache::JwksCache;
+use super::super::request_log::{RequestLog, RequestLogEntry};
+use super::super::signing_key::SigningKey;
+use super::access_token::{ACCESS_TOKEN_LIFETIME_SECONDS, IssuedToken, issue, token_issuer};
+use super::directory::Directory;
+use super::entra_error::EntraError;
+use super::federated_assertion::{AssertionContext, check_assertion};
+
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+pub struct EntraState {
+    pub directory: Directory,
+    pub jwks: JwksCache,
+    pub signing_key: SigningKey,
+    pub log: RequestLog,
+    /// `https://HOST:PORT` as clients reach it (discovery documents name it).
+    pub public_url: String,
+}
+
+pub fn router(state: Arc<EntraState>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(keys))
+        .route("/common/discovery/instance", get(instance_discovery))
+        .with_state(state)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+async fn token(
+    State(state): State<Arc<EntraState>>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let path = format!("/{tenant}/oauth2/v2.0/token");
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    let (response, outcome) = match exchange(&state, &tenant, &form).await {
+        Ok(body) => (body.into_response(), "200".to_owned()),
+        Err(error) => {
+            let outcome = format!("AADSTS{}", error.code);
+            (error.into_response(), outcome)
+        }
+    };
+    state.log.record(RequestLogEntry {
+        method: "POST".to_owned(),
+        path,
+        action: format!("entra:token client_id={client_id}"),
+        outcome,
+    });
+    response
+}
+
+async fn exchange(
+    state: &EntraState,
+    tenant: &str,
+    form: &HashMap<String, String>,
+) -> Result<Json<serde_json::Value>, EntraError> {
+    let setup = state.directory.snapshot();
+    if !tenant.eq_ignore_ascii_case(&setup.tenant_id) {
+        return Err(EntraError::tenant_not_found(tenant));
+    }
+    let param = |name: &str| {
+        form.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| EntraError::missing_parameter(name))
+    };
+    let grant_type = param("grant_type")?;
+    if grant_type != "client_credentials" {
+        return Err(EntraError::unsupported_grant_type(grant_type));
+    }
+    let client_id = param("client_id")?;
+    let scope = param("scope")?;
+    let Some(resource) = scope.strip_suffix("/.default") else {
+        return Err(EntraError::invalid_scope(scope));
+    };
+    let assertion_type = param("client_assertion_type")?;
+    if assertion_type != JWT_BEARER_ASSERTION_TYPE {
+        return Err(EntraError::invalid_assertion_type());
+    }
+    let assertion = param("client_assertion")?;
+    let app = setup
+        .applications
+        .iter()
+        .find(|app| app.client_id.eq_ignore_ascii_case(client_id))
+        .ok_or_else(|| EntraError::application_not_found(client_id, tenant))?;
+
+    let now = unix_now();
+    let context = AssertionContext {
+        jwks: &state.jwks,
+        unreachable_issuers: &setup.unreachable_issuers,
+        now: now + setup.clock_offset_seconds,
+    };
+    let accepted = check_assertion(app, assertion, &context).await?;
+
+    let (access_token, claims) = issue(
+        &state.signing_key,
+        &app.client_id,
+        &setup.tenant_id,
+        resource,
+        now,
+    )
+    .map_err(|_| EntraError::signature_invalid())?;
+    state.directory.record_issued(IssuedToken {
+        client_id: claims.appid.clone(),
+        tenant_id: claims.tid.clone(),
+        object_id: claims.oid.clone(),
+        audience: claims.aud.clone(),
+        credential: accepted.credential,
+        expires_at: claims.exp,
+    });
+    Ok(Json(json!({
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TOKEN_LIFETIME_SECONDS,
+        "ext_expires_in": ACCESS_TOKEN_LIFETIME_SECONDS,
+        "access_token": access_token,
+    })))
+}
+
+async fn openid_configuration(
+    State(state): State<Arc<EntraState>>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let setup = state.directory.snapshot();
+    if !tenant.eq_ignore_ascii_case(&setup.tenant_id) {
+        return EntraError::tenant_not_found(&tenant).into_response();
+    }
+    let base = format!("{}/{}", state.public_url, setup.tenant_id);
+    Json(json!({
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{base}/v2.0"),
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "microsoftonline.com",
+        "access_token_issuer": token_issuer(&setup.tenant_id),
+    }))
+    .into_response()
+}
+
+async fn keys(State(state): State<Arc<EntraState>>) -> Response {
+    let mut response = Json(state.signing_key.jwks()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=86400, private"),
+    );
+    response
+}
+
+/// MSAL asks this before trusting an unknown authority host; answering with our own host as
+/// the only alias makes the emulator a valid authority.
+async fn instance_discovery(State(state): State<Arc<EntraState>>) -> Response {
+    let host = state.public_url.trim_start_matches("https://").to_owned();
+    let tenant = state.directory.snapshot().tenant_id;
+    (
+        StatusCode::OK,
+        Json(json!({
+            "tenant_discovery_endpoint": format!("{}/{tenant}/v2.0/.well-known/openid-configuration", state.public_url),
+            "api-version": "1.1",
+            "metadata": [{
+                "preferred_network": host,
+                "preferred_cache": host,
+                "aliases": [host],
+            }],
+        })),
+    )
+        .into_response()
+}

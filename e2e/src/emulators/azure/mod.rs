@@ -1,0 +1,28 @@
+//! Azure emulators for AKS Workload Identity: an Entra ID token endpoint that judges
+//! federated client assertions as Entra does (exact issuer, subject and audience; the issuer's
+//! keys fetched over HTTPS; AADSTS errors with Entra's codes and statuses), and the Blob data
+//! plane behind Azure RBAC (`Storage Blob Data *` role assignments).
+//!
+//! The Blob side keeps its contents in memory instead of forwarding to Azurite: listing,
+//! reading and writing block blobs is all podiam checks, and the front's authorization is the
+//! part Azurite cannot provide (it accepts any well-formed bearer token).
+
+mod access_token;
+mod azure_emulators;
+mod blob_error;
+mod blob_front;
+mod blob_store;
+mod directory;
+mod entra;
+mod entra_error;
+mod federated_assertion;
+mod role_assignments;
+pub mod setup;
+
+pub use access_token::{AccessTokenClaims, IssuedToken, object_id_for, token_issuer};
+pub use azure_emulators::{
+    AZURE_CA_FILE_NAME, AzureEmulatorOptions, AzureEmulators, CA_BUNDLE_FILE_NAME, POD_BRIDGE_HOST,
+};
+pub use blob_front::STORAGE_RESOURCE;
+pub use entra::JWT_BEARER_ASSERTION_TYPE;
+pub use setup::{AzureSetup, DEFAULT_TENANT_ID, SEED_CLIENT_ID, TOKEN_EXCHANGE_AUDIENCE};

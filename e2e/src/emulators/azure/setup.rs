@@ -1,0 +1,220 @@
+//! The Azure side of a scenario (`spec.setup.azure`): one Entra tenant with app registrations
+//! and their federated identity credentials, and storage accounts with containers, blobs and
+//! role assignments. Applied to [`super::AzureEmulators`] in memory.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Microsoft's own tenant id, the default in Azure's docs and in the shared contract.
+pub const DEFAULT_TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+/// The only audience Entra expects in a Kubernetes token exchanged for an Entra token.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Entra refuses a 21st federated identity credential on one application.
+pub const MAX_FEDERATED_CREDENTIALS_PER_APP: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AzureSetup {
+    #[serde(default = "default_tenant_id")]
+    pub tenant_id: String,
+    #[serde(default)]
+    pub applications: Vec<ApplicationSetup>,
+    #[serde(default)]
+    pub storage_accounts: Vec<StorageAccountSetup>,
+    /// Issuers whose OIDC discovery Entra cannot reach (AADSTS90061): e.g. `${ISSUER}` to
+    /// play a private cluster whose issuer is not published.
+    #[serde(default)]
+    pub unreachable_issuers: Vec<String>,
+    /// Seconds added to the emulator's clock when it judges assertion lifetimes: a live pod's
+    /// fresh token then looks expired to Entra (AADSTS700024), as with a stale token file or a
+    /// skewed node clock. 0: the real time.
+    #[serde(default)]
+    pub clock_offset_seconds: i64,
+}
+
+impl Default for AzureSetup {
+    fn default() -> Self {
+        Self {
+            tenant_id: default_tenant_id(),
+            applications: Vec::new(),
+            storage_accounts: Vec::new(),
+            unreachable_issuers: Vec::new(),
+            clock_offset_seconds: 0,
+        }
+    }
+}
+
+fn default_tenant_id() -> String {
+    DEFAULT_TENANT_ID.to_owned()
+}
+
+/// An app registration (or user-assigned managed identity: both carry federated credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationSetup {
+    /// The application (client) id, a GUID.
+    pub client_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredentialSetup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FederatedCredentialSetup {
+    pub name: String,
+    /// Compared with the assertion's `iss` byte for byte: a trailing slash matters.
+    pub issuer: String,
+    /// `system:serviceaccount:NS:SA`, compared exactly (case-sensitive, no wildcards).
+    pub subject: String,
+    /// Entra allows exactly one value, normally `api://AzureADTokenExchange`.
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageAccountSetup {
+    pub name: String,
+    #[serde(default)]
+    pub containers: Vec<ContainerSetup>,
+    #[serde(default)]
+    pub role_assignments: Vec<RoleAssignmentSetup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSetup {
+    pub name: String,
+    /// Blob name → text content.
+    #[serde(default)]
+    pub blobs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleAssignmentSetup {
+    /// `Storage Blob Data Reader`, `Storage Blob Data Contributor` or `Storage Blob Data Owner`.
+    pub role: String,
+    /// The application's client id.
+    pub principal: String,
+    /// Absent: the whole account. Else a container name, or an ARM scope ending in
+    /// `/blobServices/default/containers/NAME`.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl AzureSetup {
+    /// Rejects what Entra or Azure RBAC would refuse to create.
+    pub fn validate(&self) -> Result<()> {
+        for app in &self.applications {
+            if app.federated_credentials.len() > MAX_FEDERATED_CREDENTIALS_PER_APP {
+                bail!(
+                    "application {} has {} federated identity credentials; Entra allows {MAX_FEDERATED_CREDENTIALS_PER_APP}",
+                    app.client_id,
+                    app.federated_credentials.len()
+                );
+            }
+            for credential in &app.federated_credentials {
+                if credential.audiences.len() != 1 {
+                    bail!(
+                        "federated credential {} of {} must have exactly one audience (Entra's limit), has {}",
+                        credential.name,
+                        app.client_id,
+                        credential.audiences.len()
+                    );
+                }
+                if credential.subject.contains('*') {
+                    bail!(
+                        "federated credential {} of {}: Entra subjects have no wildcards",
+                        credential.name,
+                        app.client_id
+                    );
+                }
+            }
+        }
+        for account in &self.storage_accounts {
+            for assignment in &account.role_assignments {
+                if super::role_assignments::BlobRole::parse(&assignment.role).is_none() {
+                    bail!(
+                        "unknown role {:?} on storage account {} (known: Storage Blob Data Reader/Contributor/Owner)",
+                        assignment.role,
+                        account.name
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Application `11111111-2222-3333-4444-555555555555` federated with
+    /// `system:serviceaccount:default:aks-service-account` of `${ISSUER}`, reader of
+    /// `mystorageaccount/mycontainer` (which holds `hello.txt`).
+    pub fn seed() -> Self {
+        serde_saphyr::from_str(SEED_YAML).expect("the Azure seed is valid")
+    }
+}
+
+/// Client id of the seed's application.
+pub const SEED_CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+const SEED_YAML: &str = r#"
+tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47
+applications:
+  - clientId: 11111111-2222-3333-4444-555555555555
+    displayName: aks-workload
+    federatedCredentials:
+      - name: aks-federated-credential
+        issuer: ${ISSUER}
+        subject: system:serviceaccount:default:aks-service-account
+        audiences: [api://AzureADTokenExchange]
+storageAccounts:
+  - name: mystorageaccount
+    containers:
+      - name: mycontainer
+        blobs: {hello.txt: hello from podiam}
+    roleAssignments:
+      - role: Storage Blob Data Reader
+        principal: 11111111-2222-3333-4444-555555555555
+        scope: mycontainer
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_parses_and_validates() {
+        let seed = AzureSetup::seed();
+        seed.validate().expect("valid");
+        assert_eq!(seed.tenant_id, DEFAULT_TENANT_ID);
+        assert_eq!(seed.applications[0].client_id, SEED_CLIENT_ID);
+        assert_eq!(
+            seed.applications[0].federated_credentials[0].audiences,
+            [TOKEN_EXCHANGE_AUDIENCE]
+        );
+    }
+
+    #[test]
+    fn tenant_defaults_and_unknown_fields_fail() {
+        let setup: AzureSetup = serde_saphyr::from_str("applications: []\n").expect("parses");
+        assert_eq!(setup.tenant_id, DEFAULT_TENANT_ID);
+        assert!(serde_saphyr::from_str::<AzureSetup>("aplications: []\n").is_err());
+    }
+
+    #[test]
+    fn two_audiences_and_unknown_roles_are_refused() {
+        let mut setup = AzureSetup::seed();
+        setup.applications[0].federated_credentials[0]
+            .audiences
+            .push("other".to_owned());
+        assert!(setup.validate().is_err());
+        let mut setup = AzureSetup::seed();
+        setup.storage_accounts[0].role_assignments[0].role = "Reader".to_owned();
+        assert!(setup.validate().is_err());
+    }
+}
