@@ -77,8 +77,8 @@ impl Fixture {
         if trust {
             cmd.env("SSL_CERT_FILE", self.azure.ca_bundle_file());
         } else {
-            // An empty bundle: no root trusts the emulators' CA.
-            cmd.env("SSL_CERT_FILE", "/dev/null");
+            // Only the issuer's CA: a valid bundle in which no root signed Entra's certificate.
+            cmd.env("SSL_CERT_FILE", self.issuer.ca_file());
         }
         let out = cmd.output().unwrap();
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

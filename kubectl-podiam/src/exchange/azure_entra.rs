@@ -5,13 +5,16 @@
 //! honours SSL_CERT_FILE, so an emulated HTTPS authority with its own CA works unchanged.
 //! The assertion and the access token stay in memory; only their claims are reported.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
-use azure_core::http::{ClientMethodOptions, ClientOptions, RetryOptions};
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{
+    AsyncRawResponse, ClientMethodOptions, ClientOptions, Context, Request, RetryOptions,
+};
 use azure_identity::{
     ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions,
 };
@@ -133,18 +136,18 @@ impl EntraErrorBody {
         }
     }
 
-    /// The value Entra quotes after `label:` in the description, e.g. "Assertion Issuer".
+    /// The value Entra quotes after `label` in the description, e.g. "Assertion Issuer":
+    /// up to the closing quote when quoted, else up to the next space (a final '.' dropped).
     pub fn quoted(&self, label: &str) -> Option<String> {
         let rest = &self.error_description[self.error_description.find(label)? + label.len()..];
         let rest = rest.trim_start_matches([':', ' ']);
-        let rest = rest.strip_prefix('\'').unwrap_or(rest);
-        let end = rest.find(['\'', '.', ' ']).unwrap_or(rest.len());
-        let value = &rest[..end];
-        // A URL keeps its dots and slashes: take up to the closing quote when there is one.
-        let value = if rest.starts_with("http") || value.contains(':') {
-            rest.split('\'').next().unwrap_or(value)
-        } else {
-            value
+        let value = match rest.strip_prefix('\'') {
+            Some(inner) => inner.split('\'').next().unwrap_or_default(),
+            None => rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('.'),
         };
         (!value.is_empty()).then(|| value.to_string())
     }
@@ -161,34 +164,106 @@ pub enum EntraError {
     Invalid(String),
 }
 
+/// azure_identity 1.0 reads Entra's error body into borrowed strings, which fails on the
+/// escaped `\r\n` that real Entra descriptions carry, and the AADSTS code would be lost; this
+/// per-try policy keeps a copy of any error answer so the diagnosis sees what Entra said.
+#[derive(Debug, Default)]
+struct ErrorBodyCapture(Mutex<Option<(u16, Vec<u8>)>>);
+
+#[async_trait::async_trait]
+impl Policy for ErrorBodyCapture {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let response = next[0].send(ctx, request, &next[1..]).await?;
+        let status = u16::from(response.status());
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let (status, headers, body) = response.deconstruct();
+        let bytes = body.collect().await?;
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((u16::from(status), bytes.to_vec()));
+        }
+        Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
+    }
+}
+
 pub async fn exchange(
     request: &EntraRequest<'_>,
     timeout: Duration,
 ) -> Result<EntraGrant, EntraError> {
+    let owned = [
+        request.authority_host,
+        request.tenant_id,
+        request.client_id,
+        request.assertion,
+        request.scope,
+    ]
+    .map(str::to_string);
+    // The SDK's HTTP client panics when no root certificate loads (e.g. an empty
+    // SSL_CERT_FILE); a task keeps that panic from ending the report.
+    match tokio::spawn(exchange_owned(owned, timeout)).await {
+        Ok(result) => result,
+        Err(e) => {
+            let reason = e
+                .try_into_panic()
+                .ok()
+                .and_then(|p| {
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                })
+                .unwrap_or_else(|| "the exchange was aborted".into());
+            Err(EntraError::Unreachable(format!(
+                "no HTTP client: {reason} (check SSL_CERT_FILE / the system roots)"
+            )))
+        }
+    }
+}
+
+async fn exchange_owned(
+    [authority_host, tenant_id, client_id, assertion, scope]: [String; 5],
+    timeout: Duration,
+) -> Result<EntraGrant, EntraError> {
     let cloud = CloudConfiguration::Custom({
         let mut custom = CustomConfiguration::default();
-        custom.authority_host = request.authority_host.to_string();
+        custom.authority_host = authority_host;
         custom
     });
+    let capture = Arc::new(ErrorBodyCapture::default());
     let options = ClientAssertionCredentialOptions {
         client_options: ClientOptions {
             cloud: Some(Arc::new(cloud)),
             // One attempt: the report is about this answer, and retries would hide timing.
             retry: RetryOptions::none(),
+            per_try_policies: vec![capture.clone()],
             ..Default::default()
         },
     };
     let credential = ClientAssertionCredential::new(
-        request.tenant_id.to_string(),
-        request.client_id.to_string(),
-        InMemoryAssertion(request.assertion.to_string()),
+        tenant_id,
+        client_id,
+        InMemoryAssertion(assertion),
         Some(options),
     )
     .map_err(|e| EntraError::Invalid(e.to_string()))?;
-    let answer = tokio::time::timeout(timeout, credential.get_token(&[request.scope], None))
+    let answer = tokio::time::timeout(timeout, credential.get_token(&[scope.as_str()], None))
         .await
         .map_err(|_| EntraError::Unreachable(format!("no answer within {}s", timeout.as_secs())))?;
-    let token = answer.map_err(classify)?;
+    let token = match answer {
+        Ok(token) => token,
+        Err(e) => {
+            let captured = capture.0.lock().ok().and_then(|mut slot| slot.take());
+            return Err(match captured {
+                Some((status, body)) => EntraError::Rejected(EntraErrorBody::parse(status, &body)),
+                None => classify(e),
+            });
+        }
+    };
     let access_token = token.token.secret().to_string();
     let claims = AccessTokenClaims::decode(&access_token).map_err(EntraError::Invalid)?;
     Ok(EntraGrant {
@@ -257,6 +332,15 @@ mod tests {
             Some("api://AzureADTokenExchange")
         );
         assert_eq!(body.correlation_id.as_deref(), Some("2"));
+        let dotted = EntraErrorBody::parse(
+            400,
+            br#"{"error_description":"AADSTS70021: x. Assertion Audience: 'sts.amazonaws.com'. Assertion Subject: plain.","error_codes":[70021]}"#,
+        );
+        assert_eq!(
+            dotted.quoted("Assertion Audience").as_deref(),
+            Some("sts.amazonaws.com")
+        );
+        assert_eq!(dotted.quoted("Assertion Subject").as_deref(), Some("plain"));
     }
 
     #[test]

@@ -150,6 +150,11 @@ pub fn rejection(attempt: &Attempt<'_>, body: &EntraErrorBody, claims: &Claims) 
 
 /// Entra descriptions run on with trace ids and timestamps; the first sentences carry the news.
 fn first_sentence(description: &str) -> String {
+    // The code is already in the message: drop a leading "AADSTS70021: ".
+    let description = match description.split_once(": ") {
+        Some((code, rest)) if code.starts_with("AADSTS") => rest,
+        _ => description,
+    };
     let cut = description
         .find(" Trace ID:")
         .or_else(|| description.find("\r\n"))
