@@ -226,3 +226,37 @@ async fn the_emulators_ca_is_trusted_only_through_ssl_cert_file() {
     assert!(message(&report, "azure.entra.token").contains("unreachable"));
     assert!(f.azure.issued_tokens().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_assertion_or_access_token_in_output_at_highest_verbosity() {
+    let f = fixture().await;
+    let token = f.token(|_| {});
+    let jwt = regex::Regex::new(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}").unwrap();
+    for format in ["json", "text"] {
+        let mut cmd = Command::cargo_bin("kubectl-podiam").unwrap();
+        let out = cmd
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SSL_CERT_FILE", f.azure.ca_bundle_file())
+            .env("PODIAM_AZURE_BLOB_ENDPOINT", f.azure.blob_endpoint())
+            .args(["-vvv", "verify", "-o", format, "--token-file", "-", "-f"])
+            .arg(examples())
+            .args(["--azure-authority-host", f.azure.entra_url(), "--can", BLOB])
+            .write_stdin(token.clone())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}");
+        for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let text = String::from_utf8_lossy(text);
+            assert!(
+                !jwt.is_match(&text),
+                "{format} {what}: a JWT-shaped string leaked"
+            );
+            assert!(
+                !text.contains(token.split('.').nth(1).unwrap()),
+                "{format} {what}"
+            );
+        }
+    }
+    assert_eq!(f.azure.issued_tokens().len(), 2, "both runs exchanged");
+}
