@@ -1,20 +1,27 @@
 //! `podiam-e2e demo`: the main job on the embedded default. Builds what is missing (setup),
-//! starts the strict AWS emulators, a real local Kubernetes and the EKS webhook stand-in, creates
-//! the seed's ServiceAccount `s3-reader` and pod `s3-pod`, and runs `kubectl podiam whoami` and
-//! `verify` on the running pod as a user would read them — then a second pod whose role's trust
-//! policy names another namespace — and tears everything down.
+//! starts the strict emulators (AWS, GCP, Azure), a real local Kubernetes and the webhook
+//! stand-ins, creates the seed's three ServiceAccounts and pods (`s3-pod`, `gcs-pod`,
+//! `azure-pod`), and runs `kubectl podiam whoami` and `verify` on each running pod as a user
+//! would read them — then a pod whose role's trust policy names another namespace — and tears
+//! everything down.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::emulators::ACCOUNT_ID;
+use crate::emulators::azure::AzureSetup;
 use crate::runner::environment::Environment;
-use crate::runner::plugin_command::plugin_command;
-use crate::setup::CloudSetup;
+use crate::runner::plugin_command::{add_gcp_env, plugin_command};
+use crate::setup::{CloudSetup, SetupVariables};
 
 /// The seed's manifests, embedded so the demo runs from any directory.
 const SEED_SERVICE_ACCOUNT: &str = include_str!("../../examples/aws/serviceaccount.yaml");
 const SEED_POD: &str = include_str!("../../examples/aws/pod.yaml");
+const GCP_SERVICE_ACCOUNT: &str = include_str!("../../examples/gcp/serviceaccount.yaml");
+const GCP_POD: &str = include_str!("../../examples/gcp/pod.yaml");
+const AZURE_SERVICE_ACCOUNT: &str = include_str!("../../examples/azure/serviceaccount.yaml");
+const AZURE_POD: &str = include_str!("../../examples/azure/pod.yaml");
 
 const STAGING_ROLE: &str = r#"
 aws:
@@ -70,7 +77,9 @@ pub async fn run(state_root: &Path) -> Result<()> {
     let plugin = plugin_path()?;
     println!("# Setup: host packages, Kubernetes v1.34.4 and etcd (built once, cached), moto venv");
     tokio::task::spawn_blocking(crate::prerequisites::ensure_all).await??;
-    println!("# Starting the AWS emulators, a local Kubernetes cluster and the EKS webhook");
+    println!(
+        "# Starting the emulators (AWS, GCP, Azure), a local Kubernetes cluster and the webhooks"
+    );
     let env = Environment::start_local(state_root).await?;
     for (what, took) in &env.timings {
         println!("#   {what}: {:.1}s", took.as_secs_f64());
@@ -111,28 +120,84 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
     )
     .await?;
     println!();
-    println!("# 2. Misconfigured: staging-pod's role trusts namespace staging, not default");
+
+    let variables = SetupVariables {
+        issuer: env.issuer.clone(),
+        account_id: ACCOUNT_ID.to_owned(),
+    };
+    env.gcp.apply(&CloudSetup::seed_gcp().gcp, &variables)?;
+    env.azure.apply(&AzureSetup::seed(), &variables)?;
+    let manifests = format!(
+        "{GCP_SERVICE_ACCOUNT}\n---\n{GCP_POD}\n---\n{AZURE_SERVICE_ACCOUNT}\n---\n{AZURE_POD}"
+    );
+    env.create_pods("default", &manifests, &["gcs-pod", "azure-pod"])
+        .await
+        .context("creating the seed's GKE and AKS ServiceAccounts and pods")?;
+    println!("# 2. The seed's GKE pod: gke-service-account → gke-service-account@my-project");
+    let gcp_whoami = podiam(env, plugin, &["whoami", "gcs-pod"]).await?;
+    println!();
+    let gcp_verified = podiam(
+        env,
+        plugin,
+        &[
+            "verify",
+            "gcs-pod",
+            "--expect-gsa",
+            "gke-service-account@my-project.iam.gserviceaccount.com",
+            "--can",
+            "gcs:list=my-bucket",
+        ],
+    )
+    .await?;
+    println!();
+    println!("# 3. The seed's AKS pod (labelled, GUID client id): aks-service-account → its app");
+    let azure_whoami = podiam(env, plugin, &["whoami", "azure-pod"]).await?;
+    println!();
+    let azure_verified = podiam(
+        env,
+        plugin,
+        &[
+            "verify",
+            "azure-pod",
+            "--can",
+            "blob:list=mystorageaccount/mycontainer",
+        ],
+    )
+    .await?;
+    println!();
+
+    println!("# 4. Misconfigured: staging-pod's role trusts namespace staging, not default");
     let caught = podiam(env, plugin, &["verify", "staging-pod"]).await?;
     println!();
-    match (whoami, verified, caught) {
-        (0, 0, 1) => {
-            println!("# demo: s3-pod verified (exit 0); the misconfiguration was caught (exit 1)");
-            Ok(())
-        }
-        other => bail!("demo: unexpected exit codes {other:?} (want 0, 0, then 1)"),
+    let codes = [
+        whoami,
+        verified,
+        gcp_whoami,
+        gcp_verified,
+        azure_whoami,
+        azure_verified,
+        caught,
+    ];
+    if codes == [0, 0, 0, 0, 0, 0, 1] {
+        println!(
+            "# demo: s3-pod, gcs-pod and azure-pod verified (exit 0); the misconfiguration was caught (exit 1)"
+        );
+        Ok(())
+    } else {
+        bail!("demo: unexpected exit codes {codes:?} (want 0 for each seed pod, then 1)")
     }
 }
 
 /// Runs the plugin as a user would, output straight to the terminal.
 async fn podiam(env: &Environment, plugin: &Path, args: &[&str]) -> Result<i32> {
     println!("$ kubectl podiam {}", args.join(" "));
-    Ok(
-        plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure)
-            .args(args)
-            .status()
-            .await
-            .with_context(|| format!("running {}", plugin.display()))?
-            .code()
-            .unwrap_or(-1),
-    )
+    let mut command = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure);
+    add_gcp_env(&mut command, &env.gcp);
+    Ok(command
+        .args(args)
+        .status()
+        .await
+        .with_context(|| format!("running {}", plugin.display()))?
+        .code()
+        .unwrap_or(-1))
 }

@@ -76,6 +76,15 @@ pub struct CloudFlags {
     /// Fail unless the pod gets this Google service account (GSA email)
     #[arg(long, value_name = "EMAIL")]
     pub expect_gsa: Option<String>,
+    /// Entra authority for the token exchange (default: the pod's AZURE_AUTHORITY_HOST)
+    #[arg(long, value_name = "URL")]
+    pub azure_authority_host: Option<String>,
+    /// Azure Blob endpoint, path style: URL/ACCOUNT/CONTAINER (default: https://ACCOUNT.blob.core.windows.net)
+    #[arg(long, value_name = "URL", env = "PODIAM_AZURE_BLOB_ENDPOINT")]
+    pub azure_blob_endpoint: Option<String>,
+    /// Fail unless the pod gets this Azure application (client) id
+    #[arg(long, value_name = "ID")]
+    pub expect_client_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +142,8 @@ pub struct VerifyArgs {
     /// Fail unless the pod gets this role ARN
     #[arg(long, value_name = "ARN")]
     pub expect_role: Option<String>,
-    /// Expect this call to be allowed, e.g. s3:ListBucket=my-bucket, gcs:list=my-bucket (repeatable)
+    /// Expect this call to be allowed, e.g. s3:ListBucket=my-bucket, gcs:list=my-bucket,
+    /// blob:list=ACCOUNT/CONTAINER (repeatable)
     #[arg(long, value_name = "ACTION=RESOURCE")]
     pub can: Vec<String>,
     /// Expect this call to be denied, e.g. s3:PutObject=my-bucket/x, gcs:get=my-bucket/x (repeatable)

@@ -4,6 +4,8 @@ use crate::answer_cache::AnswerCache;
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
 use crate::exchange::aws_s3::S3Action;
+use crate::exchange::azure_blob::BlobAction;
+use crate::exchange::azure_config::AzureTarget;
 use crate::exchange::gcs::GcsAction;
 
 /// One `--can` or `--cannot` expectation.
@@ -17,6 +19,12 @@ pub enum AccessExpectation {
     },
     Gcs {
         action: GcsAction,
+        allowed: bool,
+        spec: String,
+    },
+    /// Azure Blob data plane with the pod's Entra token, e.g. `blob:list=ACCOUNT/CONTAINER`.
+    Blob {
+        action: BlobAction,
         allowed: bool,
         spec: String,
     },
@@ -49,8 +57,17 @@ impl AccessExpectation {
                 spec: spec.to_string(),
             });
         }
+        if action.starts_with("blob:") {
+            let action = BlobAction::parse(action, resource)
+                .map_err(|e| Error::Usage(format!("{flag} {spec:?}: {e}")))?;
+            return Ok(AccessExpectation::Blob {
+                action,
+                allowed,
+                spec: spec.to_string(),
+            });
+        }
         Err(Error::Usage(format!(
-            "{flag} {spec:?}: unsupported service (supported: s3:ListBucket, s3:GetObject, s3:PutObject, gcs:list, gcs:get)"
+            "{flag} {spec:?}: unsupported service (supported: s3:ListBucket, s3:GetObject, s3:PutObject, gcs:list, gcs:get, blob:list)"
         )))
     }
 }
@@ -77,6 +94,9 @@ pub struct VerifyOptions {
     pub gcp: GcpTarget,
     /// Cloud answers shared by pods that cannot get different ones (fleet verification).
     pub answers: AnswerCache,
+    /// `--expect-client-id`: the Entra application (client) id the pod must get.
+    pub expect_client_id: Option<String>,
+    pub azure: AzureTarget,
 }
 
 #[cfg(test)]
@@ -97,5 +117,10 @@ mod tests {
             Ok(AccessExpectation::Gcs { allowed: false, .. })
         ));
         assert!(AccessExpectation::parse("gcs:get=my-bucket", false).is_err());
+        assert!(matches!(
+            AccessExpectation::parse("blob:list=mystorageaccount/mycontainer", true),
+            Ok(AccessExpectation::Blob { allowed: true, .. })
+        ));
+        assert!(AccessExpectation::parse("blob:list=mystorageaccount", false).is_err());
     }
 }

@@ -313,3 +313,81 @@ fn bind_against_an_unreachable_cluster_exits_3_and_prints_no_plan() {
         .code(3)
         .stdout(predicate::str::is_empty());
 }
+
+fn azure_examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/azure")
+}
+
+#[test]
+fn azure_example_verifies_offline() {
+    let out = podiam()
+        .args(["verify", "-o", "json", "-f"])
+        .arg(azure_examples())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["items"][0]["mechanism"], "azure-workload-identity");
+    assert_eq!(report["items"][0]["pod"]["name"], "azure-pod");
+    assert_eq!(report["items"][0]["serviceAccount"], "aks-service-account");
+    assert_eq!(report["items"][0]["verdict"], "pass");
+}
+
+/// The examples with the seed's original values put back: no pod label, a non-GUID client id.
+fn azure_seed_as_written(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    for name in ["serviceaccount.yaml", "pod.yaml"] {
+        let text = std::fs::read_to_string(azure_examples().join(name)).unwrap();
+        let seeded = text
+            .replace(
+                "\"11111111-2222-3333-4444-555555555555\"",
+                "\"aks-pod-identity-client-id\"",
+            )
+            .replace("  labels:\n    azure.workload.identity/use: \"true\"\n", "");
+        assert_ne!(
+            text, seeded,
+            "{name} no longer carries the corrected values"
+        );
+        std::fs::write(dir.path().join(name), seeded).unwrap();
+    }
+    dir.path().to_path_buf()
+}
+
+#[test]
+fn azure_seed_as_written_fails_with_cause_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = azure_seed_as_written(&dir);
+    let out = podiam()
+        .args(["verify", "-o", "json", "-f"])
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut failed: Vec<&str> = report["items"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        vec![
+            "azure.wi.client-id",
+            "azure.wi.pod-label",
+            "azure.wi.pod-mutated"
+        ]
+    );
+    let text = podiam()
+        .args(["verify", "-f"])
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(String::from_utf8(text.stdout).unwrap());
+}

@@ -6,6 +6,7 @@ pub mod whoami;
 
 use crate::cli::{CloudFlags, GlobalFlags};
 use crate::exchange::aws_config::AwsTarget;
+use crate::exchange::azure_config::AzureTarget;
 use crate::kube::client::ConnectionFlags;
 use crate::options::GcpTarget;
 
@@ -48,6 +49,14 @@ pub fn rbac_options(g: &GlobalFlags) -> crate::rbac::RbacOptions {
 pub fn gcp_target(g: &GlobalFlags, cloud: &CloudFlags) -> GcpTarget {
     GcpTarget {
         gcs_endpoint_url: cloud.gcs_endpoint_url.clone(),
+        timeout: g.request_timeout.filter(|d| !d.is_zero()),
+    }
+}
+
+pub fn azure_target(g: &GlobalFlags, cloud: &CloudFlags) -> AzureTarget {
+    AzureTarget {
+        authority_host: cloud.azure_authority_host.clone(),
+        blob_endpoint: cloud.azure_blob_endpoint.clone(),
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
     }
 }

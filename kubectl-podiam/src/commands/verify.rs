@@ -25,6 +25,8 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         expect_gsa: args.cloud.expect_gsa.clone(),
         access,
         aws: super::aws_target(global, &args.cloud),
+        expect_client_id: args.cloud.expect_client_id.clone(),
+        azure: super::azure_target(global, &args.cloud),
         eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
         rbac: super::rbac_options(global),
         gcp: super::gcp_target(global, &args.cloud),

@@ -20,6 +20,8 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
         rbac: super::rbac_options(global),
         gcp: super::gcp_target(global, &args.cloud),
         expect_gsa: args.cloud.expect_gsa.clone(),
+        expect_client_id: args.cloud.expect_client_id.clone(),
+        azure: super::azure_target(global, &args.cloud),
         ..Default::default()
     };
     Ok(vec![judge(&subject, &probe, &options).await])

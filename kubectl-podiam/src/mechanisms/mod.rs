@@ -3,6 +3,7 @@
 
 pub mod aws_irsa;
 pub mod aws_pod_identity;
+pub mod azure_workload_identity;
 pub mod gcp_workload_identity;
 pub mod static_credentials;
 
@@ -61,5 +62,6 @@ pub fn registered() -> Vec<Box<dyn Mechanism>> {
         Box::new(aws_pod_identity::AwsPodIdentity),
         Box::new(aws_irsa::AwsIrsa),
         Box::new(gcp_workload_identity::GcpWorkloadIdentity),
+        Box::new(azure_workload_identity::AzureWorkloadIdentity),
     ]
 }

@@ -1,0 +1,453 @@
+//! AKS Workload Identity (azure-workload-identity webhook + Entra federated credentials).
+
+pub mod annotations;
+pub mod checks;
+pub mod diagnosis;
+pub mod webhook;
+
+use k8s_openapi::api::core::v1::PodSpec;
+
+use self::annotations as a;
+use super::{BoxFuture, Mechanism, RuntimeOutcome};
+use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
+use crate::exchange::azure_blob::{self, BlobError};
+use crate::exchange::azure_config::token_endpoint;
+use crate::exchange::azure_entra::{self, EntraError, EntraGrant, EntraRequest, STORAGE_SCOPE};
+use crate::model::{Check, Identity, MechanismId};
+use crate::options::{AccessExpectation, VerifyOptions};
+use crate::subject::{Origin, PodSubject, env_value, has_env};
+use crate::token_claims::{self, Claims};
+
+pub struct AzureWorkloadIdentity;
+
+impl Mechanism for AzureWorkloadIdentity {
+    fn id(&self) -> MechanismId {
+        MechanismId::AzureWorkloadIdentity
+    }
+
+    fn detect(&self, pod: &PodSubject) -> bool {
+        pod.sa_annotation(a::CLIENT_ID).is_some()
+            || pod.label(a::USE_LABEL).is_some()
+            // Misplaced wiring is still Azure intent, and the checks name the mistake.
+            || pod.annotation(a::CLIENT_ID).is_some()
+            || pod
+                .service_account
+                .as_ref()
+                .and_then(|sa| sa.metadata.labels.as_ref())
+                .is_some_and(|l| l.contains_key(a::USE_LABEL))
+            || pod.all_containers().any(|c| has_env(c, a::ENV_TOKEN_FILE))
+            || pod
+                .spec
+                .volumes
+                .iter()
+                .flatten()
+                .any(|v| webhook::is_token_volume(&v.name))
+    }
+
+    fn admit(&self, pod: &PodSubject) -> PodSpec {
+        match pod.origin {
+            Origin::Template => webhook::mutate(pod),
+            Origin::Live | Origin::Dump => pod.spec.clone(),
+        }
+    }
+
+    fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
+        checks::static_checks(pod, spec)
+    }
+
+    fn runtime<'a>(
+        &'a self,
+        pod: &'a PodSubject,
+        spec: &'a PodSpec,
+        env: Option<&'a RuntimeEnv>,
+        probe: &'a Probe,
+        options: &'a VerifyOptions,
+    ) -> BoxFuture<'a, RuntimeOutcome> {
+        Box::pin(runtime(pod, spec, env, probe, options))
+    }
+}
+
+fn spec_var(pod: &PodSubject, spec: &PodSpec, name: &str) -> Option<String> {
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|c| c.name == pod.container)
+        .and_then(|c| env_value(c, name))
+        .map(str::to_string)
+}
+
+/// A variable as the container sees it: the runtime env when exec worked, else the spec.
+fn container_var(
+    pod: &PodSubject,
+    spec: &PodSpec,
+    env: Option<&RuntimeEnv>,
+    name: &str,
+) -> Option<String> {
+    match env {
+        Some(env) => env.get(name).map(str::to_string),
+        None => spec_var(pod, spec, name),
+    }
+}
+
+/// The authority the exchange goes to, and where that came from: the flag; else what the
+/// container really has (exec, or a created pod's spec); else this machine's
+/// AZURE_AUTHORITY_HOST (SDK convention, so emulators plug in); else the webhook model's value.
+fn authority_host(
+    pod: &PodSubject,
+    spec: &PodSpec,
+    env: Option<&RuntimeEnv>,
+    options: &VerifyOptions,
+) -> (String, &'static str) {
+    if let Some(flag) = &options.azure.authority_host {
+        return (flag.clone(), "--azure-authority-host");
+    }
+    if let Some(v) = env.and_then(|e| e.get(a::ENV_AUTHORITY_HOST)) {
+        return (v.to_string(), "the container's AZURE_AUTHORITY_HOST");
+    }
+    let declared = spec_var(pod, spec, a::ENV_AUTHORITY_HOST);
+    if pod.origin != Origin::Template
+        && let Some(v) = &declared
+    {
+        return (v.clone(), "the pod's AZURE_AUTHORITY_HOST");
+    }
+    if let Ok(v) = std::env::var(a::ENV_AUTHORITY_HOST)
+        && !v.is_empty()
+    {
+        return (v, "AZURE_AUTHORITY_HOST of this machine");
+    }
+    (
+        declared.unwrap_or_else(|| a::PUBLIC_AUTHORITY_HOST.to_string()),
+        "the webhook's default authority",
+    )
+}
+
+fn token_audience(spec: &PodSpec) -> String {
+    spec.volumes
+        .iter()
+        .flatten()
+        .filter(|v| webhook::is_token_volume(&v.name))
+        .find_map(|v| {
+            v.projected
+                .as_ref()?
+                .sources
+                .as_ref()?
+                .iter()
+                .find_map(|s| s.service_account_token.as_ref()?.audience.clone())
+        })
+        .unwrap_or_else(|| a::AUDIENCE.to_string())
+}
+
+async fn runtime(
+    pod: &PodSubject,
+    spec: &PodSpec,
+    env: Option<&RuntimeEnv>,
+    probe: &Probe,
+    options: &VerifyOptions,
+) -> RuntimeOutcome {
+    let mut out = RuntimeOutcome::default();
+    let Some(token_path) = container_var(pod, spec, env, a::ENV_TOKEN_FILE) else {
+        out.checks.push(Check::skip(
+            diagnosis::ID,
+            format!(
+                "container {} has no {}, so its SDK does not use workload identity",
+                pod.container,
+                a::ENV_TOKEN_FILE
+            ),
+        ));
+        return out;
+    };
+    let audience = token_audience(spec);
+    let Some(token) = obtain_token(pod, probe, &token_path, &audience, &mut out).await else {
+        return out;
+    };
+    let token_source = token.source.clone();
+    let claims = match token_claims::decode(&token.bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            out.checks.push(Check::fail(
+                "azure.token.claims",
+                format!("{}: {e}", token.source),
+                "AZURE_FEDERATED_TOKEN_FILE must name the projected ServiceAccount token the webhook mounts",
+            ));
+            return out;
+        }
+    };
+    out.checks.push(claims_check(pod, &claims));
+    let client_id = container_var(pod, spec, env, a::ENV_CLIENT_ID).filter(|v| !v.is_empty());
+    let tenant_id = container_var(pod, spec, env, a::ENV_TENANT_ID).filter(|v| !v.is_empty());
+    let (Some(client_id), Some(tenant_id)) = (client_id, tenant_id) else {
+        out.checks.push(Check::fail(
+            diagnosis::ID,
+            format!(
+                "container {} lacks {}: the SDK has nothing to exchange the token for",
+                pod.container,
+                [a::ENV_CLIENT_ID, a::ENV_TENANT_ID]
+                    .into_iter()
+                    .filter(|n| container_var(pod, spec, env, n).is_none_or(|v| v.is_empty()))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            "annotate the ServiceAccount (client-id, tenant-id) and recreate the pod",
+        ));
+        return out;
+    };
+    let (authority, authority_origin) = authority_host(pod, spec, env, options);
+    let endpoint = token_endpoint(&authority, &tenant_id);
+    let assertion = String::from_utf8_lossy(token.bytes.trim_ascii()).into_owned();
+    drop(token);
+    tracing::debug!(%endpoint, from = authority_origin, %client_id, "Entra client_credentials with the federated token");
+    let exchanged = azure_entra::exchange(
+        &EntraRequest {
+            authority_host: &authority,
+            tenant_id: &tenant_id,
+            client_id: &client_id,
+            assertion: &assertion,
+            scope: STORAGE_SCOPE,
+        },
+        options.azure.timeout(),
+    )
+    .await;
+    drop(assertion);
+    let attempt = diagnosis::Attempt {
+        client_id: &client_id,
+        tenant_id: &tenant_id,
+        endpoint: &endpoint,
+    };
+    match exchanged {
+        Ok(grant) => {
+            let principal = grant
+                .claims
+                .client_id()
+                .unwrap_or(client_id.as_str())
+                .to_string();
+            out.checks.push(Check::pass(
+                diagnosis::ID,
+                format!(
+                    "Entra issued an access token at {endpoint} ({authority_origin}) to application {principal} (tenant {}, object id {})",
+                    grant.claims.tid.as_deref().unwrap_or("?"),
+                    grant.claims.oid.as_deref().unwrap_or("?")
+                ),
+            ));
+            out.identity = Some(Identity {
+                provider: "azure",
+                principal: principal.clone(),
+                source: format!("{token_source}, exchanged at {endpoint}"),
+            });
+            expected_client_id(&mut out, options, &principal);
+            access_checks(&mut out, options, &grant).await;
+        }
+        Err(EntraError::Rejected(body)) => {
+            out.checks
+                .push(diagnosis::rejection(&attempt, &body, &claims));
+            expected_client_id(&mut out, options, &client_id);
+        }
+        Err(EntraError::Unreachable(msg)) => {
+            out.unreachable = true;
+            out.checks.push(Check::warn(
+                diagnosis::ID,
+                format!("{endpoint} ({authority_origin}) is unreachable: {msg}"),
+                "check network access to the authority; for a private CA set SSL_CERT_FILE; or pass --azure-authority-host",
+            ));
+            expected_client_id(&mut out, options, &client_id);
+        }
+        Err(EntraError::Invalid(msg)) => {
+            out.checks.push(Check::fail(
+                diagnosis::ID,
+                format!("the exchange at {endpoint} ({authority_origin}) could not be made: {msg}"),
+                "the authority must be an https URL and the tenant a tenant id; fix the ServiceAccount annotations or AZURE_AUTHORITY_HOST",
+            ));
+            expected_client_id(&mut out, options, &client_id);
+        }
+    }
+    out
+}
+
+async fn obtain_token(
+    pod: &PodSubject,
+    probe: &Probe,
+    path: &str,
+    audience: &str,
+    out: &mut RuntimeOutcome,
+) -> Option<Token> {
+    const SOURCE: &str = "azure.token.source";
+    const READABLE: &str = "azure.wi.token-readable";
+    let fallback_reason = match probe.read_token_file(pod, path).await {
+        Ok(token) => {
+            if matches!(probe, Probe::Live { .. }) {
+                out.checks.push(Check::pass(
+                    READABLE,
+                    format!(
+                        "container {} reads {path} (its AZURE_FEDERATED_TOKEN_FILE) as its own user",
+                        pod.container
+                    ),
+                ));
+            }
+            out.checks.push(Check::pass(SOURCE, token.source.clone()));
+            return Some(token);
+        }
+        Err(ReadFailure::Offline) => {
+            out.checks.push(Check::skip(
+                diagnosis::ID,
+                "offline: no token to exchange (pass --token-file to exchange one)",
+            ));
+            return None;
+        }
+        Err(ReadFailure::Denied(stderr)) => {
+            out.checks.push(Check::fail(
+                READABLE,
+                format!(
+                    "container {} cannot read {path} (its AZURE_FEDERATED_TOKEN_FILE): {stderr}",
+                    pod.container
+                ),
+                "a hard-coded or stale AZURE_FEDERATED_TOKEN_FILE points nowhere: remove it; else run every container as the same runAsUser",
+            ));
+            if matches!(probe, Probe::Offline { .. }) {
+                return None;
+            }
+            format!("the container could not read its token ({stderr})")
+        }
+        Err(ReadFailure::NoExec(e)) => format!("exec was not possible ({e})"),
+    };
+    let expiration = webhook::expiration_seconds(pod).unwrap_or(a::DEFAULT_EXPIRATION);
+    match probe.equivalent_token(pod, audience, expiration).await {
+        Ok(token) => {
+            out.checks.push(Check::warn(
+                SOURCE,
+                format!("{fallback_reason}; used an {}", token.source),
+                "allow exec (pods/exec) and keep `cat` in the image to read the pod's own token",
+            ));
+            Some(token)
+        }
+        Err(e) => {
+            out.unreachable = true;
+            out.checks.push(Check::warn(
+                SOURCE,
+                format!("{fallback_reason}, and TokenRequest failed too: {e}"),
+                "allow pods/exec or serviceaccounts/token for your user",
+            ));
+            None
+        }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
+    const ID: &str = "azure.token.claims";
+    let sub = claims.sub.clone().unwrap_or_default();
+    let expected_sub = pod.subject_claim();
+    if sub != expected_sub {
+        return Check::fail(
+            ID,
+            format!("the token's sub is {sub:?}, not {expected_sub:?}"),
+            "AZURE_FEDERATED_TOKEN_FILE must name the pod's own projected token",
+        );
+    }
+    if !claims.aud.iter().any(|aud| aud == a::AUDIENCE) {
+        return Check::fail(
+            ID,
+            format!(
+                "the token's audience {:?} lacks {}, the only audience Entra accepts for federated credentials",
+                claims.aud,
+                a::AUDIENCE
+            ),
+            "let the webhook project the token (audience api://AzureADTokenExchange) and recreate the pod",
+        );
+    }
+    if let Some(exp) = claims.exp
+        && exp <= now()
+    {
+        return Check::fail(
+            ID,
+            format!("the token expired {}s ago", now() - exp),
+            "the kubelet refreshes projected tokens: read the file anew each time; a copied token is never refreshed",
+        );
+    }
+    Check::pass(
+        ID,
+        format!(
+            "iss={} sub={sub} aud={:?} expires in {}s",
+            claims.iss.as_deref().unwrap_or("?"),
+            claims.aud,
+            claims.exp.map_or(0, |e| e - now())
+        ),
+    )
+}
+
+fn expected_client_id(out: &mut RuntimeOutcome, options: &VerifyOptions, actual: &str) {
+    const ID: &str = "azure.entra.expected-client-id";
+    let Some(expected) = &options.expect_client_id else {
+        return;
+    };
+    out.checks.push(if expected.eq_ignore_ascii_case(actual) {
+        Check::pass(
+            ID,
+            format!("the pod gets the expected client id {expected}"),
+        )
+    } else {
+        Check::fail(
+            ID,
+            format!("expected client id {expected}, but the pod gets {actual}"),
+            format!(
+                "fix {} on the ServiceAccount (or a preset AZURE_CLIENT_ID) and recreate the pod",
+                a::CLIENT_ID
+            ),
+        )
+    });
+}
+
+async fn access_checks(out: &mut RuntimeOutcome, options: &VerifyOptions, grant: &EntraGrant) {
+    for expectation in &options.access {
+        let AccessExpectation::Blob {
+            action,
+            allowed,
+            spec,
+        } = expectation
+        else {
+            continue;
+        };
+        let (id, want) = if *allowed {
+            ("azure.access.can", "allowed")
+        } else {
+            ("azure.access.cannot", "denied")
+        };
+        let result = azure_blob::attempt(&options.azure, &grant.access_token, action).await;
+        tracing::debug!(%spec, outcome = ?result, "Blob call with the exchanged token");
+        let check = match (result, allowed) {
+            (Ok(()), true) => Check::pass(id, format!("{spec}: allowed, as expected")),
+            (Err(e @ BlobError::Denied { .. }), false) => {
+                Check::pass(id, format!("{spec}: denied ({e}), as expected"))
+            }
+            (Ok(()), false) => Check::fail(
+                id,
+                format!("{spec}: allowed, but expected {want}"),
+                "remove the role assignment (e.g. Storage Blob Data Reader) from the identity",
+            ),
+            (Err(BlobError::Unreachable(msg)), _) => {
+                out.unreachable = true;
+                Check::warn(
+                    id,
+                    format!("{spec}: Blob endpoint unreachable: {msg}"),
+                    "check --azure-blob-endpoint / PODIAM_AZURE_BLOB_ENDPOINT and network access",
+                )
+            }
+            (Err(e @ BlobError::Denied { .. }), true) => Check::fail(
+                id,
+                format!("{spec}: {e}, but expected {want}"),
+                "az role assignment create --assignee <CLIENT_ID> --role \"Storage Blob Data Reader\" --scope <STORAGE_ACCOUNT_ID>/blobServices/default/containers/<CONTAINER>",
+            ),
+            (Err(e @ BlobError::Failed { .. }), _) => Check::fail(
+                id,
+                format!("{spec}: {e}, but expected {want}"),
+                "the call failed for another reason than a denial; check the account and container exist",
+            ),
+        };
+        out.checks.push(check);
+    }
+}
