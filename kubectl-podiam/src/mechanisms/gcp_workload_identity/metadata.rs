@@ -325,6 +325,19 @@ fn report_failure(
         ),
         Failure::Http { error, attempts } => {
             let tries = after(attempts);
+            // busybox wget prints no body for an HTTP error. A bare 403 on the token, after the
+            // same client's email request with the header was answered, is the refused
+            // getAccessToken: a header problem would have refused the email too.
+            let error = match error {
+                MetadataError::Other(Some(403), body)
+                    if id == "gcp.metadata.token" && body.is_empty() =>
+                {
+                    MetadataError::MissingBinding(
+                        "403 (the image's HTTP client does not show the body)".to_owned(),
+                    )
+                }
+                other => other,
+            };
             match error {
                 MetadataError::MissingBinding(body) => Check::fail(
                     id,
