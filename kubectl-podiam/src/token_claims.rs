@@ -84,6 +84,14 @@ impl Claims {
     }
 }
 
+/// Seconds since the Unix epoch, for comparing with `exp`/`iat` claims.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

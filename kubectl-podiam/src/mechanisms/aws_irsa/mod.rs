@@ -277,13 +277,6 @@ async fn obtain_token(
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 fn claims_check(pod: &PodSubject, claims: &Claims, audience: &str) -> Check {
     const ID: &str = "aws.token.claims";
     let sub = claims.sub.clone().unwrap_or_default();
@@ -303,11 +296,14 @@ fn claims_check(pod: &PodSubject, claims: &Claims, audience: &str) -> Check {
         );
     }
     if let Some(exp) = claims.exp
-        && exp <= now()
+        && exp <= crate::token_claims::now()
     {
         return Check::fail(
             ID,
-            format!("the token expired {}s ago", now() - exp),
+            format!(
+                "the token expired {}s ago",
+                crate::token_claims::now() - exp
+            ),
             "the kubelet refreshes projected tokens: check the node; a copied token file is never refreshed",
         );
     }
@@ -317,7 +313,7 @@ fn claims_check(pod: &PodSubject, claims: &Claims, audience: &str) -> Check {
             "iss={} sub={sub} aud={:?} expires in {}s",
             claims.iss.as_deref().unwrap_or("?"),
             claims.aud,
-            claims.exp.map_or(0, |e| e - now())
+            claims.exp.map_or(0, |e| e - crate::token_claims::now())
         ),
     )
 }
@@ -494,7 +490,9 @@ pub(crate) async fn access_checks(
 /// is a different answer), whether the token has expired, and the region. Never the token.
 fn exchange_key(role: &str, claims: &Claims, token: &str, region: &str) -> Vec<String> {
     let header = token.split('.').next().unwrap_or_default().to_string();
-    let expired = claims.exp.is_some_and(|exp| exp <= now());
+    let expired = claims
+        .exp
+        .is_some_and(|exp| exp <= crate::token_claims::now());
     vec![
         role.to_string(),
         claims.iss.clone().unwrap_or_default(),
@@ -547,7 +545,7 @@ mod fleet_sharing_tests {
 
     #[test]
     fn the_exchange_key_holds_what_sts_decides_on() {
-        let later = now() + 3600;
+        let later = crate::token_claims::now() + 3600;
         let a = exchange_key("role", &claims("s:a", later), "hdr.p.sig", "us-east-1");
         // Another pod's token: other payload and signature, same decision inputs.
         assert_eq!(
@@ -557,7 +555,12 @@ mod fleet_sharing_tests {
         for other in [
             exchange_key("role2", &claims("s:a", later), "hdr.p.sig", "us-east-1"),
             exchange_key("role", &claims("s:b", later), "hdr.p.sig", "us-east-1"),
-            exchange_key("role", &claims("s:a", now() - 1), "hdr.p.sig", "us-east-1"),
+            exchange_key(
+                "role",
+                &claims("s:a", crate::token_claims::now() - 1),
+                "hdr.p.sig",
+                "us-east-1",
+            ),
             exchange_key("role", &claims("s:a", later), "otherkid.p.sig", "us-east-1"),
             exchange_key("role", &claims("s:a", later), "hdr.p.sig", "eu-west-1"),
         ] {

@@ -16,13 +16,6 @@ pub struct Attempt<'a> {
     pub endpoint: &'a str,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 fn fic_fix(attempt: &Attempt<'_>, iss: &str, sub: &str) -> String {
     format!(
         "az identity federated-credential create --identity-name <IDENTITY> --resource-group <RESOURCE_GROUP> --name <NAME> --issuer {iss} --subject {sub} --audiences {} (for an app registration: az ad app federated-credential create --id {})",
@@ -84,14 +77,14 @@ pub fn rejection(attempt: &Attempt<'_>, body: &EntraErrorBody, claims: &Claims) 
         }
         "AADSTS700024" => {
             let timing = match (claims.exp, claims.nbf.or(claims.iat)) {
-                (Some(exp), _) if exp <= now() => format!("the token expired {}s ago", now() - exp),
-                (_, Some(nbf)) if nbf > now() => format!(
+                (Some(exp), _) if exp <= crate::token_claims::now() => format!("the token expired {}s ago", crate::token_claims::now() - exp),
+                (_, Some(nbf)) if nbf > crate::token_claims::now() => format!(
                     "the token is valid only from {}s in the future (clock skew)",
-                    nbf - now()
+                    nbf - crate::token_claims::now()
                 ),
                 (Some(exp), _) => format!(
                     "the token still has {}s by this machine's clock: the clocks disagree",
-                    exp - now()
+                    exp - crate::token_claims::now()
                 ),
                 _ => "the token carries no exp".to_string(),
             };
@@ -194,7 +187,11 @@ mod tests {
         let check = rejection(
             &ATTEMPT,
             &body,
-            &claims("https://issuer.example", SUB, now() + 600),
+            &claims(
+                "https://issuer.example",
+                SUB,
+                crate::token_claims::now() + 600,
+            ),
         );
         assert!(
             check.message.contains("issuer https://issuer.example"),
@@ -226,7 +223,11 @@ mod tests {
         let check = rejection(
             &ATTEMPT,
             &body,
-            &claims("https://issuer.example/", SUB, now() + 600),
+            &claims(
+                "https://issuer.example/",
+                SUB,
+                crate::token_claims::now() + 600,
+            ),
         );
         assert!(check.message.contains("ends with '/'"), "{}", check.message);
         let body = EntraErrorBody::parse(
@@ -239,7 +240,7 @@ mod tests {
             &claims(
                 "https://kubernetes.default.svc.cluster.local",
                 SUB,
-                now() + 600,
+                crate::token_claims::now() + 600,
             ),
         );
         assert!(
@@ -255,7 +256,11 @@ mod tests {
             400,
             br#"{"error":"invalid_request","error_description":"AADSTS700213: No matching federated identity record found for presented assertion subject 'system:serviceaccount:default:aks-service-account'.","error_codes":[700213]}"#,
         );
-        let check = rejection(&ATTEMPT, &body, &claims("https://i", SUB, now() + 600));
+        let check = rejection(
+            &ATTEMPT,
+            &body,
+            &claims("https://i", SUB, crate::token_claims::now() + 600),
+        );
         assert!(
             check.message.contains(&format!("names subject {SUB}")),
             "{}",
@@ -266,7 +271,11 @@ mod tests {
             401,
             br#"{"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range.","error_codes":[700024]}"#,
         );
-        let check = rejection(&ATTEMPT, &body, &claims("https://i", SUB, now() - 100));
+        let check = rejection(
+            &ATTEMPT,
+            &body,
+            &claims("https://i", SUB, crate::token_claims::now() - 100),
+        );
         assert!(check.message.contains("expired"), "{}", check.message);
         assert!(
             check.message.contains("401 AADSTS700024"),
@@ -278,7 +287,11 @@ mod tests {
             400,
             br#"{"error":"invalid_request","error_description":"AADSTS90061: Request to External OIDC endpoint failed.","error_codes":[90061]}"#,
         );
-        let check = rejection(&ATTEMPT, &body, &claims("https://i", SUB, now() + 600));
+        let check = rejection(
+            &ATTEMPT,
+            &body,
+            &claims("https://i", SUB, crate::token_claims::now() + 600),
+        );
         assert!(
             check
                 .message
@@ -291,7 +304,11 @@ mod tests {
             400,
             br#"{"error":"invalid_request","error_description":"AADSTS12345: Something new.","error_codes":[12345]}"#,
         );
-        let check = rejection(&ATTEMPT, &body, &claims("https://i", SUB, now() + 600));
+        let check = rejection(
+            &ATTEMPT,
+            &body,
+            &claims("https://i", SUB, crate::token_claims::now() + 600),
+        );
         assert!(
             check.message.contains("AADSTS12345: Something new."),
             "{}",

@@ -331,13 +331,6 @@ async fn obtain_token(
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
     const ID: &str = "azure.token.claims";
     let sub = claims.sub.clone().unwrap_or_default();
@@ -361,11 +354,14 @@ fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
         );
     }
     if let Some(exp) = claims.exp
-        && exp <= now()
+        && exp <= crate::token_claims::now()
     {
         return Check::fail(
             ID,
-            format!("the token expired {}s ago", now() - exp),
+            format!(
+                "the token expired {}s ago",
+                crate::token_claims::now() - exp
+            ),
             "the kubelet refreshes projected tokens: read the file anew each time; a copied token is never refreshed",
         );
     }
@@ -375,7 +371,7 @@ fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
             "iss={} sub={sub} aud={:?} expires in {}s",
             claims.iss.as_deref().unwrap_or("?"),
             claims.aud,
-            claims.exp.map_or(0, |e| e - now())
+            claims.exp.map_or(0, |e| e - crate::token_claims::now())
         ),
     )
 }

@@ -216,13 +216,6 @@ pub async fn run(
     out
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
     const ID: &str = "gcp.token.claims";
     let sub = claims.sub.clone().unwrap_or_default();
@@ -235,11 +228,14 @@ fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
         );
     }
     if let Some(exp) = claims.exp
-        && exp <= now()
+        && exp <= crate::token_claims::now()
     {
         return Check::fail(
             ID,
-            format!("the subject token expired {}s ago", now() - exp),
+            format!(
+                "the subject token expired {}s ago",
+                crate::token_claims::now() - exp
+            ),
             "use a projected token (the kubelet rotates it); a copied token file is never refreshed",
         );
     }
@@ -249,7 +245,7 @@ fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
             "iss={} sub={sub} aud={:?} expires in {}s",
             claims.iss.as_deref().unwrap_or("?"),
             claims.aud,
-            claims.exp.map_or(0, |e| e - now())
+            claims.exp.map_or(0, |e| e - crate::token_claims::now())
         ),
     )
 }
