@@ -10,7 +10,7 @@ mod credentials;
 pub mod eks_auth;
 mod eks_auth_error;
 pub mod gcp;
-mod iam_directory;
+pub mod iam_directory;
 mod ids;
 mod jwks_cache;
 mod moto;

@@ -132,16 +132,20 @@ pub async fn apply(
     Ok(cluster_scoped)
 }
 
-pub async fn delete(client: &kube::Client, namespace: &str, step: &DeleteStep) -> Result<()> {
-    let gvk = match step.kind.as_str() {
-        "Pod" | "ServiceAccount" | "Secret" | "ConfigMap" => {
-            GroupVersionKind::gvk("", "v1", &step.kind)
-        }
+/// The namespaced kinds scenarios name by `kind` alone (delete and state steps).
+pub fn namespaced_kind(kind: &str) -> Result<GroupVersionKind> {
+    Ok(match kind {
+        "Pod" | "ServiceAccount" | "Secret" | "ConfigMap" => GroupVersionKind::gvk("", "v1", kind),
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
-            GroupVersionKind::gvk("apps", "v1", &step.kind)
+            GroupVersionKind::gvk("apps", "v1", kind)
         }
-        other => bail!("delete: unsupported kind {other}"),
-    };
+        "Role" | "RoleBinding" => GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind),
+        other => bail!("unsupported kind {other}"),
+    })
+}
+
+pub async fn delete(client: &kube::Client, namespace: &str, step: &DeleteStep) -> Result<()> {
+    let gvk = namespaced_kind(&step.kind).context("delete")?;
     let (resource, _) = pinned_kind(client, &gvk).await?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     api.delete(

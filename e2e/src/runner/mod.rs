@@ -8,6 +8,7 @@ pub mod environment;
 pub mod images;
 pub mod plugin_command;
 pub mod podiam_step;
+pub mod state_step;
 pub mod suite;
 pub mod wait;
 
@@ -189,6 +190,7 @@ async fn run_steps(
             Step::Wait(w) => wait::wait(&ctx.client, namespace, w).await,
             Step::Delete(d) => apply::delete(&ctx.client, namespace, d).await,
             Step::Podiam(p) => podiam_step::run(ctx, namespace, p).await,
+            Step::State(st) => state_step::run(ctx, namespace, st).await,
         }
         .with_context(what)?;
     }
@@ -201,6 +203,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::Wait(_) => "wait",
         Step::Delete(_) => "delete",
         Step::Podiam(_) => "podiam",
+        Step::State(_) => "state",
     }
 }
 

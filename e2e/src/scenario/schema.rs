@@ -65,6 +65,9 @@ pub enum Step {
     Delete(DeleteStep),
     /// Run the built `kubectl-podiam` and assert on its exit code and JSON output.
     Podiam(PodiamStep),
+    /// Read a Kubernetes object or an emulator's record directly (not through the plugin) and
+    /// assert on it: proves what a command changed, or that a dry run changed nothing.
+    State(StateStep),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +134,35 @@ pub struct PodiamStep {
     /// Texts stderr must contain (e.g. the fix a refusal prints).
     #[serde(default)]
     pub stderr_contains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateStep {
+    /// An object in the scenario's namespace (JSON `null` when it does not exist)…
+    #[serde(default)]
+    pub kubernetes: Option<ObjectRef>,
+    /// …or a record of an emulator.
+    #[serde(default)]
+    pub emulator: Option<EmulatorRecord>,
+    #[serde(rename = "assert")]
+    pub assertions: Vec<Assertion>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmulatorRecord {
+    pub cloud: Cloud,
+    /// What to read, per cloud (see `runner::state_step`): e.g. `role/NAME` for AWS. `${NAMESPACE}`
+    /// expands.
+    pub record: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +252,20 @@ impl Scenario {
                     for (j, a) in p.assertions.iter().enumerate() {
                         a.validate()
                             .with_context(|| format!("{at}: spec.steps[{i}].podiam.assert[{j}]"))?;
+                    }
+                }
+                Step::State(st) => {
+                    if st.kubernetes.is_some() == st.emulator.is_some() {
+                        bail!(
+                            "{at}: spec.steps[{i}].state needs exactly one of kubernetes or emulator"
+                        )
+                    }
+                    if st.assertions.is_empty() {
+                        bail!("{at}: spec.steps[{i}].state.assert is empty")
+                    }
+                    for (j, a) in st.assertions.iter().enumerate() {
+                        a.validate()
+                            .with_context(|| format!("{at}: spec.steps[{i}].state.assert[{j}]"))?;
                     }
                 }
                 _ => {}

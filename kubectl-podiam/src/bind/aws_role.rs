@@ -24,6 +24,30 @@ pub struct RoleRequest {
     pub audience: String,
 }
 
+/// One IAM call of a binding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IamOperation {
+    CreateRole { name: String, trust_policy: Value },
+    UpdateTrustPolicy { name: String, trust_policy: Value },
+    AttachRolePolicy { role: String, policy_arn: String },
+}
+
+impl IamOperation {
+    pub fn undo_hint(&self) -> String {
+        match self {
+            IamOperation::CreateRole { name, .. } => {
+                format!("aws iam delete-role --role-name {name}")
+            }
+            IamOperation::UpdateTrustPolicy { name, .. } => format!(
+                "restore the previous trust policy of {name} (shown as `before` in `bind --dry-run=client -o json`)"
+            ),
+            IamOperation::AttachRolePolicy { role, policy_arn } => {
+                format!("aws iam detach-role-policy --role-name {role} --policy-arn {policy_arn}")
+            }
+        }
+    }
+}
+
 /// The role as resolved against the account.
 #[derive(Debug, Clone)]
 pub struct ResolvedRole {
@@ -218,10 +242,10 @@ pub async fn plan(
                     before: Some(before),
                     after: Some(after.clone()),
                     status: ChangeStatus::Planned,
-                    operation: Operation::UpdateTrustPolicy {
+                    operation: Operation::AwsIam(IamOperation::UpdateTrustPolicy {
                         name: name.clone(),
                         trust_policy: after,
-                    },
+                    }),
                 });
             }
             (arn, true)
@@ -249,10 +273,10 @@ pub async fn plan(
                 before: None,
                 after: Some(trust.clone()),
                 status: ChangeStatus::Planned,
-                operation: Operation::CreateRole {
+                operation: Operation::AwsIam(IamOperation::CreateRole {
                     name: name.clone(),
                     trust_policy: trust,
-                },
+                }),
             });
             (format!("arn:aws:iam::{account}:role/{name}"), false)
         }
@@ -281,10 +305,10 @@ pub async fn plan(
                 before: None,
                 after: None,
                 status: ChangeStatus::Planned,
-                operation: Operation::AttachRolePolicy {
+                operation: Operation::AwsIam(IamOperation::AttachRolePolicy {
                     role: name.clone(),
                     policy_arn: policy_arn.clone(),
-                },
+                }),
             });
         }
     }
@@ -292,10 +316,10 @@ pub async fn plan(
 }
 
 /// Carries out one AWS change.
-pub async fn apply(config: &aws_config::SdkConfig, operation: &Operation) -> Result<()> {
+pub async fn apply(config: &aws_config::SdkConfig, operation: &IamOperation) -> Result<()> {
     let iam = aws_sdk_iam::Client::new(config);
     match operation {
-        Operation::CreateRole { name, trust_policy } => iam
+        IamOperation::CreateRole { name, trust_policy } => iam
             .create_role()
             .role_name(name)
             .assume_role_policy_document(trust_policy.to_string())
@@ -305,7 +329,7 @@ pub async fn apply(config: &aws_config::SdkConfig, operation: &Operation) -> Res
             .await
             .map(|_| ())
             .map_err(|e| cloud_error(&format!("iam:CreateRole {name}"), classify(e))),
-        Operation::UpdateTrustPolicy { name, trust_policy } => iam
+        IamOperation::UpdateTrustPolicy { name, trust_policy } => iam
             .update_assume_role_policy()
             .role_name(name)
             .policy_document(trust_policy.to_string())
@@ -313,7 +337,7 @@ pub async fn apply(config: &aws_config::SdkConfig, operation: &Operation) -> Res
             .await
             .map(|_| ())
             .map_err(|e| cloud_error(&format!("iam:UpdateAssumeRolePolicy {name}"), classify(e))),
-        Operation::AttachRolePolicy { role, policy_arn } => iam
+        IamOperation::AttachRolePolicy { role, policy_arn } => iam
             .attach_role_policy()
             .role_name(role)
             .policy_arn(policy_arn)
@@ -326,7 +350,6 @@ pub async fn apply(config: &aws_config::SdkConfig, operation: &Operation) -> Res
                     classify(e),
                 )
             }),
-        other => Err(Error::Usage(format!("not an AWS change: {other:?}"))),
     }
 }
 

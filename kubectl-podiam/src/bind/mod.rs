@@ -1,8 +1,13 @@
 //! `kubectl podiam bind`: wire a ServiceAccount to a cloud identity the way the cloud's own
 //! tool does (eksctl for IRSA), with the plan first. Planning only reads; `apply` carries the
-//! plan out in order, cloud first (a ServiceAccount annotated before its role trusts it would
-//! hand pods a role they cannot assume), and stops at the first failure saying what was done.
+//! plan out in order, cloud first (a ServiceAccount annotated before its identity trusts it
+//! would hand pods an identity they cannot use), and stops at the first failure saying what was
+//! done.
+//!
+//! Each mechanism's module plans its cloud half as a [`CloudPlan`]; the ServiceAccount half,
+//! the apply loop, the partial-failure message and the stale pods are shared here.
 
+pub mod aws_irsa;
 pub mod aws_role;
 pub mod plan;
 pub mod service_account;
@@ -14,15 +19,20 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 
 use self::aws_role::RoleRequest;
-use self::plan::{BindReport, ChangeStatus, DryRun, System};
+use self::plan::{BindReport, Change, ChangeStatus, DryRun, Operation, System};
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
-use crate::mechanisms::aws_irsa::annotations as irsa;
 
 /// The cloud identity to bind.
 #[derive(Debug, Clone)]
 pub enum BindTarget {
     AwsIrsa(RoleRequest),
+}
+
+/// Where each cloud's APIs are (the same overrides as verify, so the emulators serve tests).
+#[derive(Debug, Clone)]
+pub struct CloudEndpoints {
+    pub aws: AwsTarget,
 }
 
 #[derive(Debug, Clone)]
@@ -44,15 +54,37 @@ impl BindRequest {
         )
     }
 
-    fn wildcard(&self) -> bool {
+    pub fn wildcard(&self) -> bool {
         self.service_account.contains('*') || self.namespace.contains('*')
     }
+}
+
+/// The operator's cloud sessions, from each cloud's standard credential chain; only the one the
+/// target needs is set.
+#[derive(Default)]
+pub struct Operator {
+    pub aws: Option<aws_config::SdkConfig>,
+}
+
+/// The cloud half of a binding, planned by the mechanism's module.
+pub struct CloudPlan {
+    /// `aws-irsa`, `aws-pod-identity`, `gcp-workload-identity`, `azure-workload-identity`.
+    pub mechanism: &'static str,
+    /// The cloud identity bound: role ARN, GSA email or client id.
+    pub identity: String,
+    /// Cloud changes, carried out before the ServiceAccount's.
+    pub changes: Vec<Change>,
+    /// Annotations the ServiceAccount must carry (none for Pod Identity).
+    pub annotations: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+    /// Whether a pod already runs with the binding; pods for which this is false predate it.
+    pub is_bound: Box<dyn Fn(&Pod) -> bool + Send + Sync>,
 }
 
 /// Plans, and unless `--dry-run=client`, applies.
 pub async fn run(
     client: &kube::Client,
-    aws: &AwsTarget,
+    clouds: &CloudEndpoints,
     request: &BindRequest,
 ) -> Result<BindReport> {
     if request.wildcard() && !request.allow_wildcard_subject {
@@ -66,28 +98,26 @@ pub async fn run(
         validate_name(&request.service_account)?;
     }
     let issuer = crate::kube::issuer::service_account_issuer(client).await?;
-    let BindTarget::AwsIrsa(role_request) = &request.target;
-    let config = aws.operator().await.ok_or_else(|| {
-        Error::Cloud(
-            "no AWS credentials in the standard chain (environment, profile, SSO): bind needs them to read and change IAM"
-                .into(),
-        )
-    })?;
-    let (role, mut changes) =
-        aws_role::plan(&config, role_request, &issuer, &request.subject()).await?;
-    let mut warnings = Vec::new();
+    let (operator, cloud) = match &request.target {
+        BindTarget::AwsIrsa(role) => aws_irsa::plan(&clouds.aws, role, &issuer, request).await?,
+    };
+    let CloudPlan {
+        mechanism,
+        identity,
+        mut changes,
+        annotations,
+        mut warnings,
+        is_bound,
+    } = cloud;
     if request.wildcard() {
-        warnings.push(format!(
-            "the trust policy allows every ServiceAccount matching {}; annotate each of them with {}={} yourself",
-            request.subject(),
-            irsa::ROLE_ARN,
-            role.arn
-        ));
-    } else {
-        let mut annotations = BTreeMap::from([(irsa::ROLE_ARN.to_owned(), role.arn.clone())]);
-        if role_request.audience != irsa::DEFAULT_AUDIENCE {
-            annotations.insert(irsa::AUDIENCE.to_owned(), role_request.audience.clone());
+        if !annotations.is_empty() {
+            warnings.push(format!(
+                "the binding allows every ServiceAccount matching {}; annotate each of them with {} yourself",
+                request.subject(),
+                describe(&annotations)
+            ));
         }
+    } else if !annotations.is_empty() {
         changes.extend(
             service_account::plan(
                 client,
@@ -107,8 +137,8 @@ pub async fn run(
             "BindResult"
         },
         service_account: format!("{}/{}", request.namespace, request.service_account),
-        mechanism: "aws-irsa",
-        identity: role.arn.clone(),
+        mechanism,
+        identity,
         issuer,
         dry_run: request.dry_run,
         changes,
@@ -116,15 +146,14 @@ pub async fn run(
         warnings,
     };
     if request.dry_run != DryRun::Client {
-        apply(client, &config, &mut report).await?;
+        apply(client, &operator, &mut report).await?;
     }
     if !request.wildcard() {
-        let role_arn = role.arn.clone();
         let stale = stale_pods::find(
             client,
             &request.namespace,
             &request.service_account,
-            |pod| runs_with_role(pod, &role_arn),
+            is_bound.as_ref(),
         )
         .await?;
         let restart = request.restart && request.dry_run != DryRun::Client;
@@ -140,29 +169,40 @@ pub async fn run(
     Ok(report)
 }
 
+fn describe(annotations: &BTreeMap<String, String>) -> String {
+    annotations
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The operator session a change needs, or a clear error when the plan named a cloud whose
+/// credentials were not loaded (a bug in the mechanism's planner).
+fn session<'a, T>(session: &'a Option<T>, cloud: &str) -> Result<&'a T> {
+    session
+        .as_ref()
+        .ok_or_else(|| Error::Cloud(format!("no {cloud} operator credentials were loaded")))
+}
+
 /// Carries out the plan in order; on failure, says what was changed and how to finish or undo.
-async fn apply(
-    client: &kube::Client,
-    config: &aws_config::SdkConfig,
-    report: &mut BindReport,
-) -> Result<()> {
+async fn apply(client: &kube::Client, operator: &Operator, report: &mut BindReport) -> Result<()> {
     let server_dry_run = report.dry_run == DryRun::Server;
     for i in 0..report.changes.len() {
         let change = &report.changes[i];
-        let result = match (change.system, server_dry_run) {
-            // Cloud APIs have no dry run: a server dry run validates the Kubernetes side only.
-            (System::Aws | System::Gcp | System::Azure, true) => {
-                report.changes[i].status = ChangeStatus::NotValidated;
-                continue;
+        // Cloud APIs have no dry run: a server dry run validates the Kubernetes side only.
+        if server_dry_run && change.system != System::Kubernetes {
+            report.changes[i].status = ChangeStatus::NotValidated;
+            continue;
+        }
+        let result = match &change.operation {
+            Operation::ServiceAccount(op) => {
+                service_account::apply(client, op, server_dry_run).await
             }
-            (System::Aws, false) => aws_role::apply(config, &change.operation).await,
-            (System::Kubernetes, _) => {
-                service_account::apply(client, &change.operation, server_dry_run).await
-            }
-            (System::Gcp | System::Azure, false) => Err(Error::Usage(format!(
-                "no {} client in this build",
-                change.system.as_str()
-            ))),
+            Operation::AwsIam(op) => match session(&operator.aws, "AWS") {
+                Ok(config) => aws_role::apply(config, op).await,
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(()) => {
@@ -205,19 +245,6 @@ fn partial_failure(report: &BindReport, failed: usize, error: &Error) -> Error {
         done,
         remaining,
     }
-}
-
-/// Does a container of `pod` already run with this role (the webhook mutated it after the
-/// annotation, or it presets the same role)?
-fn runs_with_role(pod: &Pod, role_arn: &str) -> bool {
-    pod.spec.iter().any(|spec| {
-        spec.containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .filter_map(|c| c.env.as_ref())
-            .flatten()
-            .any(|e| e.name == irsa::ENV_ROLE_ARN && e.value.as_deref() == Some(role_arn))
-    })
 }
 
 /// ServiceAccount names are DNS-1123 subdomains.

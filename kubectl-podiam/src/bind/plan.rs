@@ -2,8 +2,6 @@
 //! out in order by `apply`. The plan and the result are the same list, so the plan shown is
 //! exactly what is done.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 /// Where a change lands.
@@ -41,31 +39,21 @@ pub enum ChangeStatus {
     Failed,
 }
 
-/// The concrete call behind a change.
+/// The concrete call behind a change; each system's module defines and carries out its own.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
-    CreateRole {
-        name: String,
-        trust_policy: serde_json::Value,
-    },
-    UpdateTrustPolicy {
-        name: String,
-        trust_policy: serde_json::Value,
-    },
-    AttachRolePolicy {
-        role: String,
-        policy_arn: String,
-    },
-    CreateServiceAccount {
-        namespace: String,
-        name: String,
-        annotations: BTreeMap<String, String>,
-    },
-    AnnotateServiceAccount {
-        namespace: String,
-        name: String,
-        annotations: BTreeMap<String, String>,
-    },
+    ServiceAccount(super::service_account::ServiceAccountOperation),
+    AwsIam(super::aws_role::IamOperation),
+}
+
+impl Operation {
+    /// How to undo this change by hand, for the message after a partial failure.
+    pub fn undo_hint(&self) -> String {
+        match self {
+            Operation::ServiceAccount(op) => op.undo_hint(),
+            Operation::AwsIam(op) => op.undo_hint(),
+        }
+    }
 }
 
 /// One line of the plan.
@@ -89,34 +77,8 @@ pub struct Change {
 }
 
 impl Change {
-    /// How to undo this change by hand, for the message after a partial failure.
     pub fn undo_hint(&self) -> String {
-        match &self.operation {
-            Operation::CreateRole { name, .. } => format!("aws iam delete-role --role-name {name}"),
-            Operation::UpdateTrustPolicy { name, .. } => format!(
-                "restore the previous trust policy of {name} (shown as `before` in `bind --dry-run=client -o json`)"
-            ),
-            Operation::AttachRolePolicy { role, policy_arn } => {
-                format!("aws iam detach-role-policy --role-name {role} --policy-arn {policy_arn}")
-            }
-            Operation::CreateServiceAccount {
-                namespace, name, ..
-            } => {
-                format!("kubectl delete serviceaccount -n {namespace} {name}")
-            }
-            Operation::AnnotateServiceAccount {
-                namespace,
-                name,
-                annotations,
-            } => format!(
-                "kubectl annotate serviceaccount -n {namespace} {name} {}",
-                annotations
-                    .keys()
-                    .map(|k| format!("{k}-"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        }
+        self.operation.undo_hint()
     }
 }
 

@@ -12,6 +12,43 @@ use serde_json::json;
 use super::plan::{Change, ChangeStatus, Operation, System};
 use crate::error::{Error, Result};
 
+/// One ServiceAccount call of a binding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceAccountOperation {
+    Create {
+        namespace: String,
+        name: String,
+        annotations: BTreeMap<String, String>,
+    },
+    Annotate {
+        namespace: String,
+        name: String,
+        annotations: BTreeMap<String, String>,
+    },
+}
+
+impl ServiceAccountOperation {
+    pub fn undo_hint(&self) -> String {
+        match self {
+            ServiceAccountOperation::Create {
+                namespace, name, ..
+            } => format!("kubectl delete serviceaccount -n {namespace} {name}"),
+            ServiceAccountOperation::Annotate {
+                namespace,
+                name,
+                annotations,
+            } => format!(
+                "kubectl annotate serviceaccount -n {namespace} {name} {}",
+                annotations
+                    .keys()
+                    .map(|k| format!("{k}-"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        }
+    }
+}
+
 pub async fn plan(
     client: &kube::Client,
     namespace: &str,
@@ -34,11 +71,11 @@ pub async fn plan(
             before: None,
             after: Some(json!({"annotations": wanted})),
             status: ChangeStatus::Planned,
-            operation: Operation::CreateServiceAccount {
+            operation: Operation::ServiceAccount(ServiceAccountOperation::Create {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
                 annotations: wanted.clone(),
-            },
+            }),
         }]);
     };
     let current = existing.metadata.annotations.unwrap_or_default();
@@ -77,11 +114,11 @@ pub async fn plan(
         before: (!before.is_empty()).then(|| json!({"annotations": before})),
         after: Some(json!({"annotations": missing})),
         status: ChangeStatus::Planned,
-        operation: Operation::AnnotateServiceAccount {
+        operation: Operation::ServiceAccount(ServiceAccountOperation::Annotate {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             annotations: missing,
-        },
+        }),
     }])
 }
 
@@ -96,11 +133,11 @@ fn describe(annotations: &BTreeMap<String, String>) -> String {
 /// Carries out one Kubernetes change; `server_dry_run` asks the API server to validate only.
 pub async fn apply(
     client: &kube::Client,
-    operation: &Operation,
+    operation: &ServiceAccountOperation,
     server_dry_run: bool,
 ) -> Result<()> {
     match operation {
-        Operation::CreateServiceAccount {
+        ServiceAccountOperation::Create {
             namespace,
             name,
             annotations,
@@ -119,7 +156,7 @@ pub async fn apply(
                 Error::from_kube(format!("create ServiceAccount {namespace}/{name}"), e)
             })
         }
-        Operation::AnnotateServiceAccount {
+        ServiceAccountOperation::Annotate {
             namespace,
             name,
             annotations,
@@ -137,6 +174,5 @@ pub async fn apply(
                     Error::from_kube(format!("annotate ServiceAccount {namespace}/{name}"), e)
                 })
         }
-        other => Err(Error::Usage(format!("not a Kubernetes change: {other:?}"))),
     }
 }

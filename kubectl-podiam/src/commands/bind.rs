@@ -1,6 +1,6 @@
 use crate::bind::aws_role::RoleRequest;
 use crate::bind::plan::{BindReport, DryRun};
-use crate::bind::{BindRequest, BindTarget};
+use crate::bind::{BindRequest, BindTarget, CloudEndpoints};
 use crate::cli::{BindArgs, DryRunArg, GlobalFlags};
 use crate::error::{Error, Result};
 use crate::kube::client;
@@ -36,10 +36,8 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
         restart: args.restart,
         allow_wildcard_subject: args.allow_wildcard_subject,
     };
-    crate::bind::run(
-        &conn.client,
-        &super::aws_target(global, &args.cloud),
-        &request,
-    )
-    .await
+    let clouds = CloudEndpoints {
+        aws: super::aws_target(global, &args.cloud),
+    };
+    crate::bind::run(&conn.client, &clouds, &request).await
 }

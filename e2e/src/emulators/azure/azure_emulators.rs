@@ -230,6 +230,21 @@ impl AzureEmulators {
     }
 
     /// Empties the tenant and storage, and forgets issued tokens (the request log stays).
+    /// A record for a scenario's `state` step: `application/CLIENT_ID` → `{clientId,
+    /// displayName, federatedCredentials}` (`null` when the tenant has no such application).
+    pub fn record(&self, name: &str) -> Result<serde_json::Value> {
+        let Some(client_id) = name.strip_prefix("application/") else {
+            anyhow::bail!("unknown Azure record {name:?} (application/CLIENT_ID)");
+        };
+        let application = self
+            .directory
+            .snapshot()
+            .applications
+            .into_iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id));
+        Ok(serde_json::to_value(application)?)
+    }
+
     pub fn reset(&self) {
         self.directory.replace(AzureSetup::default());
         self.store.load(&AzureSetup::default(), 0);

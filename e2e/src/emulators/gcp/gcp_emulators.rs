@@ -180,6 +180,17 @@ impl GcpEmulators {
     }
 
     /// Empties the project (back to defaults) and forgets every issued token.
+    /// A record for a scenario's `state` step: `service-account/EMAIL` → `{email, iamPolicy}`
+    /// (`null` when the project has no such account).
+    pub fn record(&self, name: &str) -> Result<serde_json::Value> {
+        let Some(email) = name.strip_prefix("service-account/") else {
+            anyhow::bail!("unknown GCP record {name:?} (service-account/EMAIL)");
+        };
+        Ok(serde_json::to_value(
+            self.state.project.service_account(email),
+        )?)
+    }
+
     pub fn reset(&self) {
         self.state.project.reset();
         self.state.tokens.clear();
