@@ -84,7 +84,18 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
                 pod.describe(),
                 pod.service_account_name()
             ),
-            "bind the ServiceAccount to a cloud identity (e.g. eks.amazonaws.com/role-arn) and recreate the pod",
+            format!(
+                "bind the ServiceAccount to a cloud identity, then recreate the pod: \
+                 `kubectl podiam bind {sa} --aws-role ROLE` (IRSA, annotation {irsa}), \
+                 `--pod-identity --aws-role ROLE` (EKS Pod Identity association), \
+                 `--gcp-sa GSA_EMAIL` (GKE, annotation {gke}) or \
+                 `--azure-client-id CLIENT_ID` (AKS, annotation {aks} and pod label {label}=true)",
+                sa = pod.service_account_name(),
+                irsa = mechanisms::aws_irsa::annotations::ROLE_ARN,
+                gke = mechanisms::gcp_workload_identity::annotations::GSA,
+                aks = mechanisms::azure_workload_identity::annotations::CLIENT_ID,
+                label = mechanisms::azure_workload_identity::annotations::USE_LABEL,
+            ),
         ));
     }
     if static_keys_win && let Some(f) = findings.iter().find(|f| f.container == pod.container) {
