@@ -181,6 +181,7 @@ async fn run_steps(
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default();
+    let mut captures = crate::scenario::assertion::Captures::new();
     for (i, step) in scenario.spec.steps.iter().enumerate() {
         let what = || format!("step {} ({})", i + 1, step_name(step));
         match step {
@@ -189,8 +190,8 @@ async fn run_steps(
                 .map(|applied| cluster_scoped.extend(applied)),
             Step::Wait(w) => wait::wait(&ctx.client, namespace, w).await,
             Step::Delete(d) => apply::delete(&ctx.client, namespace, d).await,
-            Step::Podiam(p) => podiam_step::run(ctx, namespace, p).await,
-            Step::State(st) => state_step::run(ctx, namespace, st).await,
+            Step::Podiam(p) => podiam_step::run(ctx, namespace, p, &mut captures).await,
+            Step::State(st) => state_step::run(ctx, namespace, st, &captures).await,
         }
         .with_context(what)?;
     }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 
 use super::RunContext;
+use crate::scenario::assertion::Captures;
 use crate::scenario::schema::PodiamStep;
 
 /// `${NAMESPACE}` and `${POD:SELECTOR}` (first pod matching the selector).
@@ -20,7 +21,12 @@ async fn expand(ctx: &RunContext<'_>, namespace: &str, arg: &str) -> Result<Stri
     Ok(pod.metadata.name.unwrap_or_default())
 }
 
-pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Result<()> {
+pub async fn run(
+    ctx: &RunContext<'_>,
+    namespace: &str,
+    step: &PodiamStep,
+    captures: &mut Captures,
+) -> Result<()> {
     let mut args = Vec::new();
     for arg in &step.args {
         args.push(expand(ctx, namespace, arg).await?);
@@ -58,7 +64,7 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
             args.join(" ")
         );
     }
-    if step.assertions.is_empty() {
+    if step.assertions.is_empty() && step.capture.is_none() {
         return Ok(());
     }
     let report: serde_json::Value = serde_json::from_str(&stdout).with_context(|| {
@@ -70,7 +76,7 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
     let failures: Vec<String> = step
         .assertions
         .iter()
-        .filter_map(|a| a.check(&report).err())
+        .filter_map(|a| a.check_with(&report, captures).err())
         .collect();
     if !failures.is_empty() {
         bail!(
@@ -79,6 +85,9 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &PodiamStep) -> Re
             failures.join("\n"),
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
+    }
+    if let Some(name) = &step.capture {
+        captures.insert(name.clone(), report);
     }
     Ok(())
 }

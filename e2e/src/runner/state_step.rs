@@ -15,9 +15,15 @@ use serde_json::{Value, json};
 use super::RunContext;
 use crate::emulators::iam_directory::decode_policy_document;
 use crate::scenario::Cloud;
+use crate::scenario::assertion::Captures;
 use crate::scenario::schema::{EmulatorRecord, ObjectRef, StateStep};
 
-pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &StateStep) -> Result<()> {
+pub async fn run(
+    ctx: &RunContext<'_>,
+    namespace: &str,
+    step: &StateStep,
+    captures: &Captures,
+) -> Result<()> {
     let (what, document) = match (&step.kubernetes, &step.emulator) {
         (Some(object), _) => (
             format!("{} {namespace}/{}", object.kind, object.name),
@@ -35,7 +41,7 @@ pub async fn run(ctx: &RunContext<'_>, namespace: &str, step: &StateStep) -> Res
     let failures: Vec<String> = step
         .assertions
         .iter()
-        .filter_map(|a| a.check(&document).err())
+        .filter_map(|a| a.check_with(&document, captures).err())
         .collect();
     if !failures.is_empty() {
         bail!(

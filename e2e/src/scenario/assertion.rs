@@ -1,5 +1,7 @@
 //! Assertions on the plugin's JSON output: a JSONPath (RFC 9535) and one expectation.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,7 +24,14 @@ pub struct Assertion {
     /// The path selects no node.
     #[serde(default)]
     pub absent: bool,
+    /// The path selects the same (non-empty) list of values here as in the output an earlier
+    /// `podiam` step captured under this name: e.g. a bind's result against its plan.
+    #[serde(default)]
+    pub same_as: Option<String>,
 }
+
+/// Outputs of earlier `podiam` steps of the scenario, by `capture` name.
+pub type Captures = BTreeMap<String, Value>;
 
 impl Assertion {
     pub fn validate(&self) -> Result<()> {
@@ -33,12 +42,13 @@ impl Assertion {
             self.matches.is_some(),
             self.contains.is_some(),
             self.absent,
+            self.same_as.is_some(),
         ]
         .iter()
         .filter(|b| **b)
         .count();
         if expectations != 1 {
-            bail!("needs exactly one of equals, matches, contains, absent");
+            bail!("needs exactly one of equals, matches, contains, absent, sameAs");
         }
         if let Some(re) = &self.matches {
             regex::Regex::new(re)?;
@@ -48,8 +58,31 @@ impl Assertion {
 
     /// Ok, or a message saying what was found instead.
     pub fn check(&self, document: &Value) -> Result<(), String> {
+        self.check_with(document, &Captures::new())
+    }
+
+    /// As `check`, with the captured outputs `sameAs` compares against.
+    pub fn check_with(&self, document: &Value, captures: &Captures) -> Result<(), String> {
         let path = JsonPath::parse(&self.path).map_err(|e| e.to_string())?;
         let nodes = path.query(document).all();
+        if let Some(name) = &self.same_as {
+            let captured = captures
+                .get(name)
+                .ok_or_else(|| format!("{}: no earlier step captured {name:?}", self.path))?;
+            let expected = path.query(captured).all();
+            return if expected.is_empty() {
+                Err(format!("{}: selects nothing in {name:?}", self.path))
+            } else if nodes == expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: {} here, but {} in {name:?}",
+                    self.path,
+                    Value::Array(nodes.into_iter().cloned().collect()),
+                    Value::Array(expected.into_iter().cloned().collect())
+                ))
+            };
+        }
         if self.absent {
             return match nodes.first() {
                 None => Ok(()),
@@ -133,6 +166,29 @@ mod tests {
             .check(&doc)
             .unwrap_err();
         assert!(err.contains("no value"), "{err}");
+    }
+
+    #[test]
+    fn same_as_compares_every_selected_value_with_the_capture() {
+        let plan = json!({"changes": [{"action": "update", "status": "planned"}, {"action": "annotate", "status": "planned"}]});
+        let captures = Captures::from([("plan".to_owned(), plan)]);
+        let same = json!({"changes": [{"action": "update", "status": "applied"}, {"action": "annotate", "status": "applied"}]});
+        let fewer = json!({"changes": [{"action": "update", "status": "applied"}]});
+        let check = a("{path: '$.changes[*].action', sameAs: plan}");
+        assert!(check.check_with(&same, &captures).is_ok());
+        let err = check.check_with(&fewer, &captures).unwrap_err();
+        assert!(err.contains("annotate"), "{err}");
+        assert!(
+            a("{path: '$.changes[*].status', sameAs: plan}")
+                .check_with(&same, &captures)
+                .is_err()
+        );
+        assert!(
+            a("{path: '$.nothing', sameAs: plan}")
+                .check_with(&same, &captures)
+                .is_err()
+        );
+        assert!(check.check(&same).is_err(), "no capture named plan");
     }
 
     #[test]

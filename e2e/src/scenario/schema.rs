@@ -134,6 +134,9 @@ pub struct PodiamStep {
     /// Texts stderr must contain (e.g. the fix a refusal prints).
     #[serde(default)]
     pub stderr_contains: Vec<String>,
+    /// Keep the JSON output under this name for later `sameAs` assertions.
+    #[serde(default)]
+    pub capture: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
