@@ -1,4 +1,6 @@
 use crate::bind::aws_role::RoleRequest;
+use crate::bind::azure_graph::AzureBindTarget;
+use crate::bind::azure_wi::AzureRequest;
 use crate::bind::plan::{BindReport, DryRun};
 use crate::bind::{BindRequest, BindTarget, CloudEndpoints};
 use crate::cli::{BindArgs, DryRunArg, GlobalFlags};
@@ -10,8 +12,13 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
     if global.output == crate::report::Format::Junit {
         return Err(Error::Usage("-o junit is for verify".into()));
     }
-    let target = match &args.aws_role {
-        Some(role) => BindTarget::AwsIrsa(RoleRequest {
+    let target = match (&args.aws_role, &args.azure_client_id) {
+        (None, Some(client_id)) => BindTarget::AzureWorkloadIdentity(AzureRequest {
+            client_id: client_id.clone(),
+            tenant_id: args.azure_tenant_id.clone(),
+            label_workloads: args.label_workloads,
+        }),
+        (Some(role), None) => BindTarget::AwsIrsa(RoleRequest {
             role: role.clone(),
             create_role: args.create_role,
             policy_arns: args.policy_arns.clone(),
@@ -20,7 +27,11 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
                 .clone()
                 .unwrap_or_else(|| irsa::DEFAULT_AUDIENCE.to_owned()),
         }),
-        None => return Err(Error::Usage("bind needs --aws-role".into())),
+        _ => {
+            return Err(Error::Usage(
+                "bind needs exactly one of --aws-role, --azure-client-id".into(),
+            ));
+        }
     };
     let conn = client::connect(&super::connection_flags(global)).await?;
     let request = BindRequest {
@@ -38,6 +49,11 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
     };
     let clouds = CloudEndpoints {
         aws: super::aws_target(global, &args.cloud),
+        azure: AzureBindTarget {
+            authority_host: args.cloud.azure_authority_host.clone(),
+            graph_endpoint: args.azure_graph_endpoint.clone(),
+            timeout: global.request_timeout.filter(|t| !t.is_zero()),
+        },
     };
     crate::bind::run(&conn.client, &clouds, &request).await
 }
