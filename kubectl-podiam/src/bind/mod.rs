@@ -178,6 +178,7 @@ pub async fn run(
             request.dry_run == DryRun::Server,
         )
         .await?;
+        workload_labels::note_rolled(&report.changes, &mut report.stale_pods);
     }
     Ok(report)
 }

@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
-use super::plan::{Change, ChangeStatus, Operation, System};
+use super::plan::{Change, ChangeStatus, Operation, StalePod, System};
 use crate::error::{Error, Result};
 use crate::mechanisms::azure_workload_identity::annotations as a;
 
@@ -196,6 +196,29 @@ pub fn plan(namespace: &str, unlabelled: &[Unlabelled], label: bool) -> (Vec<Cha
         });
     }
     (changes, warnings)
+}
+
+/// A stale pod whose owner's template this binding labels is recreated by that rollout: say so
+/// instead of asking for a restart.
+pub fn note_rolled(changes: &[Change], stale: &mut [StalePod]) {
+    for pod in stale.iter_mut() {
+        let Some(owner) = &pod.owner else { continue };
+        let labelled = changes.iter().find(|c| match &c.operation {
+            Operation::Workload(WorkloadOperation::LabelTemplate { kind, name, .. }) => {
+                *owner == format!("{kind}/{name}")
+            }
+            _ => false,
+        });
+        if let Some(change) = labelled {
+            pod.action = match change.status {
+                ChangeStatus::Applied => {
+                    "being replaced: its owner's template was labelled, so the rollout recreates it"
+                }
+                _ => "its owner's template label (above) rolls it",
+            }
+            .to_owned();
+        }
+    }
 }
 
 /// Carries out one template change; `server_dry_run` asks the API server to validate only.
