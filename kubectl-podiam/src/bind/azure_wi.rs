@@ -100,7 +100,8 @@ pub async fn plan(
     ))
 }
 
-fn validate(azure: &AzureRequest) -> Result<()> {
+/// Refuses ids that are not GUIDs (checked before any cluster or cloud call).
+pub fn validate(azure: &AzureRequest) -> Result<()> {
     let guid = Regex::new(a::GUID_PATTERN).expect("GUID pattern");
     if !guid.is_match(&azure.client_id) {
         return Err(Error::Usage(format!(

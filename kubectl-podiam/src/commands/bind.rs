@@ -13,6 +13,18 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
         return Err(Error::Usage("-o junit is for verify".into()));
     }
     let target = match (&args.aws_role, &args.azure_client_id) {
+        (Some(_), None) if args.label_workloads || args.azure_tenant_id.is_some() => {
+            return Err(Error::Usage(
+                "--label-workloads and --azure-tenant-id go with --azure-client-id".into(),
+            ));
+        }
+        (None, Some(_))
+            if args.create_role || !args.policy_arns.is_empty() || args.audience.is_some() =>
+        {
+            return Err(Error::Usage(
+                "--create-role, --policy-arn and --audience go with --aws-role".into(),
+            ));
+        }
         (None, Some(client_id)) => BindTarget::AzureWorkloadIdentity(AzureRequest {
             client_id: client_id.clone(),
             tenant_id: args.azure_tenant_id.clone(),
@@ -33,6 +45,9 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
             ));
         }
     };
+    if let BindTarget::AzureWorkloadIdentity(azure) = &target {
+        crate::bind::azure_wi::validate(azure)?;
+    }
     let conn = client::connect(&super::connection_flags(global)).await?;
     let request = BindRequest {
         namespace: conn.namespace.clone(),
