@@ -162,7 +162,7 @@ pub enum DryRunArg {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("identity").required(true).args(["aws_role"])))]
+#[command(group(clap::ArgGroup::new("identity").required(true).args(["aws_role", "azure_client_id"])))]
 pub struct BindArgs {
     /// The ServiceAccount to bind (created when missing)
     pub service_account: String,
@@ -178,6 +178,25 @@ pub struct BindArgs {
     /// Token audience the trust policy requires [default: sts.amazonaws.com]
     #[arg(long, value_name = "AUDIENCE", requires = "aws_role")]
     pub audience: Option<String>,
+    /// AKS Workload Identity: the application (client) id whose federated credential gets this
+    /// ServiceAccount (Microsoft Graph, the operator's Azure credentials)
+    #[arg(long, value_name = "GUID")]
+    pub azure_client_id: Option<String>,
+    /// Annotate this tenant on the ServiceAccount [default: the webhook's tenant]
+    #[arg(long, value_name = "GUID", requires = "azure_client_id")]
+    pub azure_tenant_id: Option<String>,
+    /// Add azure.workload.identity/use: "true" to the pod templates of the workloads using the
+    /// ServiceAccount (without it they are only named)
+    #[arg(long, requires = "azure_client_id")]
+    pub label_workloads: bool,
+    /// Microsoft Graph base URL (default: https://graph.microsoft.com)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PODIAM_AZURE_GRAPH_ENDPOINT",
+        requires = "azure_client_id"
+    )]
+    pub azure_graph_endpoint: Option<String>,
     /// none: apply; client: print the plan and change nothing; server: validate the Kubernetes
     /// changes with the API server's dry run (cloud changes are only planned)
     #[arg(long, value_enum, default_value = "none", num_args = 0..=1, require_equals = true, default_missing_value = "client")]

@@ -288,7 +288,48 @@ fn bind_usage_errors_exit_2_before_touching_anything() {
         .assert()
         .code(2)
         .stdout(predicate::str::is_empty());
+    // One identity at a time; Azure-only flags need --azure-client-id.
+    podiam()
+        .args([
+            "bind",
+            "sa",
+            "--aws-role",
+            "r",
+            "--azure-client-id",
+            AZ_CLIENT,
+        ])
+        .assert()
+        .code(2);
+    podiam()
+        .args(["bind", "sa", "--aws-role", "r", "--label-workloads"])
+        .assert()
+        .code(2);
+    podiam()
+        .args([
+            "bind",
+            "sa",
+            "--azure-client-id",
+            AZ_CLIENT,
+            "--create-role",
+        ])
+        .assert()
+        .code(2);
+    // The seed's placeholder client id is no GUID: refused before any cluster or cloud call
+    // (no kubeconfig is reachable here, which would be exit 3).
+    podiam()
+        .args([
+            "bind",
+            "sa",
+            "--azure-client-id",
+            "aks-pod-identity-client-id",
+        ])
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a GUID"));
 }
+
+const AZ_CLIENT: &str = "11111111-2222-3333-4444-555555555555";
 
 #[test]
 fn bind_against_an_unreachable_cluster_exits_3_and_prints_no_plan() {

@@ -4,7 +4,10 @@
 //!
 //! Azure: `SSL_CERT_FILE` is the emulators' CA bundle (Entra's CA and the cluster issuer's),
 //! `PODIAM_AZURE_BLOB_ENDPOINT` the Blob front. The Entra authority comes from the pod's own
-//! `AZURE_AUTHORITY_HOST`, injected by the webhook stand-in.
+//! `AZURE_AUTHORITY_HOST`, injected by the webhook stand-in. For `bind`, the operator's Azure
+//! identity is the emulators' operator principal through the SDKs' environment convention
+//! (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_AUTHORITY_HOST`), and
+//! Microsoft Graph is at `PODIAM_AZURE_GRAPH_ENDPOINT`.
 
 use std::path::Path;
 
@@ -19,6 +22,7 @@ pub fn plugin_command(
     azure: &AzureEmulators,
 ) -> tokio::process::Command {
     let (key, secret) = aws.admin_credentials();
+    let (azure_operator, azure_secret) = azure.operator_credentials();
     let mut cmd = tokio::process::Command::new(plugin);
     cmd.env_clear();
     for passed in ["PATH", "HOME", "TERM", "NO_COLOR"] {
@@ -34,6 +38,11 @@ pub fn plugin_command(
         .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("SSL_CERT_FILE", azure.ca_bundle_file())
         .env("PODIAM_AZURE_BLOB_ENDPOINT", azure.blob_endpoint())
+        .env("PODIAM_AZURE_GRAPH_ENDPOINT", azure.graph_endpoint())
+        .env("AZURE_AUTHORITY_HOST", format!("{}/", azure.entra_url()))
+        .env("AZURE_TENANT_ID", azure.tenant_id())
+        .env("AZURE_CLIENT_ID", azure_operator)
+        .env("AZURE_CLIENT_SECRET", azure_secret)
         // The EKS cluster name for Pod Identity exchanges from the operator's machine.
         .env(
             "PODIAM_EKS_CLUSTER_NAME",

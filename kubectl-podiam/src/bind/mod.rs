@@ -9,16 +9,21 @@
 
 pub mod aws_irsa;
 pub mod aws_role;
+pub mod azure_graph;
+pub mod azure_wi;
 pub mod plan;
 pub mod service_account;
 pub mod stale_pods;
 pub mod text;
+pub mod workload_labels;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use self::aws_role::RoleRequest;
+use self::azure_graph::{AzureBindTarget, GraphSession};
+use self::azure_wi::AzureRequest;
 use self::plan::{BindReport, Change, ChangeStatus, DryRun, Operation, System};
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
@@ -27,12 +32,14 @@ use crate::exchange::aws_config::AwsTarget;
 #[derive(Debug, Clone)]
 pub enum BindTarget {
     AwsIrsa(RoleRequest),
+    AzureWorkloadIdentity(AzureRequest),
 }
 
 /// Where each cloud's APIs are (the same overrides as verify, so the emulators serve tests).
 #[derive(Debug, Clone)]
 pub struct CloudEndpoints {
     pub aws: AwsTarget,
+    pub azure: AzureBindTarget,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +71,7 @@ impl BindRequest {
 #[derive(Default)]
 pub struct Operator {
     pub aws: Option<aws_config::SdkConfig>,
+    pub azure: Option<GraphSession>,
 }
 
 /// The cloud half of a binding, planned by the mechanism's module.
@@ -100,6 +108,9 @@ pub async fn run(
     let issuer = crate::kube::issuer::service_account_issuer(client).await?;
     let (operator, cloud) = match &request.target {
         BindTarget::AwsIrsa(role) => aws_irsa::plan(&clouds.aws, role, &issuer, request).await?,
+        BindTarget::AzureWorkloadIdentity(azure) => {
+            azure_wi::plan(client, &clouds.azure, azure, &issuer, request).await?
+        }
     };
     let CloudPlan {
         mechanism,
@@ -129,6 +140,8 @@ pub async fn run(
             .await?,
         );
     }
+    // Workload templates change last: pods they roll must see the annotated ServiceAccount.
+    changes.sort_by_key(|c| matches!(c.operation, Operation::Workload(_)));
     let mut report = BindReport {
         api_version: crate::report::API_VERSION,
         kind: if request.dry_run == DryRun::Client {
@@ -165,6 +178,7 @@ pub async fn run(
             request.dry_run == DryRun::Server,
         )
         .await?;
+        workload_labels::note_rolled(&report.changes, &mut report.stale_pods);
     }
     Ok(report)
 }
@@ -203,6 +217,11 @@ async fn apply(client: &kube::Client, operator: &Operator, report: &mut BindRepo
                 Ok(config) => aws_role::apply(config, op).await,
                 Err(e) => Err(e),
             },
+            Operation::AzureGraph(op) => match session(&operator.azure, "Azure") {
+                Ok(graph) => graph.apply(op).await,
+                Err(e) => Err(e),
+            },
+            Operation::Workload(op) => workload_labels::apply(client, op, server_dry_run).await,
         };
         match result {
             Ok(()) => {

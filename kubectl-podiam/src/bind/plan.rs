@@ -44,6 +44,8 @@ pub enum ChangeStatus {
 pub enum Operation {
     ServiceAccount(super::service_account::ServiceAccountOperation),
     AwsIam(super::aws_role::IamOperation),
+    AzureGraph(super::azure_graph::GraphOperation),
+    Workload(super::workload_labels::WorkloadOperation),
 }
 
 impl Operation {
@@ -52,6 +54,8 @@ impl Operation {
         match self {
             Operation::ServiceAccount(op) => op.undo_hint(),
             Operation::AwsIam(op) => op.undo_hint(),
+            Operation::AzureGraph(op) => op.undo_hint(),
+            Operation::Workload(op) => op.undo_hint(),
         }
     }
 }
@@ -61,7 +65,7 @@ impl Operation {
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub system: System,
-    /// `create`, `update`, `attach`, `annotate`.
+    /// `create`, `update`, `attach`, `annotate`, `label`.
     pub action: &'static str,
     /// e.g. `ServiceAccount default/s3-reader`, `IAM role my-pod-role`.
     pub resource: String,

@@ -31,6 +31,10 @@ pub struct AccessTokenClaims {
     pub appidacr: String,
     pub idtyp: String,
     pub ver: String,
+    /// Application permissions granted to the client on the resource (e.g. Graph's
+    /// `Application.ReadWrite.All`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// A record of one issued token (never the token itself).
@@ -66,12 +70,13 @@ pub fn object_id_for(client_id: &str) -> String {
 }
 
 /// Signs a token for `client_id` in `tenant_id` for `audience` (the scope without
-/// `/.default`), valid from `now`.
+/// `/.default`) carrying the application permissions `roles`, valid from `now`.
 pub fn issue(
     key: &SigningKey,
     client_id: &str,
     tenant_id: &str,
     audience: &str,
+    roles: Vec<String>,
     now: i64,
 ) -> Result<(String, AccessTokenClaims)> {
     let oid = object_id_for(client_id);
@@ -89,6 +94,7 @@ pub fn issue(
         appidacr: "2".to_owned(),
         idtyp: "app".to_owned(),
         ver: "1.0".to_owned(),
+        roles,
     };
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(key.kid().to_owned());

@@ -20,6 +20,7 @@ use super::blob_front::{self, BlobState};
 use super::blob_store::BlobStore;
 use super::directory::Directory;
 use super::entra::{self, EntraState};
+use super::graph::{self, GraphState};
 use super::setup::AzureSetup;
 use crate::https_server::serve_https;
 use crate::setup::{CloudSetup, SetupVariables};
@@ -70,6 +71,8 @@ pub struct AzureEmulators {
     authority_host: String,
     blob_endpoint: String,
     blob_https_endpoint: String,
+    graph_endpoint: String,
+    operator_secret: String,
     ca_file: PathBuf,
     ca_bundle_file: PathBuf,
     servers: Vec<JoinHandle<()>>,
@@ -127,11 +130,14 @@ impl AzureEmulators {
         let signing_key = SigningKey::generate()?;
         let token_key = DecodingKey::from_jwk(&signing_key.jwks().keys[0])
             .context("the emulator's own public key")?;
+        let operator_secret = random_secret()?;
 
         let entra_listener = listen(options.entra_bind_ip)?;
         let entra_port = entra_listener.local_addr()?.port();
         let blob_listener = listen(IpAddr::from([127, 0, 0, 1]))?;
         let blob_https_listener = listen(IpAddr::from([127, 0, 0, 1]))?;
+        let graph_listener = listen(IpAddr::from([127, 0, 0, 1]))?;
+        let graph_endpoint = format!("https://127.0.0.1:{}", graph_listener.local_addr()?.port());
         let entra_url = format!("https://127.0.0.1:{entra_port}");
         let authority_base = format!("https://{}:{entra_port}", options.authority_hostname);
         let blob_endpoint = format!("http://127.0.0.1:{}", blob_listener.local_addr()?.port());
@@ -149,6 +155,12 @@ impl AzureEmulators {
             signing_key,
             log: log.clone(),
             public_url: authority_base.clone(),
+            operator_secret: operator_secret.clone(),
+        }));
+        let graph_router = graph::router(Arc::new(GraphState {
+            directory: directory.clone(),
+            token_key: token_key.clone(),
+            log: log.clone(),
         }));
         let blob_router = blob_front::router(Arc::new(BlobState {
             directory: directory.clone(),
@@ -162,7 +174,8 @@ impl AzureEmulators {
         let handle = runtime.handle();
         let entra_tls = tls.config.clone();
         let https_blob_router = blob_router.clone();
-        let blob_tls = tls.config;
+        let blob_tls = tls.config.clone();
+        let graph_tls = tls.config;
         let servers = vec![
             handle.spawn(async move {
                 // Converted inside the runtime whose reactor serves them.
@@ -180,6 +193,11 @@ impl AzureEmulators {
                     serve_https(listener, blob_tls, https_blob_router).await;
                 }
             }),
+            handle.spawn(async move {
+                if let Ok(listener) = TcpListener::from_std(graph_listener) {
+                    serve_https(listener, graph_tls, graph_router).await;
+                }
+            }),
         ];
         Ok(Self {
             directory,
@@ -189,6 +207,8 @@ impl AzureEmulators {
             authority_host: format!("{authority_base}/"),
             blob_endpoint,
             blob_https_endpoint,
+            graph_endpoint,
+            operator_secret,
             ca_file,
             ca_bundle_file,
             servers,
@@ -272,6 +292,17 @@ impl AzureEmulators {
         &self.blob_https_endpoint
     }
 
+    /// `https://127.0.0.1:PORT`: Microsoft Graph (`PODIAM_AZURE_GRAPH_ENDPOINT`), same CA.
+    pub fn graph_endpoint(&self) -> &str {
+        &self.graph_endpoint
+    }
+
+    /// The operator principal's client id and secret (what `AZURE_CLIENT_ID` and
+    /// `AZURE_CLIENT_SECRET` carry for the plugin); its Graph permissions come from the setup.
+    pub fn operator_credentials(&self) -> (&'static str, &str) {
+        (super::setup::OPERATOR_CLIENT_ID, &self.operator_secret)
+    }
+
     /// PEM of the CA behind the Entra (and HTTPS Blob) certificates.
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
@@ -297,6 +328,14 @@ impl AzureEmulators {
     pub fn issued_tokens(&self) -> Vec<IssuedToken> {
         self.directory.issued()
     }
+}
+
+/// A fresh client secret per run, shaped like Entra's (40 characters).
+fn random_secret() -> Result<String> {
+    let mut bytes = [0u8; 30];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 impl Drop for AzureEmulators {

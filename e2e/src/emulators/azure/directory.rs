@@ -28,6 +28,16 @@ impl Directory {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = setup;
     }
 
+    /// Changes the current contents in place (Graph writes); `change` sees a consistent copy.
+    pub fn update<R>(&self, change: impl FnOnce(&mut AzureSetup) -> R) -> R {
+        change(
+            &mut self
+                .setup
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
     pub fn record_issued(&self, token: IssuedToken) {
         self.issued
             .lock()

@@ -22,6 +22,8 @@ use super::access_token::{ACCESS_TOKEN_LIFETIME_SECONDS, IssuedToken, issue, tok
 use super::directory::Directory;
 use super::entra_error::EntraError;
 use super::federated_assertion::{AssertionContext, check_assertion};
+use super::graph::GRAPH_RESOURCE;
+use super::setup::OPERATOR_CLIENT_ID;
 
 pub const JWT_BEARER_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -33,6 +35,8 @@ pub struct EntraState {
     pub log: RequestLog,
     /// `https://HOST:PORT` as clients reach it (discovery documents name it).
     pub public_url: String,
+    /// The client secret of the operator principal ([`OPERATOR_CLIENT_ID`]).
+    pub operator_secret: String,
 }
 
 pub fn router(state: Arc<EntraState>) -> Router {
@@ -115,6 +119,9 @@ async fn exchange(
     let Some(resource) = scope.strip_suffix("/.default") else {
         return Err(EntraError::invalid_scope(scope));
     };
+    if let Some(secret) = form.get("client_secret").filter(|v| !v.is_empty()) {
+        return secret_grant(state, &setup, tenant, client_id, secret, resource);
+    }
     let assertion_type = param("client_assertion_type")?;
     if assertion_type != JWT_BEARER_ASSERTION_TYPE {
         return Err(EntraError::invalid_assertion_type());
@@ -133,12 +140,71 @@ async fn exchange(
         now: now + setup.clock_offset_seconds,
     };
     let accepted = check_assertion(app, assertion, &context).await?;
+    // Workload applications hold no Graph permissions in the emulator.
+    grant(
+        state,
+        &setup,
+        &app.client_id,
+        resource,
+        Vec::new(),
+        accepted.credential,
+    )
+}
 
+/// The client-credentials grant with a client secret: only the operator principal has one.
+/// Its Graph tokens carry the setup's `operatorGraphPermissions` as `roles`.
+fn secret_grant(
+    state: &EntraState,
+    setup: &super::setup::AzureSetup,
+    tenant: &str,
+    client_id: &str,
+    secret: &str,
+    resource: &str,
+) -> Result<Json<serde_json::Value>, EntraError> {
+    let is_operator = client_id.eq_ignore_ascii_case(OPERATOR_CLIENT_ID);
+    let known = is_operator
+        || setup
+            .applications
+            .iter()
+            .any(|app| app.client_id.eq_ignore_ascii_case(client_id));
+    if !known {
+        return Err(EntraError::application_not_found(client_id, tenant));
+    }
+    // Constant-time equality is beside the point in an emulator; a wrong secret and an app
+    // without secrets answer alike, as in Entra.
+    if !is_operator || secret != state.operator_secret {
+        return Err(EntraError::invalid_client_secret(client_id));
+    }
+    let roles = if resource.trim_end_matches('/') == GRAPH_RESOURCE {
+        setup.operator_graph_permissions.clone()
+    } else {
+        Vec::new()
+    };
+    grant(
+        state,
+        setup,
+        OPERATOR_CLIENT_ID,
+        resource,
+        roles,
+        "client secret".to_owned(),
+    )
+}
+
+fn grant(
+    state: &EntraState,
+    setup: &super::setup::AzureSetup,
+    client_id: &str,
+    resource: &str,
+    roles: Vec<String>,
+    credential: String,
+) -> Result<Json<serde_json::Value>, EntraError> {
+    let now = unix_now();
     let (access_token, claims) = issue(
         &state.signing_key,
-        &app.client_id,
+        client_id,
         &setup.tenant_id,
-        resource,
+        resource.trim_end_matches('/'),
+        roles,
         now,
     )
     .map_err(|_| EntraError::signature_invalid())?;
@@ -147,7 +213,7 @@ async fn exchange(
         tenant_id: claims.tid.clone(),
         object_id: claims.oid.clone(),
         audience: claims.aud.clone(),
-        credential: accepted.credential,
+        credential,
         expires_at: claims.exp,
     });
     Ok(Json(json!({

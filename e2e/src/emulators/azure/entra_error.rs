@@ -90,6 +90,17 @@ impl EntraError {
         )
     }
 
+    pub fn invalid_client_secret(client_id: &str) -> Self {
+        Self::new(
+            7000215,
+            "invalid_client",
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        )
+    }
+
     pub fn malformed_assertion() -> Self {
         Self::new(
             50027,

@@ -6,6 +6,10 @@
 //! The Blob side keeps its contents in memory instead of forwarding to Azurite: listing,
 //! reading and writing block blobs is all podiam checks, and the front's authorization is the
 //! part Azurite cannot provide (it accepts any well-formed bearer token).
+//!
+//! Microsoft Graph (applications and their federated identity credentials) is served on its
+//! own HTTPS port with the same CA, for `bind`; its caller is the built-in operator principal
+//! (client secret grant at the Entra endpoint, Graph permissions from the setup).
 
 mod access_token;
 mod azure_emulators;
@@ -16,6 +20,8 @@ mod directory;
 mod entra;
 mod entra_error;
 mod federated_assertion;
+mod graph;
+mod graph_error;
 mod role_assignments;
 pub mod setup;
 
@@ -25,4 +31,7 @@ pub use azure_emulators::{
 };
 pub use blob_front::STORAGE_RESOURCE;
 pub use entra::JWT_BEARER_ASSERTION_TYPE;
-pub use setup::{AzureSetup, DEFAULT_TENANT_ID, SEED_CLIENT_ID, TOKEN_EXCHANGE_AUDIENCE};
+pub use graph::{GRAPH_RESOURCE, application_object_id, credential_id};
+pub use setup::{
+    AzureSetup, DEFAULT_TENANT_ID, OPERATOR_CLIENT_ID, SEED_CLIENT_ID, TOKEN_EXCHANGE_AUDIENCE,
+};

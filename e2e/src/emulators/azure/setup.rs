@@ -34,6 +34,13 @@ pub struct AzureSetup {
     /// skewed node clock. 0: the real time.
     #[serde(default)]
     pub clock_offset_seconds: i64,
+    /// Microsoft Graph application permissions (app roles in its tokens' `roles`) of the
+    /// built-in operator principal ([`OPERATOR_CLIENT_ID`], whose client secret the harness
+    /// hands to the plugin): `Application.ReadWrite.All` (every application),
+    /// `Application.ReadWrite.OwnedBy` (the applications listing it in `owners`),
+    /// `Application.Read.All`. Default: `[Application.ReadWrite.All]`.
+    #[serde(default = "default_operator_graph_permissions")]
+    pub operator_graph_permissions: Vec<String>,
 }
 
 impl Default for AzureSetup {
@@ -44,6 +51,7 @@ impl Default for AzureSetup {
             storage_accounts: Vec::new(),
             unreachable_issuers: Vec::new(),
             clock_offset_seconds: 0,
+            operator_graph_permissions: default_operator_graph_permissions(),
         }
     }
 }
@@ -51,6 +59,24 @@ impl Default for AzureSetup {
 fn default_tenant_id() -> String {
     DEFAULT_TENANT_ID.to_owned()
 }
+
+fn default_operator_graph_permissions() -> Vec<String> {
+    vec![APPLICATION_READ_WRITE_ALL.to_owned()]
+}
+
+/// Client id of the operator principal every tenant of the emulator has: the identity an
+/// operator's `az login --service-principal` (or AZURE_CLIENT_ID/AZURE_CLIENT_SECRET) would be.
+pub const OPERATOR_CLIENT_ID: &str = "0a0b0c0d-0000-4000-8000-00000000aa01";
+
+/// Graph application permissions the emulator understands (Microsoft Graph's own names).
+pub const APPLICATION_READ_WRITE_ALL: &str = "Application.ReadWrite.All";
+pub const APPLICATION_READ_WRITE_OWNED_BY: &str = "Application.ReadWrite.OwnedBy";
+pub const APPLICATION_READ_ALL: &str = "Application.Read.All";
+const KNOWN_GRAPH_PERMISSIONS: [&str; 3] = [
+    APPLICATION_READ_WRITE_ALL,
+    APPLICATION_READ_WRITE_OWNED_BY,
+    APPLICATION_READ_ALL,
+];
 
 /// An app registration (or user-assigned managed identity: both carry federated credentials).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +88,10 @@ pub struct ApplicationSetup {
     pub display_name: Option<String>,
     #[serde(default)]
     pub federated_credentials: Vec<FederatedCredentialSetup>,
+    /// Client ids of the principals owning this application (what
+    /// `Application.ReadWrite.OwnedBy` lets them write).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +104,8 @@ pub struct FederatedCredentialSetup {
     pub subject: String,
     /// Entra allows exactly one value, normally `api://AzureADTokenExchange`.
     pub audiences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +143,14 @@ pub struct RoleAssignmentSetup {
 impl AzureSetup {
     /// Rejects what Entra or Azure RBAC would refuse to create.
     pub fn validate(&self) -> Result<()> {
+        for permission in &self.operator_graph_permissions {
+            if !KNOWN_GRAPH_PERMISSIONS.contains(&permission.as_str()) {
+                bail!(
+                    "unknown Graph permission {permission:?} (known: {})",
+                    KNOWN_GRAPH_PERMISSIONS.join(", ")
+                );
+            }
+        }
         for app in &self.applications {
             if app.federated_credentials.len() > MAX_FEDERATED_CREDENTIALS_PER_APP {
                 bail!(
