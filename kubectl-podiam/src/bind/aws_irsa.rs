@@ -38,7 +38,13 @@ pub async fn plan(
         warnings: Vec::new(),
         is_bound: Box::new(move |pod| runs_with_role(pod, &role_arn)),
     };
-    Ok((Operator { aws: Some(config) }, plan))
+    Ok((
+        Operator {
+            aws: Some(config),
+            ..Operator::default()
+        },
+        plan,
+    ))
 }
 
 /// Does a container of `pod` already run with this role (the webhook mutated it after the

@@ -9,6 +9,8 @@
 
 pub mod aws_irsa;
 pub mod aws_role;
+pub mod gcp_iam_policy;
+pub mod gcp_workload_identity;
 pub mod plan;
 pub mod service_account;
 pub mod stale_pods;
@@ -19,6 +21,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 
 use self::aws_role::RoleRequest;
+use self::gcp_workload_identity::{GcpIamTarget, GsaRequest};
 use self::plan::{BindReport, Change, ChangeStatus, DryRun, Operation, System};
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
@@ -27,12 +30,14 @@ use crate::exchange::aws_config::AwsTarget;
 #[derive(Debug, Clone)]
 pub enum BindTarget {
     AwsIrsa(RoleRequest),
+    GcpWorkloadIdentity(GsaRequest),
 }
 
 /// Where each cloud's APIs are (the same overrides as verify, so the emulators serve tests).
 #[derive(Debug, Clone)]
 pub struct CloudEndpoints {
     pub aws: AwsTarget,
+    pub gcp_iam: GcpIamTarget,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +69,7 @@ impl BindRequest {
 #[derive(Default)]
 pub struct Operator {
     pub aws: Option<aws_config::SdkConfig>,
+    pub gcp: Option<gcp_iam_policy::GcpOperator>,
 }
 
 /// The cloud half of a binding, planned by the mechanism's module.
@@ -100,6 +106,9 @@ pub async fn run(
     let issuer = crate::kube::issuer::service_account_issuer(client).await?;
     let (operator, cloud) = match &request.target {
         BindTarget::AwsIrsa(role) => aws_irsa::plan(&clouds.aws, role, &issuer, request).await?,
+        BindTarget::GcpWorkloadIdentity(gsa) => {
+            gcp_workload_identity::plan(client, &clouds.gcp_iam, gsa, &issuer, request).await?
+        }
     };
     let CloudPlan {
         mechanism,
@@ -201,6 +210,10 @@ async fn apply(client: &kube::Client, operator: &Operator, report: &mut BindRepo
             }
             Operation::AwsIam(op) => match session(&operator.aws, "AWS") {
                 Ok(config) => aws_role::apply(config, op).await,
+                Err(e) => Err(e),
+            },
+            Operation::GcpIam(op) => match session(&operator.gcp, "Google") {
+                Ok(gcp) => gcp_iam_policy::apply(gcp, op).await,
                 Err(e) => Err(e),
             },
         };

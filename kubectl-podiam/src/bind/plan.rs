@@ -44,6 +44,7 @@ pub enum ChangeStatus {
 pub enum Operation {
     ServiceAccount(super::service_account::ServiceAccountOperation),
     AwsIam(super::aws_role::IamOperation),
+    GcpIam(super::gcp_iam_policy::GcpIamOperation),
 }
 
 impl Operation {
@@ -52,6 +53,7 @@ impl Operation {
         match self {
             Operation::ServiceAccount(op) => op.undo_hint(),
             Operation::AwsIam(op) => op.undo_hint(),
+            Operation::GcpIam(op) => op.undo_hint(),
         }
     }
 }

@@ -1,4 +1,5 @@
 use crate::bind::aws_role::RoleRequest;
+use crate::bind::gcp_workload_identity::{GcpIamTarget, GsaRequest};
 use crate::bind::plan::{BindReport, DryRun};
 use crate::bind::{BindRequest, BindTarget, CloudEndpoints};
 use crate::cli::{BindArgs, DryRunArg, GlobalFlags};
@@ -10,8 +11,13 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
     if global.output == crate::report::Format::Junit {
         return Err(Error::Usage("-o junit is for verify".into()));
     }
-    let target = match &args.aws_role {
-        Some(role) => BindTarget::AwsIrsa(RoleRequest {
+    let target = match (&args.aws_role, &args.gcp_sa) {
+        (_, Some(email)) => BindTarget::GcpWorkloadIdentity(GsaRequest {
+            email: email.clone(),
+            project: args.gcp_project.clone(),
+            allow_no_metadata_server: args.allow_no_gke_metadata_server,
+        }),
+        (Some(role), None) => BindTarget::AwsIrsa(RoleRequest {
             role: role.clone(),
             create_role: args.create_role,
             policy_arns: args.policy_arns.clone(),
@@ -20,7 +26,7 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
                 .clone()
                 .unwrap_or_else(|| irsa::DEFAULT_AUDIENCE.to_owned()),
         }),
-        None => return Err(Error::Usage("bind needs --aws-role".into())),
+        (None, None) => return Err(Error::Usage("bind needs --aws-role or --gcp-sa".into())),
     };
     let conn = client::connect(&super::connection_flags(global)).await?;
     let request = BindRequest {
@@ -38,6 +44,10 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
     };
     let clouds = CloudEndpoints {
         aws: super::aws_target(global, &args.cloud),
+        gcp_iam: GcpIamTarget {
+            iam_endpoint_url: args.gcp_iam_endpoint_url.clone(),
+            timeout: global.request_timeout.filter(|d| !d.is_zero()),
+        },
     };
     crate::bind::run(&conn.client, &clouds, &request).await
 }
