@@ -12,11 +12,15 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
         return Err(Error::Usage("-o junit is for verify".into()));
     }
     let target = match (&args.aws_role, &args.gcp_sa) {
-        (_, Some(email)) => BindTarget::GcpWorkloadIdentity(GsaRequest {
-            email: email.clone(),
-            project: args.gcp_project.clone(),
-            allow_no_metadata_server: args.allow_no_gke_metadata_server,
-        }),
+        (_, Some(email)) => {
+            // A malformed email is bad input: say so before touching the cluster.
+            crate::bind::gcp_workload_identity::parse_email(email)?;
+            BindTarget::GcpWorkloadIdentity(GsaRequest {
+                email: email.clone(),
+                project: args.gcp_project.clone(),
+                allow_no_metadata_server: args.allow_no_gke_metadata_server,
+            })
+        }
         (Some(role), None) => BindTarget::AwsIrsa(RoleRequest {
             role: role.clone(),
             create_role: args.create_role,
