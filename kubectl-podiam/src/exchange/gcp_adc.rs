@@ -17,6 +17,8 @@ pub const LOGIN_HINT: &str = "run `gcloud auth application-default login`, or se
 
 /// An access token for the operator, scoped to `cloud-platform`.
 pub async fn operator_token(timeout: Duration) -> Result<AccessToken, CloudError> {
+    // The crate's reqwest uses rustls without choosing a crypto provider: the process's.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let credentials = Builder::default()
         .with_scopes([SCOPE_CLOUD_PLATFORM])
         .build_access_token_credentials()
