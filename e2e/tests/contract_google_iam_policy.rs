@@ -1,5 +1,6 @@
 //! Tier-2 contract: google-auth (from the harness venv) finds the emulators' `authorized_user`
-//! file as application default credentials, refreshes at its `token_uri`, and drives the IAM
+//! file as application default credentials, refreshes its refresh token at the emulated OAuth
+//! endpoint (google-auth pins Google's endpoint, so the test sets it), and drives the IAM
 //! API's getIamPolicy / setIamPolicy through AuthorizedSession: etags, 409 ABORTED on a stale
 //! one, 403 for callers without the role, 404 for an unknown account, 400 for a missing pool.
 //! Needs python3 with venv and a reachable PyPI — fails naming them otherwise.
@@ -68,6 +69,7 @@ async fn google_iam_policy_contract() {
         .env("PODIAM_EDITOR_ADC", &editor)
         .env("PODIAM_STRANGER_ADC", &stranger)
         .env("PODIAM_IAM_URL", emulators.iam_url())
+        .env("PODIAM_TOKEN_URI", emulators.oauth_token_url())
         // Blocking on purpose: the emulators serve from their own runtime meanwhile.
         .output()
         .expect("run pytest from the venv");

@@ -7,6 +7,10 @@ Run by tests/contract_google_iam_policy.rs, which starts the emulators and passe
   PODIAM_EDITOR_ADC               - roles/editor on the project (may read policies, not set them)
   PODIAM_STRANGER_ADC             - no role at all
   PODIAM_IAM_URL                  - the IAM API base URL
+  PODIAM_TOKEN_URI                - the emulated OAuth token endpoint (the files' token_uri)
+google-auth pins Google's token endpoint for authorized_user files (`from_authorized_user_info`
+ignores the file's token_uri), so the tests point it at the emulator with `with_token_uri`;
+google-cloud-auth (the plugin's) honours the file's token_uri itself.
 The tests run in file order: the first reads the setup's policy before others change it.
 """
 
@@ -25,6 +29,8 @@ ROLE = "roles/iam.workloadIdentityUser"
 MEMBER = "serviceAccount:my-project.svc.id.goog[default/gke-service-account]"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 IAM = os.environ["PODIAM_IAM_URL"]
+TOKEN_URI = os.environ["PODIAM_TOKEN_URI"]
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 CONCURRENT = (
     "There were concurrent policy changes. "
     "Please retry the whole read-modify-write with exponential backoff."
@@ -40,7 +46,7 @@ def session_from(path=None):
         credentials, _ = google.auth.default(scopes=SCOPES)
     else:
         credentials = user_credentials.Credentials.from_authorized_user_file(path, scopes=SCOPES)
-    return AuthorizedSession(credentials)
+    return AuthorizedSession(credentials.with_token_uri(TOKEN_URI))
 
 
 def get_policy(session, email=GSA):
@@ -54,9 +60,13 @@ def error_of(response):
     return error
 
 
-def test_adc_finds_the_authorized_user_file_and_refreshes_at_its_token_uri():
+def test_adc_finds_the_authorized_user_file_and_refreshes_with_its_refresh_token():
     credentials, _ = google.auth.default(scopes=SCOPES)
     assert isinstance(credentials, user_credentials.Credentials)
+    with open(os.environ["GOOGLE_APPLICATION_CREDENTIALS"]) as f:
+        assert json.load(f)["token_uri"] == TOKEN_URI
+    assert credentials.token_uri == GOOGLE_TOKEN_URI, "google-auth pins Google's endpoint"
+    credentials = credentials.with_token_uri(TOKEN_URI)
     credentials.refresh(Request())
     assert credentials.token and credentials.valid
 
@@ -146,5 +156,6 @@ def test_a_wrong_refresh_token_is_invalid_grant():
         info = json.load(f)
     info["refresh_token"] = "1//not-issued-here"
     credentials = user_credentials.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+    credentials = credentials.with_token_uri(TOKEN_URI)
     with pytest.raises(google.auth.exceptions.RefreshError, match="invalid_grant"):
         credentials.refresh(Request())
