@@ -18,7 +18,7 @@ fn member(i: usize) -> String {
     format!("serviceAccount:my-project.svc.id.goog[team-{i}/app]")
 }
 
-async fn operator(emulators: &GcpEmulators, credentials: &std::path::Path) -> GcpOperator {
+async fn operator_session(emulators: &GcpEmulators, credentials: &std::path::Path) -> GcpOperator {
     // The only test in this binary: no other thread reads the environment meanwhile.
     unsafe { std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", credentials) };
     let token = gcp_adc::operator_token(Duration::from_secs(20))
@@ -59,11 +59,15 @@ async fn concurrent_binders_all_land_and_a_rerun_is_a_no_op() {
             },
         )
         .expect("apply");
-    let operator = operator(&emulators, emulators.operator_credentials_file()).await;
+    let operator = operator_session(&emulators, emulators.operator_credentials_file()).await;
 
-    let results =
-        futures::future::join_all((0..WRITERS).map(|i| gcp_iam_policy::apply(&operator, &add(i))))
-            .await;
+    let operations: Vec<GcpIamOperation> = (0..WRITERS).map(add).collect();
+    let results = futures::future::join_all(
+        operations
+            .iter()
+            .map(|op| gcp_iam_policy::apply(&operator, op)),
+    )
+    .await;
     for result in &results {
         assert!(result.is_ok(), "{result:?}");
     }
@@ -114,7 +118,7 @@ async fn concurrent_binders_all_land_and_a_rerun_is_a_no_op() {
     let stranger = emulators
         .user_credentials_file("stranger@example.com")
         .expect("stranger");
-    let stranger = operator(&emulators, &stranger).await;
+    let stranger = operator_session(&emulators, &stranger).await;
     let denied = gcp_iam_policy::apply(&stranger, &add(99))
         .await
         .expect_err("no permission")

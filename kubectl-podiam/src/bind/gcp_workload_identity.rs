@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -268,6 +268,27 @@ pub async fn plan(
         warnings.push(
             "IAM changes usually take effect within 2 minutes (7 or more at times); until then the metadata server may still refuse tokens for this ServiceAccount".into(),
         );
+    }
+    let annotated = Api::<ServiceAccount>::namespaced(client.clone(), &request.namespace)
+        .get_opt(&request.service_account)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|sa| sa.metadata.annotations)
+        .and_then(|a| a.get(gke::GSA).cloned());
+    if !changes.is_empty() || annotated.as_deref() != Some(gsa.email.as_str()) {
+        let running =
+            super::stale_pods::find(client, &request.namespace, &request.service_account, |_| {
+                false
+            })
+            .await
+            .map(|pods| pods.len())
+            .unwrap_or(0);
+        if running > 0 {
+            warnings.push(format!(
+                "{running} pod(s) already use this ServiceAccount and need no restart: the GKE metadata server reads the annotation on each token request (a client library keeps a token it already holds until it expires, up to an hour)"
+            ));
+        }
     }
     let annotations = BTreeMap::from([(gke::GSA.to_owned(), gsa.email.clone())]);
     let plan = CloudPlan {
