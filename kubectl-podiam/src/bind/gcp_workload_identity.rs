@@ -130,17 +130,29 @@ async fn check_nodes(
             return Ok(());
         }
     };
-    let enabled = nodes
-        .iter()
-        .filter(|n| {
-            n.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(gke::NODE_LABEL))
-                .is_some_and(|v| v == "true")
-        })
-        .count();
-    if nodes.is_empty() {
+    let enabled = nodes.iter().filter(|n| runs_metadata_server(n)).count();
+    node_verdict(enabled, nodes.len(), allow, cluster, project, warnings)
+}
+
+/// Does the node carry the label GKE sets on node pools with `GKE_METADATA`?
+fn runs_metadata_server(node: &Node) -> bool {
+    node.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(gke::NODE_LABEL))
+        .is_some_and(|v| v == "true")
+}
+
+/// Refuse (none of `total` nodes runs the metadata server), warn (some don't), or pass.
+fn node_verdict(
+    enabled: usize,
+    total: usize,
+    allow: bool,
+    cluster: Option<&GkeCluster>,
+    project: &str,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    if total == 0 {
         warnings.push(
             "the cluster has no nodes yet: new node pools need --workload-metadata=GKE_METADATA"
                 .into(),
@@ -156,11 +168,10 @@ async fn check_nodes(
             enable_commands(cluster, project)
         )));
     }
-    if enabled < nodes.len() {
+    if enabled < total {
         warnings.push(format!(
-            "{} of {} nodes lack {}=true: pods scheduled there get the node's identity, not this binding",
-            nodes.len() - enabled,
-            nodes.len(),
+            "{} of {total} nodes lack {}=true: pods scheduled there get the node's identity, not this binding",
+            total - enabled,
             gke::NODE_LABEL
         ));
     }
@@ -334,6 +345,48 @@ mod tests {
             Some("europe-west1-b".into())
         );
         assert!(GkeCluster::from_issuer("https://oidc.eks.us-east-1.amazonaws.com/id/X").is_none());
+    }
+
+    #[test]
+    fn nodes_without_the_metadata_server_refuse_or_warn() {
+        let node = |labels: serde_json::Value| -> Node {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n", "labels": labels}}))
+                .unwrap()
+        };
+        assert!(runs_metadata_server(&node(
+            serde_json::json!({gke::NODE_LABEL: "true"})
+        )));
+        assert!(!runs_metadata_server(&node(
+            serde_json::json!({gke::NODE_LABEL: "false"})
+        )));
+        assert!(!runs_metadata_server(&node(serde_json::json!({}))));
+
+        let cluster = GkeCluster::from_issuer(
+            "https://container.googleapis.com/v1/projects/my-project/locations/us-central1/clusters/prod",
+        );
+        let mut warnings = Vec::new();
+        let refused = node_verdict(0, 3, false, cluster.as_ref(), "my-project", &mut warnings)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("gcloud container clusters update prod --location=us-central1 --workload-pool=my-project.svc.id.goog"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("--workload-metadata=GKE_METADATA"),
+            "{refused}"
+        );
+        assert!(node_verdict(0, 3, true, None, "my-project", &mut warnings).is_ok());
+        assert!(
+            warnings.iter().any(|w| w.starts_with("3 of 3 nodes lack")),
+            "{warnings:?}"
+        );
+        warnings.clear();
+        assert!(node_verdict(2, 3, false, None, "my-project", &mut warnings).is_ok());
+        assert!(warnings[0].starts_with("1 of 3 nodes lack"), "{warnings:?}");
+        warnings.clear();
+        assert!(node_verdict(3, 3, false, None, "my-project", &mut warnings).is_ok());
+        assert!(warnings.is_empty());
     }
 
     #[test]
