@@ -3,6 +3,7 @@
 //! role's binding (every other binding kept), write it back with that etag, and start over
 //! when IAM answers `ABORTED` (someone else changed the policy in between).
 
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -13,8 +14,16 @@ use crate::exchange::gcp_iam;
 use crate::exchange::gcp_metadata::AccessToken;
 
 /// Read-modify-write attempts before giving up on a policy that keeps changing.
-const ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const ATTEMPTS: u32 = 8;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Between half and all of `backoff`, at random: binders that collided must not retry in step.
+fn jittered(backoff: Duration) -> Duration {
+    // RandomState is seeded randomly per instance: enough randomness for a jitter, no new crate.
+    let random = RandomState::new().hash_one(backoff.as_nanos());
+    let half = backoff / 2;
+    half + Duration::from_nanos(random % (half.as_nanos() as u64).max(1))
+}
 
 /// The operator's session with the IAM API.
 pub struct GcpOperator {
@@ -162,7 +171,7 @@ pub async fn apply(operator: &GcpOperator, operation: &GcpIamOperation) -> Resul
             Ok(_) => return Ok(()),
             Err(CloudError::Rejected { code, .. }) if code == "ABORTED" && attempt < ATTEMPTS => {
                 tracing::debug!(attempt, "setIamPolicy {email}: concurrent change, retrying");
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(jittered(backoff)).await;
                 backoff *= 2;
             }
             Err(CloudError::Rejected { code, message })
@@ -248,6 +257,17 @@ mod tests {
         ]}]});
         assert!(!grants(&policy, ROLE, MEMBER));
         assert!(!grants(&policy, "roles/viewer", MEMBER));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_all_of_the_backoff() {
+        let backoff = Duration::from_millis(400);
+        let waits: Vec<Duration> = (0..50).map(|_| jittered(backoff)).collect();
+        assert!(
+            waits.iter().all(|w| *w >= backoff / 2 && *w < backoff),
+            "{waits:?}"
+        );
+        assert!(waits.iter().any(|w| *w != waits[0]), "no jitter: {waits:?}");
     }
 
     #[test]
