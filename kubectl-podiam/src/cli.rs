@@ -162,7 +162,7 @@ pub enum DryRunArg {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("identity").required(true).args(["aws_role", "azure_client_id"])))]
+#[command(group(clap::ArgGroup::new("identity").required(true).args(["aws_role", "gcp_sa", "azure_client_id"])))]
 pub struct BindArgs {
     /// The ServiceAccount to bind (created when missing)
     pub service_account: String,
@@ -197,6 +197,21 @@ pub struct BindArgs {
         requires = "azure_client_id"
     )]
     pub azure_graph_endpoint: Option<String>,
+    /// GKE Workload Identity: the Google service account whose IAM policy grants this
+    /// ServiceAccount roles/iam.workloadIdentityUser
+    #[arg(long, value_name = "EMAIL")]
+    pub gcp_sa: Option<String>,
+    /// The cluster's project, whose workload pool PROJECT.svc.id.goog the ServiceAccount belongs
+    /// to (default: the project in the cluster's GKE issuer URL, else the GSA's project)
+    #[arg(long, value_name = "PROJECT", requires = "gcp_sa")]
+    pub gcp_project: Option<String>,
+    /// IAM API base URL (default: CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM, then Google)
+    #[arg(long, value_name = "URL", requires = "gcp_sa")]
+    pub gcp_iam_endpoint_url: Option<String>,
+    /// Bind although no node runs the GKE metadata server (e.g. fleet Workload Identity with a
+    /// credential configuration file)
+    #[arg(long, requires = "gcp_sa")]
+    pub allow_no_gke_metadata_server: bool,
     /// none: apply; client: print the plan and change nothing; server: validate the Kubernetes
     /// changes with the API server's dry run (cloud changes are only planned)
     #[arg(long, value_enum, default_value = "none", num_args = 0..=1, require_equals = true, default_missing_value = "client")]

@@ -282,6 +282,32 @@ fn bind_usage_errors_exit_2_before_touching_anything() {
         .args(["bind", "s3-reader", "--aws-role", "r", "--dry-run=maybe"])
         .assert()
         .code(2);
+    // Flags that belong to --gcp-sa, and one identity at a time.
+    podiam()
+        .args(["bind", "ksa", "--gcp-project", "my-project"])
+        .assert()
+        .code(2);
+    podiam()
+        .args(["bind", "ksa", "--aws-role", "r", "--gcp-sa"])
+        .arg("gsa@my-project.iam.gserviceaccount.com")
+        .assert()
+        .code(2);
+    // Not a GSA email; a default (node) account is refused (exit 1), both before any cluster call.
+    podiam()
+        .args(["bind", "ksa", "--gcp-sa", "someone@example.com"])
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("iam.gserviceaccount.com"));
+    podiam()
+        .args(["bind", "ksa", "--gcp-sa"])
+        .arg("1234567890-compute@developer.gserviceaccount.com")
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "gcloud iam service-accounts create",
+        ));
     // JUnit is verify's format.
     podiam()
         .args(["bind", "s3-reader", "--aws-role", "r", "-o", "junit"])

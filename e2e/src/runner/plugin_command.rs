@@ -52,8 +52,19 @@ pub fn plugin_command(
 }
 
 /// The GCP endpoints the plugin reads from its environment: the Cloud Storage front
-/// (`STORAGE_EMULATOR_HOST`, google-cloud's convention). STS and IAM Credentials need nothing:
-/// external_account files carry their URLs, and on GKE the metadata server exchanges itself.
+/// (`STORAGE_EMULATOR_HOST`, google-cloud's convention) and the IAM API for `bind`
+/// (`CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM`, gcloud's); and the operator's gcloud application
+/// default credentials (`GOOGLE_APPLICATION_CREDENTIALS`, an `authorized_user` file whose
+/// `token_uri` is the emulator's). STS and IAM Credentials need nothing: external_account files
+/// carry their URLs, and on GKE the metadata server exchanges itself.
 pub fn add_gcp_env(cmd: &mut tokio::process::Command, gcp: &GcpEmulators) {
-    cmd.env("STORAGE_EMULATOR_HOST", gcp.gcs_url());
+    cmd.env("STORAGE_EMULATOR_HOST", gcp.gcs_url())
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM",
+            format!("{}/", gcp.iam_url()),
+        )
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            gcp.operator_credentials_file(),
+        );
 }

@@ -5,6 +5,7 @@
 //! Emulator records (`emulator: {cloud, record}`):
 //! - aws `role/NAME`: `{name, arn, trustPolicy, attachedPolicies: [arn…]}`, `null` when absent.
 //! - aws `pod-identity-associations`: `[{clusterName, namespace, serviceAccount, roleArn, associationId}]`.
+//! - gcp `service-account/EMAIL`: `{email, iamPolicy: {bindings}, etag}`, `null` when absent.
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_iam::error::ProvideErrorMetadata;

@@ -11,6 +11,8 @@ pub mod aws_irsa;
 pub mod aws_role;
 pub mod azure_graph;
 pub mod azure_wi;
+pub mod gcp_iam_policy;
+pub mod gcp_workload_identity;
 pub mod plan;
 pub mod service_account;
 pub mod stale_pods;
@@ -24,6 +26,7 @@ use k8s_openapi::api::core::v1::Pod;
 use self::aws_role::RoleRequest;
 use self::azure_graph::{AzureBindTarget, GraphSession};
 use self::azure_wi::AzureRequest;
+use self::gcp_workload_identity::{GcpIamTarget, GsaRequest};
 use self::plan::{BindReport, Change, ChangeStatus, DryRun, Operation, System};
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
@@ -33,6 +36,7 @@ use crate::exchange::aws_config::AwsTarget;
 pub enum BindTarget {
     AwsIrsa(RoleRequest),
     AzureWorkloadIdentity(AzureRequest),
+    GcpWorkloadIdentity(GsaRequest),
 }
 
 /// Where each cloud's APIs are (the same overrides as verify, so the emulators serve tests).
@@ -40,6 +44,7 @@ pub enum BindTarget {
 pub struct CloudEndpoints {
     pub aws: AwsTarget,
     pub azure: AzureBindTarget,
+    pub gcp_iam: GcpIamTarget,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +77,7 @@ impl BindRequest {
 pub struct Operator {
     pub aws: Option<aws_config::SdkConfig>,
     pub azure: Option<GraphSession>,
+    pub gcp: Option<gcp_iam_policy::GcpOperator>,
 }
 
 /// The cloud half of a binding, planned by the mechanism's module.
@@ -110,6 +116,9 @@ pub async fn run(
         BindTarget::AwsIrsa(role) => aws_irsa::plan(&clouds.aws, role, &issuer, request).await?,
         BindTarget::AzureWorkloadIdentity(azure) => {
             azure_wi::plan(client, &clouds.azure, azure, &issuer, request).await?
+        }
+        BindTarget::GcpWorkloadIdentity(gsa) => {
+            gcp_workload_identity::plan(client, &clouds.gcp_iam, gsa, &issuer, request).await?
         }
     };
     let CloudPlan {
@@ -222,6 +231,10 @@ async fn apply(client: &kube::Client, operator: &Operator, report: &mut BindRepo
                 Err(e) => Err(e),
             },
             Operation::Workload(op) => workload_labels::apply(client, op, server_dry_run).await,
+            Operation::GcpIam(op) => match session(&operator.gcp, "Google") {
+                Ok(gcp) => gcp_iam_policy::apply(gcp, op).await,
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(()) => {

@@ -46,6 +46,7 @@ pub enum Operation {
     AwsIam(super::aws_role::IamOperation),
     AzureGraph(super::azure_graph::GraphOperation),
     Workload(super::workload_labels::WorkloadOperation),
+    GcpIam(super::gcp_iam_policy::GcpIamOperation),
 }
 
 impl Operation {
@@ -56,6 +57,7 @@ impl Operation {
             Operation::AwsIam(op) => op.undo_hint(),
             Operation::AzureGraph(op) => op.undo_hint(),
             Operation::Workload(op) => op.undo_hint(),
+            Operation::GcpIam(op) => op.undo_hint(),
         }
     }
 }

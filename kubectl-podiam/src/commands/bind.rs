@@ -1,6 +1,7 @@
 use crate::bind::aws_role::RoleRequest;
 use crate::bind::azure_graph::AzureBindTarget;
 use crate::bind::azure_wi::AzureRequest;
+use crate::bind::gcp_workload_identity::{GcpIamTarget, GsaRequest};
 use crate::bind::plan::{BindReport, DryRun};
 use crate::bind::{BindRequest, BindTarget, CloudEndpoints};
 use crate::cli::{BindArgs, DryRunArg, GlobalFlags};
@@ -8,29 +9,31 @@ use crate::error::{Error, Result};
 use crate::kube::client;
 use crate::mechanisms::aws_irsa::annotations as irsa;
 
-pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
-    if global.output == crate::report::Format::Junit {
-        return Err(Error::Usage("-o junit is for verify".into()));
+/// The identity flag given (clap's `identity` group allows exactly one) and the flags that only
+/// make sense with it, checked by hand: clap's `requires` cannot tell a flag set by the user
+/// from one set by its environment variable.
+fn target(args: &BindArgs) -> Result<BindTarget> {
+    let aws_only = args.create_role || !args.policy_arns.is_empty() || args.audience.is_some();
+    let azure_only = args.label_workloads || args.azure_tenant_id.is_some();
+    let gcp_only = args.gcp_project.is_some() || args.allow_no_gke_metadata_server;
+    let misplaced = |flags: &str, with: &str| Err(Error::Usage(format!("{flags} go with {with}")));
+    if aws_only && args.aws_role.is_none() {
+        return misplaced("--create-role, --policy-arn and --audience", "--aws-role");
     }
-    let target = match (&args.aws_role, &args.azure_client_id) {
-        (Some(_), None) if args.label_workloads || args.azure_tenant_id.is_some() => {
-            return Err(Error::Usage(
-                "--label-workloads and --azure-tenant-id go with --azure-client-id".into(),
-            ));
-        }
-        (None, Some(_))
-            if args.create_role || !args.policy_arns.is_empty() || args.audience.is_some() =>
-        {
-            return Err(Error::Usage(
-                "--create-role, --policy-arn and --audience go with --aws-role".into(),
-            ));
-        }
-        (None, Some(client_id)) => BindTarget::AzureWorkloadIdentity(AzureRequest {
-            client_id: client_id.clone(),
-            tenant_id: args.azure_tenant_id.clone(),
-            label_workloads: args.label_workloads,
-        }),
-        (Some(role), None) => BindTarget::AwsIrsa(RoleRequest {
+    if azure_only && args.azure_client_id.is_none() {
+        return misplaced(
+            "--label-workloads and --azure-tenant-id",
+            "--azure-client-id",
+        );
+    }
+    if gcp_only && args.gcp_sa.is_none() {
+        return misplaced(
+            "--gcp-project and --allow-no-gke-metadata-server",
+            "--gcp-sa",
+        );
+    }
+    match (&args.aws_role, &args.gcp_sa, &args.azure_client_id) {
+        (Some(role), None, None) => Ok(BindTarget::AwsIrsa(RoleRequest {
             role: role.clone(),
             create_role: args.create_role,
             policy_arns: args.policy_arns.clone(),
@@ -38,16 +41,36 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
                 .audience
                 .clone()
                 .unwrap_or_else(|| irsa::DEFAULT_AUDIENCE.to_owned()),
-        }),
-        _ => {
-            return Err(Error::Usage(
-                "bind needs exactly one of --aws-role, --azure-client-id".into(),
-            ));
+        })),
+        (None, Some(email), None) => {
+            // A malformed email is bad input: say so before touching the cluster.
+            crate::bind::gcp_workload_identity::parse_email(email)?;
+            Ok(BindTarget::GcpWorkloadIdentity(GsaRequest {
+                email: email.clone(),
+                project: args.gcp_project.clone(),
+                allow_no_metadata_server: args.allow_no_gke_metadata_server,
+            }))
         }
-    };
-    if let BindTarget::AzureWorkloadIdentity(azure) = &target {
-        crate::bind::azure_wi::validate(azure)?;
+        (None, None, Some(client_id)) => {
+            let azure = AzureRequest {
+                client_id: client_id.clone(),
+                tenant_id: args.azure_tenant_id.clone(),
+                label_workloads: args.label_workloads,
+            };
+            crate::bind::azure_wi::validate(&azure)?;
+            Ok(BindTarget::AzureWorkloadIdentity(azure))
+        }
+        _ => Err(Error::Usage(
+            "bind needs exactly one of --aws-role, --gcp-sa, --azure-client-id".into(),
+        )),
     }
+}
+
+pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
+    if global.output == crate::report::Format::Junit {
+        return Err(Error::Usage("-o junit is for verify".into()));
+    }
+    let target = target(args)?;
     let conn = client::connect(&super::connection_flags(global)).await?;
     let request = BindRequest {
         namespace: conn.namespace.clone(),
@@ -62,12 +85,17 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
         restart: args.restart,
         allow_wildcard_subject: args.allow_wildcard_subject,
     };
+    let timeout = global.request_timeout.filter(|t| !t.is_zero());
     let clouds = CloudEndpoints {
         aws: super::aws_target(global, &args.cloud),
+        gcp_iam: GcpIamTarget {
+            iam_endpoint_url: args.gcp_iam_endpoint_url.clone(),
+            timeout,
+        },
         azure: AzureBindTarget {
             authority_host: args.cloud.azure_authority_host.clone(),
             graph_endpoint: args.azure_graph_endpoint.clone(),
-            timeout: global.request_timeout.filter(|t| !t.is_zero()),
+            timeout,
         },
     };
     crate::bind::run(&conn.client, &clouds, &request).await

@@ -1,5 +1,6 @@
 //! Everything a GCP test needs, started together: the GKE metadata server, STS, IAM
-//! Credentials and the Cloud Storage front, on one runtime of their own.
+//! Credentials, the IAM API (service-account policies), the OAuth token endpoint for the
+//! operator's gcloud credentials, and the Cloud Storage front, on one runtime of their own.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
@@ -17,11 +18,12 @@ use super::super::oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
 use super::super::request_log::RequestLogEntry;
 use super::super::signing_key::SigningKey;
 use super::super::web_identity_token::TokenSpec;
+use super::DEFAULT_OPERATOR;
 use super::metadata_server::ConnectionAddresses;
 use super::pod_resolver::PodResolver;
 use super::setup::GcpSetup;
 use super::state::GcpState;
-use super::{gcs_front, iam_credentials, metadata_server, sts};
+use super::{gcs_front, iam_credentials, iam_policy_api, metadata_server, oauth_token, sts};
 use crate::cluster::{METADATA_IP, add_metadata_address, remove_metadata_address};
 use crate::setup::SetupVariables;
 
@@ -64,7 +66,12 @@ pub struct GcpEmulators {
     metadata_addr: SocketAddr,
     sts_url: String,
     iam_credentials_url: String,
+    iam_url: String,
+    oauth_url: String,
     gcs_url: String,
+    /// `authorized_user` files written for signed-in accounts (0600).
+    credentials_dir: tempfile::TempDir,
+    operator_credentials_file: PathBuf,
     issuer: Option<OidcIssuer>,
     servers: Vec<JoinHandle<()>>,
     added_metadata_address: bool,
@@ -118,6 +125,23 @@ impl GcpEmulators {
             iam_listener,
             iam_credentials::router(state.clone()),
         ));
+        let iam_api_listener = bind_api("IAM")?;
+        let iam_url = format!("http://{}", iam_api_listener.local_addr()?);
+        servers.push(serve(
+            &runtime,
+            iam_api_listener,
+            iam_policy_api::router(state.clone()),
+        ));
+        let oauth_listener = bind_api("OAuth token")?;
+        let oauth_url = format!("http://{}", oauth_listener.local_addr()?);
+        servers.push(serve(
+            &runtime,
+            oauth_listener,
+            oauth_token::router(state.clone()),
+        ));
+        let credentials_dir = tempfile::TempDir::with_prefix("podiam-e2e-gcp-adc-")?;
+        let operator_credentials_file =
+            write_user_credentials(&state, credentials_dir.path(), &oauth_url, DEFAULT_OPERATOR)?;
         let gcs_listener = bind_api("Cloud Storage")?;
         let gcs_url = format!("http://{}", gcs_listener.local_addr()?);
         servers.push(serve(
@@ -157,7 +181,11 @@ impl GcpEmulators {
             metadata_addr,
             sts_url,
             iam_credentials_url,
+            iam_url,
+            oauth_url,
             gcs_url,
+            credentials_dir,
+            operator_credentials_file,
             issuer,
             servers,
             added_metadata_address: options.add_metadata_address,
@@ -179,18 +207,22 @@ impl GcpEmulators {
         Ok(())
     }
 
-    /// Empties the project (back to defaults) and forgets every issued token.
-    /// A record for a scenario's `state` step: `service-account/EMAIL` → `{email, iamPolicy}`
-    /// (`null` when the project has no such account).
+    /// A record for a scenario's `state` step: `service-account/EMAIL` → `{email, iamPolicy,
+    /// etag}` (`null` when the project has no such account).
     pub fn record(&self, name: &str) -> Result<serde_json::Value> {
         let Some(email) = name.strip_prefix("service-account/") else {
             anyhow::bail!("unknown GCP record {name:?} (service-account/EMAIL)");
         };
-        Ok(serde_json::to_value(
-            self.state.project.service_account(email),
-        )?)
+        let Some(account) = self.state.project.service_account(email) else {
+            return Ok(serde_json::Value::Null);
+        };
+        let mut record = serde_json::to_value(account)?;
+        record["etag"] = self.state.project.etag(email).into();
+        Ok(record)
     }
 
+    /// Empties the project (back to defaults) and forgets every issued token. Signed-in
+    /// accounts stay signed in (their refresh tokens are the operator's, not the scenario's).
     pub fn reset(&self) {
         self.state.project.reset();
         self.state.tokens.clear();
@@ -236,6 +268,34 @@ impl GcpEmulators {
         format!(
             "{}/v1/projects/-/serviceAccounts/{email}:generateAccessToken",
             self.iam_credentials_url
+        )
+    }
+
+    /// `http://IP:PORT` of the IAM API (`iam.googleapis.com`): the value for gcloud's
+    /// `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM` (with a trailing `/`).
+    pub fn iam_url(&self) -> &str {
+        &self.iam_url
+    }
+
+    /// The OAuth token endpoint (`oauth2.googleapis.com/token`): `token_uri` of the
+    /// `authorized_user` files written here.
+    pub fn oauth_token_url(&self) -> String {
+        format!("{}/token", self.oauth_url)
+    }
+
+    /// gcloud's application default credentials (`authorized_user`) of [`DEFAULT_OPERATOR`],
+    /// project owner by default: the value for `GOOGLE_APPLICATION_CREDENTIALS`.
+    pub fn operator_credentials_file(&self) -> &Path {
+        &self.operator_credentials_file
+    }
+
+    /// Signs `email` in and writes its `authorized_user` file (for a caller with other roles).
+    pub fn user_credentials_file(&self, email: &str) -> Result<PathBuf> {
+        write_user_credentials(
+            &self.state,
+            self.credentials_dir.path(),
+            &self.oauth_url,
+            email,
         )
     }
 
@@ -286,6 +346,36 @@ impl Drop for GcpEmulators {
             remove_metadata_address();
         }
     }
+}
+
+/// What `gcloud auth application-default login` writes, with the emulator's `token_uri`.
+fn write_user_credentials(
+    state: &GcpState,
+    dir: &Path,
+    oauth_url: &str,
+    email: &str,
+) -> Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let credentials = state.users.sign_in(email)?;
+    let file = dir.join(format!("{}.json", email.replace(['@', '/'], "_")));
+    let body = serde_json::json!({
+        "type": "authorized_user",
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+        "refresh_token": credentials.refresh_token,
+        "token_uri": format!("{oauth_url}/token"),
+        "account": email,
+    });
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| f.write_all(body.to_string().as_bytes()))
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
 }
 
 fn serve(runtime: &BackgroundRuntime, listener: StdTcpListener, router: Router) -> JoinHandle<()> {

@@ -87,6 +87,16 @@ impl RpcError {
         }
     }
 
+    /// 409 for a read-modify-write whose etag is no longer current.
+    pub fn aborted(message: impl Into<String>) -> Self {
+        Self {
+            code: StatusCode::CONFLICT,
+            status: "ABORTED",
+            message: message.into(),
+            reason: None,
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             code: StatusCode::NOT_FOUND,

@@ -73,3 +73,59 @@ pub fn has_storage_permission(
             && binding.members.iter().any(|m| principal.is_named_by(m))
     })
 }
+
+/// A permission on a service account as a resource (its IAM policy), granted on the project
+/// or on the account itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAccountPermission {
+    GetIamPolicy,
+    SetIamPolicy,
+}
+
+impl ServiceAccountPermission {
+    /// Google's permission name, as in its error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GetIamPolicy => "iam.serviceAccounts.getIamPolicy",
+            Self::SetIamPolicy => "iam.serviceAccounts.setIamPolicy",
+        }
+    }
+
+    fn granted_by(self, role: &str) -> bool {
+        // roles/editor may read policies but never change them.
+        let roles: &[&str] = match self {
+            Self::GetIamPolicy => &[
+                "roles/owner",
+                "roles/editor",
+                "roles/iam.serviceAccountAdmin",
+                "roles/iam.securityAdmin",
+                "roles/iam.securityReviewer",
+            ],
+            Self::SetIamPolicy => &[
+                "roles/owner",
+                "roles/iam.serviceAccountAdmin",
+                "roles/iam.securityAdmin",
+            ],
+        };
+        roles.contains(&role)
+    }
+}
+
+/// Whether the project's or the account's own bindings grant `permission` to `principal`.
+pub fn has_service_account_permission(
+    project_bindings: &[IamBindingSetup],
+    account_bindings: &[IamBindingSetup],
+    principal: &Principal,
+    permission: ServiceAccountPermission,
+) -> bool {
+    project_bindings
+        .iter()
+        .chain(account_bindings)
+        .any(|binding| {
+            permission.granted_by(&binding.role)
+                && binding.members.iter().any(|m| {
+                    // allUsers never administers anything.
+                    m != "allUsers" && m != "allAuthenticatedUsers" && principal.is_named_by(m)
+                })
+        })
+}

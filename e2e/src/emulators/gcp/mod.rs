@@ -6,8 +6,10 @@ mod gcp_emulators;
 mod gcs_front;
 mod google_error;
 mod iam_credentials;
+mod iam_policy_api;
 mod iam_roles;
 mod metadata_server;
+mod oauth_token;
 mod object_store;
 mod pod_resolver;
 mod principal;
@@ -17,6 +19,7 @@ mod state;
 mod sts;
 mod subject_token_check;
 mod token_store;
+mod user_store;
 
 pub use gcp_emulators::{GcpEmulatorOptions, GcpEmulators};
 pub use metadata_server::MISSING_FLAVOR_MESSAGE;
@@ -25,6 +28,9 @@ pub use setup::GcpSetup;
 
 /// Default project id (GKE docs' `my-project`).
 pub const DEFAULT_PROJECT_ID: &str = "my-project";
+/// The Google account of the harness's operator (`authorized_user` credentials from
+/// [`GcpEmulators::operator_credentials_file`]); owner of the project unless a setup says otherwise.
+pub const DEFAULT_OPERATOR: &str = "operator@example.com";
 /// Default project number.
 pub const DEFAULT_PROJECT_NUMBER: &str = "1234567890";
 /// The Compute Engine default service account of the default project: what GKE nodes (and

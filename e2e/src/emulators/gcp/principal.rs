@@ -4,6 +4,8 @@
 /// The identity behind an access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
+    /// A Google account signed in with gcloud (`authorized_user` credentials): the operator.
+    User(String),
     /// A Google service account (after impersonation, or a GSA token from the metadata server).
     ServiceAccount(String),
     /// A federated identity from a workload identity pool.
@@ -42,7 +44,7 @@ impl Principal {
     /// How Google writes it in errors and logs: the email, or `principal://…`.
     pub fn display(&self) -> String {
         match self {
-            Self::ServiceAccount(email) => email.clone(),
+            Self::User(email) | Self::ServiceAccount(email) => email.clone(),
             Self::Federated {
                 pool_resource,
                 subject,
@@ -56,6 +58,9 @@ impl Principal {
             return true;
         }
         match self {
+            Self::User(email) => member
+                .strip_prefix("user:")
+                .is_some_and(|named| named.eq_ignore_ascii_case(email)),
             Self::ServiceAccount(email) => member
                 .strip_prefix("serviceAccount:")
                 .is_some_and(|named| named.eq_ignore_ascii_case(email)),
@@ -121,5 +126,13 @@ mod tests {
         assert!(p.is_named_by("serviceAccount:a@p.iam.gserviceaccount.com"));
         assert!(!p.is_named_by("serviceAccount:b@p.iam.gserviceaccount.com"));
         assert!(!p.is_named_by("user:a@p.iam.gserviceaccount.com"));
+    }
+
+    #[test]
+    fn user_members() {
+        let p = Principal::User("admin@example.com".to_owned());
+        assert!(p.is_named_by("user:Admin@example.com"));
+        assert!(!p.is_named_by("serviceAccount:admin@example.com"));
+        assert!(!p.is_named_by("user:other@example.com"));
     }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DEFAULT_NODE_SERVICE_ACCOUNT, DEFAULT_PROJECT_ID, DEFAULT_PROJECT_NUMBER};
+use super::{
+    DEFAULT_NODE_SERVICE_ACCOUNT, DEFAULT_OPERATOR, DEFAULT_PROJECT_ID, DEFAULT_PROJECT_NUMBER,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -15,6 +17,10 @@ pub struct GcpSetup {
     pub project_id: String,
     #[serde(default = "default_project_number")]
     pub project_number: String,
+    /// The project's own IAM policy (who may manage its service accounts). Default: the
+    /// harness's operator ([`DEFAULT_OPERATOR`]) is `roles/owner`, as a project's creator is.
+    #[serde(default = "default_project_iam_policy")]
+    pub project_iam_policy: IamPolicySetup,
     #[serde(default)]
     pub service_accounts: Vec<ServiceAccountSetup>,
     #[serde(default)]
@@ -36,6 +42,7 @@ impl Default for GcpSetup {
         Self {
             project_id: default_project_id(),
             project_number: default_project_number(),
+            project_iam_policy: default_project_iam_policy(),
             service_accounts: Vec::new(),
             workload_identity_pools: Vec::new(),
             buckets: Vec::new(),
@@ -78,6 +85,15 @@ fn default_project_id() -> String {
 
 fn default_project_number() -> String {
     DEFAULT_PROJECT_NUMBER.to_owned()
+}
+
+fn default_project_iam_policy() -> IamPolicySetup {
+    IamPolicySetup {
+        bindings: vec![IamBindingSetup {
+            role: "roles/owner".to_owned(),
+            members: vec![format!("user:{DEFAULT_OPERATOR}")],
+        }],
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,10 +11,13 @@ use super::super::signing_key::SigningKey;
 use super::pod_resolver::PodResolver;
 use super::project_store::ProjectStore;
 use super::token_store::TokenStore;
+use super::user_store::UserStore;
 
 pub struct GcpState {
     pub project: ProjectStore,
     pub tokens: TokenStore,
+    /// Signed-in Google accounts (refresh tokens), for the OAuth token endpoint.
+    pub users: UserStore,
     pub jwks: JwksCache,
     pub log: RequestLog,
     pub resolver: PodResolver,
@@ -27,6 +30,7 @@ impl GcpState {
         Self {
             project: ProjectStore::default(),
             tokens: TokenStore::default(),
+            users: UserStore::default(),
             jwks,
             log: RequestLog::default(),
             resolver,
