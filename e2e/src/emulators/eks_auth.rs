@@ -54,7 +54,7 @@ pub struct PodIdentityAssociation {
 pub enum CreateRefusal {
     UnknownCluster,
     /// The ServiceAccount already has this association (EKS allows one per ServiceAccount).
-    InUse(PodIdentityAssociation),
+    InUse(Box<PodIdentityAssociation>),
 }
 
 #[derive(Default)]
@@ -136,7 +136,7 @@ impl EksAuthStore {
                 && a.namespace == namespace
                 && a.service_account == service_account
         }) {
-            return Err(CreateRefusal::InUse(existing.clone()));
+            return Err(CreateRefusal::InUse(Box::new(existing.clone())));
         }
         let association = new_association(
             account_id,

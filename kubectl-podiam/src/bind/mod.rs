@@ -8,6 +8,7 @@
 //! the apply loop, the partial-failure message and the stale pods are shared here.
 
 pub mod aws_irsa;
+pub mod aws_pod_identity;
 pub mod aws_role;
 pub mod plan;
 pub mod service_account;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use self::aws_pod_identity::PodIdentityRequest;
 use self::aws_role::RoleRequest;
 use self::plan::{BindReport, Change, ChangeStatus, DryRun, Operation, System};
 use crate::error::{Error, Result};
@@ -27,6 +29,7 @@ use crate::exchange::aws_config::AwsTarget;
 #[derive(Debug, Clone)]
 pub enum BindTarget {
     AwsIrsa(RoleRequest),
+    AwsPodIdentity(PodIdentityRequest),
 }
 
 /// Where each cloud's APIs are (the same overrides as verify, so the emulators serve tests).
@@ -100,6 +103,9 @@ pub async fn run(
     let issuer = crate::kube::issuer::service_account_issuer(client).await?;
     let (operator, cloud) = match &request.target {
         BindTarget::AwsIrsa(role) => aws_irsa::plan(&clouds.aws, role, &issuer, request).await?,
+        BindTarget::AwsPodIdentity(pod_identity) => {
+            aws_pod_identity::plan(client, &clouds.aws, pod_identity, request).await?
+        }
     };
     let CloudPlan {
         mechanism,
@@ -117,7 +123,8 @@ pub async fn run(
                 describe(&annotations)
             ));
         }
-    } else if !annotations.is_empty() {
+    } else {
+        // Created when missing even without annotations (Pod Identity needs none).
         changes.extend(
             service_account::plan(
                 client,
@@ -201,6 +208,10 @@ async fn apply(client: &kube::Client, operator: &Operator, report: &mut BindRepo
             }
             Operation::AwsIam(op) => match session(&operator.aws, "AWS") {
                 Ok(config) => aws_role::apply(config, op).await,
+                Err(e) => Err(e),
+            },
+            Operation::AwsEks(op) => match session(&operator.aws, "AWS") {
+                Ok(config) => aws_pod_identity::apply(config, op).await,
                 Err(e) => Err(e),
             },
         };

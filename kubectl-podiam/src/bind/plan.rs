@@ -44,6 +44,7 @@ pub enum ChangeStatus {
 pub enum Operation {
     ServiceAccount(super::service_account::ServiceAccountOperation),
     AwsIam(super::aws_role::IamOperation),
+    AwsEks(super::aws_pod_identity::EksOperation),
 }
 
 impl Operation {
@@ -52,6 +53,7 @@ impl Operation {
         match self {
             Operation::ServiceAccount(op) => op.undo_hint(),
             Operation::AwsIam(op) => op.undo_hint(),
+            Operation::AwsEks(op) => op.undo_hint(),
         }
     }
 }
