@@ -186,7 +186,7 @@ pub struct BindArgs {
     /// changes with the API server's dry run (cloud changes are only planned)
     #[arg(long, value_enum, default_value = "none", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
     pub dry_run: DryRunArg,
-    /// Replace an existing, different annotation
+    /// Replace an existing, different annotation (or Pod Identity association)
     #[arg(long)]
     pub overwrite: bool,
     /// Roll the workloads whose pods predate the binding (as kubectl rollout restart)
