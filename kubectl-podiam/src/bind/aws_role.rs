@@ -165,7 +165,9 @@ async fn caller_account(config: &aws_config::SdkConfig) -> Result<String> {
         .ok_or_else(|| Error::Cloud("sts:GetCallerIdentity returned no account".into()))
 }
 
-/// The role's account and name: from its ARN, or the operator's account for a bare name.
+/// The role's account and name: from its ARN, or the operator's account for a bare name. IAM
+/// is read and changed in the operator's account, so an ARN of another account is refused
+/// (else a same-named role of the operator's account would be changed in its place).
 pub async fn account_and_name(
     config: &aws_config::SdkConfig,
     request: &RoleRequest,
@@ -184,6 +186,13 @@ pub async fn account_and_name(
                     Error::Usage(format!("--aws-role {}: not a role ARN", request.role))
                 })?
                 .to_owned();
+            let operator = caller_account(config).await?;
+            if operator != account {
+                return Err(Error::Refused(format!(
+                    "--aws-role {} is in account {account}, but your AWS credentials are for account {operator}, where bind would read and change IAM: run it with credentials of account {account}",
+                    request.role
+                )));
+            }
             (account, name)
         }
         None => (caller_account(config).await?, request.role.clone()),
