@@ -169,6 +169,10 @@ pub struct BindArgs {
     /// AWS IRSA: the IAM role (name or ARN) whose trust policy gets this ServiceAccount
     #[arg(long, value_name = "ARN|NAME")]
     pub aws_role: Option<String>,
+    /// With --aws-role: EKS Pod Identity instead of IRSA (the role trusts pods.eks.amazonaws.com,
+    /// the cluster --eks-cluster-name gets an association; no annotation)
+    #[arg(long, requires = "aws_role", conflicts_with = "audience")]
+    pub pod_identity: bool,
     /// Create the role when it does not exist
     #[arg(long, requires = "aws_role")]
     pub create_role: bool,
@@ -216,7 +220,7 @@ pub struct BindArgs {
     /// changes with the API server's dry run (cloud changes are only planned)
     #[arg(long, value_enum, default_value = "none", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
     pub dry_run: DryRunArg,
-    /// Replace an existing, different annotation
+    /// Replace an existing, different annotation (or Pod Identity association)
     #[arg(long)]
     pub overwrite: bool,
     /// Roll the workloads whose pods predate the binding (as kubectl rollout restart)

@@ -353,6 +353,37 @@ fn bind_usage_errors_exit_2_before_touching_anything() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not a GUID"));
+    // --pod-identity is a kind of --aws-role binding, and has no audience.
+    podiam()
+        .args(["bind", "s3-reader", "--pod-identity"])
+        .assert()
+        .code(2);
+    podiam()
+        .args(["bind", "s3-reader", "--pod-identity", "--aws-role", "r"])
+        .args(["--audience", "sts.amazonaws.com"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn bind_pod_identity_without_a_cluster_name_is_a_usage_error() {
+    // A kubeconfig whose context names no EKS cluster, and no flag or env naming one.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: placeholder}}]\ncontexts: [{name: kind-kind, context: {cluster: c, user: u, namespace: default}}]\ncurrent-context: kind-kind\n",
+    )
+    .unwrap();
+    podiam()
+        .env_remove("PODIAM_EKS_CLUSTER_NAME")
+        .args(["bind", "s3-reader", "--pod-identity", "--aws-role", "r"])
+        .args(["--dry-run=client", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("--eks-cluster-name"));
 }
 
 const AZ_CLIENT: &str = "11111111-2222-3333-4444-555555555555";

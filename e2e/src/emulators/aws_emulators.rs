@@ -218,6 +218,13 @@ impl AwsEmulators {
         self.gate.eks_auth().associations()
     }
 
+    /// The store behind EKS Auth and the association API, for the webhook stand-in: a pod of
+    /// an associated ServiceAccount is mutated whether the association came from a scenario's
+    /// setup or from `CreatePodIdentityAssociation`.
+    pub fn eks_associations(&self) -> std::sync::Arc<super::eks_auth::EksAuthStore> {
+        self.gate.eks_auth_shared()
+    }
+
     /// Deletes every Pod Identity association (between scenarios).
     pub fn clear_pod_identity_associations(&self) {
         self.gate.eks_auth().clear_associations();

@@ -1,12 +1,13 @@
 //! The AWS endpoint clients talk to: strict AssumeRoleWithWebIdentity, EKS Auth
-//! AssumeRoleForPodIdentity (see `eks_auth`), everything else passed through to moto unchanged.
+//! AssumeRoleForPodIdentity (see `eks_auth`), the EKS control plane's Pod Identity association
+//! API (see `eks_associations`), everything else passed through to moto unchanged.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -14,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::credentials::AdminCredentials;
+use super::eks_associations::{EksApiCall, EksControlPlane};
 use super::eks_auth::{EksAuthDeps, EksAuthStore};
 use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
@@ -35,7 +37,8 @@ struct GateState {
     jwks: JwksCache,
     moto_http: reqwest::Client,
     log: RequestLog,
-    eks_auth: EksAuthStore,
+    /// Shared with the webhook stand-in, which mutates pods of associated ServiceAccounts.
+    eks_auth: Arc<EksAuthStore>,
 }
 
 /// A running gate on `127.0.0.1:<random>`; stops when dropped.
@@ -67,7 +70,7 @@ impl AwsGate {
                 .build()
                 .context("building the moto HTTP client")?,
             log: log.clone(),
-            eks_auth: EksAuthStore::default(),
+            eks_auth: Arc::new(EksAuthStore::default()),
         });
         let listener = bind_localhost().context("binding the AWS gate port")?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -75,6 +78,16 @@ impl AwsGate {
             .route(
                 "/clusters/{cluster_name}/assume-role-for-pod-identity",
                 axum::routing::post(assume_role_for_pod_identity),
+            )
+            .route(
+                "/clusters/{cluster_name}/pod-identity-associations",
+                axum::routing::get(pod_identity_associations).post(pod_identity_associations),
+            )
+            .route(
+                "/clusters/{cluster_name}/pod-identity-associations/{association_id}",
+                axum::routing::get(pod_identity_association)
+                    .post(pod_identity_association)
+                    .delete(pod_identity_association),
             )
             .fallback(handle)
             .with_state(state.clone());
@@ -103,6 +116,11 @@ impl AwsGate {
     /// EKS clusters and Pod Identity associations served by `AssumeRoleForPodIdentity`.
     pub fn eks_auth(&self) -> &EksAuthStore {
         &self.state.eks_auth
+    }
+
+    /// The same store, for the webhook stand-in to read associations from.
+    pub fn eks_auth_shared(&self) -> Arc<EksAuthStore> {
+        self.state.eks_auth.clone()
     }
 
     /// Drop cached IAM reads (after writing IAM directly to moto).
@@ -195,6 +213,84 @@ async fn assume_role_for_pod_identity(
         outcome: String::new(),
     };
     let response = match result {
+        Ok(answer) => {
+            entry.outcome = "200".to_owned();
+            let mut response = (StatusCode::OK, answer.to_string()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => {
+            entry.outcome = error.code.to_owned();
+            error.into_response()
+        }
+    };
+    state.log.record(entry);
+    response
+}
+
+/// `POST`/`GET /clusters/{name}/pod-identity-associations`: Create and List.
+async fn pod_identity_associations(
+    State(state): State<Arc<GateState>>,
+    Path(cluster_name): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let call = EksApiCall {
+        method: &method,
+        cluster_name: &cluster_name,
+        association_id: None,
+        query: query.as_deref(),
+        headers: &headers,
+        body: &body,
+    };
+    eks_control_plane(&state, &call)
+}
+
+/// `GET`/`POST`/`DELETE /clusters/{name}/pod-identity-associations/{id}`: Describe, Update,
+/// Delete.
+async fn pod_identity_association(
+    State(state): State<Arc<GateState>>,
+    Path((cluster_name, association_id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let call = EksApiCall {
+        method: &method,
+        cluster_name: &cluster_name,
+        association_id: Some(&association_id),
+        query: None,
+        headers: &headers,
+        body: &body,
+    };
+    eks_control_plane(&state, &call)
+}
+
+fn eks_control_plane(state: &GateState, call: &EksApiCall<'_>) -> Response {
+    let plane = EksControlPlane {
+        account_id: &state.account_id,
+        region: super::REGION,
+        admin: &state.admin,
+        store: &state.eks_auth,
+    };
+    let mut entry = RequestLogEntry {
+        method: call.method.to_string(),
+        path: match call.association_id {
+            Some(id) => format!(
+                "/clusters/{}/pod-identity-associations/{id}",
+                call.cluster_name
+            ),
+            None => format!("/clusters/{}/pod-identity-associations", call.cluster_name),
+        },
+        action: call.action().to_owned(),
+        outcome: String::new(),
+    };
+    let response = match super::eks_associations::handle(&plane, call) {
         Ok(answer) => {
             entry.outcome = "200".to_owned();
             let mut response = (StatusCode::OK, answer.to_string()).into_response();

@@ -44,6 +44,17 @@ pub struct PodIdentityAssociation {
     pub role_arn: String,
     pub association_id: String,
     pub association_arn: String,
+    /// Epoch seconds, as the EKS API answers timestamps.
+    pub created_at: i64,
+    pub modified_at: i64,
+}
+
+/// Why `CreatePodIdentityAssociation` was refused by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateRefusal {
+    UnknownCluster,
+    /// The ServiceAccount already has this association (EKS allows one per ServiceAccount).
+    InUse(Box<PodIdentityAssociation>),
 }
 
 #[derive(Default)]
@@ -80,17 +91,14 @@ impl EksAuthStore {
         service_account: &str,
         role_arn: &str,
     ) -> PodIdentityAssociation {
-        let id = format!("a-{}", &uuid_like().replace('-', "")[..17]);
-        let association = PodIdentityAssociation {
-            cluster_name: cluster_name.to_owned(),
-            namespace: namespace.to_owned(),
-            service_account: service_account.to_owned(),
-            role_arn: role_arn.to_owned(),
-            association_arn: format!(
-                "arn:aws:eks:{region}:{account_id}:podidentityassociation/{cluster_name}/{id}"
-            ),
-            association_id: id,
-        };
+        let association = new_association(
+            account_id,
+            region,
+            cluster_name,
+            namespace,
+            service_account,
+            role_arn,
+        );
         let mut store = self.lock();
         store.associations.retain(|a| {
             !(a.cluster_name == cluster_name
@@ -103,6 +111,112 @@ impl EksAuthStore {
 
     pub fn associations(&self) -> Vec<PodIdentityAssociation> {
         self.lock().associations.clone()
+    }
+
+    pub fn has_cluster(&self, name: &str) -> bool {
+        self.lock().clusters.contains_key(name)
+    }
+
+    /// `CreatePodIdentityAssociation`: one association per ServiceAccount, in a known cluster.
+    pub fn create_association(
+        &self,
+        account_id: &str,
+        region: &str,
+        cluster_name: &str,
+        namespace: &str,
+        service_account: &str,
+        role_arn: &str,
+    ) -> Result<PodIdentityAssociation, CreateRefusal> {
+        let mut store = self.lock();
+        if !store.clusters.contains_key(cluster_name) {
+            return Err(CreateRefusal::UnknownCluster);
+        }
+        if let Some(existing) = store.associations.iter().find(|a| {
+            a.cluster_name == cluster_name
+                && a.namespace == namespace
+                && a.service_account == service_account
+        }) {
+            return Err(CreateRefusal::InUse(Box::new(existing.clone())));
+        }
+        let association = new_association(
+            account_id,
+            region,
+            cluster_name,
+            namespace,
+            service_account,
+            role_arn,
+        );
+        store.associations.push(association.clone());
+        Ok(association)
+    }
+
+    /// The associations of one cluster, optionally only one namespace's or ServiceAccount's.
+    pub fn cluster_associations(
+        &self,
+        cluster_name: &str,
+        namespace: Option<&str>,
+        service_account: Option<&str>,
+    ) -> Vec<PodIdentityAssociation> {
+        self.lock()
+            .associations
+            .iter()
+            .filter(|a| {
+                a.cluster_name == cluster_name
+                    && namespace.is_none_or(|n| a.namespace == n)
+                    && service_account.is_none_or(|s| a.service_account == s)
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn association(&self, cluster_name: &str, id: &str) -> Option<PodIdentityAssociation> {
+        self.lock()
+            .associations
+            .iter()
+            .find(|a| a.cluster_name == cluster_name && a.association_id == id)
+            .cloned()
+    }
+
+    /// `UpdatePodIdentityAssociation`: a new role for an existing association.
+    pub fn update_association_role(
+        &self,
+        cluster_name: &str,
+        id: &str,
+        role_arn: &str,
+    ) -> Option<PodIdentityAssociation> {
+        let mut store = self.lock();
+        let association = store
+            .associations
+            .iter_mut()
+            .find(|a| a.cluster_name == cluster_name && a.association_id == id)?;
+        association.role_arn = role_arn.to_owned();
+        association.modified_at = now();
+        Some(association.clone())
+    }
+
+    pub fn delete_association(
+        &self,
+        cluster_name: &str,
+        id: &str,
+    ) -> Option<PodIdentityAssociation> {
+        let mut store = self.lock();
+        let index = store
+            .associations
+            .iter()
+            .position(|a| a.cluster_name == cluster_name && a.association_id == id)?;
+        Some(store.associations.remove(index))
+    }
+
+    /// Whether pods of `namespace`/`service_account` in `cluster_name` get Pod Identity: what
+    /// EKS writes into the webhook's container-credentials configuration.
+    pub fn is_associated(
+        &self,
+        cluster_name: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> bool {
+        self.find(cluster_name, namespace, service_account)
+            .is_some()
     }
 
     /// Deletes every association (between scenarios); clusters stay.
@@ -125,6 +239,31 @@ impl EksAuthStore {
     }
 }
 
+fn new_association(
+    account_id: &str,
+    region: &str,
+    cluster_name: &str,
+    namespace: &str,
+    service_account: &str,
+    role_arn: &str,
+) -> PodIdentityAssociation {
+    // `a-` and 17 characters: EKS refuses ids of any other length.
+    let id = format!("a-{}", &uuid_like().replace('-', "")[..17]);
+    let created = now();
+    PodIdentityAssociation {
+        cluster_name: cluster_name.to_owned(),
+        namespace: namespace.to_owned(),
+        service_account: service_account.to_owned(),
+        role_arn: role_arn.to_owned(),
+        association_arn: format!(
+            "arn:aws:eks:{region}:{account_id}:podidentityassociation/{cluster_name}/{id}"
+        ),
+        association_id: id,
+        created_at: created,
+        modified_at: created,
+    }
+}
+
 /// What the operation needs from the gate.
 pub struct EksAuthDeps<'a> {
     pub account_id: &'a str,
@@ -144,7 +283,7 @@ pub async fn assume_role_for_pod_identity(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, EksAuthError> {
-    check_signature_scope(headers, deps.admin)?;
+    check_signature_scope(headers, deps.admin, "eks-auth")?;
     let request: Value = serde_json::from_slice(body)
         .map_err(|_| EksAuthError::invalid_request("The request body is not valid JSON."))?;
     let token = request
@@ -266,11 +405,13 @@ pub async fn assume_role_for_pod_identity(
     }))
 }
 
-/// SigV4 by a key of this account, scoped to the `eks-auth` service. (The signature itself is
-/// not recomputed: the only key the emulated account has is the admin's.)
-fn check_signature_scope(
+/// SigV4 by a key of this account, scoped to `service` (`eks-auth`, or `eks` for the control
+/// plane). (The signature itself is not recomputed: the only key the emulated account has is
+/// the admin's.)
+pub(super) fn check_signature_scope(
     headers: &HeaderMap,
     admin: &AdminCredentials,
+    service: &str,
 ) -> Result<(), EksAuthError> {
     let authorization = headers
         .get("authorization")
@@ -282,8 +423,8 @@ fn check_signature_scope(
         .ok_or_else(EksAuthError::missing_authentication)?;
     let mut scope = credential.split('/');
     let access_key = scope.next().unwrap_or_default();
-    let service = scope.nth(2).unwrap_or_default();
-    if access_key != admin.access_key_id || service != "eks-auth" {
+    let scope_service = scope.nth(2).unwrap_or_default();
+    if access_key != admin.access_key_id || scope_service != service {
         return Err(EksAuthError::unrecognized_client());
     }
     Ok(())
@@ -365,7 +506,7 @@ fn session_name(cluster: &str, pod: &str) -> String {
         .collect()
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -400,16 +541,17 @@ mod tests {
             h
         };
         let ok = "AWS4-HMAC-SHA256 Credential=AKIAADMIN/20260101/us-east-1/eks-auth/aws4_request, SignedHeaders=host, Signature=00";
-        assert!(check_signature_scope(&headers(ok), &admin).is_ok());
+        assert!(check_signature_scope(&headers(ok), &admin, "eks-auth").is_ok());
+        assert!(check_signature_scope(&headers(ok), &admin, "eks").is_err());
         let sts = ok.replace("/eks-auth/", "/sts/");
         assert_eq!(
-            check_signature_scope(&headers(&sts), &admin)
+            check_signature_scope(&headers(&sts), &admin, "eks-auth")
                 .unwrap_err()
                 .code,
             "UnrecognizedClientException"
         );
         assert_eq!(
-            check_signature_scope(&HeaderMap::new(), &admin)
+            check_signature_scope(&HeaderMap::new(), &admin, "eks-auth")
                 .unwrap_err()
                 .code,
             "MissingAuthenticationTokenException"

@@ -1,5 +1,6 @@
-//! EKS Auth errors in the restJson1 shape the SDKs parse: `x-amzn-errortype` and a JSON body
-//! with `__type` and `message`.
+//! EKS Auth and EKS control-plane errors in the restJson1 shape the SDKs parse:
+//! `x-amzn-errortype` and a JSON body with `__type`, `message` and, for the control plane's
+//! exceptions, the `clusterName` they concern.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +13,8 @@ pub struct EksAuthError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The exception's `clusterName` member (EKS control-plane exceptions carry it).
+    pub cluster_name: Option<String>,
 }
 
 impl EksAuthError {
@@ -20,7 +23,18 @@ impl EksAuthError {
             status,
             code,
             message: message.into(),
+            cluster_name: None,
         }
+    }
+
+    pub fn for_cluster(mut self, cluster_name: &str) -> Self {
+        self.cluster_name = Some(cluster_name.to_owned());
+        self
+    }
+
+    /// 409: e.g. a second association for the same ServiceAccount.
+    pub fn resource_in_use(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "ResourceInUseException", message)
     }
 
     pub fn invalid_token(message: impl Into<String>) -> Self {
@@ -79,7 +93,11 @@ impl EksAuthError {
 
 impl IntoResponse for EksAuthError {
     fn into_response(self) -> Response {
-        let body = json!({"__type": self.code, "message": self.message}).to_string();
+        let mut body = json!({"__type": self.code, "message": self.message});
+        if let Some(cluster) = &self.cluster_name {
+            body["clusterName"] = json!(cluster);
+        }
+        let body = body.to_string();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(

@@ -1,12 +1,14 @@
-//! Strict cloud-identity emulators: an OIDC issuer, an AWS STS/EKS Auth gate in front of
-//! moto, the EKS Pod Identity Agent, GCP's metadata server, STS, IAM Credentials and Cloud
-//! Storage ([`gcp`]), and Azure's Entra ID and Blob endpoints ([`azure`]).
+//! Strict cloud-identity emulators: an OIDC issuer, an AWS gate in front of moto (STS, EKS
+//! Auth, EKS Pod Identity associations), the EKS Pod Identity Agent, GCP's metadata server,
+//! STS, IAM Credentials and Cloud Storage ([`gcp`]), and Azure's Entra ID and Blob endpoints
+//! ([`azure`]).
 
 mod aws_emulators;
 mod aws_gate;
 pub mod azure;
 mod background_runtime;
 mod credentials;
+mod eks_associations;
 pub mod eks_auth;
 mod eks_auth_error;
 pub mod gcp;

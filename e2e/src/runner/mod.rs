@@ -46,7 +46,7 @@ pub struct RunContext<'a> {
     pub issuer: String,
     /// Keep namespaces and cloud objects after the run (`--keep`).
     pub keep: bool,
-    /// The webhook stand-in, told about the setup's Pod Identity associations.
+    /// The webhook stand-in, routed to this worker's EKS associations for the scenario's namespace.
     pub webhook: Option<&'a EksPodIdentityWebhook>,
     /// The Pod Identity Agent, routing this scenario's namespace to `aws`.
     pub pod_identity_agent: Option<&'a PodIdentityAgent>,
@@ -85,13 +85,8 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     if let Some(agent) = ctx.pod_identity_agent {
         agent.unroute_namespace(&namespace);
     }
-    if let (Some(webhook), Ok(setup)) = (
-        ctx.webhook,
-        cloud_reset::with_namespace(&scenario.spec.setup, &namespace),
-    ) {
-        for association in &setup.aws.pod_identity_associations {
-            webhook.disassociate_pod_identity(&association.namespace, &association.service_account);
-        }
+    if let Some(webhook) = ctx.webhook {
+        webhook.unroute_namespace(&namespace);
     }
     if !ctx.keep {
         ctx.aws.clear_pod_identity_associations();
@@ -160,12 +155,21 @@ async fn run_steps(
             )
             .context("Azure setup in the emulators")?;
     }
-    // Pod Identity: the webhook mutates pods of associated ServiceAccounts, and the agent sends
+    // Pod Identity: the webhook mutates pods of ServiceAccounts associated in this worker's
+    // EKS (by the setup, or later through the EKS API, e.g. by `bind`), and the agent sends
     // this namespace's tokens to this worker's EKS Auth.
     if let Some(webhook) = ctx.webhook {
-        for association in &setup.aws.pod_identity_associations {
-            webhook.associate_pod_identity(&association.namespace, &association.service_account);
-        }
+        let store = ctx.aws.eks_associations();
+        webhook.route_namespace(
+            namespace,
+            std::sync::Arc::new(move |namespace: &str, service_account: &str| {
+                store.is_associated(
+                    crate::emulators::DEFAULT_CLUSTER_NAME,
+                    namespace,
+                    service_account,
+                )
+            }),
+        );
     }
     if let Some(agent) = ctx.pod_identity_agent {
         agent.route_namespace(

@@ -2,6 +2,7 @@
 //! patches pods as upstream's `pkg/handler/handler.go` does ([`super::eks_mutation`]), and
 //! the `pod-identity-webhook` MutatingWebhookConfiguration EKS installs to call it.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -44,6 +45,11 @@ pub const MUTATE_PATH: &str = "/mutate";
 const FIELD_MANAGER: &str = "podiam-e2e";
 /// How long one ServiceAccount read may take (upstream: 1 s per try, with retries).
 const SA_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the stand-in asks whether `(namespace, service account)` has a Pod Identity
+/// association: EKS fills the real webhook's container-credentials configuration from its
+/// association API, so the harness points this at the emulated EKS's store.
+pub type AssociationLookup = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
 /// How the stand-in runs: the upstream flags that matter, and where it listens.
 #[derive(Clone, Debug)]
@@ -109,6 +115,9 @@ impl AdmissionLogEntry {
 struct WebhookState {
     client: kube::Client,
     settings: RwLock<MutationSettings>,
+    /// Namespace → the emulated EKS that holds its associations (parallel workers each have
+    /// their own, as the Pod Identity Agent routes them).
+    association_routes: RwLock<HashMap<String, AssociationLookup>>,
     log: Mutex<Vec<AdmissionLogEntry>>,
 }
 
@@ -184,6 +193,7 @@ impl EksPodIdentityWebhook {
         let state = Arc::new(WebhookState {
             client,
             settings: RwLock::new(settings),
+            association_routes: RwLock::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
         });
         let router = Router::new()
@@ -239,6 +249,16 @@ impl EksPodIdentityWebhook {
         write(&self.state.settings)
             .pod_identity_associations
             .remove(&(namespace.to_owned(), service_account.to_owned()));
+    }
+
+    /// Reads `namespace`'s associations from `lookup` (an emulated EKS's store) at every
+    /// admission, so an association created through the EKS API affects the next pod.
+    pub fn route_namespace(&self, namespace: &str, lookup: AssociationLookup) {
+        write(&self.state.association_routes).insert(namespace.to_owned(), lookup);
+    }
+
+    pub fn unroute_namespace(&self, namespace: &str) {
+        write(&self.state.association_routes).remove(namespace);
     }
 
     /// The MutatingWebhookConfiguration EKS installs, pointed at this server.
@@ -497,11 +517,22 @@ async fn decide(
             None
         }
     };
-    let settings = state
+    let mut settings = state
         .settings
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
+    let routed = state
+        .association_routes
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(namespace)
+        .cloned();
+    if routed.is_some_and(|associated| associated(namespace, &sa_name)) {
+        settings
+            .pod_identity_associations
+            .insert((namespace.to_owned(), sa_name.clone()));
+    }
     let mutation = mutation_patch(&pod, sa.as_ref(), &settings);
     entry.reason = mutation.reason;
     entry.warnings.extend(mutation.warnings);
@@ -622,6 +653,41 @@ mod tests {
         assert_eq!(answer["response"]["allowed"], true);
         assert_eq!(answer["response"]["patch"], Value::Null);
         assert_eq!(webhook.requests()[2].outcome, AdmissionOutcome::NotMutated);
+    }
+
+    #[tokio::test]
+    async fn a_routed_namespace_is_asked_at_each_admission() {
+        let webhook = webhook_without_apiserver(WebhookOptions::default());
+        let client = https_client(&webhook);
+        let associated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = associated.clone();
+        webhook.route_namespace(
+            "ns",
+            Arc::new(move |namespace: &str, sa: &str| {
+                namespace == "ns" && sa == "app" && flag.load(std::sync::atomic::Ordering::SeqCst)
+            }),
+        );
+        let outcome = |i: usize| webhook.requests()[i].outcome;
+        let admit = || async {
+            client
+                .post(webhook.url())
+                .json(&review("admission.k8s.io/v1"))
+                .send()
+                .await
+                .unwrap()
+        };
+        admit().await;
+        assert_eq!(outcome(0), AdmissionOutcome::NotMutated);
+        // The association appears in the emulated EKS: the next pod is mutated.
+        associated.store(true, std::sync::atomic::Ordering::SeqCst);
+        admit().await;
+        assert_eq!(
+            outcome(1),
+            AdmissionOutcome::Mutated(Method::ContainerCredentials)
+        );
+        webhook.unroute_namespace("ns");
+        admit().await;
+        assert_eq!(outcome(2), AdmissionOutcome::NotMutated);
     }
 
     #[tokio::test]

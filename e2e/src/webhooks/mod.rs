@@ -9,10 +9,12 @@
 //!   `AWS_WEB_IDENTITY_TOKEN_FILE` (and the optional region and regional-STS variables).
 //! - EKS Pod Identity: upstream injects container credentials for the (namespace, service
 //!   account) pairs of its container-credentials config file, which EKS fills from its Pod
-//!   Identity associations; here those pairs are given in [`WebhookOptions`] or added with
-//!   [`EksPodIdentityWebhook::associate_pod_identity`]. Only the pod mutation is emulated:
-//!   serving credentials to such pods needs the EKS Pod Identity agent and the EKS Auth API,
-//!   which this module does not provide.
+//!   Identity associations; here those pairs are given in [`WebhookOptions`], added with
+//!   [`EksPodIdentityWebhook::associate_pod_identity`], or read at each admission from the
+//!   emulated EKS a namespace is routed to ([`EksPodIdentityWebhook::route_namespace`]), so an
+//!   association created through the EKS API affects the next pod. Only the pod mutation is
+//!   emulated: serving credentials to such pods needs the EKS Pod Identity agent and the EKS
+//!   Auth API, which this module does not provide.
 //!
 //! Not emulated: the pod-identity-webhook ConfigMap (`--watch-config-map`), role-name
 //! composition (`--compose-role-arn`), the ServiceAccount lookup grace period, and upstream's
@@ -44,6 +46,6 @@ pub use eks_mutation::{
     STS_REGIONAL_ENDPOINTS_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION, mutation_patch,
 };
 pub use eks_pod_identity::{
-    AdmissionLogEntry, AdmissionOutcome, CONFIGURATION_NAME, EksPodIdentityWebhook, WEBHOOK_NAME,
-    WebhookOptions, webhook_configuration,
+    AdmissionLogEntry, AdmissionOutcome, AssociationLookup, CONFIGURATION_NAME,
+    EksPodIdentityWebhook, WEBHOOK_NAME, WebhookOptions, webhook_configuration,
 };

@@ -1,9 +1,11 @@
-//! The IAM side of an IRSA binding, as `eksctl create iamserviceaccount` writes it: a trust
-//! statement allowing exactly `system:serviceaccount:NS:SA` with the audience, through the
-//! account's IAM OIDC provider for the cluster's issuer, plus attached managed policies.
+//! The IAM side of an AWS binding: the role (created with `--create-role`), one trust
+//! statement the mechanism needs, and attached managed policies. For IRSA the statement is
+//! eksctl's (`create iamserviceaccount`): exactly `system:serviceaccount:NS:SA` with the
+//! audience, through the account's IAM OIDC provider for the cluster's issuer; Pod Identity
+//! brings its own ([`WantedTrust`]).
 //!
 //! An existing role keeps its other statements (other ServiceAccounts may depend on them); the
-//! binding's statement is added only when no statement already grants exactly this subject.
+//! binding's statement is added only when the current ones do not already grant it.
 
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
@@ -115,7 +117,20 @@ fn grants(
         )
 }
 
-fn statements(policy: &Value) -> Vec<Value> {
+/// Whether a role's current trust statements already grant what a binding needs.
+pub type TrustCheck = Box<dyn Fn(&[Value]) -> bool + Send + Sync>;
+
+/// The trust a binding needs in its role.
+pub struct WantedTrust {
+    /// The statement added when the current ones do not grant it.
+    pub statement: Value,
+    /// Whether the role's current statements already grant it.
+    pub granted_by: TrustCheck,
+    /// Who is trusted, for the plan: `system:serviceaccount:NS:SA (aud X) through …`.
+    pub trusted: String,
+}
+
+pub fn statements(policy: &Value) -> Vec<Value> {
     match policy.get("Statement") {
         Some(Value::Array(items)) => items.clone(),
         Some(one @ Value::Object(_)) => vec![one.clone()],
@@ -123,7 +138,7 @@ fn statements(policy: &Value) -> Vec<Value> {
     }
 }
 
-fn cloud_error(what: &str, e: CloudError) -> Error {
+pub(super) fn cloud_error(what: &str, e: CloudError) -> Error {
     match e {
         CloudError::Unreachable(m) => Error::Cloud(format!("{what}: unreachable: {m}")),
         CloudError::Rejected { code, message } => {
@@ -150,14 +165,14 @@ async fn caller_account(config: &aws_config::SdkConfig) -> Result<String> {
         .ok_or_else(|| Error::Cloud("sts:GetCallerIdentity returned no account".into()))
 }
 
-/// Plans the IAM changes, refusing when the issuer is not registered with IAM.
-pub async fn plan(
+/// The role's account and name: from its ARN, or the operator's account for a bare name. IAM
+/// is read and changed in the operator's account, so an ARN of another account is refused
+/// (else a same-named role of the operator's account would be changed in its place).
+pub async fn account_and_name(
     config: &aws_config::SdkConfig,
     request: &RoleRequest,
-    issuer: &str,
-    subject: &str,
-) -> Result<(ResolvedRole, Vec<Change>)> {
-    let (account, name) = match request.role.strip_prefix("arn:") {
+) -> Result<(String, String)> {
+    Ok(match request.role.strip_prefix("arn:") {
         Some(_) => {
             let account = crate::exchange::aws_sts::account(&request.role)
                 .filter(|a| !a.is_empty())
@@ -171,10 +186,28 @@ pub async fn plan(
                     Error::Usage(format!("--aws-role {}: not a role ARN", request.role))
                 })?
                 .to_owned();
+            let operator = caller_account(config).await?;
+            if operator != account {
+                return Err(Error::Refused(format!(
+                    "--aws-role {} is in account {account}, but your AWS credentials are for account {operator}, where bind would read and change IAM: run it with credentials of account {account}",
+                    request.role
+                )));
+            }
             (account, name)
         }
         None => (caller_account(config).await?, request.role.clone()),
-    };
+    })
+}
+
+/// Plans the IAM changes of an IRSA binding, refusing when the issuer is not registered with
+/// IAM.
+pub async fn plan(
+    config: &aws_config::SdkConfig,
+    request: &RoleRequest,
+    issuer: &str,
+    subject: &str,
+) -> Result<(ResolvedRole, Vec<Change>)> {
+    let (account, name) = account_and_name(config, request).await?;
     let host_path = issuer_host_path(issuer);
     let provider_arn = format!("arn:aws:iam::{account}:oidc-provider/{host_path}");
 
@@ -201,8 +234,46 @@ pub async fn plan(
         Some(_) => {}
     }
 
-    let iam = aws_sdk_iam::Client::new(config);
     let statement = irsa_statement(&provider_arn, host_path, subject, &request.audience);
+    let (wanted_provider, wanted_host, wanted_subject, audience) = (
+        provider_arn.clone(),
+        host_path.to_owned(),
+        subject.to_owned(),
+        request.audience.clone(),
+    );
+    let wanted = WantedTrust {
+        statement,
+        granted_by: Box::new(move |current| {
+            current.iter().any(|s| {
+                grants(
+                    s,
+                    &wanted_provider,
+                    &wanted_host,
+                    &wanted_subject,
+                    &audience,
+                )
+            })
+        }),
+        trusted: format!(
+            "{subject} (aud {}) through oidc-provider/{host_path}",
+            request.audience
+        ),
+    };
+    plan_role(config, request, &account, &name, &wanted).await
+}
+
+/// Plans the role half shared by the AWS mechanisms: create the role (with `--create-role`) or
+/// add the wanted statement to its trust policy, then attach the managed policies.
+pub async fn plan_role(
+    config: &aws_config::SdkConfig,
+    request: &RoleRequest,
+    account: &str,
+    name: &str,
+    wanted: &WantedTrust,
+) -> Result<(ResolvedRole, Vec<Change>)> {
+    let name = name.to_owned();
+    let iam = aws_sdk_iam::Client::new(config);
+    let statement = wanted.statement.clone();
     let mut changes = Vec::new();
     let existing = iam.get_role().role_name(&name).send().await;
     let (arn, role_exists) = match existing {
@@ -219,10 +290,7 @@ pub async fn plan(
                     |e| Error::Cloud(format!("the trust policy of role {name} is not JSON: {e}")),
                 )?;
             let current = statements(&before);
-            if !current
-                .iter()
-                .any(|s| grants(s, &provider_arn, host_path, subject, &request.audience))
-            {
+            if !(wanted.granted_by)(&current) {
                 let mut after = before.clone();
                 let mut list = current;
                 list.push(statement.clone());
@@ -236,8 +304,8 @@ pub async fn plan(
                     action: "update",
                     resource: format!("IAM role {name}"),
                     detail: format!(
-                        "trust policy: allow {subject} (aud {}) through oidc-provider/{host_path}; other statements kept",
-                        request.audience
+                        "trust policy: allow {}; other statements kept",
+                        wanted.trusted
                     ),
                     before: Some(before),
                     after: Some(after.clone()),
@@ -266,10 +334,7 @@ pub async fn plan(
                 system: System::Aws,
                 action: "create",
                 resource: format!("IAM role {name}"),
-                detail: format!(
-                    "new role trusting only {subject} (aud {}) through oidc-provider/{host_path}",
-                    request.audience
-                ),
+                detail: format!("new role trusting only {}", wanted.trusted),
                 before: None,
                 after: Some(trust.clone()),
                 status: ChangeStatus::Planned,

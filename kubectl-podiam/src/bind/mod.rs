@@ -8,6 +8,7 @@
 //! the apply loop, the partial-failure message and the stale pods are shared here.
 
 pub mod aws_irsa;
+pub mod aws_pod_identity;
 pub mod aws_role;
 pub mod azure_graph;
 pub mod azure_wi;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use self::aws_pod_identity::PodIdentityRequest;
 use self::aws_role::RoleRequest;
 use self::azure_graph::{AzureBindTarget, GraphSession};
 use self::azure_wi::AzureRequest;
@@ -37,6 +39,7 @@ pub enum BindTarget {
     AwsIrsa(RoleRequest),
     AzureWorkloadIdentity(AzureRequest),
     GcpWorkloadIdentity(GsaRequest),
+    AwsPodIdentity(PodIdentityRequest),
 }
 
 /// Where each cloud's APIs are (the same overrides as verify, so the emulators serve tests).
@@ -120,6 +123,9 @@ pub async fn run(
         BindTarget::GcpWorkloadIdentity(gsa) => {
             gcp_workload_identity::plan(client, &clouds.gcp_iam, gsa, &issuer, request).await?
         }
+        BindTarget::AwsPodIdentity(pod_identity) => {
+            aws_pod_identity::plan(client, &clouds.aws, pod_identity, request).await?
+        }
     };
     let CloudPlan {
         mechanism,
@@ -137,7 +143,8 @@ pub async fn run(
                 describe(&annotations)
             ));
         }
-    } else if !annotations.is_empty() {
+    } else {
+        // Created when missing even without annotations (Pod Identity needs none).
         changes.extend(
             service_account::plan(
                 client,
@@ -233,6 +240,10 @@ async fn apply(client: &kube::Client, operator: &Operator, report: &mut BindRepo
             Operation::Workload(op) => workload_labels::apply(client, op, server_dry_run).await,
             Operation::GcpIam(op) => match session(&operator.gcp, "Google") {
                 Ok(gcp) => gcp_iam_policy::apply(gcp, op).await,
+                Err(e) => Err(e),
+            },
+            Operation::AwsEks(op) => match session(&operator.aws, "AWS") {
+                Ok(config) => aws_pod_identity::apply(config, op).await,
                 Err(e) => Err(e),
             },
         };

@@ -47,6 +47,7 @@ pub enum Operation {
     AzureGraph(super::azure_graph::GraphOperation),
     Workload(super::workload_labels::WorkloadOperation),
     GcpIam(super::gcp_iam_policy::GcpIamOperation),
+    AwsEks(super::aws_pod_identity::EksOperation),
 }
 
 impl Operation {
@@ -58,6 +59,7 @@ impl Operation {
             Operation::AzureGraph(op) => op.undo_hint(),
             Operation::Workload(op) => op.undo_hint(),
             Operation::GcpIam(op) => op.undo_hint(),
+            Operation::AwsEks(op) => op.undo_hint(),
         }
     }
 }

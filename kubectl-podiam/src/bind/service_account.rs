@@ -67,7 +67,11 @@ pub async fn plan(
             system: System::Kubernetes,
             action: "create",
             resource,
-            detail: format!("new ServiceAccount annotated {}", describe(wanted)),
+            detail: if wanted.is_empty() {
+                "new ServiceAccount".to_owned()
+            } else {
+                format!("new ServiceAccount annotated {}", describe(wanted))
+            },
             before: None,
             after: Some(json!({"annotations": wanted})),
             status: ChangeStatus::Planned,

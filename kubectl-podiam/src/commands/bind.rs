@@ -1,3 +1,4 @@
+use crate::bind::aws_pod_identity::PodIdentityRequest;
 use crate::bind::aws_role::RoleRequest;
 use crate::bind::azure_graph::AzureBindTarget;
 use crate::bind::azure_wi::AzureRequest;
@@ -12,7 +13,7 @@ use crate::mechanisms::aws_irsa::annotations as irsa;
 /// The identity flag given (clap's `identity` group allows exactly one) and the flags that only
 /// make sense with it, checked by hand: clap's `requires` cannot tell a flag set by the user
 /// from one set by its environment variable.
-fn target(args: &BindArgs) -> Result<BindTarget> {
+fn target(global: &GlobalFlags, args: &BindArgs) -> Result<BindTarget> {
     let aws_only = args.create_role || !args.policy_arns.is_empty() || args.audience.is_some();
     let azure_only = args.label_workloads || args.azure_tenant_id.is_some();
     let gcp_only = args.gcp_project.is_some() || args.allow_no_gke_metadata_server;
@@ -33,15 +34,29 @@ fn target(args: &BindArgs) -> Result<BindTarget> {
         );
     }
     match (&args.aws_role, &args.gcp_sa, &args.azure_client_id) {
-        (Some(role), None, None) => Ok(BindTarget::AwsIrsa(RoleRequest {
-            role: role.clone(),
-            create_role: args.create_role,
-            policy_arns: args.policy_arns.clone(),
-            audience: args
-                .audience
-                .clone()
-                .unwrap_or_else(|| irsa::DEFAULT_AUDIENCE.to_owned()),
-        })),
+        (Some(role), None, None) => {
+            let role = RoleRequest {
+                role: role.clone(),
+                create_role: args.create_role,
+                policy_arns: args.policy_arns.clone(),
+                audience: args
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| irsa::DEFAULT_AUDIENCE.to_owned()),
+            };
+            if !args.pod_identity {
+                return Ok(BindTarget::AwsIrsa(role));
+            }
+            let cluster_name = super::eks_cluster_name(global, &args.cloud).ok_or_else(|| {
+                Error::Usage(
+                    "--pod-identity needs the EKS cluster's name: pass --eks-cluster-name (or set PODIAM_EKS_CLUSTER_NAME); none could be read from the kubeconfig context (an EKS ARN or an eksctl name)".into(),
+                )
+            })?;
+            Ok(BindTarget::AwsPodIdentity(PodIdentityRequest {
+                role,
+                cluster_name,
+            }))
+        }
         (None, Some(email), None) => {
             // A malformed email is bad input: say so before touching the cluster.
             crate::bind::gcp_workload_identity::parse_email(email)?;
@@ -70,7 +85,7 @@ pub async fn run(global: &GlobalFlags, args: &BindArgs) -> Result<BindReport> {
     if global.output == crate::report::Format::Junit {
         return Err(Error::Usage("-o junit is for verify".into()));
     }
-    let target = target(args)?;
+    let target = target(global, args)?;
     let conn = client::connect(&super::connection_flags(global)).await?;
     let request = BindRequest {
         namespace: conn.namespace.clone(),

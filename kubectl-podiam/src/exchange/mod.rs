@@ -3,6 +3,7 @@
 //! overrides them.
 
 pub mod aws_config;
+pub mod aws_eks;
 pub mod aws_eks_auth;
 pub mod aws_iam;
 pub mod aws_s3;
