@@ -50,7 +50,7 @@ pub enum Error {
 
     /// `bind` stopped midway: what was changed, what failed, what was not done.
     #[error(
-        "{failed}\nchanged before the failure:{}\nnot done:{}",
+        "{failed}\nchanged before the failure:{}\nnot done:{}\nto finish, fix the cause and run the same bind again (what is done is skipped); or undo the changes above",
         bullet(done),
         bullet(remaining)
     )]
