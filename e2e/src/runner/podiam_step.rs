@@ -45,6 +45,16 @@ pub async fn run(
         .with_context(|| format!("running {}", ctx.plugin.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // Whatever the step asserts, the operator's secrets never reach the plugin's output.
+    if operator_secrets(ctx)
+        .iter()
+        .any(|secret| stdout.contains(secret.as_str()) || stderr.contains(secret.as_str()))
+    {
+        bail!(
+            "kubectl podiam {}: an operator secret (AWS secret key, Azure client secret or Google refresh token) appears in its output",
+            args.join(" ")
+        );
+    }
     let code = output.status.code().unwrap_or(-1);
     if code != step.exit_code {
         bail!(
@@ -90,4 +100,24 @@ pub async fn run(
         captures.insert(name.clone(), report);
     }
     Ok(())
+}
+
+/// The secrets of the operator credentials the plugin is given (see `plugin_command`).
+fn operator_secrets(ctx: &RunContext<'_>) -> Vec<String> {
+    let mut secrets = vec![
+        ctx.aws.admin_credentials().1,
+        ctx.azure.operator_credentials().1.to_owned(),
+    ];
+    if let Some(gcp) = ctx.gcp
+        && let Ok(text) = std::fs::read_to_string(gcp.operator_credentials_file())
+        && let Ok(file) = serde_json::from_str::<serde_json::Value>(&text)
+    {
+        for field in ["refresh_token", "client_secret"] {
+            if let Some(value) = file[field].as_str() {
+                secrets.push(value.to_owned());
+            }
+        }
+    }
+    secrets.retain(|s| s.len() >= 8);
+    secrets
 }
