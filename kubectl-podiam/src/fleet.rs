@@ -151,7 +151,13 @@ impl Fleet<'_> {
 
     async fn judge_pod(&self, pod: &Pod) -> Result<ReportItem> {
         let phase = phase(pod);
-        let subject = pods::subject(self.client, pod.clone(), self.container).await?;
+        let subject = pods::subject(
+            self.client,
+            pod.clone(),
+            self.container,
+            &self.options.answers,
+        )
+        .await?;
         if phase == "Running" {
             let probe = Probe::Live {
                 client: self.client.clone(),
