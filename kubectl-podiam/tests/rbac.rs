@@ -805,9 +805,10 @@ spec: {serviceAccountName: other, containers: [{name: app, image: nginx}]}
             client: cluster.client(),
             timeout: Duration::from_secs(5),
         };
+        let options = RbacOptions::default();
         let reviews = pods
             .iter()
-            .map(|p| podiam::rbac::review(p, &probe, &RbacOptions::default(), &answers));
+            .map(|p| podiam::rbac::review(p, &probe, &options, &answers));
         futures::future::join_all(reviews).await
     });
     let calls = cluster.calls.lock().unwrap().clone();
