@@ -3,9 +3,10 @@
 //! shared answers left (counted in the gate's request log).
 //!
 //! The fleet: `service_accounts` ServiceAccounts, each with one Deployment of an equal share of
-//! the pods. Half are IRSA-wired to a role of their own that trusts them (verified), a quarter
-//! to a role that trusts another namespace (AccessDenied), a quarter are not wired (no
-//! mechanism).
+//! the pods. Two fifths are IRSA-wired to a role of their own that trusts them (verified), a
+//! fifth to a role that trusts another namespace (AccessDenied), a fifth have an EKS Pod
+//! Identity association (the webhook wires them; the agent answers from inside the pod), a
+//! fifth are not wired (no mechanism). The summary is checked against this split.
 
 use std::fmt;
 use std::io::Read;
@@ -44,18 +45,67 @@ enum Wiring {
     Good,
     /// IRSA, role trusts `other:<sa>`.
     WrongNamespace,
-    /// No annotation.
+    /// EKS Pod Identity association to a role trusting `pods.eks.amazonaws.com`.
+    PodIdentity,
+    /// No annotation, no association.
     Unwired,
 }
 
 fn wiring(index: usize, count: usize) -> Wiring {
-    if index < count / 2 {
+    if index < count * 2 / 5 {
         Wiring::Good
-    } else if index < count * 3 / 4 {
+    } else if index < count * 3 / 5 {
         Wiring::WrongNamespace
+    } else if index < count * 4 / 5 {
+        Wiring::PodIdentity
     } else {
         Wiring::Unwired
     }
+}
+
+fn replicas(index: usize, options: &FleetBenchOptions) -> usize {
+    options.pods / options.service_accounts + usize::from(index < options.pods % options.service_accounts)
+}
+
+/// The summary `verify -A` must print for the fleet: pods per mechanism, and which fail.
+fn expected_summary(options: &FleetBenchOptions) -> serde_json::Value {
+    let mut pods = [0usize; 4];
+    for i in 0..options.service_accounts {
+        let slot = match wiring(i, options.service_accounts) {
+            Wiring::Good => 0,
+            Wiring::WrongNamespace => 1,
+            Wiring::PodIdentity => 2,
+            Wiring::Unwired => 3,
+        };
+        pods[slot] += replicas(i, options);
+    }
+    let [good, wrong, pod_identity, unwired] = pods;
+    let mut by_mechanism = serde_json::Map::new();
+    if good + wrong > 0 {
+        by_mechanism.insert(
+            "aws-irsa".into(),
+            serde_json::json!({"pods": good + wrong, "failed": wrong}),
+        );
+    }
+    if pod_identity > 0 {
+        by_mechanism.insert(
+            "aws-pod-identity".into(),
+            serde_json::json!({"pods": pod_identity, "failed": 0}),
+        );
+    }
+    if unwired > 0 {
+        by_mechanism.insert(
+            "none".into(),
+            serde_json::json!({"pods": unwired, "failed": unwired}),
+        );
+    }
+    serde_json::json!({
+        "pods": options.pods,
+        "passed": good + pod_identity,
+        "failed": wrong + unwired,
+        "unreachable": 0,
+        "byMechanism": by_mechanism,
+    })
 }
 
 pub struct FleetBenchReport {
@@ -96,7 +146,7 @@ impl fmt::Display for FleetBenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "fleet: {} pods, {} ServiceAccounts (1/2 IRSA good, 1/4 IRSA wrong-namespace trust, 1/4 unwired); {:.1}s until all Running",
+            "fleet: {} pods, {} ServiceAccounts (2/5 IRSA good, 1/5 IRSA wrong-namespace trust, 1/5 Pod Identity, 1/5 unwired); {:.1}s until all Running",
             self.options.pods,
             self.options.service_accounts,
             self.pods_ready.as_secs_f64()
@@ -179,10 +229,28 @@ pub async fn bench_fleet(
 
 fn cloud_setup(options: &FleetBenchOptions) -> Result<CloudSetup> {
     let mut roles = String::new();
+    let mut associations = String::new();
     for i in 0..options.service_accounts {
         let trusted = match wiring(i, options.service_accounts) {
             Wiring::Good => format!("system:serviceaccount:{NAMESPACE}:sa-{i:02}"),
             Wiring::WrongNamespace => format!("system:serviceaccount:other:sa-{i:02}"),
+            Wiring::PodIdentity => {
+                roles.push_str(&format!(
+                    r#"
+    - name: fleet-role-{i:02}
+      trustPolicy:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {{Service: pods.eks.amazonaws.com}}
+            Action: [sts:AssumeRole, sts:TagSession]
+"#
+                ));
+                associations.push_str(&format!(
+                    "\n    - {{namespace: {NAMESPACE}, serviceAccount: sa-{i:02}, roleName: fleet-role-{i:02}}}"
+                ));
+                continue;
+            }
             Wiring::Unwired => continue,
         };
         roles.push_str(&format!(
@@ -201,23 +269,26 @@ fn cloud_setup(options: &FleetBenchOptions) -> Result<CloudSetup> {
 "#
         ));
     }
+    let associations = if associations.is_empty() {
+        String::new()
+    } else {
+        format!("\n  podIdentityAssociations:{associations}")
+    };
     CloudSetup::from_yaml(&format!(
-        "aws:\n  oidcProviders:\n    - url: ${{ISSUER}}\n      clientIds: [sts.amazonaws.com]\n  roles:{roles}"
+        "aws:\n  oidcProviders:\n    - url: ${{ISSUER}}\n      clientIds: [sts.amazonaws.com]\n  roles:{roles}{associations}"
     ))
 }
 
 fn manifests(options: &FleetBenchOptions) -> String {
     let mut docs = Vec::new();
-    let per_sa = options.pods / options.service_accounts;
-    let extra = options.pods % options.service_accounts;
     for i in 0..options.service_accounts {
         let annotation = match wiring(i, options.service_accounts) {
-            Wiring::Unwired => String::new(),
-            _ => format!(
+            Wiring::Unwired | Wiring::PodIdentity => String::new(),
+            Wiring::Good | Wiring::WrongNamespace => format!(
                 "\n  annotations: {{eks.amazonaws.com/role-arn: \"arn:aws:iam::123456789012:role/fleet-role-{i:02}\"}}"
             ),
         };
-        let replicas = per_sa + usize::from(i < extra);
+        let replicas = replicas(i, options);
         docs.push(format!(
             "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa-{i:02}{annotation}"
         ));
@@ -244,7 +315,16 @@ async fn measure(
     plugins: &[PathBuf],
     options: FleetBenchOptions,
 ) -> Result<FleetBenchReport> {
-    env.aws.apply(&cloud_setup(&options)?).await?;
+    let setup = cloud_setup(&options)?;
+    env.aws.apply(&setup).await?;
+    // The webhook wires pods of associated ServiceAccounts (as the runner does for scenarios).
+    let webhook = env
+        .webhook
+        .as_ref()
+        .context("bench fleet needs the webhook stand-in (local provider)")?;
+    for association in &setup.aws.pod_identity_associations {
+        webhook.associate_pod_identity(&association.namespace, &association.service_account);
+    }
     let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone());
     let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(
         serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
@@ -306,8 +386,15 @@ async fn measure_run(
         )
     })?;
     let summary = report["summary"].clone();
-    if summary["pods"].as_u64().unwrap_or_default() < options.pods as u64 {
-        bail!("verify -A judged fewer pods than the fleet has: {summary}");
+    let expected = expected_summary(options);
+    for field in ["pods", "passed", "failed", "unreachable", "byMechanism"] {
+        if summary[field] != expected[field] {
+            bail!(
+                "verify -A summary {field} is {}, expected {} (summary {summary})",
+                summary[field],
+                expected[field]
+            );
+        }
     }
     Ok(RunMeasurement {
         plugin: plugin.to_path_buf(),
@@ -447,12 +534,11 @@ mod tests {
     #[test]
     fn wiring_splits_the_fleet() {
         let w: Vec<Wiring> = (0..20).map(|i| wiring(i, 20)).collect();
-        assert_eq!(w.iter().filter(|x| **x == Wiring::Good).count(), 10);
-        assert_eq!(
-            w.iter().filter(|x| **x == Wiring::WrongNamespace).count(),
-            5
-        );
-        assert_eq!(w.iter().filter(|x| **x == Wiring::Unwired).count(), 5);
+        let count = |k: Wiring| w.iter().filter(|x| **x == k).count();
+        assert_eq!(count(Wiring::Good), 8);
+        assert_eq!(count(Wiring::WrongNamespace), 4);
+        assert_eq!(count(Wiring::PodIdentity), 4);
+        assert_eq!(count(Wiring::Unwired), 4);
     }
 
     #[test]
@@ -473,8 +559,19 @@ mod tests {
             .sum();
         assert_eq!(replicas, 203);
         assert_eq!(text.matches("kind: ServiceAccount").count(), 20);
-        assert_eq!(text.matches("eks.amazonaws.com/role-arn").count(), 15);
+        assert_eq!(text.matches("eks.amazonaws.com/role-arn").count(), 12);
         let setup = cloud_setup(&options).unwrap();
-        assert_eq!(setup.aws.roles.len(), 15);
+        assert_eq!(setup.aws.roles.len(), 16);
+        assert_eq!(setup.aws.pod_identity_associations.len(), 4);
+        assert_eq!(setup.aws.pod_identity_associations[0].service_account, "sa-12");
+        // 203 pods: sa-00, sa-01, sa-02 have 11 replicas, the others 10.
+        let expected = expected_summary(&options);
+        assert_eq!(expected["pods"], 203);
+        assert_eq!(expected["byMechanism"]["aws-irsa"]["pods"], 123);
+        assert_eq!(expected["byMechanism"]["aws-irsa"]["failed"], 40);
+        assert_eq!(expected["byMechanism"]["aws-pod-identity"]["pods"], 40);
+        assert_eq!(expected["byMechanism"]["none"]["pods"], 40);
+        assert_eq!(expected["passed"], 83 + 40);
+        assert_eq!(expected["failed"], 80);
     }
 }
