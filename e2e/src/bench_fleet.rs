@@ -64,7 +64,8 @@ fn wiring(index: usize, count: usize) -> Wiring {
 }
 
 fn replicas(index: usize, options: &FleetBenchOptions) -> usize {
-    options.pods / options.service_accounts + usize::from(index < options.pods % options.service_accounts)
+    options.pods / options.service_accounts
+        + usize::from(index < options.pods % options.service_accounts)
 }
 
 /// The summary `verify -A` must print for the fleet: pods per mechanism, and which fail.
@@ -563,7 +564,10 @@ mod tests {
         let setup = cloud_setup(&options).unwrap();
         assert_eq!(setup.aws.roles.len(), 16);
         assert_eq!(setup.aws.pod_identity_associations.len(), 4);
-        assert_eq!(setup.aws.pod_identity_associations[0].service_account, "sa-12");
+        assert_eq!(
+            setup.aws.pod_identity_associations[0].service_account,
+            "sa-12"
+        );
         // 203 pods: sa-00, sa-01, sa-02 have 11 replicas, the others 10.
         let expected = expected_summary(&options);
         assert_eq!(expected["pods"], 203);

@@ -97,7 +97,9 @@ fn error_of(boundary: &str, stderr: &str, variable: &str) -> String {
         return String::new();
     };
     let rest = &stderr[start + marker.len()..];
-    let end = rest.find(&format!("\n{boundary} err ")).unwrap_or(rest.len());
+    let end = rest
+        .find(&format!("\n{boundary} err "))
+        .unwrap_or(rest.len());
     rest[..end].trim().to_string()
 }
 
@@ -168,10 +170,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(files[2].variable, "OTHER_FILE");
-        assert_eq!(
-            files[2].result.as_deref(),
-            Ok(&b"{\n  \"a\": 1\n}\n\n"[..])
-        );
+        assert_eq!(files[2].result.as_deref(), Ok(&b"{\n  \"a\": 1\n}\n\n"[..]));
     }
 
     #[test]

@@ -37,7 +37,12 @@ impl ScriptedApi {
     }
 
     fn count(&self, path: &str) -> usize {
-        self.gets.lock().unwrap().iter().filter(|p| *p == path).count()
+        self.gets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }
 

@@ -25,7 +25,8 @@ pub struct AwsTarget {
 /// `anonymous` per region and `operator`, each loaded once per run.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedConfigs {
-    anonymous: Arc<Mutex<HashMap<Option<String>, Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>>>>,
+    anonymous:
+        Arc<Mutex<HashMap<Option<String>, Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>>>>,
     operator: Arc<tokio::sync::OnceCell<Option<aws_config::SdkConfig>>>,
 }
 
