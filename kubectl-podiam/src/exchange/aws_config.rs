@@ -22,12 +22,14 @@ pub struct AwsTarget {
     pub loaded: LoadedConfigs,
 }
 
+/// A config loaded at most once; concurrent askers wait for the first load.
+type ConfigSlot<T> = Arc<tokio::sync::OnceCell<T>>;
+
 /// `anonymous` per region and `operator`, each loaded once per run.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedConfigs {
-    anonymous:
-        Arc<Mutex<HashMap<Option<String>, Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>>>>,
-    operator: Arc<tokio::sync::OnceCell<Option<aws_config::SdkConfig>>>,
+    anonymous: Arc<Mutex<HashMap<Option<String>, ConfigSlot<aws_config::SdkConfig>>>>,
+    operator: ConfigSlot<Option<aws_config::SdkConfig>>,
 }
 
 const FALLBACK_REGION: &str = "us-east-1";
