@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_fleet;
 pub mod bench_verify;
 pub mod cluster;
+pub mod cpu_time;
 pub mod demo;
 pub mod emulators;
 pub mod https_server;

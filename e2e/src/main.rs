@@ -168,6 +168,19 @@ enum BenchTarget {
         /// The plugin's --concurrency.
         #[arg(long, default_value_t = 16)]
         concurrency: u16,
+        /// A plugin binary to measure (repeatable: each on the same fleet, e.g. a debug and a
+        /// release build); default: the kubectl-podiam next to this executable.
+        #[arg(long = "plugin")]
+        plugins: Vec<PathBuf>,
+        /// Runs of verify -A per plugin.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// An extra plugin argument (repeatable, e.g. `--plugin-arg=-vv`).
+        #[arg(long = "plugin-arg", allow_hyphen_values = true)]
+        plugin_args: Vec<String>,
+        /// Write the last run's plugin stderr here.
+        #[arg(long)]
+        plugin_stderr: Option<PathBuf>,
     },
 }
 
@@ -283,6 +296,10 @@ async fn main() -> Result<()> {
                     pods,
                     service_accounts,
                     concurrency,
+                    plugins,
+                    runs,
+                    plugin_args,
+                    plugin_stderr,
                 },
         } => {
             let state_root = podiam_e2e::runner::suite::default_state_root();
@@ -292,9 +309,16 @@ async fn main() -> Result<()> {
                     pods,
                     service_accounts,
                     concurrency,
+                    plugins,
+                    runs,
+                    plugin_args,
                 },
             )
             .await?;
+            if let (Some(path), Some(last)) = (plugin_stderr, report.runs.last()) {
+                std::fs::write(&path, &last.stderr)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             println!("{report}");
             Ok(())
         }

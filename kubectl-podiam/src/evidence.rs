@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
+use crate::env_probe;
 use crate::kube::exec::{self, ExecError, ExecOutput};
 use crate::kube::token_request::{self, EquivalentTokenRequest};
 use crate::subject::PodSubject;
@@ -56,35 +57,54 @@ impl OfflineToken {
 }
 
 /// Names and values of the container's runtime environment. Values are consulted only for
-/// the few non-secret variables the mechanisms read; the type never prints them.
-pub struct RuntimeEnv(Vec<(String, String)>);
+/// the few non-secret variables the mechanisms read; the type never prints them. When the
+/// environment was read by [`crate::env_probe`], it also holds the token files named by the
+/// variables the pod's mechanism reads, read in the same exec.
+pub struct RuntimeEnv {
+    variables: Vec<(String, String)>,
+    files: Vec<env_probe::FileRead>,
+}
 
 impl RuntimeEnv {
     pub fn parse(output: &[u8]) -> Self {
         let text = String::from_utf8_lossy(output);
-        RuntimeEnv(
-            text.lines()
+        RuntimeEnv {
+            variables: text
+                .lines()
                 .filter_map(|l| l.split_once('='))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        )
+            files: Vec::new(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.variables
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(k, _)| k.clone()).collect()
+        self.variables.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// The file at `path`, if it was read with the environment: the variable naming it must
+    /// still hold exactly `path` (the value the container's `cat` was given).
+    fn file(&self, path: &str) -> Option<&Result<Vec<u8>, String>> {
+        self.files
+            .iter()
+            .find(|f| self.get(&f.variable) == Some(path))
+            .map(|f| &f.result)
     }
 }
 
 impl std::fmt::Debug for RuntimeEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("RuntimeEnv").field(&self.names()).finish()
+        f.debug_struct("RuntimeEnv")
+            .field("names", &self.names())
+            .field("files", &self.files)
+            .finish()
     }
 }
 
@@ -108,11 +128,33 @@ pub enum ReadFailure {
 }
 
 impl Probe {
-    pub async fn env(&self, pod: &PodSubject) -> Result<RuntimeEnv, ReadFailure> {
+    /// The container's environment, and the files named by `file_vars` (the token files the
+    /// pod's mechanism will read), in one exec as the container's user; without a shell in
+    /// the image, `env` alone (the files are then read by their own exec).
+    pub async fn env(
+        &self,
+        pod: &PodSubject,
+        file_vars: &[&str],
+    ) -> Result<RuntimeEnv, ReadFailure> {
         let Probe::Live { client, timeout } = self else {
             return Err(ReadFailure::Offline);
         };
         let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+        if !file_vars.is_empty() {
+            let boundary = env_probe::boundary();
+            let argv = env_probe::argv(&boundary, file_vars);
+            match exec::run(&pods, &pod.name, &pod.container, &argv, *timeout).await {
+                Ok(out) if out.success => {
+                    let (env, files) = env_probe::parse(&boundary, &out.stdout, &out.stderr);
+                    let mut env = RuntimeEnv::parse(&env);
+                    env.files = files;
+                    return Ok(env);
+                }
+                // No shell (distroless) or the script failed: env and cat one at a time.
+                Ok(_) | Err(ExecError::NoSuchCommand(_)) => {}
+                Err(e) => return Err(ReadFailure::NoExec(e)),
+            }
+        }
         let out = exec::run(&pods, &pod.name, &pod.container, &["env"], *timeout)
             .await
             .map_err(ReadFailure::NoExec)?;
@@ -176,12 +218,30 @@ impl Probe {
         }
     }
 
-    /// Reads the token the way the pod's SDK does: the file, as the container's user.
+    /// Reads the token the way the pod's SDK does: the file, as the container's user. When
+    /// `env` already holds it (read in the same exec as the environment), no exec is made.
     pub async fn read_token_file(
         &self,
         pod: &PodSubject,
+        env: Option<&RuntimeEnv>,
         path: &str,
     ) -> Result<Token, ReadFailure> {
+        let source = || {
+            format!(
+                "token read by exec from {path} in container {} as its own user",
+                pod.container
+            )
+        };
+        if let (Probe::Live { .. }, Some(read)) = (self, env.and_then(|e| e.file(path))) {
+            return match read {
+                Ok(bytes) => Ok(Token {
+                    bytes: bytes.clone(),
+                    source: source(),
+                    equivalent: false,
+                }),
+                Err(stderr) => Err(ReadFailure::Denied(stderr.clone())),
+            };
+        }
         match self {
             Probe::Offline { token: None } => Err(ReadFailure::Offline),
             Probe::Offline { token: Some(t) } => Ok(Token {
@@ -197,10 +257,7 @@ impl Probe {
                 if out.success {
                     Ok(Token {
                         bytes: out.stdout,
-                        source: format!(
-                            "token read by exec from {path} in container {} as its own user",
-                            pod.container
-                        ),
+                        source: source(),
                         equivalent: false,
                     })
                 } else {

@@ -17,9 +17,10 @@ use crate::options::VerifyOptions;
 use crate::report::Format;
 use crate::subject::{Origin, PodSubject, default_container};
 
-/// Pods judged at once. Each costs two or three execs (the apiserver's most expensive call,
-/// a streamed connection through the kubelet) and a few cloud calls; 16 keeps a small
-/// apiserver responsive while hiding most of the latency.
+/// Pods judged at once. Each costs one exec (two with Pod Identity's agent; the apiserver's most
+/// expensive call, a streamed connection through the kubelet and `runc exec`) and a few
+/// cloud calls; 16 keeps a small apiserver responsive while hiding most of the latency
+/// (`bench fleet` on 2 cores: 32 is no faster, the cluster's exec path is CPU-bound).
 pub const DEFAULT_CONCURRENCY: u16 = 16;
 
 /// Check ids of fleet mode (docs/checks.md).
@@ -151,7 +152,13 @@ impl Fleet<'_> {
 
     async fn judge_pod(&self, pod: &Pod) -> Result<ReportItem> {
         let phase = phase(pod);
-        let subject = pods::subject(self.client, pod.clone(), self.container).await?;
+        let subject = pods::subject(
+            self.client,
+            pod.clone(),
+            self.container,
+            &self.options.answers,
+        )
+        .await?;
         if phase == "Running" {
             let probe = Probe::Live {
                 client: self.client.clone(),

@@ -32,8 +32,10 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     );
     let spec = mechanism.map_or_else(|| pod.spec.clone(), |m| m.admit(pod));
 
-    // One exec for the container's environment, shared by every check that needs it.
-    let env: Option<RuntimeEnv> = match probe.env(pod).await {
+    // One exec for the container's environment (and the mechanism's token files), shared by
+    // every check that needs it.
+    let file_vars = mechanism.map_or(&[][..], |m| m.token_file_vars());
+    let env: Option<RuntimeEnv> = match probe.env(pod, file_vars).await {
         Ok(env) => {
             tracing::debug!(variables = ?env, "runtime environment read by exec");
             Some(env)
@@ -117,7 +119,7 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
     // The Kubernetes half of the identity: RBAC and the API token (warnings and skips only).
-    let access = crate::rbac::review(pod, probe, &options.rbac).await;
+    let access = crate::rbac::review(pod, probe, &options.rbac, &options.answers).await;
     checks.extend(access.checks);
     checks.sort_by_key(|c| c.status);
     ReportItem {

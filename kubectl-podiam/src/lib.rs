@@ -8,6 +8,7 @@ pub mod app;
 pub mod bind;
 pub mod cli;
 pub mod commands;
+pub mod env_probe;
 pub mod error;
 pub mod evidence;
 pub mod exchange;

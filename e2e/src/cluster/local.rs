@@ -552,6 +552,11 @@ impl LocalCluster {
     }
 
     /// Each component's pid and whether it still runs, plus the container processes.
+    /// containerd's shims (each runs its containers' execs as reaped children).
+    pub fn shim_pids(&self) -> Vec<u32> {
+        containerd::shim_pids(&self.containerd.socket)
+    }
+
     pub fn status(&self) -> ClusterStatus {
         let shims = containerd::shim_pids(&self.containerd.socket);
         let mut container_pids = containerd::descendants(&shims);

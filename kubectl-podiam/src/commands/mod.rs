@@ -28,6 +28,7 @@ pub fn aws_target(g: &GlobalFlags, cloud: &CloudFlags) -> AwsTarget {
         endpoint_url: cloud.aws_endpoint_url.clone(),
         region: cloud.region.clone(),
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
+        ..Default::default()
     }
 }
 

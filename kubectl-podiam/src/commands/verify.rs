@@ -96,7 +96,13 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
         return fleet.verify(&scope).await;
     };
     let pod = pods::get_pod(&conn.client, &conn.namespace, pod_name).await?;
-    let subject = pods::subject(&conn.client, pod, args.container.as_deref()).await?;
+    let subject = pods::subject(
+        &conn.client,
+        pod,
+        args.container.as_deref(),
+        &options.answers,
+    )
+    .await?;
     let probe = Probe::Live {
         client: conn.client.clone(),
         timeout: conn.timeout,

@@ -9,7 +9,6 @@ use crate::options::VerifyOptions;
 pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportItem>> {
     let conn = client::connect(&super::connection_flags(global)).await?;
     let pod = pods::get_pod(&conn.client, &conn.namespace, &args.pod).await?;
-    let subject = pods::subject(&conn.client, pod, args.container.as_deref()).await?;
     let probe = Probe::Live {
         client: conn.client.clone(),
         timeout: conn.timeout,
@@ -24,5 +23,12 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
         azure: super::azure_target(global, &args.cloud),
         ..Default::default()
     };
+    let subject = pods::subject(
+        &conn.client,
+        pod,
+        args.container.as_deref(),
+        &options.answers,
+    )
+    .await?;
     Ok(vec![judge(&subject, &probe, &options).await])
 }

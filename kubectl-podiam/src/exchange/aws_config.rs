@@ -1,6 +1,8 @@
 //! SdkConfig for the AWS calls: region and endpoint the way the pod's SDK would resolve them,
 //! with `--region`/`--aws-endpoint-url` on top.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -15,6 +17,19 @@ pub struct AwsTarget {
     /// `--region`; else the pod's AWS_REGION/AWS_DEFAULT_REGION; else the operator's; else us-east-1.
     pub region: Option<String>,
     pub timeout: Option<Duration>,
+    /// Configs already loaded, shared by clones: every pod of a fleet run would otherwise
+    /// load its own (a new HTTP client, TLS roots and connection pool per pod).
+    pub loaded: LoadedConfigs,
+}
+
+/// A config loaded at most once; concurrent askers wait for the first load.
+type ConfigSlot<T> = Arc<tokio::sync::OnceCell<T>>;
+
+/// `anonymous` per region and `operator`, each loaded once per run.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfigs {
+    anonymous: Arc<Mutex<HashMap<Option<String>, ConfigSlot<aws_config::SdkConfig>>>>,
+    operator: ConfigSlot<Option<aws_config::SdkConfig>>,
 }
 
 const FALLBACK_REGION: &str = "us-east-1";
@@ -58,11 +73,30 @@ impl AwsTarget {
 
     /// Config without credentials: AssumeRoleWithWebIdentity is an unsigned call.
     pub async fn anonymous(&self, pod_region: Option<&str>) -> aws_config::SdkConfig {
-        self.loader(pod_region).await.no_credentials().load().await
+        let slot = self
+            .loaded
+            .anonymous
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(pod_region.map(str::to_string))
+            .or_default()
+            .clone();
+        slot.get_or_init(|| async { self.loader(pod_region).await.no_credentials().load().await })
+            .await
+            .clone()
     }
 
     /// Config with the operator's credentials from the standard chain, if it yields any.
+    /// Probed once per run (the chain can take seconds to give up).
     pub async fn operator(&self) -> Option<aws_config::SdkConfig> {
+        self.loaded
+            .operator
+            .get_or_init(|| self.load_operator())
+            .await
+            .clone()
+    }
+
+    async fn load_operator(&self) -> Option<aws_config::SdkConfig> {
         let config = self.loader(None).await.load().await;
         let provider = config.credentials_provider()?;
         // The chain ends in IMDS, which hangs off EC2: bound the probe.

@@ -37,6 +37,12 @@ pub trait Mechanism: Send + Sync {
     /// The pod spec as it runs: a template after this mechanism's webhook; a live pod as is.
     fn admit(&self, pod: &PodSubject) -> PodSpec;
 
+    /// Variables naming the files `runtime` reads by exec (token files): they are read in the
+    /// same exec as the environment, so a pod costs one exec, not one per file.
+    fn token_file_vars(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Checks that need only the spec and its ServiceAccount.
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check>;
 

@@ -176,9 +176,15 @@ pub async fn live(
             }
         }
     };
+    // The questions are independent: asked at once, judged in their fixed order.
+    let asked = futures::future::join_all(QUESTIONS.iter().map(|q| async move {
+        let request = q.request(&sa.namespace);
+        access_review::allowed_for(client, sa, &request, timeout).await
+    }))
+    .await;
     let mut answers = Vec::new();
-    for q in QUESTIONS {
-        match access_review::allowed_for(client, sa, &q.request(&sa.namespace), timeout).await {
+    for (q, result) in QUESTIONS.iter().zip(asked) {
+        match result {
             Ok(allowed) => answers.push(Answer {
                 question: *q,
                 allowed,
@@ -210,16 +216,21 @@ async fn impersonated(
     sa: &ServiceAccountUser,
     timeout: Duration,
 ) -> Result<RbacEvidence, ReviewError> {
+    // The rules review first: when impersonation is forbidden, one refusal says so.
     let review = access_review::rules_as(client, sa, timeout).await?;
-    let mut answers = Vec::new();
-    for q in QUESTIONS {
-        let allowed =
-            access_review::allowed_as(client, sa, &q.request(&sa.namespace), timeout).await?;
-        answers.push(Answer {
+    let allowed = futures::future::try_join_all(QUESTIONS.iter().map(|q| async move {
+        let request = q.request(&sa.namespace);
+        access_review::allowed_as(client, sa, &request, timeout).await
+    }))
+    .await?;
+    let answers = QUESTIONS
+        .iter()
+        .zip(allowed)
+        .map(|(q, allowed)| Answer {
             question: *q,
             allowed,
-        });
-    }
+        })
+        .collect();
     let scope = Scope::Namespace(sa.namespace.clone());
     Ok(RbacEvidence {
         method: Method::Impersonation,

@@ -11,12 +11,16 @@ pub mod manifests;
 pub mod rules;
 pub mod sensitive;
 
+use crate::answer_cache::AnswerCache;
 use crate::evidence::Probe;
 use crate::kube::access_review::ServiceAccountUser;
 use crate::model::{Check, Permission};
 use crate::subject::PodSubject;
 
 pub use manifests::ManifestRbac;
+
+/// Answer-cache kind of a live review of one ServiceAccount.
+pub const RBAC_REVIEW: &str = "k8s-rbac-review";
 
 /// How RBAC can be reviewed in this run.
 #[derive(Debug, Clone, Default)]
@@ -36,14 +40,31 @@ pub struct KubernetesAccess {
     pub permissions_source: Option<String>,
 }
 
-pub async fn review(pod: &PodSubject, probe: &Probe, options: &RbacOptions) -> KubernetesAccess {
+/// The review is the API server's answer for the ServiceAccount (its user name and groups),
+/// whatever the pod: pods of one ServiceAccount share one review (`answers`), so `verify -A`
+/// asks once per ServiceAccount, not once per pod.
+pub async fn review(
+    pod: &PodSubject,
+    probe: &Probe,
+    options: &RbacOptions,
+    answers: &AnswerCache,
+) -> KubernetesAccess {
     let sa = ServiceAccountUser {
         namespace: pod.namespace.clone(),
         name: pod.service_account_name().to_string(),
     };
     let review = match probe {
         Probe::Live { client, timeout } => {
-            evidence::live(client, &sa, *timeout, options.operator_impersonates).await
+            let how = if options.operator_impersonates {
+                "access-reviews"
+            } else {
+                "impersonation"
+            };
+            answers
+                .get_or_compute(RBAC_REVIEW, &[&sa.namespace, &sa.name, how], || {
+                    evidence::live(client, &sa, *timeout, options.operator_impersonates)
+                })
+                .await
         }
         Probe::Offline { .. } => evidence::offline(&options.manifests, &sa),
     };

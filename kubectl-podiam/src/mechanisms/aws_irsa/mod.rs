@@ -45,6 +45,10 @@ impl Mechanism for AwsIrsa {
         }
     }
 
+    fn token_file_vars(&self) -> &'static [&'static str] {
+        &[a::ENV_TOKEN_FILE]
+    }
+
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
         let mut checks = checks::static_checks(pod, spec);
         // Pod Identity wired too: the SDK still uses IRSA; say so.
@@ -124,7 +128,7 @@ async fn runtime(
         return out;
     };
     let audience = token_audience(spec, pod);
-    let token = match obtain_token(pod, probe, &token_path, &audience, &mut out).await {
+    let token = match obtain_token(pod, probe, env, &token_path, &audience, &mut out).await {
         Some(t) => t,
         None => return out,
     };
@@ -215,13 +219,14 @@ async fn runtime(
 async fn obtain_token(
     pod: &PodSubject,
     probe: &Probe,
+    env: Option<&RuntimeEnv>,
     path: &str,
     audience: &str,
     out: &mut RuntimeOutcome,
 ) -> Option<Token> {
     const SOURCE: &str = "aws.token.source";
     const READABLE: &str = "aws.irsa.token-readable";
-    let fallback_reason = match probe.read_token_file(pod, path).await {
+    let fallback_reason = match probe.read_token_file(pod, env, path).await {
         Ok(token) => {
             if matches!(probe, Probe::Live { .. }) {
                 out.checks.push(Check::pass(

@@ -48,6 +48,10 @@ impl Mechanism for AwsPodIdentity {
         pod.spec.clone()
     }
 
+    fn token_file_vars(&self) -> &'static [&'static str] {
+        &[a::ENV_TOKEN_FILE]
+    }
+
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
         checks::static_checks(pod, spec)
     }
@@ -100,7 +104,7 @@ async fn runtime(
         ));
         return out;
     };
-    let Some(token) = obtain_token(pod, probe, &token_file, &mut out).await else {
+    let Some(token) = obtain_token(pod, probe, env, &token_file, &mut out).await else {
         return out;
     };
     let claims = match token_claims::decode(&token.bytes) {
@@ -195,12 +199,13 @@ async fn runtime(
 async fn obtain_token(
     pod: &PodSubject,
     probe: &Probe,
+    env: Option<&RuntimeEnv>,
     path: &str,
     out: &mut RuntimeOutcome,
 ) -> Option<Token> {
     const SOURCE: &str = "aws.pod-identity.token-source";
     const READABLE: &str = "aws.pod-identity.token-readable";
-    let fallback_reason = match probe.read_token_file(pod, path).await {
+    let fallback_reason = match probe.read_token_file(pod, env, path).await {
         Ok(token) => {
             out.checks.push(Check::pass(SOURCE, token.source.clone()));
             return Some(token);
@@ -468,15 +473,25 @@ fn expected_role(out: &mut RuntimeOutcome, options: &VerifyOptions, actual: &str
 /// A pod wired to nothing although EKS would grant its ServiceAccount a role: it was created
 /// before the association (the webhook only mutates at CREATE). Needs a live cluster, the
 /// cluster name and operator credentials; `None` otherwise or when there is no association.
-pub async fn association_without_wiring(
+/// Answer-cache kind of the association lookup for an unwired pod's ServiceAccount.
+pub const ASSOCIATION_LOOKUP: &str = "aws-eks-auth-association";
+
+/// What an association lookup found: the ServiceAccount's association, not a pod's session.
+#[derive(Debug, Clone)]
+struct FoundAssociation {
+    association_id: String,
+    namespace: String,
+    service_account: String,
+    /// The role (`arn:aws:iam::ACCOUNT:role/NAME`), without this pod's session name.
+    role: String,
+}
+
+async fn lookup_association(
     pod: &PodSubject,
     probe: &Probe,
     options: &VerifyOptions,
-) -> Option<Check> {
-    if !matches!(probe, Probe::Live { .. }) {
-        return None;
-    }
-    let cluster = options.eks_cluster_name.as_deref()?;
+    cluster: &str,
+) -> Option<FoundAssociation> {
     let operator = options.aws.operator().await?;
     let token = probe
         .equivalent_token(pod, a::AUDIENCE, EQUIVALENT_TOKEN_SECONDS)
@@ -486,13 +501,45 @@ pub async fn association_without_wiring(
     drop(token);
     let grant = aws_eks_auth::assume_role_for_pod_identity(&operator, cluster, &token_text).await;
     drop(token_text);
-    let grant = match grant {
-        Ok(g) => g,
+    match grant {
+        Ok(g) => Some(FoundAssociation {
+            role: match (
+                aws_sts::account(&g.assumed_role_arn),
+                aws_sts::role_name(&g.assumed_role_arn),
+            ) {
+                (Some(account), Some(name)) => format!("arn:aws:iam::{account}:role/{name}"),
+                _ => g.assumed_role_arn.clone(),
+            },
+            association_id: g.association_id,
+            namespace: g.namespace,
+            service_account: g.service_account,
+        }),
         Err(e) => {
-            tracing::debug!(error = %e, "no Pod Identity association answers for this pod");
-            return None;
+            tracing::debug!(error = %e, "no Pod Identity association answers for this ServiceAccount");
+            None
         }
-    };
+    }
+}
+
+pub async fn association_without_wiring(
+    pod: &PodSubject,
+    probe: &Probe,
+    options: &VerifyOptions,
+) -> Option<Check> {
+    if !matches!(probe, Probe::Live { .. }) {
+        return None;
+    }
+    let cluster = options.eks_cluster_name.as_deref()?;
+    // EKS Auth finds the association by the token's namespace and ServiceAccount, whatever
+    // the pod: pods of one ServiceAccount share one lookup (one TokenRequest, one call).
+    let grant = options
+        .answers
+        .get_or_compute(
+            ASSOCIATION_LOOKUP,
+            &[cluster, &pod.namespace, pod.service_account_name()],
+            || lookup_association(pod, probe, options, cluster),
+        )
+        .await?;
     let skip_label = aws_irsa::annotations::SKIP_POD_LABEL;
     let (why, fix) = if pod.label(skip_label).is_some() {
         (
@@ -508,11 +555,11 @@ pub async fn association_without_wiring(
     Some(Check::fail(
         "aws.pod-identity.pod-mutated",
         format!(
-            "cluster {cluster} has Pod Identity association {} for {}/{} (role session {}), but {} has no {} or {}: {why}",
+            "cluster {cluster} has Pod Identity association {} for {}/{} (role {}), but {} has no {} or {}: {why}",
             grant.association_id,
             grant.namespace,
             grant.service_account,
-            grant.assumed_role_arn,
+            grant.role,
             pod.describe(),
             a::ENV_FULL_URI,
             a::ENV_TOKEN_FILE

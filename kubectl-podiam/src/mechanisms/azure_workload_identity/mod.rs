@@ -51,6 +51,10 @@ impl Mechanism for AzureWorkloadIdentity {
         }
     }
 
+    fn token_file_vars(&self) -> &'static [&'static str] {
+        &[a::ENV_TOKEN_FILE]
+    }
+
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
         checks::static_checks(pod, spec)
     }
@@ -158,7 +162,7 @@ async fn runtime(
         return out;
     };
     let audience = token_audience(spec);
-    let Some(token) = obtain_token(pod, probe, &token_path, &audience, &mut out).await else {
+    let Some(token) = obtain_token(pod, probe, env, &token_path, &audience, &mut out).await else {
         return out;
     };
     let token_source = token.source.clone();
@@ -266,13 +270,14 @@ async fn runtime(
 async fn obtain_token(
     pod: &PodSubject,
     probe: &Probe,
+    env: Option<&RuntimeEnv>,
     path: &str,
     audience: &str,
     out: &mut RuntimeOutcome,
 ) -> Option<Token> {
     const SOURCE: &str = "azure.token.source";
     const READABLE: &str = "azure.wi.token-readable";
-    let fallback_reason = match probe.read_token_file(pod, path).await {
+    let fallback_reason = match probe.read_token_file(pod, env, path).await {
         Ok(token) => {
             if matches!(probe, Probe::Live { .. }) {
                 out.checks.push(Check::pass(

@@ -85,7 +85,7 @@ async fn read_subject_token(
     out: &mut RuntimeOutcome,
 ) -> Option<(Vec<u8>, String)> {
     const ID: &str = "gcp.external-account.token-file";
-    match probe.read_token_file(pod, file).await {
+    match probe.read_token_file(pod, None, file).await {
         Ok(token) => {
             if !matches!(probe, Probe::Offline { .. }) {
                 out.checks.push(Check::pass(

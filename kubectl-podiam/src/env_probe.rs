@@ -1,0 +1,201 @@
+//! One exec for the container's environment and the token files it names: `env`, then `cat`
+//! of each file a mechanism will read, in one `sh -c` run as the container's user. An exec is
+//! the most expensive call a fleet run makes (a streamed connection through the apiserver,
+//! the kubelet, containerd and `runc exec`), so a pod costs one instead of two or three.
+//!
+//! The sections are framed by a random boundary, printed on stdout (content) and stderr (cat's
+//! error) alike, with cat's exit status after each file, so the answer is the same as separate
+//! `env` and `cat PATH` execs would give. Images without `sh` fall back to those.
+
+use std::hash::{BuildHasher, Hasher};
+
+/// `$1` the boundary, then the names of variables whose value is a file to read. Each file is
+/// framed `\n<b> file VAR\n<bytes>\n<b> status VAR <rc>\n`; its stderr `\n<b> err VAR\n<msg>`.
+pub const SCRIPT: &str = r#"b=$1; shift
+env || exit 126
+for v do
+  eval "p=\${$v-}"
+  [ -n "$p" ] || continue
+  printf '\n%s file %s\n' "$b" "$v"
+  printf '\n%s err %s\n' "$b" "$v" >&2
+  cat "$p"
+  printf '\n%s status %s %s\n' "$b" "$v" "$?"
+done"#;
+
+/// A boundary no environment value or token will contain by chance (128 random bits).
+pub fn boundary() -> String {
+    let random = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("podiam-{:016x}{:016x}", random(1), random(2))
+}
+
+/// The argv of the exec: `sh -c SCRIPT podiam BOUNDARY VAR…`.
+pub fn argv<'a>(boundary: &'a str, file_vars: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["sh", "-c", SCRIPT, "podiam", boundary];
+    argv.extend_from_slice(file_vars);
+    argv
+}
+
+/// A file read by the script: its bytes, or cat's error message when it exited non-zero.
+pub struct FileRead {
+    pub variable: String,
+    pub result: Result<Vec<u8>, String>,
+}
+
+impl std::fmt::Debug for FileRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bytes are a token: never printed.
+        f.debug_struct("FileRead")
+            .field("variable", &self.variable)
+            .field("read", &self.result.as_ref().map(|b| b.len()))
+            .finish()
+    }
+}
+
+/// Splits the script's output into the `env` text and the files read. A file whose section
+/// is cut short (output capped, script killed) is left out: the caller reads it again.
+pub fn parse(boundary: &str, stdout: &[u8], stderr: &str) -> (Vec<u8>, Vec<FileRead>) {
+    let header = format!("\n{boundary} file ");
+    let Some(first) = find(stdout, header.as_bytes(), 0) else {
+        return (stdout.to_vec(), Vec::new());
+    };
+    let env = stdout[..first].to_vec();
+    let mut files = Vec::new();
+    let mut at = first;
+    while let Some(start) = find(stdout, header.as_bytes(), at) {
+        let name_start = start + header.len();
+        let Some(name_end) = find(stdout, b"\n", name_start) else {
+            break;
+        };
+        let variable = String::from_utf8_lossy(&stdout[name_start..name_end]).into_owned();
+        let content_start = name_end + 1;
+        let trailer = format!("\n{boundary} status {variable} ");
+        let Some(content_end) = find(stdout, trailer.as_bytes(), content_start) else {
+            break;
+        };
+        let rc_start = content_end + trailer.len();
+        let rc_end = find(stdout, b"\n", rc_start).unwrap_or(stdout.len());
+        let rc = String::from_utf8_lossy(&stdout[rc_start..rc_end]);
+        let result = if rc.trim() == "0" {
+            Ok(stdout[content_start..content_end].to_vec())
+        } else {
+            Err(error_of(boundary, stderr, &variable))
+        };
+        files.push(FileRead { variable, result });
+        at = rc_end;
+    }
+    (env, files)
+}
+
+/// cat's stderr for `variable`: the text after its marker, up to the next marker.
+fn error_of(boundary: &str, stderr: &str, variable: &str) -> String {
+    let marker = format!("\n{boundary} err {variable}\n");
+    let Some(start) = stderr.find(&marker) else {
+        return String::new();
+    };
+    let rest = &stderr[start + marker.len()..];
+    let end = rest
+        .find(&format!("\n{boundary} err "))
+        .unwrap_or(rest.len());
+    rest[..end].trim().to_string()
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if from > haystack.len() {
+        return None;
+    }
+    haystack[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the script with the host's sh, as the exec would in a container.
+    fn run(env: &[(&str, &str)], vars: &[&str]) -> (Vec<u8>, Vec<FileRead>) {
+        let b = boundary();
+        let out = std::process::Command::new("sh")
+            .args(&argv(&b, vars)[1..])
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .expect("sh");
+        assert!(out.status.success());
+        parse(&b, &out.stdout, &String::from_utf8_lossy(&out.stderr))
+    }
+
+    #[test]
+    fn reads_env_and_the_files_it_names_in_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        // No trailing newline, as a projected token; and one that contains newlines.
+        std::fs::write(&token, "header.payload.sig").unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, "{\n  \"a\": 1\n}\n\n").unwrap();
+        let (env, files) = run(
+            &[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+                ("OTHER_FILE", config.to_str().unwrap()),
+                ("MISSING_FILE", "/nonexistent/token"),
+                ("MULTI", "a\nb"),
+            ],
+            &[
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "UNSET_VAR",
+                "MISSING_FILE",
+                "OTHER_FILE",
+            ],
+        );
+        let env = crate::evidence::RuntimeEnv::parse(&env);
+        assert_eq!(
+            env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+            token.to_str(),
+            "{env:?}"
+        );
+        assert_eq!(env.get("MULTI"), Some("a"));
+        assert!(env.names().iter().all(|n| !n.contains("podiam-")));
+        assert_eq!(files.len(), 3, "{files:?}");
+        assert_eq!(files[0].variable, "AWS_WEB_IDENTITY_TOKEN_FILE");
+        assert_eq!(files[0].result.as_deref(), Ok(&b"header.payload.sig"[..]));
+        assert_eq!(files[1].variable, "MISSING_FILE");
+        let err = files[1].result.as_ref().unwrap_err();
+        assert!(
+            err.contains("/nonexistent/token") && !err.contains("podiam-"),
+            "{err}"
+        );
+        assert_eq!(files[2].variable, "OTHER_FILE");
+        assert_eq!(files[2].result.as_deref(), Ok(&b"{\n  \"a\": 1\n}\n\n"[..]));
+    }
+
+    #[test]
+    fn without_files_the_output_is_the_environment() {
+        let (env, files) = run(&[("A", "1")], &[]);
+        assert!(files.is_empty());
+        assert_eq!(crate::evidence::RuntimeEnv::parse(&env).get("A"), Some("1"));
+    }
+
+    #[test]
+    fn a_cut_section_is_left_to_a_second_read() {
+        let b = "podiam-x";
+        let out = format!("A=1\n\n{b} file T\nhead.pay");
+        let (env, files) = parse(b, out.as_bytes(), "");
+        assert_eq!(env, b"A=1\n");
+        assert!(files.is_empty());
+    }
+
+    #[test]
+    fn boundaries_differ_and_debug_hides_bytes() {
+        assert_ne!(boundary(), boundary());
+        let read = FileRead {
+            variable: "T".into(),
+            result: Ok(b"secret-token".to_vec()),
+        };
+        assert!(!format!("{read:?}").contains("secret"));
+    }
+}
