@@ -79,6 +79,12 @@ pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str)
                         let _ = writeln!(out, "{entry:?}");
                     }
                 }
+                if let Some(agent) = ctx.pod_identity_agent {
+                    let _ = writeln!(out, "--- Pod Identity Agent requests");
+                    for entry in agent.request_log() {
+                        let _ = writeln!(out, "{entry:?}");
+                    }
+                }
                 let _ = writeln!(out, "--- Azure emulator requests (Entra, Blob)");
                 for entry in ctx.azure.request_log() {
                     let _ = writeln!(out, "{entry:?}");
