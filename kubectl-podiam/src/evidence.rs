@@ -171,13 +171,8 @@ impl Probe {
         pod: &PodSubject,
         command: &[&str],
     ) -> Result<crate::kube::exec::ExecOutput, ReadFailure> {
-        let Probe::Live { client, timeout } = self else {
-            return Err(ReadFailure::Offline);
-        };
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-        exec::run(&pods, &pod.name, &pod.container, command, *timeout)
-            .await
-            .map_err(ReadFailure::NoExec)
+        let timeout = self.timeout().ok_or(ReadFailure::Offline)?;
+        self.exec_within(pod, command, timeout).await
     }
 
     /// The live exec budget (`--request-timeout`, else 30s); None offline.

@@ -8,8 +8,9 @@ pub mod webhook;
 use k8s_openapi::api::core::v1::PodSpec;
 
 use self::annotations as a;
+use super::projected_token::{self, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
-use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
+use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::aws_sts::{self, AssumedRole};
 use crate::exchange::{CloudError, aws_iam, aws_s3};
 use crate::model::{Check, Identity, MechanismId};
@@ -128,7 +129,19 @@ async fn runtime(
         return out;
     };
     let audience = token_audience(spec, pod);
-    let token = match obtain_token(pod, probe, env, &token_path, &audience, &mut out).await {
+    let checks = TokenChecks {
+        source: "aws.token.source",
+        readable: "aws.irsa.token-readable",
+        exchange: "aws.sts.assume-role",
+        offline: "offline: no token to exchange (pass --token-file to exchange one)",
+        file: token_path.clone(),
+        denied_fix: "run every container as the same runAsUser (the kubelet then gives that user the token), or drop a restrictive defaultMode",
+        exec_fix: "allow exec (pods/exec) and keep `cat` in the image to read the pod's own token",
+        audience: &audience,
+        expiration_seconds: webhook::expiration_seconds(pod),
+    };
+    let token = match projected_token::obtain(pod, probe, env, &token_path, &checks, &mut out).await
+    {
         Some(t) => t,
         None => return out,
     };
@@ -214,72 +227,6 @@ async fn runtime(
         }
     }
     out
-}
-
-async fn obtain_token(
-    pod: &PodSubject,
-    probe: &Probe,
-    env: Option<&RuntimeEnv>,
-    path: &str,
-    audience: &str,
-    out: &mut RuntimeOutcome,
-) -> Option<Token> {
-    const SOURCE: &str = "aws.token.source";
-    const READABLE: &str = "aws.irsa.token-readable";
-    let fallback_reason = match probe.read_token_file(pod, env, path).await {
-        Ok(token) => {
-            if matches!(probe, Probe::Live { .. }) {
-                out.checks.push(Check::pass(
-                    READABLE,
-                    format!("container {} reads {path} as its own user", pod.container),
-                ));
-            }
-            out.checks.push(Check::pass(SOURCE, token.source.clone()));
-            return Some(token);
-        }
-        Err(ReadFailure::Offline) => {
-            out.checks.push(Check::skip(
-                "aws.sts.assume-role",
-                "offline: no token to exchange (pass --token-file to exchange one)",
-            ));
-            return None;
-        }
-        Err(ReadFailure::Denied(stderr)) => {
-            out.checks.push(Check::fail(
-                READABLE,
-                format!(
-                    "container {} cannot read {path}: {stderr}",
-                    pod.container
-                ),
-                "run every container as the same runAsUser (the kubelet then gives that user the token), or drop a restrictive defaultMode",
-            ));
-            if matches!(probe, Probe::Offline { .. }) {
-                return None;
-            }
-            format!("the container could not read its token ({stderr})")
-        }
-        Err(ReadFailure::NoExec(e)) => format!("exec was not possible ({e})"),
-    };
-    let expiration = webhook::expiration_seconds(pod);
-    match probe.equivalent_token(pod, audience, expiration).await {
-        Ok(token) => {
-            out.checks.push(Check::warn(
-                SOURCE,
-                format!("{fallback_reason}; used an {}", token.source),
-                "allow exec (pods/exec) and keep `cat` in the image to read the pod's own token",
-            ));
-            Some(token)
-        }
-        Err(e) => {
-            out.unreachable = true;
-            out.checks.push(Check::warn(
-                SOURCE,
-                format!("{fallback_reason}, and TokenRequest failed too: {e}"),
-                "allow pods/exec or serviceaccounts/token for your user",
-            ));
-            None
-        }
-    }
 }
 
 fn claims_check(pod: &PodSubject, claims: &Claims, audience: &str) -> Check {

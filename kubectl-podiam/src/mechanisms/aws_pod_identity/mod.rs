@@ -17,8 +17,9 @@ use k8s_openapi::api::core::v1::PodSpec;
 
 use self::agent::AgentOutcome;
 use self::annotations as a;
+use super::projected_token::{self, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome, aws_irsa};
-use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
+use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::CloudError;
 use crate::exchange::aws_eks_auth::{self, PodIdentityGrant};
 use crate::exchange::aws_sts;
@@ -104,7 +105,21 @@ async fn runtime(
         ));
         return out;
     };
-    let Some(token) = obtain_token(pod, probe, env, &token_file, &mut out).await else {
+    // The token the agent would receive: the file by exec, else an equivalent TokenRequest.
+    let checks = TokenChecks {
+        source: "aws.pod-identity.token-source",
+        readable: "aws.pod-identity.token-readable",
+        exchange: EXCHANGE,
+        offline: "offline: no token to exchange (pass --token-file to check one's claims)",
+        file: token_file.clone(),
+        denied_fix: "run every container as the same runAsUser, or drop a restrictive defaultMode",
+        exec_fix: "allow exec (pods/exec) and keep sh, cat and wget in the image to test the agent from the pod",
+        audience: a::AUDIENCE,
+        expiration_seconds: EQUIVALENT_TOKEN_SECONDS,
+    };
+    let Some(token) =
+        projected_token::obtain(pod, probe, env, &token_file, &checks, &mut out).await
+    else {
         return out;
     };
     let claims = match token_claims::decode(&token.bytes) {
@@ -193,65 +208,6 @@ async fn runtime(
     drop(token);
     exchange_from_here(&mut out, pod, options, &config, &token_text).await;
     out
-}
-
-/// The token the agent would receive: the file by exec, else an equivalent TokenRequest.
-async fn obtain_token(
-    pod: &PodSubject,
-    probe: &Probe,
-    env: Option<&RuntimeEnv>,
-    path: &str,
-    out: &mut RuntimeOutcome,
-) -> Option<Token> {
-    const SOURCE: &str = "aws.pod-identity.token-source";
-    const READABLE: &str = "aws.pod-identity.token-readable";
-    let fallback_reason = match probe.read_token_file(pod, env, path).await {
-        Ok(token) => {
-            out.checks.push(Check::pass(SOURCE, token.source.clone()));
-            return Some(token);
-        }
-        Err(ReadFailure::Offline) => {
-            out.checks.push(Check::skip(
-                EXCHANGE,
-                "offline: no token to exchange (pass --token-file to check one's claims)",
-            ));
-            return None;
-        }
-        Err(ReadFailure::Denied(stderr)) => {
-            out.checks.push(Check::fail(
-                READABLE,
-                format!("container {} cannot read {path}: {stderr}", pod.container),
-                "run every container as the same runAsUser, or drop a restrictive defaultMode",
-            ));
-            if matches!(probe, Probe::Offline { .. }) {
-                return None;
-            }
-            format!("the container could not read its token ({stderr})")
-        }
-        Err(ReadFailure::NoExec(e)) => format!("exec was not possible ({e})"),
-    };
-    match probe
-        .equivalent_token(pod, a::AUDIENCE, EQUIVALENT_TOKEN_SECONDS)
-        .await
-    {
-        Ok(token) => {
-            out.checks.push(Check::warn(
-                SOURCE,
-                format!("{fallback_reason}; used an {}", token.source),
-                "allow exec (pods/exec) and keep sh, cat and wget in the image to test the agent from the pod",
-            ));
-            Some(token)
-        }
-        Err(e) => {
-            out.unreachable = true;
-            out.checks.push(Check::warn(
-                SOURCE,
-                format!("{fallback_reason}, and TokenRequest failed too: {e}"),
-                "allow pods/exec or serviceaccounts/token for your user",
-            ));
-            None
-        }
-    }
 }
 
 fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {

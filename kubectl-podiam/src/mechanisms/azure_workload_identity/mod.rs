@@ -8,8 +8,9 @@ pub mod webhook;
 use k8s_openapi::api::core::v1::PodSpec;
 
 use self::annotations as a;
+use super::projected_token::{self, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
-use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
+use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::azure_blob::{self, BlobError};
 use crate::exchange::azure_config::token_endpoint;
 use crate::exchange::azure_entra::{self, EntraError, EntraGrant, EntraRequest, STORAGE_SCOPE};
@@ -162,7 +163,20 @@ async fn runtime(
         return out;
     };
     let audience = token_audience(spec);
-    let Some(token) = obtain_token(pod, probe, env, &token_path, &audience, &mut out).await else {
+    let checks = TokenChecks {
+        source: "azure.token.source",
+        readable: "azure.wi.token-readable",
+        exchange: diagnosis::ID,
+        offline: "offline: no token to exchange (pass --token-file to exchange one)",
+        file: format!("{token_path} (its AZURE_FEDERATED_TOKEN_FILE)"),
+        denied_fix: "a hard-coded or stale AZURE_FEDERATED_TOKEN_FILE points nowhere: remove it; else run every container as the same runAsUser",
+        exec_fix: "allow exec (pods/exec) and keep `cat` in the image to read the pod's own token",
+        audience: &audience,
+        expiration_seconds: webhook::expiration_seconds(pod).unwrap_or(a::DEFAULT_EXPIRATION),
+    };
+    let Some(token) =
+        projected_token::obtain(pod, probe, env, &token_path, &checks, &mut out).await
+    else {
         return out;
     };
     let token_source = token.source.clone();
@@ -265,75 +279,6 @@ async fn runtime(
         }
     }
     out
-}
-
-async fn obtain_token(
-    pod: &PodSubject,
-    probe: &Probe,
-    env: Option<&RuntimeEnv>,
-    path: &str,
-    audience: &str,
-    out: &mut RuntimeOutcome,
-) -> Option<Token> {
-    const SOURCE: &str = "azure.token.source";
-    const READABLE: &str = "azure.wi.token-readable";
-    let fallback_reason = match probe.read_token_file(pod, env, path).await {
-        Ok(token) => {
-            if matches!(probe, Probe::Live { .. }) {
-                out.checks.push(Check::pass(
-                    READABLE,
-                    format!(
-                        "container {} reads {path} (its AZURE_FEDERATED_TOKEN_FILE) as its own user",
-                        pod.container
-                    ),
-                ));
-            }
-            out.checks.push(Check::pass(SOURCE, token.source.clone()));
-            return Some(token);
-        }
-        Err(ReadFailure::Offline) => {
-            out.checks.push(Check::skip(
-                diagnosis::ID,
-                "offline: no token to exchange (pass --token-file to exchange one)",
-            ));
-            return None;
-        }
-        Err(ReadFailure::Denied(stderr)) => {
-            out.checks.push(Check::fail(
-                READABLE,
-                format!(
-                    "container {} cannot read {path} (its AZURE_FEDERATED_TOKEN_FILE): {stderr}",
-                    pod.container
-                ),
-                "a hard-coded or stale AZURE_FEDERATED_TOKEN_FILE points nowhere: remove it; else run every container as the same runAsUser",
-            ));
-            if matches!(probe, Probe::Offline { .. }) {
-                return None;
-            }
-            format!("the container could not read its token ({stderr})")
-        }
-        Err(ReadFailure::NoExec(e)) => format!("exec was not possible ({e})"),
-    };
-    let expiration = webhook::expiration_seconds(pod).unwrap_or(a::DEFAULT_EXPIRATION);
-    match probe.equivalent_token(pod, audience, expiration).await {
-        Ok(token) => {
-            out.checks.push(Check::warn(
-                SOURCE,
-                format!("{fallback_reason}; used an {}", token.source),
-                "allow exec (pods/exec) and keep `cat` in the image to read the pod's own token",
-            ));
-            Some(token)
-        }
-        Err(e) => {
-            out.unreachable = true;
-            out.checks.push(Check::warn(
-                SOURCE,
-                format!("{fallback_reason}, and TokenRequest failed too: {e}"),
-                "allow pods/exec or serviceaccounts/token for your user",
-            ));
-            None
-        }
-    }
 }
 
 fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {

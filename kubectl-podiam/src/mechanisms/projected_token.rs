@@ -1,0 +1,97 @@
+//! The pod's projected token for a mechanism (IRSA, Pod Identity, AKS): read by exec as the
+//! container's own user, else an equivalent token from TokenRequest (same subject, audience and
+//! lifetime) with a warning that says why. One copy of that decision and of its checks; each
+//! mechanism names its check ids and fixes.
+
+use super::RuntimeOutcome;
+use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
+use crate::model::Check;
+use crate::subject::PodSubject;
+
+/// What a mechanism calls the token's checks, and how it tells the user to fix them.
+pub struct TokenChecks<'a> {
+    /// Where the token came from (pass, or warn for an equivalent token).
+    pub source: &'static str,
+    /// Whether the container can read its own token file.
+    pub readable: &'static str,
+    /// The exchange check, skipped offline, and what the skip says.
+    pub exchange: &'static str,
+    pub offline: &'static str,
+    /// How the file is named in messages, e.g. its path, or the path and its env var.
+    pub file: String,
+    /// The fix when the container cannot read the file.
+    pub denied_fix: &'static str,
+    /// The fix when exec was impossible and an equivalent token was used.
+    pub exec_fix: &'static str,
+    /// Audience and lifetime of an equivalent token.
+    pub audience: &'a str,
+    pub expiration_seconds: i64,
+}
+
+pub async fn obtain(
+    pod: &PodSubject,
+    probe: &Probe,
+    env: Option<&RuntimeEnv>,
+    path: &str,
+    checks: &TokenChecks<'_>,
+    out: &mut RuntimeOutcome,
+) -> Option<Token> {
+    let fallback_reason = match probe.read_token_file(pod, env, path).await {
+        Ok(token) => {
+            if matches!(probe, Probe::Live { .. }) {
+                out.checks.push(Check::pass(
+                    checks.readable,
+                    format!(
+                        "container {} reads {} as its own user",
+                        pod.container, checks.file
+                    ),
+                ));
+            }
+            out.checks
+                .push(Check::pass(checks.source, token.source.clone()));
+            return Some(token);
+        }
+        Err(ReadFailure::Offline) => {
+            out.checks
+                .push(Check::skip(checks.exchange, checks.offline));
+            return None;
+        }
+        Err(ReadFailure::Denied(stderr)) => {
+            out.checks.push(Check::fail(
+                checks.readable,
+                format!(
+                    "container {} cannot read {}: {stderr}",
+                    pod.container, checks.file
+                ),
+                checks.denied_fix,
+            ));
+            if matches!(probe, Probe::Offline { .. }) {
+                return None;
+            }
+            format!("the container could not read its token ({stderr})")
+        }
+        Err(ReadFailure::NoExec(e)) => format!("exec was not possible ({e})"),
+    };
+    match probe
+        .equivalent_token(pod, checks.audience, checks.expiration_seconds)
+        .await
+    {
+        Ok(token) => {
+            out.checks.push(Check::warn(
+                checks.source,
+                format!("{fallback_reason}; used an {}", token.source),
+                checks.exec_fix,
+            ));
+            Some(token)
+        }
+        Err(e) => {
+            out.unreachable = true;
+            out.checks.push(Check::warn(
+                checks.source,
+                format!("{fallback_reason}, and TokenRequest failed too: {e}"),
+                "allow pods/exec or serviceaccounts/token for your user",
+            ));
+            None
+        }
+    }
+}
