@@ -1,12 +1,13 @@
 //! The pod's projected token for a mechanism (IRSA, Pod Identity, AKS): read by exec as the
 //! container's own user, else an equivalent token from TokenRequest (same subject, audience and
-//! lifetime) with a warning that says why. One copy of that decision and of its checks; each
-//! mechanism names its check ids and fixes.
+//! lifetime) with a warning that says why; then its claims against the pod and the cloud. One
+//! copy of those decisions and checks; each mechanism names its check ids and fixes.
 
 use super::RuntimeOutcome;
 use crate::evidence::{Probe, ReadFailure, RuntimeEnv, Token};
 use crate::model::Check;
 use crate::subject::PodSubject;
+use crate::token_claims::{self, Claims};
 
 /// What a mechanism calls the token's checks, and how it tells the user to fix them.
 pub struct TokenChecks<'a> {
@@ -94,4 +95,52 @@ pub async fn obtain(
             None
         }
     }
+}
+
+/// How a mechanism explains a token whose claims are not what its cloud accepts.
+pub struct ClaimChecks {
+    pub id: &'static str,
+    /// The audience the cloud requires.
+    pub audience: String,
+    pub subject_fix: String,
+    /// The message when the audience is missing (it names the token's audiences).
+    pub audience_message: String,
+    pub audience_fix: String,
+    pub expired_fix: &'static str,
+}
+
+/// The token's own subject, audience and expiry against the pod and the cloud: the first
+/// mismatch fails, else a pass that shows the claims.
+pub fn claims_check(pod: &PodSubject, claims: &Claims, checks: ClaimChecks) -> Check {
+    let sub = claims.sub.clone().unwrap_or_default();
+    let expected_sub = pod.subject_claim();
+    if sub != expected_sub {
+        return Check::fail(
+            checks.id,
+            format!("the token's sub is {sub:?}, not {expected_sub:?}"),
+            checks.subject_fix,
+        );
+    }
+    if !claims.aud.contains(&checks.audience) {
+        return Check::fail(checks.id, checks.audience_message, checks.audience_fix);
+    }
+    let now = token_claims::now();
+    if let Some(exp) = claims.exp
+        && exp <= now
+    {
+        return Check::fail(
+            checks.id,
+            format!("the token expired {}s ago", now - exp),
+            checks.expired_fix,
+        );
+    }
+    Check::pass(
+        checks.id,
+        format!(
+            "iss={} sub={sub} aud={:?} expires in {}s",
+            claims.iss.as_deref().unwrap_or("?"),
+            claims.aud,
+            claims.exp.map_or(0, |e| e - now)
+        ),
+    )
 }

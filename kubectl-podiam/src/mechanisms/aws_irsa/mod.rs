@@ -8,7 +8,7 @@ pub mod webhook;
 use k8s_openapi::api::core::v1::PodSpec;
 
 use self::annotations as a;
-use super::projected_token::{self, TokenChecks};
+use super::projected_token::{self, ClaimChecks, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::aws_sts::{self, AssumedRole};
@@ -158,7 +158,18 @@ async fn runtime(
             return out;
         }
     };
-    out.checks.push(claims_check(pod, &claims, &audience));
+    out.checks.push(projected_token::claims_check(
+        pod,
+        &claims,
+        ClaimChecks {
+            id: "aws.token.claims",
+            audience: audience.clone(),
+            subject_fix: "point AWS_WEB_IDENTITY_TOKEN_FILE at the pod's own projected token".into(),
+            audience_message: format!("the token's audience {:?} lacks {audience:?}", claims.aud),
+            audience_fix: "recreate the pod so the webhook projects a token with the annotated audience".into(),
+            expired_fix: "the kubelet refreshes projected tokens: check the node; a copied token file is never refreshed",
+        },
+    ));
     let token_text = String::from_utf8_lossy(token.bytes.trim_ascii()).into_owned();
     drop(token);
     let region = container_var(pod, spec, env, "AWS_REGION")
@@ -227,47 +238,6 @@ async fn runtime(
         }
     }
     out
-}
-
-fn claims_check(pod: &PodSubject, claims: &Claims, audience: &str) -> Check {
-    const ID: &str = "aws.token.claims";
-    let sub = claims.sub.clone().unwrap_or_default();
-    let expected_sub = pod.subject_claim();
-    if sub != expected_sub {
-        return Check::fail(
-            ID,
-            format!("the token's sub is {sub:?}, not {expected_sub:?}"),
-            "point AWS_WEB_IDENTITY_TOKEN_FILE at the pod's own projected token",
-        );
-    }
-    if !claims.aud.iter().any(|a| a == audience) {
-        return Check::fail(
-            ID,
-            format!("the token's audience {:?} lacks {audience:?}", claims.aud),
-            "recreate the pod so the webhook projects a token with the annotated audience",
-        );
-    }
-    if let Some(exp) = claims.exp
-        && exp <= crate::token_claims::now()
-    {
-        return Check::fail(
-            ID,
-            format!(
-                "the token expired {}s ago",
-                crate::token_claims::now() - exp
-            ),
-            "the kubelet refreshes projected tokens: check the node; a copied token file is never refreshed",
-        );
-    }
-    Check::pass(
-        ID,
-        format!(
-            "iss={} sub={sub} aud={:?} expires in {}s",
-            claims.iss.as_deref().unwrap_or("?"),
-            claims.aud,
-            claims.exp.map_or(0, |e| e - crate::token_claims::now())
-        ),
-    )
 }
 
 fn rejection_check(role: &str, code: &str, message: &str, claims: &Claims) -> Check {

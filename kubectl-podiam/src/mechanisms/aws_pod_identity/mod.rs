@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 
 use self::agent::AgentOutcome;
 use self::annotations as a;
-use super::projected_token::{self, TokenChecks};
+use super::projected_token::{self, ClaimChecks, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome, aws_irsa};
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::CloudError;
@@ -26,7 +26,7 @@ use crate::exchange::aws_sts;
 use crate::model::{Check, Identity, MechanismId};
 use crate::options::VerifyOptions;
 use crate::subject::{PodSubject, env_value};
-use crate::token_claims::{self, Claims};
+use crate::token_claims;
 
 pub struct AwsPodIdentity;
 
@@ -137,7 +137,22 @@ async fn runtime(
             return out;
         }
     };
-    out.checks.push(claims_check(pod, &claims));
+    out.checks.push(projected_token::claims_check(
+        pod,
+        &claims,
+        ClaimChecks {
+            id: "aws.pod-identity.token-claims",
+            audience: a::AUDIENCE.to_owned(),
+            subject_fix: format!("point {} at the pod's own projected token", a::ENV_TOKEN_FILE),
+            audience_message: format!(
+                "the token's audience {:?} lacks {}: EKS Auth answers InvalidTokenException",
+                claims.aud,
+                a::AUDIENCE
+            ),
+            audience_fix: format!("project the token with audience {}", a::AUDIENCE),
+            expired_fix: "the kubelet refreshes projected tokens: check the node; a copied token file is never refreshed",
+        },
+    ));
     let region = container_var(pod, spec, env, "AWS_REGION")
         .or_else(|| container_var(pod, spec, env, "AWS_DEFAULT_REGION"));
     let config = options.aws.anonymous(region.as_deref()).await;
@@ -208,54 +223,6 @@ async fn runtime(
     drop(token);
     exchange_from_here(&mut out, pod, options, &config, &token_text).await;
     out
-}
-
-fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
-    const ID: &str = "aws.pod-identity.token-claims";
-    let sub = claims.sub.clone().unwrap_or_default();
-    let expected_sub = pod.subject_claim();
-    if sub != expected_sub {
-        return Check::fail(
-            ID,
-            format!("the token's sub is {sub:?}, not {expected_sub:?}"),
-            format!(
-                "point {} at the pod's own projected token",
-                a::ENV_TOKEN_FILE
-            ),
-        );
-    }
-    if !claims.aud.iter().any(|x| x == a::AUDIENCE) {
-        return Check::fail(
-            ID,
-            format!(
-                "the token's audience {:?} lacks {}: EKS Auth answers InvalidTokenException",
-                claims.aud,
-                a::AUDIENCE
-            ),
-            format!("project the token with audience {}", a::AUDIENCE),
-        );
-    }
-    if let Some(exp) = claims.exp
-        && exp <= crate::token_claims::now()
-    {
-        return Check::fail(
-            ID,
-            format!(
-                "the token expired {}s ago",
-                crate::token_claims::now() - exp
-            ),
-            "the kubelet refreshes projected tokens: check the node; a copied token file is never refreshed",
-        );
-    }
-    Check::pass(
-        ID,
-        format!(
-            "iss={} sub={sub} aud={:?} expires in {}s",
-            claims.iss.as_deref().unwrap_or("?"),
-            claims.aud,
-            claims.exp.map_or(0, |e| e - crate::token_claims::now())
-        ),
-    )
 }
 
 /// Credentials in hand: who they are (GetCallerIdentity), then `--expect-role` and `--can`.

@@ -8,7 +8,7 @@ pub mod webhook;
 use k8s_openapi::api::core::v1::PodSpec;
 
 use self::annotations as a;
-use super::projected_token::{self, TokenChecks};
+use super::projected_token::{self, ClaimChecks, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::azure_blob::{self, BlobError};
@@ -17,7 +17,7 @@ use crate::exchange::azure_entra::{self, EntraError, EntraGrant, EntraRequest, S
 use crate::model::{Check, Identity, MechanismId};
 use crate::options::{AccessExpectation, VerifyOptions};
 use crate::subject::{Origin, PodSubject, env_value, has_env};
-use crate::token_claims::{self, Claims};
+use crate::token_claims;
 
 pub struct AzureWorkloadIdentity;
 
@@ -191,7 +191,22 @@ async fn runtime(
             return out;
         }
     };
-    out.checks.push(claims_check(pod, &claims));
+    out.checks.push(projected_token::claims_check(
+        pod,
+        &claims,
+        ClaimChecks {
+            id: "azure.token.claims",
+            audience: a::AUDIENCE.to_owned(),
+            subject_fix: "AZURE_FEDERATED_TOKEN_FILE must name the pod's own projected token".into(),
+            audience_message: format!(
+                "the token's audience {:?} lacks {}, the only audience Entra accepts for federated credentials",
+                claims.aud,
+                a::AUDIENCE
+            ),
+            audience_fix: "let the webhook project the token (audience api://AzureADTokenExchange) and recreate the pod".into(),
+            expired_fix: "the kubelet refreshes projected tokens: read the file anew each time; a copied token is never refreshed",
+        },
+    ));
     let client_id = container_var(pod, spec, env, a::ENV_CLIENT_ID).filter(|v| !v.is_empty());
     let tenant_id = container_var(pod, spec, env, a::ENV_TENANT_ID).filter(|v| !v.is_empty());
     let (Some(client_id), Some(tenant_id)) = (client_id, tenant_id) else {
@@ -279,51 +294,6 @@ async fn runtime(
         }
     }
     out
-}
-
-fn claims_check(pod: &PodSubject, claims: &Claims) -> Check {
-    const ID: &str = "azure.token.claims";
-    let sub = claims.sub.clone().unwrap_or_default();
-    let expected_sub = pod.subject_claim();
-    if sub != expected_sub {
-        return Check::fail(
-            ID,
-            format!("the token's sub is {sub:?}, not {expected_sub:?}"),
-            "AZURE_FEDERATED_TOKEN_FILE must name the pod's own projected token",
-        );
-    }
-    if !claims.aud.iter().any(|aud| aud == a::AUDIENCE) {
-        return Check::fail(
-            ID,
-            format!(
-                "the token's audience {:?} lacks {}, the only audience Entra accepts for federated credentials",
-                claims.aud,
-                a::AUDIENCE
-            ),
-            "let the webhook project the token (audience api://AzureADTokenExchange) and recreate the pod",
-        );
-    }
-    if let Some(exp) = claims.exp
-        && exp <= crate::token_claims::now()
-    {
-        return Check::fail(
-            ID,
-            format!(
-                "the token expired {}s ago",
-                crate::token_claims::now() - exp
-            ),
-            "the kubelet refreshes projected tokens: read the file anew each time; a copied token is never refreshed",
-        );
-    }
-    Check::pass(
-        ID,
-        format!(
-            "iss={} sub={sub} aud={:?} expires in {}s",
-            claims.iss.as_deref().unwrap_or("?"),
-            claims.aud,
-            claims.exp.map_or(0, |e| e - crate::token_claims::now())
-        ),
-    )
 }
 
 fn expected_client_id(out: &mut RuntimeOutcome, options: &VerifyOptions, actual: &str) {
