@@ -23,6 +23,7 @@ modver() { # modver MODULE_DIR MODULE_PATH -> version required in that module
 k8s_version=$(modver "$here" k8s.io/kubernetes)              # v1.34.4
 k8s_date=$("$go" -C "$here" list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
 etcd_version=$(modver "$here/etcd" go.etcd.io/etcd/server/v3)
+coredns_version=$(modver "$here/coredns" github.com/coredns/coredns)
 
 minor=${k8s_version#v1.}; minor=${minor%%.*}
 version_dir=${1:-${PODIAM_CACHE:-$HOME/.cache/podiam}/k8s-$k8s_version}
@@ -67,10 +68,12 @@ build() {
   echo "build.sh: built $name in $(( $(date +%s) - start ))s ($(du -h "$out" | cut -f1))"
 }
 
-for c in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
   build "$c" "$here" "k8s.io/kubernetes/cmd/$c" "$k8s_version" "$k8s_ldflags"
 done
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "$etcd_version" "$etcd_ldflags"
+# The cluster's DNS Service, as on EKS/GKE/AKS: pods resolve the clouds' real names through it.
+build coredns "$here/coredns" github.com/coredns/coredns "$coredns_version" "-s -w"
 # amazon-eks-pod-identity-webhook is not built here: the Go module proxy answers
 # "403 This module version is not available" for github.com/aws/amazon-eks-pod-identity-webhook,
 # and its source may not be vendored into this repository.
