@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod mechanisms;
 pub mod model;
 pub mod options;
+pub mod pod_session;
 pub mod rbac;
 pub mod report;
 pub mod subject;

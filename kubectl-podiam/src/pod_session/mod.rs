@@ -1,0 +1,291 @@
+//! A session in the pod: ONE exec that reads the container's environment and token files, then
+//! stays open so the mechanisms can make the calls the pod's SDK would make (token exchange,
+//! the Pod Identity agent, the node's metadata service) from inside the pod's network
+//! namespace, with the pod's own files, proxy settings, DNS and CA bundle. The plugin writes a
+//! request line on the exec's stdin, the script (`script.rs`) runs it with the image's client
+//! and frames the answer on stdout; causes of failures are named in `outcome.rs`.
+//!
+//! The transport is any pair of byte streams: the kube exec in a cluster, a local `sh` in tests.
+
+pub mod call;
+pub mod outcome;
+pub mod script;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub use call::{Method, PodCall, SecretFromFile, form};
+pub use outcome::{CallAnswer, CallFailure, CallOutcome};
+
+/// The most a session reads from the pod: a hostile container controls its output.
+const MAX_STDOUT: usize = 4 * 1024 * 1024;
+const MAX_STDERR: usize = 256 * 1024;
+/// Added to a call's own bound: the exec's streaming and the client's start-up.
+const CALL_GRACE: Duration = Duration::from_secs(5);
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// What the session's first phase read: the raw `env` text and the token files.
+pub struct Opening {
+    pub env: Vec<u8>,
+    pub files: Vec<crate::env_probe::FileRead>,
+    /// The client the image offers (`curl`, `wget`, `python3`), if any.
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("the session script did not start within {0:?}")]
+    Timeout(Duration),
+    #[error("the session script ended before it was ready: {0}")]
+    Ended(String),
+}
+
+struct Io {
+    stdin: Writer,
+    stdout: Reader,
+    /// stdout read but not yet consumed.
+    pending: Vec<u8>,
+    next_id: u32,
+    broken: Option<String>,
+}
+
+pub struct PodSession {
+    io: tokio::sync::Mutex<Io>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    boundary: String,
+    client: Option<String>,
+    /// Keeps the exec (or child process) alive; dropped with the session.
+    _keepalive: Box<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for PodSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodSession")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl PodSession {
+    /// Reads the opening (env, files, `ready`) from streams whose other end runs
+    /// [`script::full_script`] with `boundary`. `stderr` is drained in the background.
+    pub async fn start(
+        stdin: Writer,
+        stdout: Reader,
+        stderr: Reader,
+        boundary: String,
+        keepalive: Box<dyn Send + Sync>,
+        timeout: Duration,
+    ) -> Result<(Opening, PodSession), OpenError> {
+        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(drain(stderr, stderr_buf.clone()));
+        let mut io = Io {
+            stdin,
+            stdout,
+            pending: Vec::new(),
+            next_id: 1,
+            broken: None,
+        };
+        let ready = format!("\n{boundary} ready ");
+        let head = tokio::time::timeout(timeout, read_through(&mut io, ready.as_bytes()))
+            .await
+            .map_err(|_| OpenError::Timeout(timeout))?
+            .map_err(OpenError::Ended)?;
+        let client_line = tokio::time::timeout(timeout, read_through(&mut io, b"\n"))
+            .await
+            .map_err(|_| OpenError::Timeout(timeout))?
+            .map_err(OpenError::Ended)?;
+        let client = String::from_utf8_lossy(&client_line).trim().to_string();
+        // cat's errors for the files are on stderr; wait for the script's marker there.
+        let stderr_marker = format!("\n{boundary} readyerr");
+        wait_for(&stderr_buf, &stderr_marker, Duration::from_secs(2)).await;
+        let stderr_text =
+            String::from_utf8_lossy(&stderr_buf.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_owned();
+        let (env, files) = crate::env_probe::parse(&boundary, &head, &stderr_text);
+        let session = PodSession {
+            io: tokio::sync::Mutex::new(io),
+            stderr: stderr_buf,
+            boundary,
+            client: (client != "none").then_some(client.clone()),
+            _keepalive: keepalive,
+        };
+        Ok((
+            Opening {
+                env,
+                files,
+                client: session.client.clone(),
+            },
+            session,
+        ))
+    }
+
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
+    /// Makes `call` from inside the pod. Calls are made one at a time.
+    pub async fn call(&self, call: &PodCall) -> CallOutcome {
+        let mut io = self.io.lock().await;
+        if let Some(reason) = &io.broken {
+            return Err(CallFailure::SessionBroken(reason.clone()));
+        }
+        if self.client.is_none() {
+            return Err(CallFailure::NoClient);
+        }
+        let id = io.next_id;
+        io.next_id += 1;
+        let line = match call.line(id) {
+            Ok(line) => line,
+            Err(e) => return Err(CallFailure::SessionBroken(e.to_string())),
+        };
+        tracing::debug!(?call, id, "call from inside the pod");
+        let deadline = call.timeout + CALL_GRACE;
+        let result = tokio::time::timeout(deadline, self.exchange(&mut io, id, &line)).await;
+        let (client, rc, stdout) = match result {
+            Ok(Ok(parts)) => parts,
+            Ok(Err(reason)) => {
+                io.broken = Some(reason.clone());
+                return Err(CallFailure::SessionBroken(reason));
+            }
+            Err(_) => {
+                let reason = format!("no answer from the pod within {}s", deadline.as_secs());
+                io.broken = Some(reason);
+                return Err(CallFailure::Timeout { after: deadline });
+            }
+        };
+        let end_marker = format!("\n{} callerrend {id}\n", self.boundary);
+        wait_for(&self.stderr, &end_marker, Duration::from_secs(2)).await;
+        let stderr = self.call_stderr(id);
+        let outcome = outcome::classify(&outcome::RawCall {
+            client: &client,
+            rc,
+            stdout: &stdout,
+            stderr: &stderr,
+            boundary: &self.boundary,
+            timeout: call.timeout,
+        });
+        tracing::debug!(id, outcome = ?outcome.as_ref().map(|a| a.status), "call answered");
+        outcome
+    }
+
+    async fn exchange(
+        &self,
+        io: &mut Io,
+        id: u32,
+        line: &str,
+    ) -> Result<(String, i32, Vec<u8>), String> {
+        io.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|e| format!("writing to the pod: {e}"))?;
+        io.stdin
+            .flush()
+            .await
+            .map_err(|e| format!("writing to the pod: {e}"))?;
+        let begin = format!("\n{} call {id} begin\n", self.boundary);
+        read_through(io, begin.as_bytes()).await?;
+        let end = format!("\n{} call {id} end ", self.boundary);
+        let stdout = read_through(io, end.as_bytes()).await?;
+        let tail = read_through(io, b"\n").await?;
+        let tail = String::from_utf8_lossy(&tail);
+        let mut words = tail.split_whitespace();
+        let client = words.next().unwrap_or("?").to_string();
+        let rc = words.next().and_then(|r| r.parse().ok()).unwrap_or(-1);
+        Ok((client, rc, stdout))
+    }
+
+    fn call_stderr(&self, id: u32) -> String {
+        let buf = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let text = String::from_utf8_lossy(&buf);
+        let start_marker = format!("\n{} callerr {id}\n", self.boundary);
+        let end_marker = format!("\n{} callerrend {id}\n", self.boundary);
+        let Some(start) = text.find(&start_marker) else {
+            return String::new();
+        };
+        let rest = &text[start + start_marker.len()..];
+        rest[..rest.find(&end_marker).unwrap_or(rest.len())].to_string()
+    }
+
+    /// Ends the script (`end` line, then stdin closed).
+    pub async fn close(self) {
+        let mut io = self.io.lock().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = io.stdin.write_all(b"end\n").await;
+            let _ = io.stdin.shutdown().await;
+        })
+        .await;
+    }
+}
+
+/// Reads until `marker` and returns what came before it (the marker is consumed).
+async fn read_through(io: &mut Io, marker: &[u8]) -> Result<Vec<u8>, String> {
+    let mut searched = 0;
+    loop {
+        if let Some(at) = find_from(&io.pending, marker, searched) {
+            let before = io.pending[..at].to_vec();
+            io.pending.drain(..at + marker.len());
+            return Ok(before);
+        }
+        searched = io.pending.len().saturating_sub(marker.len());
+        if io.pending.len() > MAX_STDOUT {
+            return Err(format!("the pod printed more than {MAX_STDOUT} bytes"));
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = io
+            .stdout
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("reading from the pod: {e}"))?;
+        if n == 0 {
+            return Err("the exec ended".into());
+        }
+        io.pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn drain(mut stderr: Reader, into: Arc<Mutex<Vec<u8>>>) {
+    let mut chunk = [0u8; 8 * 1024];
+    while let Ok(n) = stderr.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        let mut buf = into.lock().unwrap_or_else(|p| p.into_inner());
+        if buf.len() + n <= MAX_STDERR {
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+async fn wait_for(buf: &Arc<Mutex<Vec<u8>>>, marker: &str, within: Duration) {
+    let started = tokio::time::Instant::now();
+    loop {
+        {
+            let b = buf.lock().unwrap_or_else(|p| p.into_inner());
+            if find_from(&b, marker.as_bytes(), 0).is_some() {
+                return;
+            }
+        }
+        if started.elapsed() >= within {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn find_from(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || from >= haystack.len() {
+        return None;
+    }
+    haystack[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! The session script run by the host's `sh` (as the exec runs it in a container), with each
+//! client the images may have, against local servers.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// Serves `response` (a whole HTTP/1.0 answer) to every connection; returns its port and the
+/// requests it received (head and body, as text).
+async fn canned_server(response: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then as much body as Content-Length says.
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&request).into_owned());
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Accepts and never answers: a blackholed endpoint.
+async fn silent_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+struct Child(tokio::process::Child);
+
+/// Starts the script with the host's `sh`, a PATH holding only `clients` (linked from the
+/// host), and `env`.
+async fn session(
+    clients: &[&str],
+    env: &[(&str, &str)],
+    file_vars: &[&str],
+) -> (Opening, PodSession, tempfile::TempDir) {
+    let bin = tempfile::tempdir().unwrap();
+    // The shell's own tools (cat, env, printf are builtins or here), plus the chosen clients.
+    for tool in ["cat", "env", "timeout", "sh"] {
+        if let Some(path) = which(tool) {
+            std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();
+        }
+    }
+    for client in clients {
+        let (name, path) = match *client {
+            // busybox's wget, as in the busybox image.
+            "busybox-wget" => ("wget", busybox_applet(bin.path(), "wget")),
+            "busybox-nc" => ("nc", busybox_applet(bin.path(), "nc")),
+            "python3" => ("python3", real_python()),
+            other => (
+                other,
+                which(other).unwrap_or_else(|| panic!("{other} is missing on this host")),
+            ),
+        };
+        let link = bin.path().join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(path, link).unwrap();
+        }
+    }
+    let boundary = crate::env_probe::boundary();
+    let script = script::full_script();
+    let argv = script::argv(&script, &boundary, script::CLIENTS, file_vars);
+    let mut child = tokio::process::Command::new("sh")
+        .args(&argv[1..])
+        .env_clear()
+        .env("PATH", bin.path())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sh");
+    let stdin = Box::new(child.stdin.take().unwrap());
+    let stdout = Box::new(child.stdout.take().unwrap());
+    let stderr = Box::new(child.stderr.take().unwrap());
+    let keep = Box::new(Mutex::new(Child(child)));
+    let (opening, session) = PodSession::start(
+        stdin,
+        stdout,
+        stderr,
+        boundary,
+        keep,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("session starts");
+    (opening, session, bin)
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The interpreter itself, not a pyenv shim (which needs pyenv on PATH).
+fn real_python() -> std::path::PathBuf {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is missing on this host");
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn busybox_applet(dir: &std::path::Path, applet: &str) -> std::path::PathBuf {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("busybox-static is missing on this host (apt-get install busybox-static; podiam-e2e setup installs it)");
+    let wrapper = dir.join(format!("bb-{applet}"));
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {} {applet} \"$@\"\n", busybox.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+const STS_ANSWER: &str =
+    "HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<AssumeRoleWithWebIdentityResponse/>";
+const STS_DENIED: &str = "HTTP/1.0 403 Forbidden\r\nContent-Type: text/xml\r\n\r\n<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
+
+fn token_file() -> (tempfile::NamedTempFile, String) {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln").unwrap();
+    let path = f.path().to_str().unwrap().to_string();
+    (f, path)
+}
+
+fn sts_call(port: u16, token_path: &str) -> PodCall {
+    PodCall::post_form(
+        format!("http://127.0.0.1:{port}/"),
+        form(&[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("RoleSessionName", "podiam-x"),
+        ]),
+        Duration::from_secs(3),
+    )
+    .with_secret(SecretFromFile::FormField {
+        path: token_path.into(),
+        name: "WebIdentityToken".into(),
+    })
+}
+
+#[tokio::test]
+async fn each_client_posts_the_token_from_the_pods_file_and_reads_the_answer() {
+    let (port, seen) = canned_server(STS_ANSWER).await;
+    let (_file, token_path) = token_file();
+    for client in ["curl", "busybox-wget", "python3"] {
+        let (opening, session, _bin) = session(
+            &[client],
+            &[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", &token_path),
+                ("AWS_REGION", "us-east-1"),
+            ],
+            &["AWS_WEB_IDENTITY_TOKEN_FILE"],
+        )
+        .await;
+        let env = crate::evidence::RuntimeEnv::parse(&opening.env);
+        assert_eq!(env.get("AWS_REGION"), Some("us-east-1"), "{client}");
+        assert_eq!(opening.files.len(), 1, "{client}");
+        let answer = session.call(&sts_call(port, &token_path)).await.unwrap();
+        assert_eq!(answer.status, 200, "{client}");
+        assert_eq!(
+            answer.body, b"<AssumeRoleWithWebIdentityResponse/>",
+            "{client}"
+        );
+        let request = seen.lock().unwrap().pop().unwrap();
+        assert!(request.starts_with("POST / HTTP/1."), "{client}: {request}");
+        assert!(
+            request.ends_with("Action=AssumeRoleWithWebIdentity&RoleSessionName=podiam-x&WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"),
+            "{client}: {request}"
+        );
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains("content-type: application/x-www-form-urlencoded"),
+            "{client}: {request}"
+        );
+        // A second call in the same session.
+        assert_eq!(
+            session
+                .call(&sts_call(port, &token_path))
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+        session.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_error_status_is_an_answer_with_the_clouds_body_where_the_client_shows_it() {
+    let (port, _) = canned_server(STS_DENIED).await;
+    let (_file, token_path) = token_file();
+    for (client, body_shown) in [("curl", true), ("busybox-wget", false), ("python3", true)] {
+        let (_, session, _bin) = session(&[client], &[], &[]).await;
+        let answer = session.call(&sts_call(port, &token_path)).await.unwrap();
+        assert_eq!(answer.status, 403, "{client}");
+        assert_eq!(answer.body_available, body_shown, "{client}");
+        if body_shown {
+            assert!(
+                String::from_utf8_lossy(&answer.body).contains("AccessDenied"),
+                "{client}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn failures_are_named_by_cause_for_every_client() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let silent = silent_server().await;
+    let (_file, token_path) = token_file();
+    for client in ["curl", "busybox-wget", "python3"] {
+        let (_, session, _bin) = session(&[client], &[], &[]).await;
+        let refused = session
+            .call(&sts_call(closed, &token_path))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), "refused", "{client}: {refused}");
+        let dns = PodCall::get("http://sts.podiam-test.invalid/", Duration::from_secs(3));
+        let dns = session.call(&dns).await.unwrap_err();
+        assert_eq!(dns.kind(), "dns", "{client}: {dns}");
+        let mut slow = sts_call(silent, &token_path);
+        slow.timeout = Duration::from_secs(1);
+        let timeout = session.call(&slow).await.unwrap_err();
+        assert_eq!(timeout.kind(), "timeout", "{client}: {timeout}");
+        let unreadable = sts_call(closed, "/nonexistent/token");
+        let unreadable = session.call(&unreadable).await.unwrap_err();
+        assert_eq!(unreadable.kind(), "unreadable", "{client}: {unreadable}");
+        // The session survives failed calls.
+        let again = session
+            .call(&sts_call(closed, &token_path))
+            .await
+            .unwrap_err();
+        assert_eq!(again.kind(), "refused");
+    }
+}
+
+#[tokio::test]
+async fn curl_names_a_tls_failure() {
+    // A server that answers plain text to a TLS client: the handshake fails.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.write_all(STS_ANSWER.as_bytes()).await;
+        }
+    });
+    let (_, session, _bin) = session(&["curl"], &[], &[]).await;
+    let call = PodCall::get(format!("https://127.0.0.1:{port}/"), Duration::from_secs(3));
+    let failure = session.call(&call).await.unwrap_err();
+    assert_eq!(failure.kind(), "tls", "{failure}");
+}
+
+#[tokio::test]
+async fn a_plain_http_put_goes_through_nc_when_wget_cannot_send_it() {
+    let (port, seen) = canned_server("HTTP/1.0 200 OK\r\n\r\nimds-session").await;
+    let (_, session, _bin) = session(&["busybox-wget", "busybox-nc"], &[], &[]).await;
+    let put = PodCall {
+        method: Method::Put,
+        ..PodCall::get(
+            format!("http://127.0.0.1:{port}/latest/api/token"),
+            Duration::from_secs(2),
+        )
+    }
+    .header("X-aws-ec2-metadata-token-ttl-seconds", "21600");
+    let answer = session.call(&put).await.unwrap();
+    assert_eq!((answer.client.as_str(), answer.status), ("nc", 200));
+    assert_eq!(answer.body, b"imds-session");
+    let request = seen.lock().unwrap().pop().unwrap();
+    assert!(
+        request.starts_with("PUT /latest/api/token HTTP/1.0"),
+        "{request}"
+    );
+    assert!(
+        request.contains("X-aws-ec2-metadata-token-ttl-seconds: 21600"),
+        "{request}"
+    );
+}
+
+#[tokio::test]
+async fn a_header_secret_comes_from_the_pods_file() {
+    let (port, seen) = canned_server("HTTP/1.0 200 OK\r\n\r\n{}").await;
+    let (_file, token_path) = token_file();
+    let (_, session, _bin) = session(&["busybox-wget"], &[], &[]).await;
+    let call = PodCall::get(
+        format!("http://127.0.0.1:{port}/v1/credentials"),
+        Duration::from_secs(2),
+    )
+    .with_secret(SecretFromFile::Header {
+        path: token_path,
+        name: "Authorization".into(),
+    });
+    assert_eq!(session.call(&call).await.unwrap().status, 200);
+    let request = seen.lock().unwrap().pop().unwrap();
+    assert!(
+        request.contains("Authorization: eyJhbGciOiJSUzI1NiJ9."),
+        "{request}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_without_a_client_says_so() {
+    let (opening, session, _bin) = session(&[], &[("A", "1")], &[]).await;
+    assert_eq!(opening.client, None);
+    let failure = session
+        .call(&PodCall::get("http://127.0.0.1:1/", Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(failure.kind(), "no-client");
+}
