@@ -1,26 +1,13 @@
-//! One exec for the container's environment and the token files it names: `env`, then `cat`
-//! of each file a mechanism will read, in one `sh -c` run as the container's user. An exec is
-//! the most expensive call a fleet run makes (a streamed connection through the apiserver,
-//! the kubelet, containerd and `runc exec`), so a pod costs one instead of two or three.
+//! The framing of the first phase of a pod session (`pod_session/script.rs`): `env`, then
+//! `cat` of each file a mechanism will read, in one `sh -c` run as the container's user. An
+//! exec is the most expensive call a fleet run makes (a streamed connection through the
+//! apiserver, the kubelet, containerd and `runc exec`), so a pod costs one instead of several.
 //!
-//! The sections are framed by a random boundary, printed on stdout (content) and stderr (cat's
-//! error) alike, with cat's exit status after each file, so the answer is the same as separate
-//! `env` and `cat PATH` execs would give. Images without `sh` fall back to those.
+//! Each file is framed `\n<b> file VAR\n<bytes>\n<b> status VAR <rc>\n` on stdout and
+//! `\n<b> err VAR\n<msg>` on stderr, with a random boundary `b`, so the answer is the same as
+//! separate `env` and `cat PATH` execs would give. Images without `sh` fall back to those.
 
 use std::hash::{BuildHasher, Hasher};
-
-/// `$1` the boundary, then the names of variables whose value is a file to read. Each file is
-/// framed `\n<b> file VAR\n<bytes>\n<b> status VAR <rc>\n`; its stderr `\n<b> err VAR\n<msg>`.
-pub const SCRIPT: &str = r#"b=$1; shift
-env || exit 126
-for v do
-  eval "p=\${$v-}"
-  [ -n "$p" ] || continue
-  printf '\n%s file %s\n' "$b" "$v"
-  printf '\n%s err %s\n' "$b" "$v" >&2
-  cat "$p"
-  printf '\n%s status %s %s\n' "$b" "$v" "$?"
-done"#;
 
 /// A boundary no environment value or token will contain by chance (128 random bits).
 pub fn boundary() -> String {
@@ -30,13 +17,6 @@ pub fn boundary() -> String {
         h.finish()
     };
     format!("podiam-{:016x}{:016x}", random(1), random(2))
-}
-
-/// The argv of the exec: `sh -c SCRIPT podiam BOUNDARY VAR…`.
-pub fn argv<'a>(boundary: &'a str, file_vars: &[&'a str]) -> Vec<&'a str> {
-    let mut argv = vec!["sh", "-c", SCRIPT, "podiam", boundary];
-    argv.extend_from_slice(file_vars);
-    argv
 }
 
 /// A file read by the script: its bytes, or cat's error message when it exited non-zero.
@@ -120,8 +100,10 @@ mod tests {
     /// Runs the script with the host's sh, as the exec would in a container.
     fn run(env: &[(&str, &str)], vars: &[&str]) -> (Vec<u8>, Vec<FileRead>) {
         let b = boundary();
+        let script = crate::pod_session::script::full_script();
+        let argv = crate::pod_session::script::argv(&script, &b, "", vars);
         let out = std::process::Command::new("sh")
-            .args(&argv(&b, vars)[1..])
+            .args(&argv[1..])
             .env_clear()
             .envs(env.iter().copied())
             .output()

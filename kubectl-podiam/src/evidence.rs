@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
 use crate::env_probe;
+use crate::pod_session::{self, PodSession};
 use crate::kube::exec::{self, ExecError, ExecOutput};
 use crate::kube::token_request::{self, EquivalentTokenRequest};
 use crate::subject::PodSubject;
@@ -63,6 +64,9 @@ impl OfflineToken {
 pub struct RuntimeEnv {
     variables: Vec<(String, String)>,
     files: Vec<env_probe::FileRead>,
+    /// The exec that read them, still open for calls from inside the pod; None when the image
+    /// has no shell (the environment then came from a bare `env`).
+    session: Option<PodSession>,
 }
 
 impl RuntimeEnv {
@@ -75,6 +79,19 @@ impl RuntimeEnv {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             files: Vec::new(),
+            session: None,
+        }
+    }
+
+    /// The open session in the pod, for calls its SDK would make.
+    pub fn session(&self) -> Option<&PodSession> {
+        self.session.as_ref()
+    }
+
+    /// Ends the session in the pod (its exec exits).
+    pub async fn close(self) {
+        if let Some(session) = self.session {
+            session.close().await;
         }
     }
 
@@ -106,6 +123,37 @@ impl std::fmt::Debug for RuntimeEnv {
             .field("files", &self.files)
             .finish()
     }
+}
+
+/// One exec running the session script: the environment, the token files, then calls.
+async fn open_session(
+    pods: &Api<Pod>,
+    pod: &PodSubject,
+    file_vars: &[&str],
+    timeout: Duration,
+) -> Result<RuntimeEnv, ExecError> {
+    let boundary = env_probe::boundary();
+    let script = pod_session::script::full_script();
+    let argv = pod_session::script::argv(&script, &boundary, pod_session::script::CLIENTS, file_vars);
+    let attached = exec::attach(pods, &pod.name, &pod.container, &argv, timeout).await?;
+    let keepalive = Box::new(std::sync::Mutex::new(attached.process));
+    let (opening, session) = PodSession::start(
+        attached.stdin,
+        attached.stdout,
+        attached.stderr,
+        boundary,
+        keepalive,
+        timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        pod_session::OpenError::Timeout(d) => ExecError::Timeout(d),
+        pod_session::OpenError::Ended(why) => ExecError::Failed(why),
+    })?;
+    let mut env = RuntimeEnv::parse(&opening.env);
+    env.files = opening.files;
+    env.session = Some(session);
+    Ok(env)
 }
 
 /// A token and how it was obtained.
@@ -140,20 +188,11 @@ impl Probe {
             return Err(ReadFailure::Offline);
         };
         let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-        if !file_vars.is_empty() {
-            let boundary = env_probe::boundary();
-            let argv = env_probe::argv(&boundary, file_vars);
-            match exec::run(&pods, &pod.name, &pod.container, &argv, *timeout).await {
-                Ok(out) if out.success => {
-                    let (env, files) = env_probe::parse(&boundary, &out.stdout, &out.stderr);
-                    let mut env = RuntimeEnv::parse(&env);
-                    env.files = files;
-                    return Ok(env);
-                }
-                // No shell (distroless) or the script failed: env and cat one at a time.
-                Ok(_) | Err(ExecError::NoSuchCommand(_)) => {}
-                Err(e) => return Err(ReadFailure::NoExec(e)),
-            }
+        match open_session(&pods, pod, file_vars, *timeout).await {
+            Ok(env) => return Ok(env),
+            // No shell (distroless) or the script failed: a bare `env`; files by their own exec.
+            Err(ExecError::NoSuchCommand(_)) | Err(ExecError::Failed(_)) => {}
+            Err(e) => return Err(ReadFailure::NoExec(e)),
         }
         let out = exec::run(&pods, &pod.name, &pod.container, &["env"], *timeout)
             .await

@@ -118,6 +118,10 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
+    // The calls from inside the pod are done: end its session.
+    if let Some(env) = env {
+        env.close().await;
+    }
     // The Kubernetes half of the identity: RBAC and the API token (warnings and skips only).
     let access = crate::rbac::review(pod, probe, &options.rbac, &options.answers).await;
     checks.extend(access.checks);

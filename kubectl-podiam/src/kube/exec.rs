@@ -119,3 +119,42 @@ fn classify(err: kube::Error, command: &str) -> ExecError {
         }
     }
 }
+
+/// An exec whose stdin stays open: the streams of a pod session and the process keeping it.
+pub struct AttachedSession {
+    pub stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    pub stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    pub stderr: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    /// The exec; dropping it aborts the remote command.
+    pub process: kube::api::AttachedProcess,
+}
+
+/// Starts `command` with stdin, stdout and stderr attached, bounded by `timeout` to start.
+pub async fn attach(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    command: &[&str],
+    timeout: Duration,
+) -> Result<AttachedSession, ExecError> {
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true);
+    let mut attached = tokio::time::timeout(timeout, pods.exec(pod, command.iter().copied(), &params))
+        .await
+        .map_err(|_| ExecError::Timeout(timeout))?
+        .map_err(|e| classify(e, command[0]))?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (attached.stdin(), attached.stdout(), attached.stderr())
+    else {
+        return Err(ExecError::Failed("the exec has no stdin/stdout/stderr".into()));
+    };
+    Ok(AttachedSession {
+        stdin: Box::new(stdin),
+        stdout: Box::new(stdout),
+        stderr: Box::new(stderr),
+        process: attached,
+    })
+}
