@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
 use crate::env_probe;
-use crate::pod_session::{self, PodSession};
 use crate::kube::exec::{self, ExecError, ExecOutput};
 use crate::kube::token_request::{self, EquivalentTokenRequest};
+use crate::pod_session::{self, PodSession};
 use crate::subject::PodSubject;
 use crate::token_claims;
 
@@ -134,7 +134,8 @@ async fn open_session(
 ) -> Result<RuntimeEnv, ExecError> {
     let boundary = env_probe::boundary();
     let script = pod_session::script::full_script();
-    let argv = pod_session::script::argv(&script, &boundary, pod_session::script::CLIENTS, file_vars);
+    let argv =
+        pod_session::script::argv(&script, &boundary, pod_session::script::CLIENTS, file_vars);
     let attached = exec::attach(pods, &pod.name, &pod.container, &argv, timeout).await?;
     let keepalive = Box::new(std::sync::Mutex::new(attached.process));
     let (opening, session) = PodSession::start(

@@ -8,6 +8,7 @@ pub mod aws_eks_auth;
 pub mod aws_iam;
 pub mod aws_s3;
 pub mod aws_sts;
+pub mod aws_sts_answer;
 pub mod azure_blob;
 pub mod azure_config;
 pub mod azure_entra;

@@ -142,14 +142,17 @@ pub async fn attach(
         .stdin(true)
         .stdout(true)
         .stderr(true);
-    let mut attached = tokio::time::timeout(timeout, pods.exec(pod, command.iter().copied(), &params))
-        .await
-        .map_err(|_| ExecError::Timeout(timeout))?
-        .map_err(|e| classify(e, command[0]))?;
+    let mut attached =
+        tokio::time::timeout(timeout, pods.exec(pod, command.iter().copied(), &params))
+            .await
+            .map_err(|_| ExecError::Timeout(timeout))?
+            .map_err(|e| classify(e, command[0]))?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (attached.stdin(), attached.stdout(), attached.stderr())
     else {
-        return Err(ExecError::Failed("the exec has no stdin/stdout/stderr".into()));
+        return Err(ExecError::Failed(
+            "the exec has no stdin/stdout/stderr".into(),
+        ));
     };
     Ok(AttachedSession {
         stdin: Box::new(stdin),

@@ -69,8 +69,6 @@ async fn silent_server() -> u16 {
     port
 }
 
-struct Child(tokio::process::Child);
-
 /// Starts the script with the host's `sh`, a PATH holding only `clients` (linked from the
 /// host), and `env`.
 async fn session(
@@ -118,7 +116,7 @@ async fn session(
     let stdin = Box::new(child.stdin.take().unwrap());
     let stdout = Box::new(child.stdout.take().unwrap());
     let stderr = Box::new(child.stderr.take().unwrap());
-    let keep = Box::new(Mutex::new(Child(child)));
+    let keep = Box::new(Mutex::new(child));
     let (opening, session) = PodSession::start(
         stdin,
         stdout,

@@ -2,6 +2,7 @@
 
 pub mod annotations;
 pub mod checks;
+pub mod in_pod;
 pub mod trust;
 pub mod webhook;
 
@@ -171,29 +172,139 @@ async fn runtime(
         },
     ));
     let token_text = String::from_utf8_lossy(token.bytes.trim_ascii()).into_owned();
+    let equivalent = token.equivalent;
     drop(token);
     let region = container_var(pod, spec, env, "AWS_REGION")
         .or_else(|| container_var(pod, spec, env, "AWS_DEFAULT_REGION"));
     let config = options.aws.anonymous(region.as_deref()).await;
     let session = format!("podiam-{}", pod.name.chars().take(50).collect::<String>());
-    // Pods presenting the same claims for the same role get the same answer from STS: one
-    // exchange serves them all (answer_cache.rs); only the session name is this pod's.
-    let region_name = config.region().map(|r| r.to_string()).unwrap_or_default();
-    let exchange_key = exchange_key(&role, &claims, &token_text, &region_name);
-    let exchanged = options
-        .answers
-        .get_or_compute(
-            "aws-sts-exchange",
-            &exchange_key.iter().map(String::as_str).collect::<Vec<_>>(),
-            || async {
-                tracing::debug!(%role, %session, region = ?config.region(), "AssumeRoleWithWebIdentity");
-                aws_sts::assume_role_with_web_identity(&config, &role, &token_text, &session).await
-            },
-        )
-        .await
-        .map(|assumed| with_session(assumed, &session));
+    let host = HostExchange {
+        options,
+        config: &config,
+        role: &role,
+        claims: &claims,
+        token: &token_text,
+        session: &session,
+    };
+
+    // The pod's own exchange, from inside it, when its session can make calls and the token
+    // is its own file (an equivalent token exists only here).
+    let pod_session = env.and_then(|e| e.session().map(|s| (e, s)));
+    let why_not_in_pod = match (pod_session, equivalent) {
+        (Some((env, pod_session)), false) => {
+            let endpoint = in_pod::sts_endpoint(env);
+            match in_pod::exchange(pod_session, env, &endpoint, &role, &token_path, &session).await
+            {
+                in_pod::PodExchange::Answered { result, client } => {
+                    out.checks.push(Check::pass(
+                        in_pod::REACHABLE,
+                        format!(
+                            "the pod reached STS at {} with {client} ({})",
+                            endpoint.url, endpoint.because
+                        ),
+                    ));
+                    let source = format!(
+                        "{token_source}; exchanged by the pod itself ({client} in container {} at {})",
+                        pod.container, endpoint.url
+                    );
+                    let exchanged = match result {
+                        Ok(answer) => aws_sts::caller_identity(&config, answer.credentials)
+                            .await
+                            .map(|assumed| with_session(assumed, &session)),
+                        Err(rejected) => Err(rejected),
+                    };
+                    judge_exchange(&mut out, &host, exchanged, source).await;
+                    return out;
+                }
+                in_pod::PodExchange::StatusOnly { status, client } => format!(
+                    "STS answered the pod's exchange with HTTP {status}, but the pod's {client} does not show STS's error"
+                ),
+                in_pod::PodExchange::Failed(check) => {
+                    let from_here = host.exchange().await;
+                    let mut check = *check;
+                    if let Ok(assumed) = &from_here {
+                        check.message.push_str(&format!(
+                            " — from this machine STS accepts the same token ({}): the pod's network path is the cause",
+                            assumed.caller_arn
+                        ));
+                    }
+                    out.checks.push(check);
+                    expected_role(&mut out, options, &role);
+                    return out;
+                }
+                in_pod::PodExchange::Unusable(why) => why,
+            }
+        }
+        (_, true) => "the pod's own token could not be read".to_string(),
+        (None, false) => match probe {
+            Probe::Live { .. } => "no exec session in the pod (no shell in the image)".to_string(),
+            Probe::Offline { .. } => String::new(),
+        },
+    };
+    if !why_not_in_pod.is_empty() {
+        out.checks.push(Check::warn(
+            "aws.sts.pod-path",
+            format!("{why_not_in_pod}: the exchange was made from this machine, not from the pod's own network path"),
+            "keep a shell and curl (or wget/python3) in the image, or use --probe=ephemeral, so podiam can exchange from inside the pod",
+        ));
+    }
+    let source = if matches!(probe, Probe::Live { .. }) {
+        format!("{token_source}; exchanged from this machine (podiam), not by the pod")
+    } else {
+        token_source.clone()
+    };
+    let exchanged = host.exchange().await;
+    judge_exchange(&mut out, &host, exchanged, source).await;
+    out
+}
+
+/// The exchange made from this machine with the operator's STS endpoint: shared between pods
+/// that present the same claims for the same role (answer_cache.rs).
+struct HostExchange<'a> {
+    options: &'a VerifyOptions,
+    config: &'a aws_config::SdkConfig,
+    role: &'a str,
+    claims: &'a Claims,
+    token: &'a str,
+    session: &'a str,
+}
+
+impl HostExchange<'_> {
+    fn key(&self) -> Vec<String> {
+        let region_name = self
+            .config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        exchange_key(self.role, self.claims, self.token, &region_name)
+    }
+
+    async fn exchange(&self) -> Result<AssumedRole, CloudError> {
+        let key = self.key();
+        self.options
+            .answers
+            .get_or_compute(
+                "aws-sts-exchange",
+                &key.iter().map(String::as_str).collect::<Vec<_>>(),
+                || async {
+                    tracing::debug!(role = %self.role, session = %self.session, region = ?self.config.region(), "AssumeRoleWithWebIdentity from this machine");
+                    aws_sts::assume_role_with_web_identity(self.config, self.role, self.token, self.session).await
+                },
+            )
+            .await
+            .map(|assumed| with_session(assumed, self.session))
+    }
+}
+
+/// The checks that follow an exchange, wherever it was made.
+async fn judge_exchange(
+    out: &mut RuntimeOutcome,
+    host: &HostExchange<'_>,
+    exchanged: Result<AssumedRole, CloudError>,
+    source: String,
+) {
+    let (options, role, claims) = (host.options, host.role, host.claims);
     tracing::debug!(outcome = ?exchanged.as_ref().map(|a| &a.caller_arn), "STS answered");
-    drop(token_text);
     match exchanged {
         Ok(assumed) => {
             out.checks.push(Check::pass(
@@ -203,10 +314,10 @@ async fn runtime(
             out.identity = Some(Identity {
                 provider: "aws",
                 principal: assumed.caller_arn.clone(),
-                source: token_source.clone(),
+                source,
             });
-            expected_role(&mut out, options, &assumed.caller_arn);
-            access_checks(&mut out, options, &config, &assumed).await;
+            expected_role(out, options, &assumed.caller_arn);
+            access_checks(out, options, host.config, &assumed).await;
         }
         Err(CloudError::Unreachable(msg)) => {
             out.unreachable = true;
@@ -215,29 +326,29 @@ async fn runtime(
                 format!("STS is unreachable: {msg}"),
                 "check network access to STS, or set AWS_ENDPOINT_URL_STS / --aws-endpoint-url",
             ));
-            expected_role(&mut out, options, &role);
+            expected_role(out, options, role);
         }
         Err(CloudError::Rejected { code, message }) => {
             out.checks
-                .push(rejection_check(&role, &code, &message, &claims));
+                .push(rejection_check(role, &code, &message, claims));
+            let key = host.key();
             let explained = options
                 .answers
                 .get_or_compute(
                     "aws-iam-trust-explanation",
-                    &exchange_key.iter().map(String::as_str).collect::<Vec<_>>(),
+                    &key.iter().map(String::as_str).collect::<Vec<_>>(),
                     || async {
                         let mut explained = RuntimeOutcome::default();
-                        explain_with_operator_credentials(&mut explained, options, &role, &claims)
+                        explain_with_operator_credentials(&mut explained, options, role, claims)
                             .await;
                         explained.checks
                     },
                 )
                 .await;
             out.checks.extend(explained);
-            expected_role(&mut out, options, &role);
+            expected_role(out, options, role);
         }
     }
-    out
 }
 
 fn rejection_check(role: &str, code: &str, message: &str, claims: &Claims) -> Check {
