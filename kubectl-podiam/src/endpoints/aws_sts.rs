@@ -274,7 +274,7 @@ fn region(
             family,
             reads,
             fallback: "",
-            sdk_error: "Invalid Configuration: Missing Region",
+            sdk_error: "the STS client has no region (Invalid Configuration: Missing Region, or an unresolvable sts..amazonaws.com)",
         }),
         SdkFamily::JavaV2 => Err(StsEndpointError::NoRegion {
             family,
