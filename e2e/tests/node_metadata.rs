@@ -84,7 +84,13 @@ async fn imds_tokens_ttl_bounds_and_v2_required() {
         let refused = put_token(&http, &base, bad).await;
         assert_eq!(refused.status(), 400, "TTL {bad:?}");
         assert_eq!(refused.headers()["content-type"], "text/html");
-        assert!(refused.text().await.unwrap().contains("<title>400 - Bad Request</title>"));
+        assert!(
+            refused
+                .text()
+                .await
+                .unwrap()
+                .contains("<title>400 - Bad Request</title>")
+        );
     }
     let proxied = http
         .put(format!("{base}/latest/api/token"))
@@ -94,12 +100,19 @@ async fn imds_tokens_ttl_bounds_and_v2_required() {
         .await
         .unwrap();
     assert_eq!(proxied.status(), 403);
-    let get_token = http.get(format!("{base}/latest/api/token")).send().await.unwrap();
+    let get_token = http
+        .get(format!("{base}/latest/api/token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get_token.status(), 405);
 
     let issued = put_token(&http, &base, Some("21600")).await;
     assert_eq!(issued.status(), 200);
-    assert_eq!(issued.headers()["x-aws-ec2-metadata-token-ttl-seconds"], "21600");
+    assert_eq!(
+        issued.headers()["x-aws-ec2-metadata-token-ttl-seconds"],
+        "21600"
+    );
     assert_eq!(issued.headers()["server"], "EC2ws");
     let token = issued.text().await.unwrap();
     assert!(token.len() >= 40, "token too short");
@@ -128,9 +141,22 @@ async fn imds_tokens_ttl_bounds_and_v2_required() {
             .header("X-aws-ec2-metadata-token", &token)
             .send()
     };
-    let instance_id = get("/latest/meta-data/instance-id").await.unwrap().text().await.unwrap();
-    assert!(instance_id.starts_with("i-") && instance_id.len() == 19, "{instance_id}");
-    let region = get("/latest/meta-data/placement/region").await.unwrap().text().await.unwrap();
+    let instance_id = get("/latest/meta-data/instance-id")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        instance_id.starts_with("i-") && instance_id.len() == 19,
+        "{instance_id}"
+    );
+    let region = get("/latest/meta-data/placement/region")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(region, "us-east-1");
     let document: Value = get("/latest/dynamic/instance-identity/document")
         .await
@@ -143,10 +169,14 @@ async fn imds_tokens_ttl_bounds_and_v2_required() {
     let missing = get("/latest/meta-data/nothing-here").await.unwrap();
     assert_eq!(missing.status(), 404);
     // Another role's name is not this instance's.
-    let other = get("/latest/meta-data/iam/security-credentials/someone-else").await.unwrap();
+    let other = get("/latest/meta-data/iam/security-credentials/someone-else")
+        .await
+        .unwrap();
     assert_eq!(other.status(), 404);
     // The extended path botocore and aws-config try first: absent here, so they fall back.
-    let extended = get("/latest/meta-data/iam/security-credentials-extended/").await.unwrap();
+    let extended = get("/latest/meta-data/iam/security-credentials-extended/")
+        .await
+        .unwrap();
     assert_eq!(extended.status(), 404);
 }
 
@@ -156,14 +186,23 @@ async fn imds_tokens_expire_and_v1_only_when_optional() {
         http_tokens: HttpTokens::Optional,
         ..AwsNodeSetup::default()
     };
-    let address = serve(pod_caller(), Some(aws_route(optional)), Duration::from_secs(10)).await;
+    let address = serve(
+        pod_caller(),
+        Some(aws_route(optional)),
+        Duration::from_secs(10),
+    )
+    .await;
     let base = format!("http://{address}");
     let http = reqwest::Client::new();
     let id_url = format!("{base}/latest/meta-data/instance-id");
     let v1 = http.get(&id_url).send().await.unwrap();
     assert_eq!(v1.status(), 200, "IMDSv1 with httpTokens optional");
     // A token that is sent must still be valid, even when tokens are optional.
-    let token = put_token(&http, &base, Some("1")).await.text().await.unwrap();
+    let token = put_token(&http, &base, Some("1"))
+        .await
+        .text()
+        .await
+        .unwrap();
     let fresh = http
         .get(&id_url)
         .header("X-aws-ec2-metadata-token", &token)
@@ -252,7 +291,11 @@ async fn unknown_namespaces_get_a_node_without_identity() {
     let address = serve(pod_caller(), None, Duration::from_secs(10)).await;
     let base = format!("http://{address}");
     let http = reqwest::Client::new();
-    let token = put_token(&http, &base, Some("60")).await.text().await.unwrap();
+    let token = put_token(&http, &base, Some("60"))
+        .await
+        .text()
+        .await
+        .unwrap();
     let credentials = http
         .get(format!("{base}/latest/meta-data/iam/security-credentials/"))
         .header("X-aws-ec2-metadata-token", &token)
@@ -350,7 +393,10 @@ async fn azure_imds_requires_the_header_and_serves_the_node_identity() {
         "Identity not found"
     );
     let no_resource = http
-        .get(format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01", f.base))
+        .get(format!(
+            "{}/metadata/identity/oauth2/token?api-version=2018-02-01",
+            f.base
+        ))
         .header("Metadata", "true")
         .send()
         .await
@@ -380,13 +426,20 @@ async fn azure_imds_requires_the_header_and_serves_the_node_identity() {
             "resource",
             "token_type",
         ] {
-            assert!(body[field].is_string(), "{field} is not a string: {}", body[field]);
+            assert!(
+                body[field].is_string(),
+                "{field} is not a string: {}",
+                body[field]
+            );
         }
         assert_eq!(body["client_id"], NODE_CLIENT_ID);
         assert_eq!(body["resource"], "https://storage.azure.com");
         assert_eq!(body["token_type"], "Bearer");
         let expires_in: i64 = body["expires_in"].as_str().unwrap().parse().unwrap();
-        assert!((3000..=3600).contains(&expires_in), "expires_in {expires_in}");
+        assert!(
+            (3000..=3600).contains(&expires_in),
+            "expires_in {expires_in}"
+        );
     }
 
     // The token works where the identity has a role: the seed's container.
@@ -497,7 +550,10 @@ async fn one_listener_serves_gce_node_mode_and_the_imds_paths() {
     assert_eq!(imds.status(), 200);
     assert_eq!(imds.headers()["server"], "EC2ws");
     let azure = http
-        .get(format!("{}/metadata/identity/oauth2/token", gcp.metadata_url()))
+        .get(format!(
+            "{}/metadata/identity/oauth2/token",
+            gcp.metadata_url()
+        ))
         .send()
         .await
         .unwrap();

@@ -32,8 +32,8 @@ pub use azure_emulators::{
 };
 pub use blob_front::STORAGE_RESOURCE;
 pub use entra::JWT_BEARER_ASSERTION_TYPE;
-pub use managed_identity::{ManagedIdentityToken, ManagedIdentityTokens};
 pub use graph::{GRAPH_RESOURCE, application_object_id, credential_id};
+pub use managed_identity::{ManagedIdentityToken, ManagedIdentityTokens};
 pub use setup::{
     AzureSetup, DEFAULT_TENANT_ID, OPERATOR_CLIENT_ID, SEED_CLIENT_ID, TOKEN_EXCHANGE_AUDIENCE,
 };

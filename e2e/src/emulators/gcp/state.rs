@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Result;
 
 use super::super::jwks_cache::JwksCache;
-use super::super::request_log::{RequestLog, RequestLogEntry};
 use super::super::node_metadata::NodeMetadata;
+use super::super::request_log::{RequestLog, RequestLogEntry};
 use super::super::signing_key::SigningKey;
 use super::pod_resolver::PodResolver;
 use super::project_store::ProjectStore;

@@ -55,7 +55,13 @@ pub async fn handle(
     let who = format!("imds from {} ({})", addresses.peer.ip(), caller.describe());
     if path == "/latest/api/token" {
         if method != Method::PUT {
-            return record(&state, &method, &path, who, page(StatusCode::METHOD_NOT_ALLOWED));
+            return record(
+                &state,
+                &method,
+                &path,
+                who,
+                page(StatusCode::METHOD_NOT_ALLOWED),
+            );
         }
         if caller.is_pod() && aws.hop_limit < 2 {
             state.record(method.as_str(), &path, who, "no answer (hop limit 1)");
@@ -65,7 +71,13 @@ pub async fn handle(
         return record(&state, &method, &path, who, response);
     }
     if method != Method::GET && method != Method::HEAD {
-        return record(&state, &method, &path, who, page(StatusCode::METHOD_NOT_ALLOWED));
+        return record(
+            &state,
+            &method,
+            &path,
+            who,
+            page(StatusCode::METHOD_NOT_ALLOWED),
+        );
     }
     let token = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
     let authorized = match token {
@@ -136,9 +148,7 @@ async fn metadata(
         }
         "meta-data/instance-id" => text(instance.instance_id.clone()),
         "meta-data/instance-type" => text(INSTANCE_TYPE),
-        "meta-data/placement" | "meta-data/placement/" => {
-            text("availability-zone\nregion")
-        }
+        "meta-data/placement" | "meta-data/placement/" => text("availability-zone\nregion"),
         "meta-data/placement/region" => text(instance.region.clone()),
         "meta-data/placement/availability-zone" => text(instance.availability_zone()),
         "dynamic" | "dynamic/" => text("instance-identity/"),
@@ -167,7 +177,10 @@ fn iam_info(instance: &Ec2Instance, role: &str) -> Response {
         ("LastUpdated", &now_iso()),
         (
             "InstanceProfileArn",
-            &format!("arn:aws:iam::{}:instance-profile/{role}", instance.account_id),
+            &format!(
+                "arn:aws:iam::{}:instance-profile/{role}",
+                instance.account_id
+            ),
         ),
         ("InstanceProfileId", "AIPAEMULATEDINSTANCEPR"),
     ]))
@@ -256,7 +269,11 @@ fn now_iso() -> String {
 /// moto's expiration, in IMDS's whole-second form.
 fn iso_seconds(timestamp: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(timestamp)
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        })
         .unwrap_or_else(|_| timestamp.to_owned())
 }
 

@@ -34,17 +34,29 @@ pub async fn handle(
     let path = uri.path().to_owned();
     let query: Vec<(String, String)> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let (response, who) = match state.caller(addresses).await {
         Ok(caller) => {
-            let who = format!("azure imds from {} ({})", addresses.peer.ip(), caller.describe());
+            let who = format!(
+                "azure imds from {} ({})",
+                addresses.peer.ip(),
+                caller.describe()
+            );
             (answer(&caller, &method, &headers, &path, &query), who)
         }
         Err(err) => {
             tracing::warn!("Azure IMDS could not identify {}: {err:#}", addresses.peer);
             (
-                error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "caller unknown"),
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "caller unknown",
+                ),
                 String::new(),
             )
         }
@@ -102,9 +114,20 @@ fn answer(
     let identity = route
         .and_then(|r| r.node.azure.as_ref())
         .and_then(|azure| azure.managed_identity.as_ref())
-        .filter(|identity| selects(identity, param("client_id"), param("object_id"), param("msi_res_id")));
+        .filter(|identity| {
+            selects(
+                identity,
+                param("client_id"),
+                param("object_id"),
+                param("msi_res_id"),
+            )
+        });
     let (Some(identity), Some(tokens)) = (identity, route.and_then(|r| r.azure.as_ref())) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request", "Identity not found");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Identity not found",
+        );
     };
     let principal_id = principal_id(identity);
     let now = chrono::Utc::now().timestamp();
@@ -127,7 +150,11 @@ fn answer(
         }
         Err(err) => {
             tracing::warn!("Azure IMDS: signing a token: {err:#}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "signing failed")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "signing failed",
+            )
         }
     }
 }
@@ -145,7 +172,10 @@ fn selects(
         (None, None, None) => true,
         (Some(c), None, None) => same(c, &identity.client_id),
         (None, Some(o), None) => same(o, &principal_id(identity)),
-        (None, None, Some(r)) => identity.resource_id.as_deref().is_some_and(|id| same(r, id)),
+        (None, None, Some(r)) => identity
+            .resource_id
+            .as_deref()
+            .is_some_and(|id| same(r, id)),
         _ => false,
     }
 }

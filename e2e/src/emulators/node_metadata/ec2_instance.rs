@@ -63,8 +63,14 @@ mod tests {
     #[test]
     fn ids_are_stable_per_namespace() {
         let a = Ec2Instance::new(Some("ns-a"), "us-east-1", "123456789012");
-        assert_eq!(a, Ec2Instance::new(Some("ns-a"), "us-east-1", "123456789012"));
-        assert_ne!(a.instance_id, Ec2Instance::new(Some("ns-b"), "us-east-1", "1").instance_id);
+        assert_eq!(
+            a,
+            Ec2Instance::new(Some("ns-a"), "us-east-1", "123456789012")
+        );
+        assert_ne!(
+            a.instance_id,
+            Ec2Instance::new(Some("ns-b"), "us-east-1", "1").instance_id
+        );
         assert!(a.instance_id.starts_with("i-"));
         assert_eq!(a.instance_id.len(), 19);
         let document: serde_json::Value =

@@ -40,7 +40,11 @@ impl ImdsTokens {
     }
 
     /// A new token for `instance`, valid `ttl_seconds`.
-    pub fn issue(&self, instance: Option<&str>, ttl_seconds: u64) -> Result<String, ImdsTokenError> {
+    pub fn issue(
+        &self,
+        instance: Option<&str>,
+        ttl_seconds: u64,
+    ) -> Result<String, ImdsTokenError> {
         let mut bytes = [0u8; 42];
         getrandom::fill(&mut bytes).map_err(|_| ImdsTokenError::NoRandomness)?;
         let token = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -59,9 +63,9 @@ impl ImdsTokens {
 
     /// Whether `token` was issued on `instance` and has not expired.
     pub fn is_valid(&self, token: &str, instance: Option<&str>) -> bool {
-        self.lock().get(token).is_some_and(|t| {
-            t.expires_at > Instant::now() && t.instance.as_deref() == instance
-        })
+        self.lock()
+            .get(token)
+            .is_some_and(|t| t.expires_at > Instant::now() && t.instance.as_deref() == instance)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Issued>> {
@@ -77,8 +81,19 @@ mod tests {
     fn ttl_bounds() {
         assert_eq!(ImdsTokens::parse_ttl(Some("1")), Ok(1));
         assert_eq!(ImdsTokens::parse_ttl(Some("21600")), Ok(21600));
-        for bad in [None, Some("0"), Some("21601"), Some("-5"), Some("abc"), Some("")] {
-            assert_eq!(ImdsTokens::parse_ttl(bad), Err(ImdsTokenError::BadTtl), "{bad:?}");
+        for bad in [
+            None,
+            Some("0"),
+            Some("21601"),
+            Some("-5"),
+            Some("abc"),
+            Some(""),
+        ] {
+            assert_eq!(
+                ImdsTokens::parse_ttl(bad),
+                Err(ImdsTokenError::BadTtl),
+                "{bad:?}"
+            );
         }
     }
 

@@ -127,7 +127,11 @@ mod tests {
         assert_eq!(aws.hop_limit, 2);
         assert_eq!(aws.http_tokens, HttpTokens::Required);
         assert_eq!(
-            setup.azure.as_ref().and_then(|a| a.managed_identity.as_ref()).map(|m| m.client_id.as_str()),
+            setup
+                .azure
+                .as_ref()
+                .and_then(|a| a.managed_identity.as_ref())
+                .map(|m| m.client_id.as_str()),
             Some("c")
         );
         assert!(!setup.is_empty());
@@ -139,7 +143,10 @@ mod tests {
     fn strict_values() {
         let optional: NodeSetup =
             serde_saphyr::from_str("aws: {hopLimit: 1, httpTokens: optional}\n").expect("parses");
-        assert_eq!(optional.aws.as_ref().map(|a| a.http_tokens), Some(HttpTokens::Optional));
+        assert_eq!(
+            optional.aws.as_ref().map(|a| a.http_tokens),
+            Some(HttpTokens::Optional)
+        );
         assert!(serde_saphyr::from_str::<NodeSetup>("aws: {httpTokens: maybe}\n").is_err());
         assert!(serde_saphyr::from_str::<NodeSetup>("aws: {instanceRoel: x}\n").is_err());
         let zero: NodeSetup = serde_saphyr::from_str("aws: {hopLimit: 0}\n").expect("parses");
