@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::emulators::AdminCredentials;
 use crate::emulators::azure::AzureSetup;
 use crate::emulators::gcp::GcpSetup;
+use crate::emulators::node_metadata::NodeSetup;
 
 /// The seed every AWS contract test starts from (`e2e/fixtures/aws-seed.yaml`).
 const AWS_SEED_YAML: &str = include_str!("../fixtures/aws-seed.yaml");
@@ -29,6 +30,10 @@ pub struct CloudSetup {
     /// Entra tenant, applications with federated credentials, storage accounts.
     #[serde(default)]
     pub azure: AzureSetup,
+    /// The node the scenario's pods run on: its instance role and IMDS options, managed
+    /// identity, service account — what their SDKs fall back to through the node's metadata.
+    #[serde(default, skip_serializing_if = "NodeSetup::is_empty")]
+    pub node: NodeSetup,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

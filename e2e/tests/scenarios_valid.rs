@@ -40,6 +40,17 @@ fn all_scenarios_load() {
             .azure
             .validate()
             .unwrap_or_else(|e| panic!("{}: {e:#}", s.metadata.name));
+        expanded
+            .node
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e:#}", s.metadata.name));
+        if s.metadata.name.starts_with("node-") {
+            assert!(
+                !expanded.node.is_empty(),
+                "{} declares no node identity (spec.setup.node)",
+                s.metadata.name
+            );
+        }
         if s.metadata.name.starts_with("azure-") {
             assert_eq!(s.spec.cloud, Cloud::Azure, "{}", s.metadata.name);
             assert!(

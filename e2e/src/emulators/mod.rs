@@ -1,7 +1,8 @@
 //! Strict cloud-identity emulators: an OIDC issuer, an AWS gate in front of moto (STS, EKS
 //! Auth, EKS Pod Identity associations), the EKS Pod Identity Agent, GCP's metadata server,
-//! STS, IAM Credentials and Cloud Storage ([`gcp`]), and Azure's Entra ID and Blob endpoints
-//! ([`azure`]).
+//! STS, IAM Credentials and Cloud Storage ([`gcp`]), Azure's Entra ID and Blob endpoints
+//! ([`azure`]), and the node's own metadata services: EC2 IMDS and Azure IMDS
+//! ([`node_metadata`]).
 
 mod aws_emulators;
 mod aws_gate;
@@ -17,6 +18,7 @@ mod ids;
 mod jwks_cache;
 mod moto;
 mod moto_web_identity;
+pub mod node_metadata;
 mod oidc_issuer;
 pub mod pod_identity_agent;
 mod pod_identity_trust;

@@ -6,6 +6,7 @@ pub mod catch;
 pub mod cloud_reset;
 pub mod environment;
 pub mod images;
+pub mod node_identity;
 pub mod plugin_command;
 pub mod podiam_step;
 pub mod state_step;
@@ -50,6 +51,9 @@ pub struct RunContext<'a> {
     pub webhook: Option<&'a EksPodIdentityWebhook>,
     /// The Pod Identity Agent, routing this scenario's namespace to `aws`.
     pub pod_identity_agent: Option<&'a PodIdentityAgent>,
+    /// The node's metadata services (EC2/Azure IMDS, GCE node mode), routing this scenario's
+    /// namespace to its declared node identity.
+    pub node_metadata: Option<std::sync::Arc<crate::emulators::node_metadata::NodeMetadata>>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +92,7 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     if let Some(webhook) = ctx.webhook {
         webhook.unroute_namespace(&namespace);
     }
+    node_identity::unregister(ctx, &namespace);
     if !ctx.keep {
         ctx.aws.clear_pod_identity_associations();
         let _ = Api::<Namespace>::all(ctx.client.clone())
@@ -155,6 +160,7 @@ async fn run_steps(
             )
             .context("Azure setup in the emulators")?;
     }
+    node_identity::register(ctx, namespace, &setup.node)?;
     // Pod Identity: the webhook mutates pods of ServiceAccounts associated in this worker's
     // EKS (by the setup, or later through the EKS API, e.g. by `bind`), and the agent sends
     // this namespace's tokens to this worker's EKS Auth.

@@ -80,6 +80,20 @@ pub fn issue(
     now: i64,
 ) -> Result<(String, AccessTokenClaims)> {
     let oid = object_id_for(client_id);
+    issue_for_principal(key, client_id, &oid, tenant_id, audience, roles, now)
+}
+
+/// Like [`issue`], for a principal whose object id is known (a managed identity's).
+pub fn issue_for_principal(
+    key: &SigningKey,
+    client_id: &str,
+    oid: &str,
+    tenant_id: &str,
+    audience: &str,
+    roles: Vec<String>,
+    now: i64,
+) -> Result<(String, AccessTokenClaims)> {
+    let oid = oid.to_owned();
     let claims = AccessTokenClaims {
         aud: audience.to_owned(),
         iss: token_issuer(tenant_id),

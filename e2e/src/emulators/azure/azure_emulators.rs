@@ -21,6 +21,7 @@ use super::blob_store::BlobStore;
 use super::directory::Directory;
 use super::entra::{self, EntraState};
 use super::graph::{self, GraphState};
+use super::managed_identity::ManagedIdentityTokens;
 use super::setup::AzureSetup;
 use crate::https_server::serve_https;
 use crate::setup::{CloudSetup, SetupVariables};
@@ -65,6 +66,8 @@ impl Default for AzureEmulatorOptions {
 /// Running Azure emulators. Dropping this stops the servers.
 pub struct AzureEmulators {
     directory: Directory,
+    /// Entra's token-signing key, shared with the node's managed identity endpoint.
+    signing_key: Arc<SigningKey>,
     store: BlobStore,
     log: RequestLog,
     entra_url: String,
@@ -127,7 +130,7 @@ impl AzureEmulators {
         fs::write(&ca_bundle_file, bundle)
             .with_context(|| format!("writing {}", ca_bundle_file.display()))?;
         let jwks = JwksCache::new(&trusted)?;
-        let signing_key = SigningKey::generate()?;
+        let signing_key = Arc::new(SigningKey::generate()?);
         let token_key = DecodingKey::from_jwk(&signing_key.jwks().keys[0])
             .context("the emulator's own public key")?;
         let operator_secret = random_secret()?;
@@ -152,7 +155,7 @@ impl AzureEmulators {
         let entra_router = entra::router(Arc::new(EntraState {
             directory: directory.clone(),
             jwks,
-            signing_key,
+            signing_key: signing_key.clone(),
             log: log.clone(),
             public_url: authority_base.clone(),
             operator_secret: operator_secret.clone(),
@@ -201,6 +204,7 @@ impl AzureEmulators {
         ];
         Ok(Self {
             directory,
+            signing_key,
             store,
             log,
             entra_url,
@@ -269,6 +273,11 @@ impl AzureEmulators {
         self.directory.replace(AzureSetup::default());
         self.store.load(&AzureSetup::default(), 0);
         self.directory.clear_issued();
+    }
+
+    /// What the node's Azure IMDS signs managed identity tokens with: Entra's key and tenant.
+    pub fn managed_identity_tokens(&self) -> ManagedIdentityTokens {
+        ManagedIdentityTokens::new(self.directory.clone(), self.signing_key.clone())
     }
 
     /// `https://127.0.0.1:PORT` (no trailing slash): the Entra endpoint from this host.

@@ -118,7 +118,10 @@ fn authorize(
         .find(|a| a.name == account)
         .map(|a| a.role_assignments.as_slice())
         .unwrap_or_default();
-    if !is_allowed(assignments, &claims.appid, container, action) {
+    // Azure names the principal by object id; the harness's setups by client id: both work.
+    let allowed = is_allowed(assignments, &claims.appid, container, action)
+        || is_allowed(assignments, &claims.oid, container, action);
+    if !allowed {
         return Err(Refusal {
             error: BlobError::permission_mismatch(),
             principal: Some(claims.appid),

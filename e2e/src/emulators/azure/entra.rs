@@ -31,7 +31,7 @@ pub const JWT_BEARER_ASSERTION_TYPE: &str =
 pub struct EntraState {
     pub directory: Directory,
     pub jwks: JwksCache,
-    pub signing_key: SigningKey,
+    pub signing_key: std::sync::Arc<SigningKey>,
     pub log: RequestLog,
     /// `https://HOST:PORT` as clients reach it (discovery documents name it).
     pub public_url: String,

@@ -22,6 +22,7 @@ mod entra_error;
 mod federated_assertion;
 mod graph;
 mod graph_error;
+mod managed_identity;
 mod role_assignments;
 pub mod setup;
 
@@ -32,6 +33,7 @@ pub use azure_emulators::{
 pub use blob_front::STORAGE_RESOURCE;
 pub use entra::JWT_BEARER_ASSERTION_TYPE;
 pub use graph::{GRAPH_RESOURCE, application_object_id, credential_id};
+pub use managed_identity::{ManagedIdentityToken, ManagedIdentityTokens};
 pub use setup::{
     AzureSetup, DEFAULT_TENANT_ID, OPERATOR_CLIENT_ID, SEED_CLIENT_ID, TOKEN_EXCHANGE_AUDIENCE,
 };

@@ -132,7 +132,7 @@ pub struct ContainerSetup {
 pub struct RoleAssignmentSetup {
     /// `Storage Blob Data Reader`, `Storage Blob Data Contributor` or `Storage Blob Data Owner`.
     pub role: String,
-    /// The application's client id.
+    /// The application's (or managed identity's) client id, or its principal (object) id.
     pub principal: String,
     /// Absent: the whole account. Else a container name, or an ARM scope ending in
     /// `/blobServices/default/containers/NAME`.

@@ -167,7 +167,9 @@ impl GcpEmulators {
             }
         };
         let metadata_addr = metadata_listener.local_addr()?;
-        let metadata_router = metadata_server::router(state.clone());
+        // One listener, as on a node: `/latest/` (EC2) and `/metadata/` (Azure) beside GKE's.
+        let metadata_router = metadata_server::router(state.clone())
+            .merge(super::super::node_metadata::router(state.node.clone()));
         servers.push(runtime.handle().spawn(async move {
             if let Ok(listener) = TcpListener::from_std(metadata_listener) {
                 let service =
@@ -231,6 +233,12 @@ impl GcpEmulators {
     /// The project as applied so far.
     pub fn project(&self) -> GcpSetup {
         self.state.project.snapshot()
+    }
+
+    /// The node metadata services (EC2 and Azure IMDS) served with the metadata server: the
+    /// runner routes each scenario namespace to its declared node identity.
+    pub fn node_metadata(&self) -> std::sync::Arc<super::super::node_metadata::NodeMetadata> {
+        self.state.node.clone()
     }
 
     /// `http://IP:PORT` of the metadata server.

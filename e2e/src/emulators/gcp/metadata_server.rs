@@ -187,11 +187,17 @@ async fn answer_for_caller(
         Caller::Node => " (node)".to_owned(),
         Caller::Unknown => " (unknown)".to_owned(),
     };
-    if let Caller::Pod(pod) = &caller {
+    // A namespace whose node declares its service account runs on a node without the GKE
+    // metadata server: the Compute Engine metadata server answers with the node's account.
+    let node_account = match &caller {
+        Caller::Pod(pod) => state.node.gcp_service_account(&pod.namespace),
+        Caller::Node | Caller::Unknown => None,
+    };
+    if let (Caller::Pod(pod), None) = (&caller, &node_account) {
         hold_until_ready(pod, project.metadata_startup_delay_seconds).await;
     }
-    let identity = match &caller {
-        Caller::Unknown => {
+    let identity = match (&caller, node_account) {
+        (Caller::Unknown, _) => {
             return (
                 Answer::error(
                     StatusCode::FORBIDDEN,
@@ -200,8 +206,9 @@ async fn answer_for_caller(
                 who,
             );
         }
-        Caller::Node => Identity::Node(project.node_service_account()),
-        Caller::Pod(pod) => match &pod.gsa_annotation {
+        (Caller::Node, _) => Identity::Node(project.node_service_account()),
+        (Caller::Pod(_), Some(node_account)) => Identity::Node(node_account),
+        (Caller::Pod(pod), None) => match &pod.gsa_annotation {
             Some(gsa) => Identity::Impersonating {
                 gsa: gsa.clone(),
                 ksa: Principal::gke_service_account(

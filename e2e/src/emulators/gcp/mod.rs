@@ -22,8 +22,8 @@ mod token_store;
 mod user_store;
 
 pub use gcp_emulators::{GcpEmulatorOptions, GcpEmulators};
-pub use metadata_server::MISSING_FLAVOR_MESSAGE;
-pub use pod_resolver::{Caller, CallingPod, GSA_ANNOTATION, PodResolver};
+pub use metadata_server::{ConnectionAddresses, MISSING_FLAVOR_MESSAGE};
+pub use pod_resolver::{Caller, CallingPod, GSA_ANNOTATION, Location, PodResolver};
 pub use setup::GcpSetup;
 
 /// Default project id (GKE docs' `my-project`).

@@ -63,19 +63,84 @@ impl PodResolver {
     }
 }
 
-async fn resolve_in_cluster(client: &kube::Client, source: IpAddr) -> Result<Caller> {
+/// Where a connection comes from, whatever metadata server the node runs: the node metadata
+/// emulators (EC2 IMDS, Azure IMDS) route by the calling pod's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A pod in its own network namespace.
+    Pod { namespace: String, name: String },
+    /// The node's network namespace (the node itself, hostNetwork pods).
+    Node,
+    /// No pod or node has this address.
+    Unknown,
+}
+
+impl PodResolver {
+    /// The caller's pod and namespace, without the GKE node-label logic of [`Self::resolve`].
+    pub async fn locate(&self, source: IpAddr, local: Option<IpAddr>) -> Result<Location> {
+        match self {
+            Self::Static(map) => Ok(match map.get(&source) {
+                Some(Caller::Pod(pod)) => Location::Pod {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                },
+                Some(Caller::Node) => Location::Node,
+                Some(Caller::Unknown) | None => Location::Unknown,
+            }),
+            Self::Kubernetes(client) => {
+                if source.is_loopback() || Some(source) == local {
+                    return Ok(Location::Node);
+                }
+                if let Some(pod) = running_pod_with_ip(client, source).await? {
+                    let host_network = pod.spec.as_ref().and_then(|s| s.host_network);
+                    if host_network.unwrap_or(false) {
+                        return Ok(Location::Node);
+                    }
+                    return Ok(Location::Pod {
+                        namespace: pod.metadata.namespace.unwrap_or_default(),
+                        name: pod.metadata.name.unwrap_or_default(),
+                    });
+                }
+                Ok(if is_node_address(client, source).await? {
+                    Location::Node
+                } else {
+                    Location::Unknown
+                })
+            }
+        }
+    }
+}
+
+/// The pod (not finished) whose `status.podIP` is `source`.
+async fn running_pod_with_ip(client: &kube::Client, source: IpAddr) -> Result<Option<Pod>> {
     let pods: Api<Pod> = Api::all(client.clone());
     let listed = pods
         .list(&ListParams::default().fields(&format!("status.podIP={source}")))
         .await
         .context("listing pods by IP")?;
-    let running = listed.items.into_iter().find(|pod| {
+    Ok(listed.items.into_iter().find(|pod| {
         !matches!(
             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         )
-    });
-    if let Some(pod) = running {
+    }))
+}
+
+async fn is_node_address(client: &kube::Client, source: IpAddr) -> Result<bool> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    Ok(nodes
+        .list(&ListParams::default())
+        .await
+        .context("listing nodes")?
+        .items
+        .iter()
+        .filter_map(|node| node.status.as_ref()?.addresses.as_ref())
+        .flatten()
+        .any(|address| address.address == source.to_string()))
+}
+
+async fn resolve_in_cluster(client: &kube::Client, source: IpAddr) -> Result<Caller> {
+    if let Some(pod) = running_pod_with_ip(client, source).await? {
         let host_network = pod
             .spec
             .as_ref()
@@ -111,17 +176,7 @@ async fn resolve_in_cluster(client: &kube::Client, source: IpAddr) -> Result<Cal
             started_at,
         }));
     }
-    let nodes: Api<Node> = Api::all(client.clone());
-    let is_node = nodes
-        .list(&ListParams::default())
-        .await
-        .context("listing nodes")?
-        .items
-        .iter()
-        .filter_map(|node| node.status.as_ref()?.addresses.as_ref())
-        .flatten()
-        .any(|address| address.address == source.to_string());
-    Ok(if is_node {
+    Ok(if is_node_address(client, source).await? {
         Caller::Node
     } else {
         Caller::Unknown

@@ -1,11 +1,12 @@
 //! What every emulated Google endpoint shares: the project's IAM and data, the tokens issued so
 //! far, the JWKS cache and the request log.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
 
 use super::super::jwks_cache::JwksCache;
+use super::super::node_metadata::NodeMetadata;
 use super::super::request_log::{RequestLog, RequestLogEntry};
 use super::super::signing_key::SigningKey;
 use super::pod_resolver::PodResolver;
@@ -20,14 +21,19 @@ pub struct GcpState {
     pub users: UserStore,
     pub jwks: JwksCache,
     pub log: RequestLog,
-    pub resolver: PodResolver,
+    pub resolver: Arc<PodResolver>,
+    /// The node's other metadata services on the same listener (EC2 and Azure IMDS), and the
+    /// namespaces whose node has no GKE metadata server.
+    pub node: Arc<NodeMetadata>,
     /// Signs the metadata server's ID tokens (Google's key); generated on first use.
     id_token_key: OnceLock<SigningKey>,
 }
 
 impl GcpState {
     pub fn new(jwks: JwksCache, resolver: PodResolver) -> Self {
+        let resolver = Arc::new(resolver);
         Self {
+            node: Arc::new(NodeMetadata::new(resolver.clone())),
             project: ProjectStore::default(),
             tokens: TokenStore::default(),
             users: UserStore::default(),
