@@ -4,39 +4,19 @@
 //! not be used at all (no shell, no client), the evidence comes from this machine instead and
 //! says so.
 
+use crate::endpoints::{self, proxy::ProxyChoice, proxy::ProxyClient};
 use crate::evidence::RuntimeEnv;
 use crate::model::Check;
 use crate::pod_session::{CallFailure, PodCall};
 
-/// The proxy a pod's client sends `url` through, from the pod's own environment, and why.
-/// curl's rules: `https_proxy`/`HTTPS_PROXY` for https, `http_proxy` for http (curl ignores
-/// upper-case `HTTP_PROXY`), `NO_PROXY`/`no_proxy` host suffixes, `*`, and IP addresses.
-pub fn proxy_for(env: &RuntimeEnv, url: &str, host: &str) -> Option<String> {
-    fn get<'a>(env: &'a RuntimeEnv, names: &[&'static str]) -> Option<(&'static str, &'a str)> {
-        names
-            .iter()
-            .find_map(|n| env.get(n).filter(|v| !v.is_empty()).map(|v| (*n, v)))
+/// The proxy the pod's client sends `url` through, from the pod's own environment (curl's
+/// rules: the image's client made the call), with why; None when it goes direct.
+pub fn proxy_for(env: &RuntimeEnv, url: &str) -> Option<String> {
+    let lookup = |name: &str| env.get(name).map(str::to_string);
+    match endpoints::proxy::proxy_for(&lookup, url, ProxyClient::Curl) {
+        Ok(ProxyChoice::Via { proxy_url, because }) => Some(format!("{proxy_url} ({because})")),
+        Ok(ProxyChoice::Direct { .. }) | Err(_) => None,
     }
-    let (var, proxy) = if url.starts_with("https://") {
-        get(
-            env,
-            &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"],
-        )?
-    } else {
-        get(env, &["http_proxy", "all_proxy", "ALL_PROXY"])?
-    };
-    if let Some((_, no_proxy)) = get(env, &["no_proxy", "NO_PROXY"]) {
-        let host = host.to_ascii_lowercase();
-        let bypassed = no_proxy.split(',').map(str::trim).any(|entry| {
-            let entry = entry.trim_start_matches('.').to_ascii_lowercase();
-            entry == "*"
-                || (!entry.is_empty() && (host == entry || host.ends_with(&format!(".{entry}"))))
-        });
-        if bypassed {
-            return None;
-        }
-    }
-    Some(format!("{proxy} ({var}; NO_PROXY does not list {host})"))
 }
 
 /// What a mechanism calls the endpoint in messages ("STS", "Entra"), and its check id.
@@ -55,7 +35,7 @@ pub fn failure_check(
     failure: &CallFailure,
 ) -> Check {
     let host = call.host();
-    let proxy = proxy_for(env, &call.url, host);
+    let proxy = proxy_for(env, &call.url);
     let via = proxy
         .as_deref()
         .map(|p| format!(" through the proxy {p}"))
@@ -131,18 +111,14 @@ mod tests {
     }
 
     #[test]
-    fn proxy_rules_as_curl_reads_them() {
+    fn the_pods_proxy_settings_decide() {
         let e = env("HTTPS_PROXY=http://proxy:3128\nNO_PROXY=.internal,169.254.170.23\n");
-        assert!(proxy_for(&e, "https://sts.amazonaws.com/", "sts.amazonaws.com").is_some());
-        assert!(proxy_for(&e, "https://x.internal/", "x.internal").is_none());
-        // http URLs use http_proxy only: the agent is direct here.
-        assert!(proxy_for(&e, "http://169.254.170.23/v1/credentials", "169.254.170.23").is_none());
+        assert!(proxy_for(&e, "https://sts.amazonaws.com/").is_some());
+        assert!(proxy_for(&e, "https://x.internal/").is_none());
+        assert!(proxy_for(&e, "http://169.254.170.23/v1/credentials").is_none());
         let e = env("http_proxy=http://proxy:3128\n");
-        let via = proxy_for(&e, "http://169.254.170.23/v1/credentials", "169.254.170.23").unwrap();
-        assert!(
-            via.contains("NO_PROXY does not list 169.254.170.23"),
-            "{via}"
-        );
+        let via = proxy_for(&e, "http://169.254.170.23/v1/credentials").unwrap();
+        assert!(via.contains("NO_PROXY"), "{via}");
     }
 
     #[test]

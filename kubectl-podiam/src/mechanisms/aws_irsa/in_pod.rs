@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::endpoints::aws_sts::{self, SdkFamily};
 use crate::evidence::RuntimeEnv;
 use crate::exchange::CloudError;
 use crate::exchange::aws_sts_answer::{self, WebIdentityAnswer};
@@ -40,55 +41,41 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const REACHABLE: &str = "aws.sts.reachable";
 
-/// The endpoint the pod's SDK would call, from the pod's environment: a configured endpoint
-/// (`AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`), else the regional endpoint of
-/// `AWS_REGION`/`AWS_DEFAULT_REGION` (the current SDKs' default, and what the webhook's
-/// `AWS_STS_REGIONAL_ENDPOINTS=regional` asks older ones for), else the global endpoint.
-pub fn sts_endpoint(env: &RuntimeEnv) -> StsEndpoint {
-    let set = |name: &str| env.get(name).filter(|v| !v.is_empty());
-    if set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") != Some("true") {
-        for name in ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"] {
-            if let Some(url) = set(name) {
-                return StsEndpoint {
-                    url: url.trim_end_matches('/').to_string() + "/",
-                    because: format!("{name}={url}"),
-                };
-            }
-        }
-    }
-    let region = set("AWS_REGION")
-        .map(|r| (r, "AWS_REGION"))
-        .or_else(|| set("AWS_DEFAULT_REGION").map(|r| (r, "AWS_DEFAULT_REGION")));
-    let legacy = set("AWS_STS_REGIONAL_ENDPOINTS") == Some("legacy");
-    match region {
-        Some((region, var)) if !legacy || region != "us-east-1" => {
-            let fips = set("AWS_USE_FIPS_ENDPOINT") == Some("true");
-            let dual = set("AWS_USE_DUALSTACK_ENDPOINT") == Some("true");
-            let (service, suffix) = match (fips, dual) {
-                (false, false) => ("sts", "amazonaws.com"),
-                (true, false) => ("sts-fips", "amazonaws.com"),
-                (false, true) => ("sts", "api.aws"),
-                (true, true) => ("sts-fips", "api.aws"),
-            };
-            let suffix = if region.starts_with("cn-") && !dual {
-                "amazonaws.com.cn"
-            } else {
-                suffix
-            };
+/// The STS endpoints the pod's SDK would call, from the pod's environment
+/// (`endpoints::aws_sts`, each SDK family's rules): the one most families choose first, then
+/// the others with the families that choose them (e.g. botocore < 1.40 keeps the global
+/// endpoint where the current SDKs go regional).
+pub fn sts_endpoints(env: &RuntimeEnv) -> (StsEndpoint, Vec<(StsEndpoint, String)>) {
+    let lookup = |name: &str| env.get(name).map(str::to_string);
+    let mut view = aws_sts::pod_view(&lookup).endpoints;
+    // Stable: ties keep the families' order (current SDKs first).
+    view.sort_by_key(|(_, families)| std::cmp::Reverse(families.len()));
+    let describe = |families: &[SdkFamily]| {
+        families
+            .iter()
+            .map(|f| f.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut endpoints = view.into_iter().map(|(e, families)| {
+        (
             StsEndpoint {
-                url: format!("https://{service}.{region}.{suffix}/"),
-                because: format!("{var}={region}, regional endpoint"),
-            }
-        }
-        Some((region, var)) => StsEndpoint {
-            url: "https://sts.amazonaws.com/".into(),
-            because: format!("{var}={region} with AWS_STS_REGIONAL_ENDPOINTS=legacy"),
-        },
-        None => StsEndpoint {
-            url: "https://sts.amazonaws.com/".into(),
-            because: "no AWS_REGION: the global endpoint".into(),
-        },
-    }
+                url: e.url,
+                because: e.because,
+            },
+            describe(&families),
+        )
+    });
+    let Some((primary, _)) = endpoints.next() else {
+        return (
+            StsEndpoint {
+                url: "https://sts.amazonaws.com/".into(),
+                because: "no SDK resolves an endpoint from this environment".into(),
+            },
+            Vec::new(),
+        );
+    };
+    (primary, endpoints.collect())
 }
 
 pub async fn exchange(
@@ -138,46 +125,72 @@ pub async fn exchange(
     }
 }
 
+/// Whether the pod reaches `endpoint` at all (any HTTP answer, no token sent): for the
+/// endpoints other SDK families would call. Err is the failing check naming the cause.
+pub async fn reachable(
+    session: &PodSession,
+    env: &RuntimeEnv,
+    endpoint: &StsEndpoint,
+    families: &str,
+) -> Result<String, Check> {
+    let call = PodCall::get(endpoint.url.clone(), CALL_TIMEOUT);
+    match session.call(&call).await {
+        Ok(answer) => Ok(answer.client),
+        Err(failure) => {
+            let because = format!("{families}: {}", endpoint.because);
+            let mut check = pod_path::failure_check(
+                &Endpoint {
+                    check_id: ENDPOINT,
+                    service: "STS",
+                    because: &because,
+                },
+                &call,
+                env,
+                &failure,
+            );
+            check.status = crate::model::Status::Warn;
+            check.message = format!(
+                "pods whose SDK is {families} call another endpoint: {}",
+                check.message
+            );
+            Err(check)
+        }
+    }
+}
+
+/// The endpoints the SDK families would call, beyond the one exchanged with.
+pub const ENDPOINT: &str = "aws.sts.endpoint";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn endpoint(vars: &str) -> String {
-        sts_endpoint(&RuntimeEnv::parse(vars.as_bytes())).url
+    fn endpoints(vars: &str) -> (String, Vec<(String, String)>) {
+        let (primary, others) = sts_endpoints(&RuntimeEnv::parse(vars.as_bytes()));
+        (
+            primary.url,
+            others.into_iter().map(|(e, f)| (e.url, f)).collect(),
+        )
     }
 
     #[test]
-    fn the_endpoint_the_pods_sdk_calls() {
-        assert_eq!(endpoint(""), "https://sts.amazonaws.com/");
-        assert_eq!(
-            endpoint("AWS_REGION=eu-west-1\n"),
-            "https://sts.eu-west-1.amazonaws.com/"
+    fn the_endpoint_most_sdks_call_first_then_the_others() {
+        let (primary, others) = endpoints("AWS_REGION=us-east-1\nAWS_DEFAULT_REGION=us-east-1\n");
+        assert!(
+            primary.starts_with("https://sts.us-east-1.amazonaws.com"),
+            "{primary}"
         );
-        assert_eq!(
-            endpoint("AWS_DEFAULT_REGION=us-east-1\n"),
-            "https://sts.us-east-1.amazonaws.com/"
+        assert_eq!(others.len(), 1, "{others:?}");
+        assert!(
+            others[0].0.starts_with("https://sts.amazonaws.com"),
+            "{others:?}"
         );
-        assert_eq!(
-            endpoint("AWS_REGION=us-east-1\nAWS_STS_REGIONAL_ENDPOINTS=legacy\n"),
-            "https://sts.amazonaws.com/"
-        );
-        assert_eq!(
-            endpoint("AWS_REGION=us-east-1\nAWS_USE_FIPS_ENDPOINT=true\n"),
-            "https://sts-fips.us-east-1.amazonaws.com/"
-        );
-        assert_eq!(
-            endpoint("AWS_REGION=cn-north-1\n"),
-            "https://sts.cn-north-1.amazonaws.com.cn/"
-        );
-        assert_eq!(
-            endpoint(
-                "AWS_REGION=us-east-1\nAWS_ENDPOINT_URL_STS=https://vpce-1.sts.us-east-1.vpce.amazonaws.com\n"
-            ),
-            "https://vpce-1.sts.us-east-1.vpce.amazonaws.com/"
-        );
-        assert_eq!(
-            endpoint("AWS_ENDPOINT_URL=https://x\nAWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true\n"),
-            "https://sts.amazonaws.com/"
+        assert!(others[0].1.contains("botocore"), "{others:?}");
+        let (primary, others) =
+            endpoints("AWS_REGION=us-east-1\nAWS_ENDPOINT_URL_STS=https://vpce.example\n");
+        assert!(
+            primary.starts_with("https://vpce.example"),
+            "{primary} {others:?}"
         );
     }
 }

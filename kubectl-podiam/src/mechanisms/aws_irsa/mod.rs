@@ -192,7 +192,7 @@ async fn runtime(
     let pod_session = env.and_then(|e| e.session().map(|s| (e, s)));
     let why_not_in_pod = match (pod_session, equivalent) {
         (Some((env, pod_session)), false) => {
-            let endpoint = in_pod::sts_endpoint(env);
+            let (endpoint, other_endpoints) = in_pod::sts_endpoints(env);
             match in_pod::exchange(pod_session, env, &endpoint, &role, &token_path, &session).await
             {
                 in_pod::PodExchange::Answered { result, client } => {
@@ -207,6 +207,20 @@ async fn runtime(
                         "{token_source}; exchanged by the pod itself ({client} in container {} at {})",
                         pod.container, endpoint.url
                     );
+                    for (other, families) in &other_endpoints {
+                        out.checks.push(
+                            match in_pod::reachable(pod_session, env, other, families).await {
+                                Ok(client) => Check::pass(
+                                    in_pod::ENDPOINT,
+                                    format!(
+                                        "pods whose SDK is {families} call {} ({}): reached with {client}",
+                                        other.url, other.because
+                                    ),
+                                ),
+                                Err(check) => check,
+                            },
+                        );
+                    }
                     let exchanged = match result {
                         Ok(answer) => aws_sts::caller_identity(&config, answer.credentials)
                             .await
