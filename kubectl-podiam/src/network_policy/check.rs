@@ -105,6 +105,10 @@ pub fn dns_check(dns: &DnsEgress) -> Check {
             ),
             fix,
         ),
+        (EgressVerdict::NotIsolated, EgressVerdict::NotIsolated) => Check::pass(
+            DNS_CHECK,
+            format!("cluster DNS ({server}): no NetworkPolicy selects the pod for egress"),
+        ),
         (udp, tcp) => {
             let tcp = match tcp {
                 EgressVerdict::Undetermined { reason, .. }

@@ -439,8 +439,16 @@ spec:
         EgressVerdict::NotIsolated
     );
     let dest = to_ip("52.94.0.1", 443);
-    let check = egress_check("STS", &dest, &EgressVerdict::NotIsolated);
+    let check = egress_check("STS", &dest, &evaluate_egress(&web(), &not_egress, &dest));
     assert_eq!(check.status, Status::Pass);
+    assert!(
+        check
+            .message
+            .contains("no NetworkPolicy selects the pod for egress")
+    );
+    let dns = evaluate_dns(&web(), &not_egress, Some(ip("10.96.0.10")), None);
+    assert_eq!(dns.udp, EgressVerdict::NotIsolated);
+    assert_eq!(dns_check(&dns).status, Status::Pass);
 }
 
 #[test]
