@@ -19,6 +19,7 @@ pub mod kube;
 pub mod manifest;
 pub mod mechanisms;
 pub mod model;
+pub mod network_policy;
 pub mod options;
 pub mod pod_session;
 pub mod rbac;

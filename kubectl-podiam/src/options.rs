@@ -97,6 +97,9 @@ pub struct VerifyOptions {
     /// `--expect-client-id`: the Entra application (client) id the pod must get.
     pub expect_client_id: Option<String>,
     pub azure: AzureTarget,
+    /// `verify -f`: the NetworkPolicy and Namespace documents of the input (None when live:
+    /// the policies are then read from the cluster).
+    pub manifest_network_policies: Option<crate::network_policy::ManifestNetworkPolicies>,
 }
 
 #[cfg(test)]

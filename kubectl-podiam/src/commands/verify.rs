@@ -9,6 +9,7 @@ use crate::judge::judge;
 use crate::kube::{client, pods};
 use crate::manifest::{documents, subjects};
 use crate::model::ReportItem;
+use crate::network_policy::ManifestNetworkPolicies;
 use crate::options::{AccessExpectation, VerifyOptions};
 use crate::rbac::ManifestRbac;
 
@@ -51,6 +52,8 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
         let subjects = subjects::subjects(&docs, namespace, args.container.as_deref())?;
         let mut options = options;
         options.rbac.manifests = ManifestRbac::from_documents(&docs, namespace)?;
+        options.manifest_network_policies =
+            Some(ManifestNetworkPolicies::from_documents(&docs, namespace)?);
         if subjects.is_empty() {
             return Err(Error::Input {
                 path: path.clone(),
