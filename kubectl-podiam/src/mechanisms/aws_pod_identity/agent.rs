@@ -1,17 +1,20 @@
-//! Asking the Pod Identity Agent from inside the pod, exactly as the pod's SDK does: the token
-//! file's content in `Authorization`, GET on the full URI. The token never leaves the pod
-//! except towards the agent (the shell reads it); the credentials come back into memory only.
+//! Asking the Pod Identity Agent from inside the pod, exactly as the pod's SDK does: GET on the
+//! full URI with the token file's content in `Authorization`, through the pod's session (its
+//! network namespace, its proxy variables). The token never leaves the pod except towards the
+//! agent; the credentials come back into memory only.
+
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use serde::Deserialize;
 
-use crate::evidence::{Probe, ReadFailure};
-use crate::kube::exec::ExecError;
-use crate::subject::PodSubject;
+use crate::evidence::RuntimeEnv;
+use crate::mechanisms::pod_path;
+use crate::pod_session::{CallFailure, PodCall, SecretFromFile};
 
-/// busybox and GNU wget both take `--header`; never `-T` (busybox builds may lack it): the
-/// exec is bounded by the client instead.
-const SCRIPT: &str = r#"wget -q -O - --header "Authorization: $(cat "$2")" "$1""#;
+/// The SDKs give the container credentials endpoint a few seconds (botocore: 2 s connect and
+/// read, with retries); a little more here so a slow node is not taken for a dead agent.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum AgentOutcome {
     Credentials {
@@ -39,34 +42,41 @@ struct AgentCredentials {
     account_id: String,
 }
 
-pub async fn ask(probe: &Probe, pod: &PodSubject, uri: &str, token_file: &str) -> AgentOutcome {
-    let out = match probe
-        .exec(pod, &["sh", "-c", SCRIPT, "podiam", uri, token_file])
-        .await
-    {
-        Ok(out) => out,
-        Err(ReadFailure::NoExec(ExecError::Timeout(d))) => {
-            return AgentOutcome::Unreachable(format!("no answer within {}s", d.as_secs()));
-        }
-        Err(ReadFailure::NoExec(e)) => return AgentOutcome::NoTool(e.to_string()),
-        Err(ReadFailure::Denied(e)) => return AgentOutcome::NoTool(e),
-        Err(ReadFailure::Offline) => return AgentOutcome::NoTool("offline".into()),
+pub async fn ask(env: Option<&RuntimeEnv>, uri: &str, token_file: &str) -> AgentOutcome {
+    let Some((env, session)) = env.and_then(|e| e.session().map(|s| (e, s))) else {
+        return AgentOutcome::NoTool("no exec session in the pod (no shell in the image)".into());
     };
-    let stderr = out.stderr.trim().to_string();
-    if !out.success {
-        if stderr.contains("not found") && stderr.contains("wget") {
-            return AgentOutcome::NoTool("the image has no wget".into());
+    let call = PodCall::get(uri, AGENT_TIMEOUT).with_secret(SecretFromFile::Header {
+        path: token_file.into(),
+        name: "Authorization".into(),
+    });
+    let answer = match session.call(&call).await {
+        Ok(answer) => answer,
+        Err(CallFailure::NoClient) => {
+            return AgentOutcome::NoTool("the image has no curl, wget or python3".into());
         }
-        if let Some(status) = stderr.split("server returned error:").nth(1) {
-            return AgentOutcome::Refused(status.trim().to_string());
+        Err(CallFailure::SecretUnreadable(why)) => return AgentOutcome::NoTool(why),
+        Err(failure) => {
+            let via = pod_path::proxy_for(env, uri)
+                .map(|p| format!(" (through the proxy {p})"))
+                .unwrap_or_default();
+            return AgentOutcome::Unreachable(format!("{failure}{via}"));
         }
-        return AgentOutcome::Unreachable(if stderr.is_empty() {
-            "wget failed without a message".into()
+    };
+    if answer.status != 200 {
+        // The agent's errors are plain text without secrets: `[id]: (Exception): message`.
+        let text = String::from_utf8_lossy(&answer.body)
+            .trim()
+            .chars()
+            .take(300)
+            .collect::<String>();
+        return AgentOutcome::Refused(if text.is_empty() {
+            format!("HTTP {}", answer.status)
         } else {
-            stderr
+            format!("HTTP {}: {text}", answer.status)
         });
     }
-    match serde_json::from_slice::<AgentCredentials>(&out.stdout) {
+    match serde_json::from_slice::<AgentCredentials>(&answer.body) {
         Ok(c) => AgentOutcome::Credentials {
             credentials: Credentials::new(
                 c.access_key_id,
@@ -79,7 +89,7 @@ pub async fn ask(probe: &Probe, pod: &PodSubject, uri: &str, token_file: &str) -
         },
         Err(e) => AgentOutcome::Garbled(format!(
             "the answer is not the agent's credentials JSON ({} bytes): {}",
-            out.stdout.len(),
+            answer.body.len(),
             e.classify_name()
         )),
     }

@@ -160,7 +160,7 @@ async fn runtime(
     let asked_in_pod = matches!(probe, Probe::Live { .. }) && !token.equivalent;
     if asked_in_pod {
         tracing::debug!(%uri, "asking the Pod Identity Agent from inside the pod");
-        match agent::ask(probe, pod, &uri, &token_file).await {
+        match agent::ask(env, &uri, &token_file).await {
             AgentOutcome::Credentials {
                 credentials,
                 account_id,
@@ -199,9 +199,12 @@ async fn runtime(
                     a::AGENT_URI
                 ),
             )),
-            AgentOutcome::Refused(status) => out.checks.push(Check::pass(
+            AgentOutcome::Refused(status) => out.checks.push(Check::fail(
                 AGENT,
-                format!("the pod reaches the Pod Identity Agent at {uri}; it answered {status}"),
+                format!(
+                    "the pod reaches the Pod Identity Agent at {uri}, but it gave no credentials: {status}"
+                ),
+                "see the EKS Auth answer below for the cause (association, trust policy, token)",
             )),
             AgentOutcome::Garbled(why) => out.checks.push(Check::fail(
                 AGENT,
