@@ -3,6 +3,7 @@
 pub mod annotations;
 pub mod checks;
 pub mod diagnosis;
+pub mod in_pod;
 pub mod webhook;
 
 use k8s_openapi::api::core::v1::PodSpec;
@@ -228,32 +229,165 @@ async fn runtime(
     let (authority, authority_origin) = authority_host(pod, spec, env, options);
     let endpoint = token_endpoint(&authority, &tenant_id);
     let assertion = String::from_utf8_lossy(token.bytes.trim_ascii()).into_owned();
+    let equivalent = token.equivalent;
     drop(token);
-    tracing::debug!(%endpoint, from = authority_origin, %client_id, "Entra client_credentials with the federated token");
-    let exchanged = azure_entra::exchange(
-        &EntraRequest {
-            authority_host: &authority,
-            tenant_id: &tenant_id,
-            client_id: &client_id,
-            assertion: &assertion,
-            scope: STORAGE_SCOPE,
+    let host = HostExchange {
+        options,
+        authority: &authority,
+        authority_origin,
+        endpoint: &endpoint,
+        tenant_id: &tenant_id,
+        client_id: &client_id,
+        assertion: &assertion,
+    };
+
+    // The pod's own token request, from inside it, when its session can make calls.
+    let pod_session = env.and_then(|e| e.session().map(|s| (e, s)));
+    let why_not_in_pod = match (pod_session, equivalent) {
+        (Some((env, pod_session)), false) => match in_pod::endpoint(env, &tenant_id) {
+            Err(why) => format!("the pod's AZURE_AUTHORITY_HOST is unusable ({why})"),
+            Ok(pod_endpoint) => {
+                match in_pod::exchange(
+                    pod_session,
+                    env,
+                    &pod_endpoint,
+                    &client_id,
+                    STORAGE_SCOPE,
+                    &token_path,
+                )
+                .await
+                {
+                    in_pod::PodExchange::Answered { result, client } => {
+                        out.checks.push(Check::pass(
+                            in_pod::REACHABLE,
+                            format!(
+                                "the pod reached Entra at {} with {client} ({})",
+                                pod_endpoint.url, pod_endpoint.because
+                            ),
+                        ));
+                        let source = format!(
+                            "{token_source}; exchanged by the pod itself ({client} in container {} at {})",
+                            pod.container, pod_endpoint.url
+                        );
+                        let attempt = diagnosis::Attempt {
+                            client_id: &client_id,
+                            tenant_id: &tenant_id,
+                            endpoint: &pod_endpoint.url,
+                        };
+                        judge_entra(
+                            &mut out,
+                            options,
+                            &attempt,
+                            &claims,
+                            result,
+                            &source,
+                            &pod_endpoint.because,
+                        )
+                        .await;
+                        return out;
+                    }
+                    in_pod::PodExchange::StatusOnly { status, client } => format!(
+                        "Entra answered the pod's request with HTTP {status}, but the pod's {client} does not show Entra's error"
+                    ),
+                    in_pod::PodExchange::Failed(check) => {
+                        let mut check = *check;
+                        if let Ok(grant) = host.exchange().await {
+                            check.message.push_str(&format!(
+                                " — from this machine Entra accepts the same token (application {}): the pod's network path is the cause",
+                                grant.claims.client_id().unwrap_or(&client_id)
+                            ));
+                        }
+                        out.checks.push(check);
+                        expected_client_id(&mut out, options, &client_id);
+                        return out;
+                    }
+                    in_pod::PodExchange::Unusable(why) => why,
+                }
+            }
         },
-        options.azure.timeout(),
-    )
-    .await;
+        (_, true) => "the pod's own token could not be read".to_string(),
+        (None, false) => match probe {
+            Probe::Live { .. } => "no exec session in the pod (no shell in the image)".to_string(),
+            Probe::Offline { .. } => String::new(),
+        },
+    };
+    if !why_not_in_pod.is_empty() {
+        out.checks.push(Check::warn(
+            "azure.entra.pod-path",
+            format!("{why_not_in_pod}: the token request was made from this machine, not from the pod's own network path"),
+            "keep a shell and curl (or wget/python3) in the image, or use --probe=ephemeral, so podiam can ask Entra from inside the pod",
+        ));
+    }
+    tracing::debug!(%endpoint, from = authority_origin, %client_id, "Entra client_credentials with the federated token, from this machine");
+    let exchanged = host.exchange().await;
     drop(assertion);
     let attempt = diagnosis::Attempt {
         client_id: &client_id,
         tenant_id: &tenant_id,
         endpoint: &endpoint,
     };
+    let source = if matches!(probe, Probe::Live { .. }) {
+        format!(
+            "{token_source}, exchanged from this machine (podiam) at {endpoint}, not by the pod"
+        )
+    } else {
+        format!("{token_source}, exchanged at {endpoint}")
+    };
+    judge_entra(
+        &mut out,
+        options,
+        &attempt,
+        &claims,
+        exchanged,
+        &source,
+        authority_origin,
+    )
+    .await;
+    out
+}
+
+/// Entra's token request made from this machine, at the authority podiam is told to use.
+struct HostExchange<'a> {
+    options: &'a VerifyOptions,
+    authority: &'a str,
+    authority_origin: &'a str,
+    endpoint: &'a str,
+    tenant_id: &'a str,
+    client_id: &'a str,
+    assertion: &'a str,
+}
+
+impl HostExchange<'_> {
+    async fn exchange(&self) -> Result<EntraGrant, EntraError> {
+        tracing::debug!(endpoint = %self.endpoint, from = self.authority_origin, "Entra from this machine");
+        azure_entra::exchange(
+            &EntraRequest {
+                authority_host: self.authority,
+                tenant_id: self.tenant_id,
+                client_id: self.client_id,
+                assertion: self.assertion,
+                scope: STORAGE_SCOPE,
+            },
+            self.options.azure.timeout(),
+        )
+        .await
+    }
+}
+
+/// The checks that follow Entra's answer, wherever the request was made.
+async fn judge_entra(
+    out: &mut RuntimeOutcome,
+    options: &VerifyOptions,
+    attempt: &diagnosis::Attempt<'_>,
+    claims: &token_claims::Claims,
+    exchanged: Result<EntraGrant, EntraError>,
+    source: &str,
+    authority_origin: &str,
+) {
+    let (endpoint, client_id) = (attempt.endpoint, attempt.client_id);
     match exchanged {
         Ok(grant) => {
-            let principal = grant
-                .claims
-                .client_id()
-                .unwrap_or(client_id.as_str())
-                .to_string();
+            let principal = grant.claims.client_id().unwrap_or(client_id).to_string();
             out.checks.push(Check::pass(
                 diagnosis::ID,
                 format!(
@@ -265,15 +399,15 @@ async fn runtime(
             out.identity = Some(Identity {
                 provider: "azure",
                 principal: principal.clone(),
-                source: format!("{token_source}, exchanged at {endpoint}"),
+                source: source.to_string(),
             });
-            expected_client_id(&mut out, options, &principal);
-            access_checks(&mut out, options, &grant).await;
+            expected_client_id(out, options, &principal);
+            access_checks(out, options, &grant).await;
         }
         Err(EntraError::Rejected(body)) => {
             out.checks
-                .push(diagnosis::rejection(&attempt, &body, &claims));
-            expected_client_id(&mut out, options, &client_id);
+                .push(diagnosis::rejection(attempt, &body, claims));
+            expected_client_id(out, options, client_id);
         }
         Err(EntraError::Unreachable(msg)) => {
             out.unreachable = true;
@@ -282,7 +416,7 @@ async fn runtime(
                 format!("{endpoint} ({authority_origin}) is unreachable: {msg}"),
                 "check network access to the authority; for a private CA set SSL_CERT_FILE; or pass --azure-authority-host",
             ));
-            expected_client_id(&mut out, options, &client_id);
+            expected_client_id(out, options, client_id);
         }
         Err(EntraError::Invalid(msg)) => {
             out.checks.push(Check::fail(
@@ -290,10 +424,9 @@ async fn runtime(
                 format!("the exchange at {endpoint} ({authority_origin}) could not be made: {msg}"),
                 "the authority must be an https URL and the tenant a tenant id; fix the ServiceAccount annotations or AZURE_AUTHORITY_HOST",
             ));
-            expected_client_id(&mut out, options, &client_id);
+            expected_client_id(out, options, client_id);
         }
     }
-    out
 }
 
 fn expected_client_id(out: &mut RuntimeOutcome, options: &VerifyOptions, actual: &str) {
