@@ -82,21 +82,19 @@ pub async fn exchange(
             client: answer.client,
         },
         Ok(answer) if answer.status == 200 => {
-            let result = serde_json::from_slice::<TokenAnswer>(&answer.body)
-                .map_err(|_| {
-                    EntraError::Invalid(format!(
-                        "Entra answered 200 without an access_token ({} bytes)",
-                        answer.body.len()
-                    ))
-                })
-                .and_then(|t| {
-                    let claims =
-                        AccessTokenClaims::decode(&t.access_token).map_err(EntraError::Invalid)?;
-                    Ok(EntraGrant {
+            let result = match serde_json::from_slice::<TokenAnswer>(&answer.body) {
+                Err(_) => Err(EntraError::Invalid(format!(
+                    "Entra answered 200 without an access_token ({} bytes)",
+                    answer.body.len()
+                ))),
+                Ok(t) => match AccessTokenClaims::decode(&t.access_token) {
+                    Ok(claims) => Ok(EntraGrant {
                         access_token: t.access_token,
                         claims,
-                    })
-                });
+                    }),
+                    Err(e) => Err(EntraError::Invalid(e)),
+                },
+            };
             PodExchange::Answered {
                 result,
                 client: answer.client,

@@ -4,10 +4,12 @@
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+use super::in_pod::{PodPath, StepFailure};
 use super::mounted_file::{self, Backing};
-use super::{access_checks, access_skipped, checks, expected_gsa, http};
-use crate::evidence::{Probe, ReadFailure};
+use super::{access_checks, access_skipped, checks, expected_gsa, http, in_pod};
+use crate::evidence::{Probe, ReadFailure, RuntimeEnv};
 use crate::exchange::gcp_credentials::{self, CredentialsFile, ExternalAccount};
+use crate::exchange::gcp_metadata::AccessToken;
 use crate::exchange::{CloudError, gcp_sts};
 use crate::mechanisms::RuntimeOutcome;
 use crate::model::{Check, Identity};
@@ -83,17 +85,18 @@ async fn read_subject_token(
     file: &str,
     probe: &Probe,
     out: &mut RuntimeOutcome,
-) -> Option<(Vec<u8>, String)> {
+) -> Option<(Vec<u8>, String, bool)> {
     const ID: &str = "gcp.external-account.token-file";
     match probe.read_token_file(pod, None, file).await {
         Ok(token) => {
+            let equivalent = token.equivalent;
             if !matches!(probe, Probe::Offline { .. }) {
                 out.checks.push(Check::pass(
                     ID,
                     format!("container {} reads {file} as its own user", pod.container),
                 ));
             }
-            Some((token.bytes, token.source))
+            Some((token.bytes, token.source, equivalent))
         }
         Err(ReadFailure::Offline) => {
             out.checks.push(Check::skip(
@@ -126,6 +129,7 @@ pub async fn run(
     pod: &PodSubject,
     spec: &PodSpec,
     path: &str,
+    env: Option<&RuntimeEnv>,
     probe: &Probe,
     options: &VerifyOptions,
 ) -> RuntimeOutcome {
@@ -168,7 +172,9 @@ pub async fn run(
         access_skipped(&mut out, options, "no exchange");
         return out;
     };
-    let Some((raw, token_origin)) = read_subject_token(pod, &file, probe, &mut out).await else {
+    let Some((raw, token_origin, equivalent)) =
+        read_subject_token(pod, &file, probe, &mut out).await
+    else {
         access_skipped(&mut out, options, "no subject token");
         return out;
     };
@@ -202,17 +208,41 @@ pub async fn run(
     } else {
         None
     };
-    exchange(
-        &mut out,
+    // The pod's own path: its session, its file (text format: the file is the token).
+    let text_format = config
+        .credential_source
+        .format
+        .as_ref()
+        .and_then(|f| f.kind.as_deref())
+        .is_none_or(|k| k == "text");
+    let pod_path = env
+        .and_then(|e| e.session().map(|session| PodPath { session, env: e }))
+        .filter(|_| text_format && !equivalent);
+    let why_not_in_pod = match (&pod_path, probe) {
+        (Some(_), _) | (None, Probe::Offline { .. }) => None,
+        (None, Probe::Live { .. }) if !text_format => Some(
+            "the subject token is JSON-formatted (podiam sends text-format tokens from the pod only)",
+        ),
+        (None, Probe::Live { .. }) => Some("no exec session in the pod (no shell in the image)"),
+    };
+    let host = Host {
+        http: http(options),
+        subject_token,
+    };
+    let mut exchange = Exchange {
+        out: &mut out,
         pod,
         options,
-        &config,
-        subject_token,
-        claims.as_ref(),
-        &origin,
-        &token_origin,
-    )
-    .await;
+        config: &config,
+        claims: claims.as_ref(),
+        config_origin: &origin,
+        token_origin: &token_origin,
+        pod_path,
+        file: &file,
+        host,
+        why_not_in_pod: why_not_in_pod.map(str::to_string),
+    };
+    exchange.run().await;
     out
 }
 
@@ -260,89 +290,185 @@ fn federated_principal(config: &ExternalAccount, sub: &str) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn exchange(
-    out: &mut RuntimeOutcome,
-    pod: &PodSubject,
-    options: &VerifyOptions,
-    config: &ExternalAccount,
+/// The exchange made from this machine, at the config's own URLs.
+struct Host {
+    http: reqwest::Client,
     subject_token: String,
-    claims: Option<&Claims>,
-    config_origin: &str,
-    token_origin: &str,
-) {
-    let http = http(options);
-    let sub = claims
-        .and_then(|c| c.sub.clone())
-        .unwrap_or_else(|| pod.subject_claim());
-    let principal = federated_principal(config, &sub);
-    let federated = gcp_sts::exchange(
-        &http,
-        &config.token_url,
-        &config.audience,
-        &config.subject_token_type,
-        &subject_token,
-        a::SCOPE_CLOUD_PLATFORM,
-    )
-    .await;
-    drop(subject_token);
-    let federated = match federated {
-        Ok(t) => {
-            out.checks.push(Check::pass(
-                "gcp.sts.exchange",
-                format!(
-                    "STS ({}) exchanged the token for {principal}",
-                    config.token_url
-                ),
-            ));
-            t
-        }
-        Err(e) => {
-            out.unreachable |= matches!(e, CloudError::Unreachable(_));
-            out.checks.push(sts_failure(config, claims, e));
-            access_skipped(out, options, "STS refused");
-            return;
-        }
-    };
-    let source = format!(
-        "external_account config {config_origin}; subject token {token_origin}; exchanged from the host as the pod's SDK would"
-    );
-    let (token, identity) = match (
-        &config.service_account_impersonation_url,
-        config.impersonated_email(),
-    ) {
-        (Some(url), email) => {
-            let gsa = email.unwrap_or("the impersonated GSA").to_string();
-            match gcp_sts::generate_access_token(&http, url, &federated, a::SCOPE_CLOUD_PLATFORM)
-                .await
-            {
-                Ok(t) => {
-                    out.checks.push(Check::pass(
-                        "gcp.iam.generate-access-token",
+}
+
+/// One external_account exchange: each step from inside the pod when its path is usable,
+/// else from this machine (said in a warning and in the identity's source).
+struct Exchange<'a> {
+    out: &'a mut RuntimeOutcome,
+    pod: &'a PodSubject,
+    options: &'a VerifyOptions,
+    config: &'a ExternalAccount,
+    claims: Option<&'a Claims>,
+    config_origin: &'a str,
+    token_origin: &'a str,
+    pod_path: Option<PodPath<'a>>,
+    file: &'a str,
+    host: Host,
+    why_not_in_pod: Option<String>,
+}
+
+impl Exchange<'_> {
+    /// Falls back to this machine for the rest of the exchange, saying why.
+    fn leave_pod(&mut self, why: String) {
+        self.pod_path = None;
+        self.why_not_in_pod = Some(why);
+    }
+
+    async fn sts(&mut self) -> Result<AccessToken, Option<CloudError>> {
+        if let Some(path) = &self.pod_path {
+            match path.sts(self.config, self.file).await {
+                Ok((token, client)) => {
+                    self.out.checks.push(Check::pass(
+                        in_pod::STS_REACHABLE,
                         format!(
-                            "{principal} may act as {gsa}: IAM Credentials issued an access token"
+                            "the pod reached Google STS at {} with {client}",
+                            self.config.token_url
                         ),
                     ));
-                    (t, gsa)
+                    return Ok(token);
                 }
-                Err(e) => {
-                    out.unreachable |= matches!(e, CloudError::Unreachable(_));
-                    out.checks.push(impersonation_failure(&principal, &gsa, e));
-                    expected_gsa(out, options, &gsa);
-                    access_skipped(out, options, "impersonation refused");
-                    return;
+                Err(StepFailure::Cloud(e)) => return Err(Some(e)),
+                Err(StepFailure::Path(check)) => {
+                    let mut check = *check;
+                    if self.host_sts().await.is_ok() {
+                        check.message.push_str(" — from this machine STS accepts the same token: the pod's network path is the cause");
+                    }
+                    self.out.checks.push(check);
+                    return Err(None);
                 }
+                Err(StepFailure::Unusable(why)) => self.leave_pod(why),
             }
         }
-        (None, _) => (federated, principal.clone()),
-    };
-    out.identity = Some(Identity {
-        provider: "gcp",
-        principal: identity.clone(),
-        source,
-    });
-    expected_gsa(out, options, &identity);
-    access_checks(out, options, &token).await;
+        self.host_sts().await.map_err(Some)
+    }
+
+    async fn host_sts(&self) -> Result<AccessToken, CloudError> {
+        gcp_sts::exchange(
+            &self.host.http,
+            &self.config.token_url,
+            &self.config.audience,
+            &self.config.subject_token_type,
+            &self.host.subject_token,
+            a::SCOPE_CLOUD_PLATFORM,
+        )
+        .await
+    }
+
+    async fn impersonate(
+        &mut self,
+        url: &str,
+        federated: &AccessToken,
+    ) -> Result<AccessToken, Option<CloudError>> {
+        if let Some(path) = &self.pod_path {
+            match path.impersonate(url, federated).await {
+                Ok(token) => {
+                    self.out.checks.push(Check::pass(
+                        in_pod::IAM_REACHABLE,
+                        format!("the pod reached IAM Credentials at {url}"),
+                    ));
+                    return Ok(token);
+                }
+                Err(StepFailure::Cloud(e)) => return Err(Some(e)),
+                Err(StepFailure::Path(check)) => {
+                    self.out.checks.push(*check);
+                    return Err(None);
+                }
+                Err(StepFailure::Unusable(why)) => self.leave_pod(why),
+            }
+        }
+        gcp_sts::generate_access_token(&self.host.http, url, federated, a::SCOPE_CLOUD_PLATFORM)
+            .await
+            .map_err(Some)
+    }
+
+    async fn run(&mut self) {
+        let (options, config) = (self.options, self.config);
+        let sub = self
+            .claims
+            .and_then(|c| c.sub.clone())
+            .unwrap_or_else(|| self.pod.subject_claim());
+        let principal = federated_principal(config, &sub);
+        let federated = match self.sts().await {
+            Ok(t) => {
+                self.out.checks.push(Check::pass(
+                    "gcp.sts.exchange",
+                    format!(
+                        "STS ({}) exchanged the token for {principal}",
+                        config.token_url
+                    ),
+                ));
+                t
+            }
+            Err(e) => {
+                if let Some(e) = e {
+                    self.out.unreachable |= matches!(e, CloudError::Unreachable(_));
+                    self.out.checks.push(sts_failure(config, self.claims, e));
+                }
+                access_skipped(self.out, options, "STS refused");
+                return;
+            }
+        };
+        let (token, identity) = match (
+            &config.service_account_impersonation_url,
+            config.impersonated_email(),
+        ) {
+            (Some(url), email) => {
+                let gsa = email.unwrap_or("the impersonated GSA").to_string();
+                match self.impersonate(url, &federated).await {
+                    Ok(t) => {
+                        self.out.checks.push(Check::pass(
+                            "gcp.iam.generate-access-token",
+                            format!(
+                                "{principal} may act as {gsa}: IAM Credentials issued an access token"
+                            ),
+                        ));
+                        (t, gsa)
+                    }
+                    Err(e) => {
+                        if let Some(e) = e {
+                            self.out.unreachable |= matches!(e, CloudError::Unreachable(_));
+                            self.out
+                                .checks
+                                .push(impersonation_failure(&principal, &gsa, e));
+                        }
+                        expected_gsa(self.out, options, &gsa);
+                        access_skipped(self.out, options, "impersonation refused");
+                        return;
+                    }
+                }
+            }
+            (None, _) => (federated, principal.clone()),
+        };
+        let source = match &self.why_not_in_pod {
+            None => format!(
+                "external_account config {}; subject token {}; exchanged by the pod itself (from inside container {})",
+                self.config_origin, self.token_origin, self.pod.container
+            ),
+            Some(why) => {
+                self.out.checks.push(Check::warn(
+                    "gcp.sts.pod-path",
+                    format!("{why}: the exchange was made from this machine, not from the pod's own network path"),
+                    "keep a shell and curl (or wget/python3) in the image, or use --probe=ephemeral, so podiam can exchange from inside the pod",
+                ));
+                format!(
+                    "external_account config {}; subject token {}; exchanged from this machine (podiam), not by the pod",
+                    self.config_origin, self.token_origin
+                )
+            }
+        };
+        self.out.identity = Some(Identity {
+            provider: "gcp",
+            principal: identity.clone(),
+            source,
+        });
+        expected_gsa(self.out, options, &identity);
+        access_checks(self.out, options, &token).await;
+    }
 }
 
 fn sts_failure(config: &ExternalAccount, claims: Option<&Claims>, e: CloudError) -> Check {

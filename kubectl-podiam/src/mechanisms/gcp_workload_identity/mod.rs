@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod checks;
 mod external_account;
+mod in_pod;
 mod metadata;
 pub mod mounted_file;
 
@@ -66,7 +67,7 @@ impl Mechanism for GcpWorkloadIdentity {
         Box::pin(async move {
             match container_var(pod, spec, env, a::ENV_CREDENTIALS) {
                 // Google's default credentials read this file before the metadata server.
-                Some(path) => external_account::run(pod, spec, &path, probe, options).await,
+                Some(path) => external_account::run(pod, spec, &path, env, probe, options).await,
                 None => metadata::run(pod, spec, env, probe, options).await,
             }
         })
