@@ -1,7 +1,7 @@
 //! The flow for one pod: detect → static checks → evidence → exchange → report item.
 
 use crate::evidence::{Probe, RuntimeEnv};
-use crate::mechanisms::{self, Mechanism, static_credentials};
+use crate::mechanisms::{self, Mechanism, node_fallback, static_credentials};
 use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
 use crate::options::VerifyOptions;
 use crate::subject::PodSubject;
@@ -118,6 +118,22 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
+    // What the pod's SDK falls back to when nothing else answers: the node's identity.
+    if !static_keys_win {
+        let wired = if pod_identity_unwired {
+            MechanismId::None
+        } else {
+            mechanism.map_or(MechanismId::None, |m| m.id())
+        };
+        if let Some((check, node_identity)) =
+            node_fallback::judge(pod, env.as_ref(), wired, options).await
+        {
+            checks.push(check);
+            if identity.is_none() {
+                identity = node_identity;
+            }
+        }
+    }
     // The calls from inside the pod are done: end its session.
     if let Some(env) = env {
         env.close().await;

@@ -5,6 +5,7 @@ pub mod aws_irsa;
 pub mod aws_pod_identity;
 pub mod azure_workload_identity;
 pub mod gcp_workload_identity;
+pub mod node_fallback;
 pub mod pod_path;
 pub mod projected_token;
 pub mod static_credentials;
