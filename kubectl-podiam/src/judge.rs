@@ -1,7 +1,7 @@
 //! The flow for one pod: detect → static checks → evidence → exchange → report item.
 
 use crate::evidence::{Probe, RuntimeEnv};
-use crate::mechanisms::{self, Mechanism, node_fallback, static_credentials};
+use crate::mechanisms::{self, Mechanism, egress, node_fallback, static_credentials};
 use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
 use crate::options::VerifyOptions;
 use crate::subject::PodSubject;
@@ -65,6 +65,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     let mut pod_identity_unwired = false;
     if let Some(m) = mechanism {
         checks.extend(m.static_checks(pod, &spec));
+        // The endpoints it needs against the NetworkPolicies selecting the pod.
+        checks.extend(egress::checks(pod, &spec, env.as_ref(), m.id(), probe, options).await);
         let outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
         // Runtime evidence supersedes the static prediction for the same check.
         checks.retain(|c| !outcome.checks.iter().any(|r| r.id == c.id));

@@ -17,9 +17,10 @@ fn source_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 fn every_check_id_is_documented() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let docs = std::fs::read_to_string(root.join("../docs/checks.md")).unwrap();
-    let id =
-        regex::Regex::new(r#""((?:aws|gcp|azure|static-credentials|identity|k8s)\.[a-z0-9.-]+)""#)
-            .unwrap();
+    let id = regex::Regex::new(
+        r#""((?:aws|gcp|azure|static-credentials|identity|k8s|node)\.[a-z0-9.-]+)""#,
+    )
+    .unwrap();
     let mut files = Vec::new();
     source_files(&root.join("src"), &mut files);
     let mut found = 0;

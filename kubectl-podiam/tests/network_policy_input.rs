@@ -35,6 +35,8 @@ fn without_network_checks(mut report: serde_json::Value) -> serde_json::Value {
             .as_array_mut()
             .unwrap()
             .retain(|c| !c["id"].as_str().unwrap().starts_with("k8s.network-policy."));
+        // The verdict is theirs too (asserted above).
+        item.as_object_mut().unwrap().remove("verdict");
     }
     report["items"].take()
 }
@@ -56,8 +58,35 @@ metadata: {name: kube-system, labels: {team: platform}}
     let (code, before) = report(plain.path());
     assert_eq!(code, Some(0), "{before}");
     let (code, after) = report(with_policies.path());
-    assert_eq!(code, Some(0), "{after}");
-    // Everything but the NetworkPolicy checks themselves (once wired) stays the same.
+    // The default-deny egress policy blocks STS for the pod: the verdict fails on it alone.
+    assert_eq!(code, Some(1), "{after}");
+    let failing: Vec<&str> = after["items"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing,
+        ["k8s.network-policy.egress", "k8s.network-policy.dns"],
+        "{after}"
+    );
+    let egress = &after["items"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "k8s.network-policy.egress")
+        .unwrap()["message"];
+    assert!(
+        egress
+            .as_str()
+            .unwrap()
+            .contains("default/default-deny-egress")
+            && egress.as_str().unwrap().contains("sts.amazonaws.com"),
+        "{egress}"
+    );
+    // Everything but the NetworkPolicy checks themselves stays the same.
     assert_eq!(
         without_network_checks(before),
         without_network_checks(after)

@@ -4,6 +4,7 @@
 pub mod aws_irsa;
 pub mod aws_pod_identity;
 pub mod azure_workload_identity;
+pub mod egress;
 pub mod gcp_workload_identity;
 pub mod node_fallback;
 pub mod pod_path;
