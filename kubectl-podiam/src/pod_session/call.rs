@@ -62,6 +62,9 @@ pub struct PodCall {
     /// True when `body` carries a secret the plugin holds (never shown).
     pub body_secret: bool,
     pub secret: Option<SecretFromFile>,
+    /// A CA bundle in the pod to trust instead of the image's default (the SDK's own
+    /// variable, e.g. `AWS_CA_BUNDLE`).
+    pub ca_file: Option<String>,
     /// At most three.
     pub headers: Vec<Header>,
 }
@@ -74,6 +77,7 @@ impl std::fmt::Debug for PodCall {
             .field("timeout", &self.timeout)
             .field("body_bytes", &self.body.len())
             .field("secret", &self.secret)
+            .field("ca_file", &self.ca_file)
             .field("headers", &self.headers)
             .finish()
     }
@@ -97,6 +101,7 @@ impl PodCall {
             body: String::new(),
             body_secret: false,
             secret: None,
+            ca_file: None,
             headers: Vec::new(),
         }
     }
@@ -126,6 +131,11 @@ impl PodCall {
             value: value.into(),
             secret: true,
         });
+        self
+    }
+
+    pub fn with_ca_file(mut self, ca_file: Option<String>) -> Self {
+        self.ca_file = ca_file;
         self
     }
 
@@ -168,6 +178,7 @@ impl PodCall {
             self.body.clone(),
             secret_file,
             secret_target,
+            self.ca_file.clone().unwrap_or_default(),
         ];
         fields.extend(
             self.headers

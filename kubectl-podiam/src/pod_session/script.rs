@@ -10,7 +10,8 @@
 //! each client's own error words come back on stderr, framed by call id.
 //!
 //! A request line is fields separated by US (0x1f, not IFS white space, so empty fields
-//! survive): `ID METHOD URL TIMEOUT CONTENT_TYPE BODY SECRET_FILE SECRET_TARGET HEADER…`.
+//! survive): `ID METHOD URL TIMEOUT CONTENT_TYPE BODY SECRET_FILE SECRET_TARGET CA_FILE
+//! HEADER…`. `CA_FILE` is the bundle the pod's SDK is told to trust (e.g. `AWS_CA_BUNDLE`).
 //! `SECRET_TARGET` is `form:NAME` (append `&NAME=<file>` to the body) or `header:NAME`
 //! (send `NAME: <file>`). A line `end` ends the session.
 
@@ -34,7 +35,7 @@ command -v timeout >/dev/null 2>&1 && twait=timeout
 printf '\n%s ready %s\n' "$b" "${client:-none}"
 printf '\n%s readyerr\n' "$b" >&2
 US=$(printf '\037')
-while IFS="$US" read -r id method url t ctype body sfile starget h1 h2 h3; do
+while IFS="$US" read -r id method url t ctype body sfile starget cafile h1 h2 h3; do
   [ "$id" = end ] && break
   printf '\n%s call %s begin\n' "$b" "$id"
   printf '\n%s callerr %s\n' "$b" "$id" >&2
@@ -67,6 +68,7 @@ while IFS="$US" read -r id method url t ctype body sfile starget h1 h2 h3; do
         set -- -sS -o - -w "\n$b httpstatus %{http_code}\n" --max-time "$t" -X "$method"
         for h in "$h1" "$h2" "$h3" "$sh_header"; do [ -n "$h" ] && set -- "$@" -H "$h"; done
         [ -n "$ctype" ] && set -- "$@" -H "Content-Type: $ctype"
+        [ -n "$cafile" ] && set -- "$@" --cacert "$cafile"
         if [ -n "$body" ]; then
           printf '%s' "$body" | curl "$@" --data-binary @- "$url"
         else
@@ -81,7 +83,7 @@ while IFS="$US" read -r id method url t ctype body sfile starget h1 h2 h3; do
         $twait ${twait:+$t} wget "$@" "$url"
         rc=$? ;;
       python3)
-        printf '%s' "$body" | python3 -c "$PODIAM_PY" "$b" "$method" "$url" "$t" "$ctype" "$h1" "$h2" "$h3" "$sh_header"
+        printf '%s' "$body" | python3 -c "$PODIAM_PY" "$b" "$method" "$url" "$t" "$ctype" "$cafile" "$h1" "$h2" "$h3" "$sh_header"
         rc=$? ;;
       *) used=none; rc=127 ;;
       esac
@@ -95,10 +97,10 @@ done"#;
 /// `<b> httpstatus N` on stdout; on failure a `podiam-cause: KIND: message` line on stderr,
 /// with KIND one of dns, refused, timeout, tls-untrusted, tls-name, tls, proxy, other.
 pub const PYTHON_CLIENT: &str = r#"import socket, ssl, sys, urllib.error, urllib.request
-b, method, url, t, ctype = sys.argv[1:6]
+b, method, url, t, ctype, cafile = sys.argv[1:7]
 data = sys.stdin.buffer.read() or None
 req = urllib.request.Request(url, data=data, method=method)
-for h in sys.argv[6:]:
+for h in sys.argv[7:]:
     if h:
         k, _, v = h.partition(": ")
         req.add_header(k, v)
@@ -108,7 +110,8 @@ def cause(kind, e):
     sys.stderr.write("podiam-cause: %s: %s\n" % (kind, e))
     sys.exit(1)
 try:
-    r = urllib.request.urlopen(req, timeout=float(t))
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+    r = urllib.request.urlopen(req, timeout=float(t), context=ctx)
     status, body = r.status, r.read(1048576)
 except urllib.error.HTTPError as e:
     status, body = e.code, e.read(1048576)

@@ -99,7 +99,8 @@ pub async fn exchange(
     .with_secret(SecretFromFile::FormField {
         path: token_path.into(),
         name: "WebIdentityToken".into(),
-    });
+    })
+    .with_ca_file(aws_ca_bundle(env));
     match session.call(&call).await {
         Ok(answer) if !answer.body_available => PodExchange::StatusOnly {
             status: answer.status,
@@ -125,6 +126,13 @@ pub async fn exchange(
     }
 }
 
+/// The bundle every AWS SDK and the CLI trust instead of the default when it is set.
+fn aws_ca_bundle(env: &RuntimeEnv) -> Option<String> {
+    env.get("AWS_CA_BUNDLE")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// Whether the pod reaches `endpoint` at all (any HTTP answer, no token sent): for the
 /// endpoints other SDK families would call. Err is the failing check naming the cause.
 pub async fn reachable(
@@ -133,7 +141,7 @@ pub async fn reachable(
     endpoint: &StsEndpoint,
     families: &str,
 ) -> Result<String, Check> {
-    let call = PodCall::get(endpoint.url.clone(), CALL_TIMEOUT);
+    let call = PodCall::get(endpoint.url.clone(), CALL_TIMEOUT).with_ca_file(aws_ca_bundle(env));
     match session.call(&call).await {
         Ok(answer) => Ok(answer.client),
         Err(failure) => {
