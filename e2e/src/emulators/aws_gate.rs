@@ -21,8 +21,9 @@ use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
 use super::moto_web_identity::assume_role_in_moto;
-use super::request_log::{RequestLog, RequestLogEntry};
+use super::request_log::{RequestLog, RequestSummary};
 use super::sts_error::{StsError, xml_escape};
+use super::token_namespace::token_namespace;
 use super::web_identity_check::{ValidatedWebIdentity, WebIdentityRequest, check_web_identity};
 use crate::https_server::bind_localhost;
 
@@ -137,37 +138,39 @@ impl Drop for AwsGate {
 
 async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_owned();
-    let mut entry = RequestLogEntry {
+    let mut summary = RequestSummary {
         method: parts.method.to_string(),
-        path: path.clone(),
-        action: String::new(),
-        outcome: String::new(),
+        path: parts.uri.path().to_owned(),
+        ..RequestSummary::default()
     };
     let body = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
-            entry.outcome = "RequestTooLarge".to_owned();
-            state.log.record(entry);
+            state.log.arrive(summary).answer("RequestTooLarge");
             return StatusCode::PAYLOAD_TOO_LARGE.into_response();
         }
     };
     let params = query_protocol_params(&parts.method, parts.uri.query(), &parts.headers, &body);
-    entry.action = params
-        .iter()
-        .find(|(key, _)| key == "Action")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    summary.action = param("Action").unwrap_or_default();
+    if summary.action == "AssumeRoleWithWebIdentity" {
+        summary.namespace = param("WebIdentityToken")
+            .and_then(|token| token_namespace(&token))
+            .unwrap_or_default();
+    }
+    let pending = state.log.arrive(summary);
 
-    let response = if entry.action == "AssumeRoleWithWebIdentity" {
+    let (response, outcome) = if pending.summary().action == "AssumeRoleWithWebIdentity" {
         match assume_role_with_web_identity(&state, &params).await {
-            Ok(response) => {
-                entry.outcome = "200".to_owned();
-                response
-            }
+            Ok(response) => (response, "200".to_owned()),
             Err(error) => {
-                entry.outcome = error.code.to_owned();
-                error.into_response()
+                let code = error.code.to_owned();
+                (error.into_response(), code)
             }
         }
     } else {
@@ -178,13 +181,13 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
             .to_owned();
         let response =
             pass_through(&state, parts.method, &path_and_query, parts.headers, body).await;
-        if is_iam_write(&entry.action, &response) {
+        if is_iam_write(&pending.summary().action, &response) {
             state.directory.invalidate();
         }
-        entry.outcome = response.status().as_u16().to_string();
-        response
+        let status = response.status().as_u16().to_string();
+        (response, status)
     };
-    state.log.record(entry);
+    pending.answer(outcome);
     response
 }
 
@@ -194,6 +197,12 @@ async fn assume_role_for_pod_identity(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let pending = state.log.arrive(RequestSummary {
+        method: "POST".to_owned(),
+        path: format!("/clusters/{cluster_name}/assume-role-for-pod-identity"),
+        action: "AssumeRoleForPodIdentity".to_owned(),
+        namespace: body_token_namespace(&body),
+    });
     let deps = EksAuthDeps {
         account_id: &state.account_id,
         region: super::REGION,
@@ -206,28 +215,36 @@ async fn assume_role_for_pod_identity(
     };
     let result =
         super::eks_auth::assume_role_for_pod_identity(&deps, &cluster_name, &headers, &body).await;
-    let mut entry = RequestLogEntry {
-        method: "POST".to_owned(),
-        path: format!("/clusters/{cluster_name}/assume-role-for-pod-identity"),
-        action: "AssumeRoleForPodIdentity".to_owned(),
-        outcome: String::new(),
-    };
-    let response = match result {
-        Ok(answer) => {
-            entry.outcome = "200".to_owned();
-            let mut response = (StatusCode::OK, answer.to_string()).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+    let (response, outcome) = match result {
+        Ok(answer) => (json_ok(&answer), "200".to_owned()),
         Err(error) => {
-            entry.outcome = error.code.to_owned();
-            error.into_response()
+            let code = error.code.to_owned();
+            (error.into_response(), code)
         }
     };
-    state.log.record(entry);
+    pending.answer(outcome);
+    response
+}
+
+/// The namespace of the `token` member of an EKS Auth request body, for the log.
+fn body_token_namespace(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|request| {
+            request
+                .get("token")
+                .and_then(serde_json::Value::as_str)
+                .and_then(token_namespace)
+        })
+        .unwrap_or_default()
+}
+
+fn json_ok(answer: &serde_json::Value) -> Response {
+    let mut response = (StatusCode::OK, answer.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -272,13 +289,7 @@ async fn pod_identity_association(
 }
 
 fn eks_control_plane(state: &GateState, call: &EksApiCall<'_>) -> Response {
-    let plane = EksControlPlane {
-        account_id: &state.account_id,
-        region: super::REGION,
-        admin: &state.admin,
-        store: &state.eks_auth,
-    };
-    let mut entry = RequestLogEntry {
+    let pending = state.log.arrive(RequestSummary {
         method: call.method.to_string(),
         path: match call.association_id {
             Some(id) => format!(
@@ -288,24 +299,22 @@ fn eks_control_plane(state: &GateState, call: &EksApiCall<'_>) -> Response {
             None => format!("/clusters/{}/pod-identity-associations", call.cluster_name),
         },
         action: call.action().to_owned(),
-        outcome: String::new(),
+        namespace: String::new(),
+    });
+    let plane = EksControlPlane {
+        account_id: &state.account_id,
+        region: super::REGION,
+        admin: &state.admin,
+        store: &state.eks_auth,
     };
-    let response = match super::eks_associations::handle(&plane, call) {
-        Ok(answer) => {
-            entry.outcome = "200".to_owned();
-            let mut response = (StatusCode::OK, answer.to_string()).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+    let (response, outcome) = match super::eks_associations::handle(&plane, call) {
+        Ok(answer) => (json_ok(&answer), "200".to_owned()),
         Err(error) => {
-            entry.outcome = error.code.to_owned();
-            error.into_response()
+            let code = error.code.to_owned();
+            (error.into_response(), code)
         }
     };
-    state.log.record(entry);
+    pending.answer(outcome);
     response
 }
 

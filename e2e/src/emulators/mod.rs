@@ -23,6 +23,7 @@ mod pod_identity_trust;
 mod request_log;
 mod signing_key;
 mod sts_error;
+mod token_namespace;
 pub mod trust_policy;
 mod web_identity_check;
 mod web_identity_token;
@@ -33,7 +34,7 @@ pub use eks_auth::{DEFAULT_CLUSTER_NAME, PodIdentityAssociation};
 pub use moto::{MotoAuth, MotoServer};
 pub use oidc_issuer::{CA_FILE_NAME, DEFAULT_ISSUER_PATH, OidcIssuer};
 pub use pod_identity_agent::PodIdentityAgent;
-pub use request_log::{RequestLog, RequestLogEntry};
+pub use request_log::{Phase, RequestLog, RequestLogEntry, RequestSummary};
 pub use signing_key::SigningKey;
 pub use web_identity_token::{TokenSpec, mint_token};
 

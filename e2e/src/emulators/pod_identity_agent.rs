@@ -20,14 +20,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::background_runtime::BackgroundRuntime;
 use super::credentials::AdminCredentials;
-use super::request_log::{RequestLog, RequestLogEntry};
+use super::request_log::{RequestLog, RequestLogEntry, RequestSummary};
+use super::token_namespace::token_namespace;
 
 /// Where the agent sends a namespace's tokens.
 #[derive(Clone, Debug)]
@@ -116,8 +115,15 @@ impl PodIdentityAgent {
         self.lock_routes().remove(namespace);
     }
 
-    /// Requests served so far (outcome = HTTP status; no tokens or credentials).
+    /// Requests answered so far, one entry each (outcome = HTTP status; no tokens or
+    /// credentials).
     pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.state.log.answered()
+    }
+
+    /// Every arrival and answer, oldest first: a request still in progress (or stuck) shows
+    /// as an arrival without an answer.
+    pub fn request_events(&self) -> Vec<RequestLogEntry> {
         self.state.log.entries()
     }
 
@@ -138,13 +144,20 @@ async fn credentials(State(state): State<Arc<AgentState>>, headers: HeaderMap) -
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let namespace = token_namespace(&token);
+    let pending = state.log.arrive(RequestSummary {
+        method: "GET".to_owned(),
+        path: "/v1/credentials".to_owned(),
+        action: "GetCredentials".to_owned(),
+        namespace: namespace.clone().unwrap_or_default(),
+    });
     let response = if token.is_empty() {
         text_error(
             StatusCode::BAD_REQUEST,
             "Service account token cannot be empty".to_owned(),
         )
     } else {
-        let route = namespace_of(&token)
+        let route = namespace
             .and_then(|ns| {
                 state
                     .routes
@@ -156,12 +169,7 @@ async fn credentials(State(state): State<Arc<AgentState>>, headers: HeaderMap) -
             .unwrap_or_else(|| state.default_route.clone());
         fetch(&state.cluster_name, &route, &token).await
     };
-    state.log.record(RequestLogEntry {
-        method: "GET".to_owned(),
-        path: "/v1/credentials".to_owned(),
-        action: "GetCredentials".to_owned(),
-        outcome: response.status().as_u16().to_string(),
-    });
+    pending.answer(response.status().as_u16().to_string());
     response
 }
 
@@ -247,49 +255,4 @@ fn text_error(status: StatusCode, message: String) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// `kubernetes.io.namespace` (else from `sub`) of an unverified JWT, for routing only.
-fn namespace_of(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    claims
-        .get("kubernetes.io")
-        .and_then(|k| k.get("namespace"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| {
-            claims
-                .get("sub")?
-                .as_str()?
-                .strip_prefix("system:serviceaccount:")?
-                .split(':')
-                .next()
-                .map(str::to_owned)
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jwt(claims: Value) -> String {
-        format!(
-            "e30.{}.sig",
-            URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
-        )
-    }
-
-    #[test]
-    fn routes_by_the_tokens_namespace() {
-        assert_eq!(
-            namespace_of(&jwt(json!({"kubernetes.io": {"namespace": "apps"}}))),
-            Some("apps".to_owned())
-        );
-        assert_eq!(
-            namespace_of(&jwt(json!({"sub": "system:serviceaccount:ns1:sa"}))),
-            Some("ns1".to_owned())
-        );
-        assert_eq!(namespace_of("garbage"), None);
-    }
 }
