@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 use super::credentials::AdminCredentials;
 use super::eks_associations::{EksApiCall, EksControlPlane};
 use super::eks_auth::{EksAuthDeps, EksAuthStore};
+use super::eks_auth_error::EksAuthError;
+use super::hop_budgets;
 use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
@@ -66,10 +68,7 @@ impl AwsGate {
             admin,
             account_id: account_id.to_owned(),
             jwks: JwksCache::new(trusted_ca_pems)?,
-            moto_http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .context("building the moto HTTP client")?,
+            moto_http: hop_budgets::moto_http_client().context("building the moto HTTP client")?,
             log: log.clone(),
             eks_auth: Arc::new(EksAuthStore::default()),
         });
@@ -164,31 +163,57 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
             .unwrap_or_default();
     }
     let pending = state.log.arrive(summary);
+    let action = pending.summary().action.clone();
 
-    let (response, outcome) = if pending.summary().action == "AssumeRoleWithWebIdentity" {
-        match assume_role_with_web_identity(&state, &params).await {
-            Ok(response) => (response, "200".to_owned()),
-            Err(error) => {
-                let code = error.code.to_owned();
-                (error.into_response(), code)
+    let work = async {
+        if action == "AssumeRoleWithWebIdentity" {
+            match assume_role_with_web_identity(&state, &params).await {
+                Ok(response) => (response, "200".to_owned()),
+                Err(error) => {
+                    let code = error.code.to_owned();
+                    (error.into_response(), code)
+                }
             }
+        } else {
+            let path_and_query = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned();
+            let response =
+                pass_through(&state, parts.method, &path_and_query, parts.headers, body).await;
+            if is_iam_write(&action, &response) {
+                state.directory.invalidate();
+            }
+            let status = response.status().as_u16().to_string();
+            (response, status)
         }
-    } else {
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
-        let response =
-            pass_through(&state, parts.method, &path_and_query, parts.headers, body).await;
-        if is_iam_write(&pending.summary().action, &response) {
+    };
+    let (response, outcome) = match tokio::time::timeout(hop_budgets::GATE_REQUEST, work).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            // A write may have reached moto before the bound: never serve stale IAM reads.
             state.directory.invalidate();
+            let error = StsError::internal(gate_timeout_message(&action));
+            let code = error.code.to_owned();
+            (error.into_response(), code)
         }
-        let status = response.status().as_u16().to_string();
-        (response, status)
     };
     pending.answer(outcome);
     response
+}
+
+/// The whole-request bound's message: which request the gate could not finish in time.
+fn gate_timeout_message(action: &str) -> String {
+    let what = if action.is_empty() {
+        "the request"
+    } else {
+        action
+    };
+    format!(
+        "the AWS gate did not finish {what} within {}s",
+        hop_budgets::GATE_REQUEST.as_secs()
+    )
 }
 
 async fn assume_role_for_pod_identity(
@@ -213,8 +238,16 @@ async fn assume_role_for_pod_identity(
         moto_url: &state.moto_url,
         store: &state.eks_auth,
     };
-    let result =
-        super::eks_auth::assume_role_for_pod_identity(&deps, &cluster_name, &headers, &body).await;
+    let result = tokio::time::timeout(
+        hop_budgets::GATE_REQUEST,
+        super::eks_auth::assume_role_for_pod_identity(&deps, &cluster_name, &headers, &body),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(EksAuthError::internal(gate_timeout_message(
+            "AssumeRoleForPodIdentity",
+        )))
+    });
     let (response, outcome) = match result {
         Ok(answer) => (json_ok(&answer), "200".to_owned()),
         Err(error) => {
@@ -451,7 +484,7 @@ async fn pass_through(
     let upstream = match request.body(body).send().await {
         Ok(upstream) => upstream,
         Err(err) => {
-            return StsError::internal(format!("moto is unreachable: {err}")).into_response();
+            return StsError::internal(hop_budgets::moto_failure(&err)).into_response();
         }
     };
     let status = upstream.status();
@@ -459,7 +492,11 @@ async fn pass_through(
     let bytes = match upstream.bytes().await {
         Ok(bytes) => bytes,
         Err(err) => {
-            return StsError::internal(format!("reading moto's answer: {err}")).into_response();
+            return StsError::internal(format!(
+                "reading moto's answer: {}",
+                hop_budgets::moto_failure(&err)
+            ))
+            .into_response();
         }
     };
     let mut response = Response::new(Body::from(bytes));

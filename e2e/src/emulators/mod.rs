@@ -12,6 +12,7 @@ mod eks_associations;
 pub mod eks_auth;
 mod eks_auth_error;
 pub mod gcp;
+pub mod hop_budgets;
 pub mod iam_directory;
 mod ids;
 mod jwks_cache;
@@ -29,6 +30,7 @@ mod web_identity_check;
 mod web_identity_token;
 
 pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
+pub use aws_gate::AwsGate;
 pub use credentials::AdminCredentials;
 pub use eks_auth::{DEFAULT_CLUSTER_NAME, PodIdentityAssociation};
 pub use moto::{MotoAuth, MotoServer};

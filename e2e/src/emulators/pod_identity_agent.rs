@@ -15,7 +15,9 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use aws_sdk_eksauth::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_eksauth::config::retry::RetryConfig;
+use aws_sdk_eksauth::config::timeout::TimeoutConfig;
+use aws_sdk_eksauth::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -25,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::background_runtime::BackgroundRuntime;
 use super::credentials::AdminCredentials;
+use super::hop_budgets;
 use super::request_log::{RequestLog, RequestLogEntry, RequestSummary};
 use super::token_namespace::token_namespace;
 
@@ -167,20 +170,48 @@ async fn credentials(State(state): State<Arc<AgentState>>, headers: HeaderMap) -
                     .cloned()
             })
             .unwrap_or_else(|| state.default_route.clone());
-        fetch(&state.cluster_name, &route, &token).await
+        match tokio::time::timeout(
+            hop_budgets::AGENT_REQUEST,
+            fetch(&state.cluster_name, &route, &token),
+        )
+        .await
+        {
+            Ok(response) => response,
+            Err(_) => text_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the Pod Identity Agent did not finish within {}s (waiting on EKS Auth at {})",
+                    hop_budgets::AGENT_REQUEST.as_secs(),
+                    route.endpoint
+                ),
+            ),
+        }
     };
     pending.answer(response.status().as_u16().to_string());
     response
 }
 
-async fn fetch(cluster_name: &str, route: &AgentRoute, token: &str) -> Response {
+/// An EKS Auth client for `route`: one attempt, bounded by [`hop_budgets::AGENT_TO_EKS_AUTH`].
+fn eks_auth_client(route: &AgentRoute) -> aws_sdk_eksauth::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(hop_budgets::CONNECT)
+        .operation_attempt_timeout(hop_budgets::AGENT_TO_EKS_AUTH)
+        .operation_timeout(hop_budgets::AGENT_TO_EKS_AUTH)
+        .build();
     let config = aws_sdk_eksauth::Config::builder()
         .behavior_version(aws_sdk_eksauth::config::BehaviorVersion::latest())
         .region(aws_sdk_eksauth::config::Region::new(super::REGION))
         .endpoint_url(&route.endpoint)
         .credentials_provider(route.credentials.sdk_credentials())
+        .timeout_config(timeouts)
+        // A retry would hide the gate's own error behind the agent's timeout.
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
         .build();
-    let answer = aws_sdk_eksauth::Client::from_conf(config)
+    aws_sdk_eksauth::Client::from_conf(config)
+}
+
+async fn fetch(cluster_name: &str, route: &AgentRoute, token: &str) -> Response {
+    let answer = eks_auth_client(route)
         .assume_role_for_pod_identity()
         .cluster_name(cluster_name)
         .token(token)
@@ -236,9 +267,25 @@ async fn fetch(cluster_name: &str, route: &AgentRoute, token: &str) -> Response 
                 ),
             )
         }
+        Err(SdkError::TimeoutError(_)) => text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "EKS Auth at {} did not answer within {}s",
+                route.endpoint,
+                hop_budgets::AGENT_TO_EKS_AUTH.as_secs()
+            ),
+        ),
+        Err(SdkError::DispatchFailure(failure)) if failure.is_timeout() => text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "could not connect to EKS Auth at {} within {}s",
+                route.endpoint,
+                hop_budgets::CONNECT.as_secs()
+            ),
+        ),
         Err(other) => text_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("calling EKS Auth: {other}"),
+            format!("calling EKS Auth: {}", DisplayErrorContext(&other)),
         ),
     }
 }
