@@ -221,3 +221,91 @@ async fn a_silent_moto_behind_a_pass_through_is_an_aws_xml_error_in_time() {
     assert_eq!(arrived.namespace, "");
     assert_eq!(answered.outcome, "500");
 }
+
+/// A stand-in EKS Auth that refuses every request (404 ResourceNotFoundException, keep-alive)
+/// and counts the TCP connections it accepted.
+async fn counting_eks_auth() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                loop {
+                    let mut content_length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            content_length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; content_length];
+                    if stream.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let answer =
+                        r#"{"__type":"ResourceNotFoundException","message":"no association"}"#;
+                    let response = format!(
+                        "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nx-amzn-errortype: ResourceNotFoundException\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if stream
+                        .get_mut()
+                        .write_all(response.as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_keeps_one_eks_auth_client_per_route() {
+    let (eks_auth, connections) = counting_eks_auth().await;
+    let issuer_dir = tempfile::tempdir().expect("tempdir");
+    let issuer = OidcIssuer::start(
+        issuer_dir.path(),
+        DEFAULT_ISSUER_PATH,
+        SigningKey::generate().expect("key"),
+        &Handle::current(),
+    )
+    .expect("issuer");
+    let agent = agent_for(&eks_auth);
+    let token = pod_token(&issuer);
+    for _ in 0..3 {
+        let (status, body, _) = ask_agent(&agent, &token).await;
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            body.contains("(ResourceNotFoundException): no association"),
+            "{body}"
+        );
+    }
+    // One client, one pooled keep-alive connection; a client per request opens one each.
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the agent opened a connection per request"
+    );
+}

@@ -40,10 +40,28 @@ pub struct AgentRoute {
     pub credentials: AdminCredentials,
 }
 
+/// A route with its EKS Auth client, built once: a client per request would build a new
+/// connection pool and TLS root store (parsing every platform root certificate, on the
+/// agent's two runtime threads) and open a new connection to the gate for every pod request.
+#[derive(Clone)]
+struct RoutedClient {
+    endpoint: String,
+    client: aws_sdk_eksauth::Client,
+}
+
+impl RoutedClient {
+    fn new(route: &AgentRoute) -> Self {
+        Self {
+            endpoint: route.endpoint.clone(),
+            client: eks_auth_client(route),
+        }
+    }
+}
+
 struct AgentState {
     cluster_name: String,
-    default_route: AgentRoute,
-    routes: Mutex<HashMap<String, AgentRoute>>,
+    default_route: RoutedClient,
+    routes: Mutex<HashMap<String, RoutedClient>>,
     log: RequestLog,
 }
 
@@ -70,7 +88,7 @@ impl PodIdentityAgent {
         let runtime = BackgroundRuntime::new()?;
         let state = Arc::new(AgentState {
             cluster_name: cluster_name.to_owned(),
-            default_route,
+            default_route: RoutedClient::new(&default_route),
             routes: Mutex::new(HashMap::new()),
             log: RequestLog::default(),
         });
@@ -111,7 +129,8 @@ impl PodIdentityAgent {
     }
 
     pub fn route_namespace(&self, namespace: &str, route: AgentRoute) {
-        self.lock_routes().insert(namespace.to_owned(), route);
+        self.lock_routes()
+            .insert(namespace.to_owned(), RoutedClient::new(&route));
     }
 
     pub fn unroute_namespace(&self, namespace: &str) {
@@ -130,7 +149,7 @@ impl PodIdentityAgent {
         self.state.log.entries()
     }
 
-    fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentRoute>> {
+    fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoutedClient>> {
         self.state.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -210,8 +229,9 @@ fn eks_auth_client(route: &AgentRoute) -> aws_sdk_eksauth::Client {
     aws_sdk_eksauth::Client::from_conf(config)
 }
 
-async fn fetch(cluster_name: &str, route: &AgentRoute, token: &str) -> Response {
-    let answer = eks_auth_client(route)
+async fn fetch(cluster_name: &str, route: &RoutedClient, token: &str) -> Response {
+    let answer = route
+        .client
         .assume_role_for_pod_identity()
         .cluster_name(cluster_name)
         .token(token)
