@@ -14,6 +14,9 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<rustls::ServerConfig>, 
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let Ok((tcp, _peer)) = listener.accept().await else {
+            // E.g. out of file descriptors: retrying at once would spin a thread of the
+            // runtime the AWS gate shares with the issuer (axum::serve waits too).
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let acceptor = acceptor.clone();

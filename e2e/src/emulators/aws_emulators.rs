@@ -244,8 +244,14 @@ impl AwsEmulators {
         &self.admin
     }
 
-    /// Everything the gate has seen so far (no tokens or credentials).
+    /// The requests the gate has answered so far, one entry each (no tokens or credentials).
     pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.gate.request_log().answered()
+    }
+
+    /// Every arrival and answer at the gate, oldest first: a request still in progress (or
+    /// stuck) shows as an arrival without an answer.
+    pub fn request_events(&self) -> Vec<RequestLogEntry> {
         self.gate.request_log().entries()
     }
 

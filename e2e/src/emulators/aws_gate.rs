@@ -17,12 +17,15 @@ use tokio::task::JoinHandle;
 use super::credentials::AdminCredentials;
 use super::eks_associations::{EksApiCall, EksControlPlane};
 use super::eks_auth::{EksAuthDeps, EksAuthStore};
+use super::eks_auth_error::EksAuthError;
+use super::hop_budgets;
 use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
 use super::moto_web_identity::assume_role_in_moto;
-use super::request_log::{RequestLog, RequestLogEntry};
+use super::request_log::{RequestLog, RequestSummary};
 use super::sts_error::{StsError, xml_escape};
+use super::token_namespace::token_namespace;
 use super::web_identity_check::{ValidatedWebIdentity, WebIdentityRequest, check_web_identity};
 use crate::https_server::bind_localhost;
 
@@ -65,10 +68,7 @@ impl AwsGate {
             admin,
             account_id: account_id.to_owned(),
             jwks: JwksCache::new(trusted_ca_pems)?,
-            moto_http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .context("building the moto HTTP client")?,
+            moto_http: hop_budgets::moto_http_client().context("building the moto HTTP client")?,
             log: log.clone(),
             eks_auth: Arc::new(EksAuthStore::default()),
         });
@@ -137,55 +137,83 @@ impl Drop for AwsGate {
 
 async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_owned();
-    let mut entry = RequestLogEntry {
+    let mut summary = RequestSummary {
         method: parts.method.to_string(),
-        path: path.clone(),
-        action: String::new(),
-        outcome: String::new(),
+        path: parts.uri.path().to_owned(),
+        ..RequestSummary::default()
     };
     let body = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
-            entry.outcome = "RequestTooLarge".to_owned();
-            state.log.record(entry);
+            state.log.arrive(summary).answer("RequestTooLarge");
             return StatusCode::PAYLOAD_TOO_LARGE.into_response();
         }
     };
     let params = query_protocol_params(&parts.method, parts.uri.query(), &parts.headers, &body);
-    entry.action = params
-        .iter()
-        .find(|(key, _)| key == "Action")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
-
-    let response = if entry.action == "AssumeRoleWithWebIdentity" {
-        match assume_role_with_web_identity(&state, &params).await {
-            Ok(response) => {
-                entry.outcome = "200".to_owned();
-                response
-            }
-            Err(error) => {
-                entry.outcome = error.code.to_owned();
-                error.into_response()
-            }
-        }
-    } else {
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
-        let response =
-            pass_through(&state, parts.method, &path_and_query, parts.headers, body).await;
-        if is_iam_write(&entry.action, &response) {
-            state.directory.invalidate();
-        }
-        entry.outcome = response.status().as_u16().to_string();
-        response
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
     };
-    state.log.record(entry);
+    summary.action = param("Action").unwrap_or_default();
+    if summary.action == "AssumeRoleWithWebIdentity" {
+        summary.namespace = param("WebIdentityToken")
+            .and_then(|token| token_namespace(&token))
+            .unwrap_or_default();
+    }
+    let pending = state.log.arrive(summary);
+    let action = pending.summary().action.clone();
+
+    let work = async {
+        if action == "AssumeRoleWithWebIdentity" {
+            match assume_role_with_web_identity(&state, &params).await {
+                Ok(response) => (response, "200".to_owned()),
+                Err(error) => {
+                    let code = error.code.to_owned();
+                    (error.into_response(), code)
+                }
+            }
+        } else {
+            let path_and_query = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned();
+            let response =
+                pass_through(&state, parts.method, &path_and_query, parts.headers, body).await;
+            if is_iam_write(&action, &response) {
+                state.directory.invalidate();
+            }
+            let status = response.status().as_u16().to_string();
+            (response, status)
+        }
+    };
+    let (response, outcome) = match tokio::time::timeout(hop_budgets::GATE_REQUEST, work).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            // A write may have reached moto before the bound: never serve stale IAM reads.
+            state.directory.invalidate();
+            let error = StsError::internal(gate_timeout_message(&action));
+            let code = error.code.to_owned();
+            (error.into_response(), code)
+        }
+    };
+    pending.answer(outcome);
     response
+}
+
+/// The whole-request bound's message: which request the gate could not finish in time.
+fn gate_timeout_message(action: &str) -> String {
+    let what = if action.is_empty() {
+        "the request"
+    } else {
+        action
+    };
+    format!(
+        "the AWS gate did not finish {what} within {}s",
+        hop_budgets::GATE_REQUEST.as_secs()
+    )
 }
 
 async fn assume_role_for_pod_identity(
@@ -194,6 +222,12 @@ async fn assume_role_for_pod_identity(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let pending = state.log.arrive(RequestSummary {
+        method: "POST".to_owned(),
+        path: format!("/clusters/{cluster_name}/assume-role-for-pod-identity"),
+        action: "AssumeRoleForPodIdentity".to_owned(),
+        namespace: body_token_namespace(&body),
+    });
     let deps = EksAuthDeps {
         account_id: &state.account_id,
         region: super::REGION,
@@ -204,30 +238,46 @@ async fn assume_role_for_pod_identity(
         moto_url: &state.moto_url,
         store: &state.eks_auth,
     };
-    let result =
-        super::eks_auth::assume_role_for_pod_identity(&deps, &cluster_name, &headers, &body).await;
-    let mut entry = RequestLogEntry {
-        method: "POST".to_owned(),
-        path: format!("/clusters/{cluster_name}/assume-role-for-pod-identity"),
-        action: "AssumeRoleForPodIdentity".to_owned(),
-        outcome: String::new(),
-    };
-    let response = match result {
-        Ok(answer) => {
-            entry.outcome = "200".to_owned();
-            let mut response = (StatusCode::OK, answer.to_string()).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+    let result = tokio::time::timeout(
+        hop_budgets::GATE_REQUEST,
+        super::eks_auth::assume_role_for_pod_identity(&deps, &cluster_name, &headers, &body),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(EksAuthError::internal(gate_timeout_message(
+            "AssumeRoleForPodIdentity",
+        )))
+    });
+    let (response, outcome) = match result {
+        Ok(answer) => (json_ok(&answer), "200".to_owned()),
         Err(error) => {
-            entry.outcome = error.code.to_owned();
-            error.into_response()
+            let code = error.code.to_owned();
+            (error.into_response(), code)
         }
     };
-    state.log.record(entry);
+    pending.answer(outcome);
+    response
+}
+
+/// The namespace of the `token` member of an EKS Auth request body, for the log.
+fn body_token_namespace(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|request| {
+            request
+                .get("token")
+                .and_then(serde_json::Value::as_str)
+                .and_then(token_namespace)
+        })
+        .unwrap_or_default()
+}
+
+fn json_ok(answer: &serde_json::Value) -> Response {
+    let mut response = (StatusCode::OK, answer.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -272,13 +322,7 @@ async fn pod_identity_association(
 }
 
 fn eks_control_plane(state: &GateState, call: &EksApiCall<'_>) -> Response {
-    let plane = EksControlPlane {
-        account_id: &state.account_id,
-        region: super::REGION,
-        admin: &state.admin,
-        store: &state.eks_auth,
-    };
-    let mut entry = RequestLogEntry {
+    let pending = state.log.arrive(RequestSummary {
         method: call.method.to_string(),
         path: match call.association_id {
             Some(id) => format!(
@@ -288,24 +332,22 @@ fn eks_control_plane(state: &GateState, call: &EksApiCall<'_>) -> Response {
             None => format!("/clusters/{}/pod-identity-associations", call.cluster_name),
         },
         action: call.action().to_owned(),
-        outcome: String::new(),
+        namespace: String::new(),
+    });
+    let plane = EksControlPlane {
+        account_id: &state.account_id,
+        region: super::REGION,
+        admin: &state.admin,
+        store: &state.eks_auth,
     };
-    let response = match super::eks_associations::handle(&plane, call) {
-        Ok(answer) => {
-            entry.outcome = "200".to_owned();
-            let mut response = (StatusCode::OK, answer.to_string()).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+    let (response, outcome) = match super::eks_associations::handle(&plane, call) {
+        Ok(answer) => (json_ok(&answer), "200".to_owned()),
         Err(error) => {
-            entry.outcome = error.code.to_owned();
-            error.into_response()
+            let code = error.code.to_owned();
+            (error.into_response(), code)
         }
     };
-    state.log.record(entry);
+    pending.answer(outcome);
     response
 }
 
@@ -442,7 +484,7 @@ async fn pass_through(
     let upstream = match request.body(body).send().await {
         Ok(upstream) => upstream,
         Err(err) => {
-            return StsError::internal(format!("moto is unreachable: {err}")).into_response();
+            return StsError::internal(hop_budgets::moto_failure(&err)).into_response();
         }
     };
     let status = upstream.status();
@@ -450,7 +492,11 @@ async fn pass_through(
     let bytes = match upstream.bytes().await {
         Ok(bytes) => bytes,
         Err(err) => {
-            return StsError::internal(format!("reading moto's answer: {err}")).into_response();
+            return StsError::internal(format!(
+                "reading moto's answer: {}",
+                hop_budgets::moto_failure(&err)
+            ))
+            .into_response();
         }
     };
     let mut response = Response::new(Body::from(bytes));

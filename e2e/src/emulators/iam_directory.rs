@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
-use aws_sdk_iam::error::ProvideErrorMetadata;
+use anyhow::{Result, anyhow};
+use aws_sdk_iam::config::timeout::TimeoutConfig;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use percent_encoding::percent_decode_str;
 
 use super::credentials::AdminCredentials;
+use super::hop_budgets;
 
 /// An IAM OIDC identity provider.
 #[derive(Debug, Clone)]
@@ -48,7 +50,7 @@ pub struct IamDirectory {
 impl IamDirectory {
     pub fn new(moto_url: &str, admin: &AdminCredentials) -> Self {
         Self {
-            iam: admin.iam_client(moto_url),
+            iam: bounded_iam_client(moto_url, admin),
             cache: Mutex::new(Cache::default()),
         }
     }
@@ -93,7 +95,7 @@ impl IamDirectory {
             .list_open_id_connect_providers()
             .send()
             .await
-            .context("IAM ListOpenIDConnectProviders")?;
+            .map_err(|e| read_error(e, "IAM ListOpenIDConnectProviders".to_owned()))?;
         let mut providers = Vec::new();
         for entry in list.open_id_connect_provider_list() {
             let Some(arn) = entry.arn() else { continue };
@@ -103,7 +105,7 @@ impl IamDirectory {
                 .open_id_connect_provider_arn(arn)
                 .send()
                 .await
-                .with_context(|| format!("IAM GetOpenIDConnectProvider {arn}"))?;
+                .map_err(|e| read_error(e, format!("IAM GetOpenIDConnectProvider {arn}")))?;
             let host_path = arn.split_once(":oidc-provider/").map_or_else(
                 || details.url().unwrap_or_default().to_owned(),
                 |(_, host_path)| host_path.to_owned(),
@@ -121,7 +123,7 @@ impl IamDirectory {
         let output = match self.iam.get_role().role_name(name).send().await {
             Ok(output) => output,
             Err(err) if err.code() == Some("NoSuchEntity") => return Ok(None),
-            Err(err) => return Err(err).context(format!("IAM GetRole {name}")),
+            Err(err) => return Err(read_error(err, format!("IAM GetRole {name}"))),
         };
         let Some(role) = output.role() else {
             return Ok(None);
@@ -134,6 +136,44 @@ impl IamDirectory {
             trust_policy: decode_policy_document(raw_policy),
             max_session_duration: role.max_session_duration().unwrap_or(3600),
         }))
+    }
+}
+
+/// An IAM client for moto as the admin whose every call ends within [`hop_budgets::MOTO_CALL`].
+fn bounded_iam_client(moto_url: &str, admin: &AdminCredentials) -> aws_sdk_iam::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(hop_budgets::CONNECT)
+        .operation_attempt_timeout(hop_budgets::MOTO_CALL)
+        .operation_timeout(hop_budgets::MOTO_CALL)
+        .build();
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new(super::REGION))
+        .endpoint_url(moto_url)
+        .credentials_provider(admin.sdk_credentials())
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+/// A failed IAM read, naming moto when it did not answer in time.
+fn read_error<E, R>(err: SdkError<E, R>, what: String) -> anyhow::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let timed_out = match &err {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_timeout(),
+        _ => false,
+    };
+    if timed_out {
+        anyhow!(
+            "moto did not answer {what} within {}s",
+            hop_budgets::MOTO_CALL.as_secs()
+        )
+    } else {
+        anyhow::Error::new(err).context(what)
     }
 }
 

@@ -13,6 +13,7 @@ mod eks_associations;
 pub mod eks_auth;
 mod eks_auth_error;
 pub mod gcp;
+pub mod hop_budgets;
 pub mod iam_directory;
 mod ids;
 mod jwks_cache;
@@ -25,17 +26,19 @@ mod pod_identity_trust;
 mod request_log;
 mod signing_key;
 mod sts_error;
+mod token_namespace;
 pub mod trust_policy;
 mod web_identity_check;
 mod web_identity_token;
 
 pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
+pub use aws_gate::AwsGate;
 pub use credentials::AdminCredentials;
 pub use eks_auth::{DEFAULT_CLUSTER_NAME, PodIdentityAssociation};
 pub use moto::{MotoAuth, MotoServer};
 pub use oidc_issuer::{CA_FILE_NAME, DEFAULT_ISSUER_PATH, OidcIssuer};
 pub use pod_identity_agent::PodIdentityAgent;
-pub use request_log::{RequestLog, RequestLogEntry};
+pub use request_log::{Phase, RequestLog, RequestLogEntry, RequestSummary};
 pub use signing_key::SigningKey;
 pub use web_identity_token::{TokenSpec, mint_token};
 

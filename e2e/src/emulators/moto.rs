@@ -1,11 +1,11 @@
 //! moto_server as a child process, optionally enforcing IAM on signed requests.
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use super::credentials::AdminCredentials;
@@ -36,14 +36,34 @@ impl MotoServer {
     /// Starts moto on `127.0.0.1:<free port>`; with [`MotoAuth::Enforced`] also creates the
     /// admin user whose credentials [`MotoServer::admin_credentials`] returns.
     pub async fn start(python: &PythonEnv, auth: MotoAuth) -> Result<Self> {
-        let port = free_port()?;
+        // moto_server takes a port number, but binding one, releasing it and letting moto bind
+        // it again races with every other socket on the machine (a cluster's ephemeral ports
+        // included). werkzeug serves an inherited listening socket instead, as its reloader
+        // does (`WERKZEUG_RUN_MAIN`, `WERKZEUG_SERVER_FD`; `-p` is then ignored).
+        let listener = StdTcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .context("binding moto's port")?;
+        let port = listener.local_addr()?.port();
+        let fd = listener.as_raw_fd();
         let mut command = Command::new(python.bin("moto_server"));
         command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("WERKZEUG_RUN_MAIN", "true")
+            .env("WERKZEUG_SERVER_FD", fd.to_string())
             // moto logs request lines, which can carry presigned credentials: discard.
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        // SAFETY: between fork and exec only fcntl(2), which is async-signal-safe, on a
+        // descriptor this process owns and keeps open until spawn returns.
+        unsafe {
+            command.pre_exec(move || {
+                // Rust opens sockets close-on-exec: let this one through to moto.
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         if auth == MotoAuth::Enforced {
             command.env(
                 "INITIAL_NO_AUTH_ACTION_COUNT",
@@ -53,12 +73,15 @@ impl MotoServer {
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", python.bin("moto_server").display()))?;
+        // moto holds the socket now. Ours goes, so that if moto dies its clients are refused
+        // instead of queueing on a socket nobody serves.
+        drop(listener);
         let mut server = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
             admin: None,
         };
-        server.wait_until_listening(port).await?;
+        server.wait_until_serving().await?;
         if auth == MotoAuth::Enforced {
             server.admin = Some(bootstrap_admin(&server.url).await?);
         }
@@ -75,17 +98,26 @@ impl MotoServer {
         self.admin.as_ref()
     }
 
-    async fn wait_until_listening(&mut self, port: u16) -> Result<()> {
+    /// The socket accepts connections from the start; moto serves once Python has loaded.
+    /// Asks moto's own API (not an AWS action: it does not use up the unauthenticated
+    /// bootstrap requests).
+    async fn wait_until_serving(&mut self) -> Result<()> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .context("building the moto readiness client")?;
+        let config_url = format!("{}/moto-api/config", self.url);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if http.get(&config_url).send().await.is_ok() {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!("moto_server exited during start-up: {status}");
             }
             if Instant::now() > deadline {
-                bail!("moto_server did not listen on port {port} within 30 s");
+                bail!("moto_server did not answer on {} within 30 s", self.url);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -96,12 +128,6 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
-}
-
-fn free_port() -> Result<u16> {
-    // Bind-and-release: moto_server takes a port number, not a socket.
-    let listener = StdTcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Creates an admin user with an allow-all inline policy and an access key, using the

@@ -9,12 +9,13 @@
 
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4::SigningParams;
 use aws_smithy_runtime_api::client::identity::Identity;
 
 use super::credentials::AdminCredentials;
+use super::hop_budgets;
 
 /// Credentials moto minted for the role session.
 pub struct RoleSessionCredentials {
@@ -72,13 +73,19 @@ pub async fn assume_role_in_moto(
     for (name, value) in instructions.headers() {
         request = request.header(name, value);
     }
-    let response = request
-        .body(body)
-        .send()
-        .await
-        .context("calling moto STS")?;
+    let response = request.body(body).send().await.map_err(|err| {
+        anyhow!(
+            "STS AssumeRoleWithWebIdentity: {}",
+            hop_budgets::moto_failure(&err)
+        )
+    })?;
     let status = response.status();
-    let text = response.text().await.context("reading moto's answer")?;
+    let text = response.text().await.map_err(|err| {
+        anyhow!(
+            "reading moto's AssumeRoleWithWebIdentity answer: {}",
+            hop_budgets::moto_failure(&err)
+        )
+    })?;
     if !status.is_success() {
         let code = xml_text(&text, "Code").unwrap_or("unknown");
         bail!("moto refused AssumeRoleWithWebIdentity: HTTP {status} {code}");

@@ -15,19 +15,21 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use aws_sdk_eksauth::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_eksauth::config::retry::RetryConfig;
+use aws_sdk_eksauth::config::timeout::TimeoutConfig;
+use aws_sdk_eksauth::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::background_runtime::BackgroundRuntime;
 use super::credentials::AdminCredentials;
-use super::request_log::{RequestLog, RequestLogEntry};
+use super::hop_budgets;
+use super::request_log::{RequestLog, RequestLogEntry, RequestSummary};
+use super::token_namespace::token_namespace;
 
 /// Where the agent sends a namespace's tokens.
 #[derive(Clone, Debug)]
@@ -38,10 +40,28 @@ pub struct AgentRoute {
     pub credentials: AdminCredentials,
 }
 
+/// A route with its EKS Auth client, built once: a client per request would build a new
+/// connection pool and TLS root store (parsing every platform root certificate, on the
+/// agent's two runtime threads) and open a new connection to the gate for every pod request.
+#[derive(Clone)]
+struct RoutedClient {
+    endpoint: String,
+    client: aws_sdk_eksauth::Client,
+}
+
+impl RoutedClient {
+    fn new(route: &AgentRoute) -> Self {
+        Self {
+            endpoint: route.endpoint.clone(),
+            client: eks_auth_client(route),
+        }
+    }
+}
+
 struct AgentState {
     cluster_name: String,
-    default_route: AgentRoute,
-    routes: Mutex<HashMap<String, AgentRoute>>,
+    default_route: RoutedClient,
+    routes: Mutex<HashMap<String, RoutedClient>>,
     log: RequestLog,
 }
 
@@ -68,7 +88,7 @@ impl PodIdentityAgent {
         let runtime = BackgroundRuntime::new()?;
         let state = Arc::new(AgentState {
             cluster_name: cluster_name.to_owned(),
-            default_route,
+            default_route: RoutedClient::new(&default_route),
             routes: Mutex::new(HashMap::new()),
             log: RequestLog::default(),
         });
@@ -109,19 +129,27 @@ impl PodIdentityAgent {
     }
 
     pub fn route_namespace(&self, namespace: &str, route: AgentRoute) {
-        self.lock_routes().insert(namespace.to_owned(), route);
+        self.lock_routes()
+            .insert(namespace.to_owned(), RoutedClient::new(&route));
     }
 
     pub fn unroute_namespace(&self, namespace: &str) {
         self.lock_routes().remove(namespace);
     }
 
-    /// Requests served so far (outcome = HTTP status; no tokens or credentials).
+    /// Requests answered so far, one entry each (outcome = HTTP status; no tokens or
+    /// credentials).
     pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.state.log.answered()
+    }
+
+    /// Every arrival and answer, oldest first: a request still in progress (or stuck) shows
+    /// as an arrival without an answer.
+    pub fn request_events(&self) -> Vec<RequestLogEntry> {
         self.state.log.entries()
     }
 
-    fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentRoute>> {
+    fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoutedClient>> {
         self.state.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -138,13 +166,20 @@ async fn credentials(State(state): State<Arc<AgentState>>, headers: HeaderMap) -
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let namespace = token_namespace(&token);
+    let pending = state.log.arrive(RequestSummary {
+        method: "GET".to_owned(),
+        path: "/v1/credentials".to_owned(),
+        action: "GetCredentials".to_owned(),
+        namespace: namespace.clone().unwrap_or_default(),
+    });
     let response = if token.is_empty() {
         text_error(
             StatusCode::BAD_REQUEST,
             "Service account token cannot be empty".to_owned(),
         )
     } else {
-        let route = namespace_of(&token)
+        let route = namespace
             .and_then(|ns| {
                 state
                     .routes
@@ -154,25 +189,49 @@ async fn credentials(State(state): State<Arc<AgentState>>, headers: HeaderMap) -
                     .cloned()
             })
             .unwrap_or_else(|| state.default_route.clone());
-        fetch(&state.cluster_name, &route, &token).await
+        match tokio::time::timeout(
+            hop_budgets::AGENT_REQUEST,
+            fetch(&state.cluster_name, &route, &token),
+        )
+        .await
+        {
+            Ok(response) => response,
+            Err(_) => text_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the Pod Identity Agent did not finish within {}s (waiting on EKS Auth at {})",
+                    hop_budgets::AGENT_REQUEST.as_secs(),
+                    route.endpoint
+                ),
+            ),
+        }
     };
-    state.log.record(RequestLogEntry {
-        method: "GET".to_owned(),
-        path: "/v1/credentials".to_owned(),
-        action: "GetCredentials".to_owned(),
-        outcome: response.status().as_u16().to_string(),
-    });
+    pending.answer(response.status().as_u16().to_string());
     response
 }
 
-async fn fetch(cluster_name: &str, route: &AgentRoute, token: &str) -> Response {
+/// An EKS Auth client for `route`: one attempt, bounded by [`hop_budgets::AGENT_TO_EKS_AUTH`].
+fn eks_auth_client(route: &AgentRoute) -> aws_sdk_eksauth::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(hop_budgets::CONNECT)
+        .operation_attempt_timeout(hop_budgets::AGENT_TO_EKS_AUTH)
+        .operation_timeout(hop_budgets::AGENT_TO_EKS_AUTH)
+        .build();
     let config = aws_sdk_eksauth::Config::builder()
         .behavior_version(aws_sdk_eksauth::config::BehaviorVersion::latest())
         .region(aws_sdk_eksauth::config::Region::new(super::REGION))
         .endpoint_url(&route.endpoint)
         .credentials_provider(route.credentials.sdk_credentials())
+        .timeout_config(timeouts)
+        // A retry would hide the gate's own error behind the agent's timeout.
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
         .build();
-    let answer = aws_sdk_eksauth::Client::from_conf(config)
+    aws_sdk_eksauth::Client::from_conf(config)
+}
+
+async fn fetch(cluster_name: &str, route: &RoutedClient, token: &str) -> Response {
+    let answer = route
+        .client
         .assume_role_for_pod_identity()
         .cluster_name(cluster_name)
         .token(token)
@@ -228,9 +287,25 @@ async fn fetch(cluster_name: &str, route: &AgentRoute, token: &str) -> Response 
                 ),
             )
         }
+        Err(SdkError::TimeoutError(_)) => text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "EKS Auth at {} did not answer within {}s",
+                route.endpoint,
+                hop_budgets::AGENT_TO_EKS_AUTH.as_secs()
+            ),
+        ),
+        Err(SdkError::DispatchFailure(failure)) if failure.is_timeout() => text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "could not connect to EKS Auth at {} within {}s",
+                route.endpoint,
+                hop_budgets::CONNECT.as_secs()
+            ),
+        ),
         Err(other) => text_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("calling EKS Auth: {other}"),
+            format!("calling EKS Auth: {}", DisplayErrorContext(&other)),
         ),
     }
 }
@@ -247,49 +322,4 @@ fn text_error(status: StatusCode, message: String) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// `kubernetes.io.namespace` (else from `sub`) of an unverified JWT, for routing only.
-fn namespace_of(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    claims
-        .get("kubernetes.io")
-        .and_then(|k| k.get("namespace"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| {
-            claims
-                .get("sub")?
-                .as_str()?
-                .strip_prefix("system:serviceaccount:")?
-                .split(':')
-                .next()
-                .map(str::to_owned)
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jwt(claims: Value) -> String {
-        format!(
-            "e30.{}.sig",
-            URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
-        )
-    }
-
-    #[test]
-    fn routes_by_the_tokens_namespace() {
-        assert_eq!(
-            namespace_of(&jwt(json!({"kubernetes.io": {"namespace": "apps"}}))),
-            Some("apps".to_owned())
-        );
-        assert_eq!(
-            namespace_of(&jwt(json!({"sub": "system:serviceaccount:ns1:sa"}))),
-            Some("ns1".to_owned())
-        );
-        assert_eq!(namespace_of("garbage"), None);
-    }
 }

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
 
 use super::RunContext;
+use crate::emulators::RequestLogEntry;
 use crate::scenario::CatchItem;
 
 pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str) -> String {
@@ -69,28 +70,28 @@ pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str)
                 }
             }
             CatchItem::EmulatorLog {} => {
-                let _ = writeln!(out, "--- AWS emulator requests");
-                for entry in ctx.aws.request_log() {
-                    let _ = writeln!(out, "{entry:?}");
-                }
+                // `TIME #ID arrived|answered ns=NAMESPACE METHOD PATH ACTION -> OUTCOME in N ms`:
+                // an arrival without its answer is a request still in progress (or stuck).
+                let _ = writeln!(out, "--- AWS emulator requests ({})", ctx.aws.gate_url());
+                write_entries(&mut out, &ctx.aws.request_events());
                 if let Some(gcp) = ctx.gcp {
                     let _ = writeln!(out, "--- GCP emulator requests");
-                    for entry in gcp.request_log() {
-                        let _ = writeln!(out, "{entry:?}");
-                    }
+                    write_entries(&mut out, &gcp.request_log());
                 }
                 if let Some(agent) = ctx.pod_identity_agent {
                     let _ = writeln!(out, "--- Pod Identity Agent requests");
-                    for entry in agent.request_log() {
-                        let _ = writeln!(out, "{entry:?}");
-                    }
+                    write_entries(&mut out, &agent.request_events());
                 }
                 let _ = writeln!(out, "--- Azure emulator requests (Entra, Blob)");
-                for entry in ctx.azure.request_log() {
-                    let _ = writeln!(out, "{entry:?}");
-                }
+                write_entries(&mut out, &ctx.azure.request_log());
             }
         }
     }
     out
+}
+
+fn write_entries(out: &mut String, entries: &[RequestLogEntry]) {
+    for entry in entries {
+        let _ = writeln!(out, "{entry}");
+    }
 }

@@ -138,12 +138,12 @@ fn record(
     principal: &str,
     outcome: &str,
 ) {
-    state.log.record(RequestLogEntry {
-        method: method.to_string(),
-        path: path.to_owned(),
-        action: format!("blob:{operation} principal={principal}"),
-        outcome: outcome.to_owned(),
-    });
+    state.log.record(RequestLogEntry::answered(
+        method.as_str(),
+        path,
+        format!("blob:{operation} principal={principal}"),
+        outcome.to_owned(),
+    ));
 }
 
 fn outcome_of(response: &Response) -> String {

@@ -87,12 +87,12 @@ async fn token(
             (error.into_response(), outcome)
         }
     };
-    state.log.record(RequestLogEntry {
-        method: "POST".to_owned(),
-        path,
-        action: format!("entra:token client_id={client_id}"),
+    state.log.record(RequestLogEntry::answered(
+        "POST",
+        &path,
+        format!("entra:token client_id={client_id}"),
         outcome,
-    });
+    ));
     response
 }
 

@@ -100,12 +100,12 @@ async fn handle(
             (error.into_response(), outcome)
         }
     };
-    state.log.record(RequestLogEntry {
-        method: method.to_string(),
-        path: format!("/v1.0/{path}"),
-        action: format!("graph:{method} /v1.0/{path}"),
+    state.log.record(RequestLogEntry::answered(
+        method.as_str(),
+        &format!("/v1.0/{path}"),
+        format!("graph:{method} /v1.0/{path}"),
         outcome,
-    });
+    ));
     response
 }
 

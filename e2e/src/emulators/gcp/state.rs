@@ -54,11 +54,7 @@ impl GcpState {
 
     /// Records one request; `action` names the API call, `outcome` the status or error.
     pub fn record(&self, method: &str, path: &str, action: String, outcome: String) {
-        self.log.record(RequestLogEntry {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            action,
-            outcome,
-        });
+        self.log
+            .record(RequestLogEntry::answered(method, path, action, outcome));
     }
 }
