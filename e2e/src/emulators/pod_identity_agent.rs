@@ -250,7 +250,7 @@ fn text_error(status: StatusCode, message: String) -> Response {
 }
 
 /// `kubernetes.io.namespace` (else from `sub`) of an unverified JWT, for routing only.
-fn namespace_of(token: &str) -> Option<String> {
+pub(crate) fn namespace_of(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
     claims
