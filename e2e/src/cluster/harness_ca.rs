@@ -91,13 +91,14 @@ impl HarnessCa {
         &self.cert_file
     }
 
-    /// A serving certificate for `dns_names` (wildcards allowed) and `ips`.
+    /// A serving certificate for `dns_names` (wildcards allowed) and `ips`, with an RSA-2048
+    /// key as the clouds' endpoints have.
     pub fn issue_server_certificate(
         &self,
         dns_names: &[String],
         ips: &[std::net::IpAddr],
     ) -> Result<IssuedCertificate> {
-        let key = KeyPair::generate()
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
             .map_err(|e| ClusterError::other(format!("generating a serving key: {e}")))?;
         let mut params = CertificateParams::new(dns_names.to_vec())
             .map_err(|e| ClusterError::other(format!("certificate names: {e}")))?;

@@ -170,6 +170,11 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
                 error.into_response()
             }
         }
+    } else if !entry.action.is_empty() && !is_signed(&parts.headers, &params) {
+        // moto fails unsigned query-protocol calls with a 500; AWS refuses them.
+        let error = StsError::missing_authentication_token();
+        entry.outcome = error.code.to_owned();
+        error.into_response()
     } else {
         let path_and_query = parts
             .uri
@@ -186,6 +191,14 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
     };
     state.log.record(entry);
     response
+}
+
+/// A SigV4 `Authorization` header, or a presigned (SigV4 or SigV2) query.
+fn is_signed(headers: &HeaderMap, params: &[(String, String)]) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
+        || params
+            .iter()
+            .any(|(key, _)| key == "X-Amz-Signature" || key == "Signature")
 }
 
 async fn assume_role_for_pod_identity(

@@ -71,7 +71,7 @@ pub struct CloudFrontOptions {
     /// `10.88.0.1:443` in the local cluster (the pod bridge only, never 0.0.0.0).
     pub bind: SocketAddr,
     pub upstreams: CloudFrontUpstreams,
-    /// Where arrivals and answers are appended, one line each.
+    /// Where arrivals and answers are written, one line each (truncated at start).
     pub log_file: Option<PathBuf>,
 }
 
@@ -134,7 +134,8 @@ impl CloudFront {
             Some(path) => Some(Mutex::new(
                 OpenOptions::new()
                     .create(true)
-                    .append(true)
+                    .write(true)
+                    .truncate(true)
                     .open(path)
                     .with_context(|| format!("opening {}", path.display()))?,
             )),
@@ -232,6 +233,8 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Ro
         let service = TowerToHyperService::new(router.clone().layer(Extension(Peer(peer.ip()))));
         tokio::spawn(async move {
             // A client that does not trust the harness CA fails here: its own error to report.
+            // So does busybox 1.35's wget: its ClientHello has no signature_algorithms
+            // extension, which rustls requires (SignatureAlgorithmsExtensionRequired).
             let Ok(tls_stream) = acceptor.accept(tcp).await else {
                 return;
             };

@@ -22,7 +22,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use crate::emulators::azure::AzureEmulators;
 use crate::emulators::gcp::GcpEmulators;
 use crate::emulators::pod_identity_agent::AgentRoute;
-use crate::emulators::{AwsEmulators, PodIdentityAgent};
+use crate::emulators::{AwsEmulators, CloudFront, PodIdentityAgent};
 use crate::scenario::{Cloud, Scenario, Step};
 use crate::setup::SetupVariables;
 use crate::webhooks::EksPodIdentityWebhook;
@@ -50,6 +50,9 @@ pub struct RunContext<'a> {
     pub webhook: Option<&'a EksPodIdentityWebhook>,
     /// The Pod Identity Agent, routing this scenario's namespace to `aws`.
     pub pod_identity_agent: Option<&'a PodIdentityAgent>,
+    /// The clouds' real names for pods (local provider), routing this namespace's AWS calls
+    /// to `aws`.
+    pub cloud_front: Option<&'a CloudFront>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +90,9 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     }
     if let Some(webhook) = ctx.webhook {
         webhook.unroute_namespace(&namespace);
+    }
+    if let Some(front) = ctx.cloud_front {
+        front.unroute_namespace(&namespace);
     }
     if !ctx.keep {
         ctx.aws.clear_pod_identity_associations();
@@ -179,6 +185,9 @@ async fn run_steps(
                 credentials: ctx.aws.admin().clone(),
             },
         );
+    }
+    if let Some(front) = ctx.cloud_front {
+        front.route_namespace(namespace, ctx.aws.gate_url());
     }
     let base = scenario
         .path

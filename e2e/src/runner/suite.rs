@@ -67,6 +67,7 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             keep: options.keep,
             webhook: env.webhook.as_ref(),
             pod_identity_agent: env.pod_identity_agent.as_ref(),
+            cloud_front: env.cloud_front.as_ref(),
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
