@@ -3,9 +3,9 @@
 //! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
 //! by URL; then the GCP emulators (their metadata server identifies pods through the cluster's
 //! API, their STS trusts the cluster's issuer), the Azure emulators (trusting the cluster's
-//! issuer; pods reach Entra on the host's bridge address) and the Azure Workload Identity
-//! webhook stand-in; on the local provider last the cloud front, where the cluster's DNS sends
-//! the clouds' real names. On the `existing` provider nothing is created in the cluster but
+//! issuer) and the Azure Workload Identity webhook stand-in; on the local provider last the
+//! cloud front, where the cluster's DNS sends the clouds' real names (kind pods reach Entra on
+//! the host's address). On the `existing` provider nothing is created in the cluster but
 //! namespaces: the cluster's own issuer is read from its discovery document, its own webhooks
 //! mutate pods, and no node is labelled (pods there reach GKE's own metadata server).
 
