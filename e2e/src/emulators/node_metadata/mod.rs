@@ -132,12 +132,12 @@ impl NodeMetadata {
 
     /// `outcome`: the status sent, or why nothing was.
     fn record(&self, method: &str, path: &str, action: String, outcome: impl ToString) {
-        self.log.record(RequestLogEntry {
-            method: method.to_owned(),
-            path: path.to_owned(),
+        self.log.record(RequestLogEntry::answered(
+            method,
+            path,
             action,
-            outcome: outcome.to_string(),
-        });
+            outcome.to_string(),
+        ));
     }
 
     fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, NodeRoute>> {
