@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::emulators::ACCOUNT_ID;
 use crate::emulators::azure::AzureSetup;
 use crate::runner::environment::Environment;
-use crate::runner::plugin_command::{add_gcp_env, plugin_command};
+use crate::runner::plugin_command::{add_gcp_env, host_side_args, plugin_command};
 use crate::setup::{CloudSetup, SetupVariables};
 
 /// The seed's manifests, embedded so the demo runs from any directory.
@@ -195,6 +195,7 @@ async fn podiam(env: &Environment, plugin: &Path, args: &[&str]) -> Result<i32> 
     add_gcp_env(&mut command, &env.gcp);
     Ok(command
         .args(args)
+        .args(host_side_args(args, &env.azure))
         .status()
         .await
         .with_context(|| format!("running {}", plugin.display()))?

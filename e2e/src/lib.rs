@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_fleet;
 pub mod bench_verify;
+pub mod cloud_hosts;
 pub mod cluster;
 pub mod cpu_time;
 pub mod demo;

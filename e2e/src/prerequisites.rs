@@ -1,7 +1,8 @@
 //! `podiam-e2e setup`: everything the local provider needs, installed or built once and cached
 //! outside the repository — Debian packages (containerd, runc, CNI plugins, iptables,
-//! busybox-static), the pinned Kubernetes and etcd binaries (built from the Go module proxy by
-//! `e2e/k8s/build.sh` into `~/.cache/podiam/k8s-<version>/bin`), and the moto venv.
+//! busybox-static, curl, ca-certificates), the pinned Kubernetes, etcd and CoreDNS binaries
+//! (built from the Go module proxy by `e2e/k8s/build.sh` into
+//! `~/.cache/podiam/k8s-<version>/bin`), and the moto venv.
 //! Idempotent: a warm run only checks.
 
 use std::io::{BufRead, BufReader};

@@ -1,9 +1,11 @@
 //! The harness's Azure side end to end, without the plugin: the environment the scenarios
 //! run in (cluster, AWS emulators whose issuer is the cluster's, Azure emulators, both webhook
-//! stand-ins) gives a labelled pod the webhook's variables, and that pod's own projected token
-//! exchanges at the Entra emulator through the pod-facing `AZURE_AUTHORITY_HOST` for an access
-//! token the Blob front accepts; the same token is refused by Entra when the federated
-//! credential names another subject. This is the path `kubectl podiam verify` takes.
+//! stand-ins, cluster DNS and cloud front) gives a labelled pod the webhook's variables, with
+//! `AZURE_AUTHORITY_HOST=https://login.microsoftonline.com/` as on AKS; from inside the pod,
+//! curl exchanges the pod's own projected token there (the cluster's DNS and the cloud front
+//! lead to the Entra emulator) for an access token; from the host, at the emulator's own
+//! address as the plugin does, the token gets an access token the Blob front accepts; the same
+//! token is refused by Entra when the federated credential names another subject.
 //!
 //! Needs root, the cluster binaries and the Python venv, like `podiam-e2e run`; run under
 //! `flock /tmp/podiam-cluster.lock`. The token is held in memory only.
@@ -127,15 +129,37 @@ async fn a_live_pod_token_exchanges_at_the_entra_emulator() {
             .unwrap_or_else(|| panic!("{name} not in the pod's environment"))
             .to_owned()
     };
-    let authority = var("AZURE_AUTHORITY_HOST");
-    assert_eq!(authority, env.azure.authority_host());
-    assert!(authority.starts_with("https://10.88.0.1:"), "{authority}");
+    assert_eq!(
+        var("AZURE_AUTHORITY_HOST"),
+        "https://login.microsoftonline.com/"
+    );
     assert_eq!(var("AZURE_CLIENT_ID"), SEED_CLIENT_ID);
     let tenant = var("AZURE_TENANT_ID");
     let token = exec_stdout(&pods, &["cat", &var("AZURE_FEDERATED_TOKEN_FILE")]).await;
     assert_eq!(token.split('.').count(), 3, "the token file holds no JWT");
 
+    // Inside the pod, at the real authority (curl trusts the harness CA in the image's bundle).
+    let in_pod = exec_stdout(
+        &pods,
+        &[
+            "sh",
+            "-c",
+            "curl -sS -o /dev/null -w '%{http_code}' \
+             -d grant_type=client_credentials -d client_id=\"$AZURE_CLIENT_ID\" \
+             --data-urlencode scope=https://storage.azure.com/.default \
+             --data-urlencode client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
+             --data-urlencode client_assertion@\"$AZURE_FEDERATED_TOKEN_FILE\" \
+             \"${AZURE_AUTHORITY_HOST}${AZURE_TENANT_ID}/oauth2/v2.0/token\" 2>&1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        in_pod, "200",
+        "the in-pod exchange at login.microsoftonline.com"
+    );
+
     // From the host, as the plugin does, trusting the emulators' bundle (SSL_CERT_FILE).
+    let authority = format!("{}/", env.azure.entra_url());
     let bundle = std::fs::read(env.azure.ca_bundle_file()).expect("CA bundle");
     let mut http = reqwest::Client::builder().tls_built_in_root_certs(false);
     for cert in reqwest::Certificate::from_pem_bundle(&bundle).expect("PEM bundle") {

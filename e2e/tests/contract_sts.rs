@@ -364,3 +364,25 @@ async fn query_string_form_is_handled_too() {
         "{body}"
     );
 }
+
+/// An unsigned call other than AssumeRoleWithWebIdentity: AWS's 403, not moto's 500.
+#[tokio::test]
+async fn unsigned_get_caller_identity_is_missing_authentication_token() {
+    let emulators = AwsEmulators::start(Default::default())
+        .await
+        .expect("AWS emulators start (needs python3 with venv and PyPI for moto)");
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/?Action=GetCallerIdentity&Version=2011-06-15",
+            emulators.gate_url()
+        ))
+        .send()
+        .await
+        .expect("the gate answers");
+    assert_eq!(response.status(), 403);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("<Code>MissingAuthenticationToken</Code>"),
+        "{body}"
+    );
+}

@@ -9,7 +9,7 @@ use std::process::Command;
 use super::error::{ClusterError, Result};
 
 /// Debian packages the local provider installs, and a file each must provide.
-const PACKAGES: [(&str, &str); 7] = [
+const PACKAGES: [(&str, &str); 9] = [
     ("containerd", "/usr/bin/containerd"),
     ("containerd", "/usr/bin/ctr"),
     ("containerd", "/usr/bin/containerd-shim-runc-v2"),
@@ -17,6 +17,9 @@ const PACKAGES: [(&str, &str); 7] = [
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     ("iptables", "/usr/sbin/iptables"),
     ("busybox-static", "/usr/bin/busybox"),
+    // The curl image: Debian's curl with its libraries, and Debian's public CA bundle.
+    ("curl", "/usr/bin/curl"),
+    ("ca-certificates", "/etc/ssl/certs/ca-certificates.crt"),
 ];
 
 /// CNI plugins the network configuration uses.
@@ -30,15 +33,19 @@ pub struct HostPackages {
     pub runc: PathBuf,
     pub cni_bin_dir: PathBuf,
     pub iptables: PathBuf,
-    /// A statically linked busybox (the images' only binary).
+    /// A statically linked busybox (the images' shell and tools).
     pub busybox: PathBuf,
+    /// Debian's curl (dynamically linked; the curl image carries its libraries).
+    pub curl: PathBuf,
+    /// Debian's bundle of public CA certificates (`ca-certificates`).
+    pub ca_bundle: PathBuf,
     /// True when this call ran apt-get.
     pub installed_now: bool,
 }
 
-/// Checks for containerd, runc, the CNI plugins, iptables and a static busybox; when any is
-/// missing, runs `apt-get update` and `apt-get install` for exactly the packages that provide
-/// them (Debian/Ubuntu, as root). Never runs apt-get when everything is present.
+/// Checks for containerd, runc, the CNI plugins, iptables, a static busybox, curl and the CA
+/// bundle; when any is missing, runs `apt-get update` and `apt-get install` for exactly the
+/// packages that provide them (Debian/Ubuntu, as root). Never runs apt-get when everything is present.
 pub fn ensure_host_packages() -> Result<HostPackages> {
     let missing = missing_packages();
     let installed_now = !missing.is_empty();
@@ -50,7 +57,8 @@ pub fn ensure_host_packages() -> Result<HostPackages> {
                     "packages {} (and no apt-get to install them)",
                     missing.join(" ")
                 ),
-                fix: "install containerd, runc, the CNI plugins, iptables and a static busybox"
+                fix: "install containerd, runc, the CNI plugins, iptables, a static busybox, \
+                      curl and ca-certificates"
                     .into(),
             });
         }
@@ -73,6 +81,8 @@ pub fn ensure_host_packages() -> Result<HostPackages> {
         cni_bin_dir: PathBuf::from("/usr/lib/cni"),
         iptables: PathBuf::from("/usr/sbin/iptables"),
         busybox: PathBuf::from("/usr/bin/busybox"),
+        curl: PathBuf::from("/usr/bin/curl"),
+        ca_bundle: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
         installed_now,
     })
 }
@@ -160,6 +170,22 @@ pub fn require_free_ports(ports: &[(u16, &str)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fails when another process holds UDP `ip:port` (e.g. a DNS server left running).
+pub fn require_free_udp_port(ip: std::net::Ipv4Addr, port: u16, user: &str) -> Result<()> {
+    // The address may not exist yet (the bridge is made later): only a held port fails.
+    match std::net::UdpSocket::bind((ip, port)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(ClusterError::MissingPrerequisite {
+                what: format!(
+                    "free UDP port {ip}:{port} (for {user}); something already listens there"
+                ),
+                fix: format!("stop the other process (`ss -lunp 'sport = :{port}'`)"),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `program` on PATH.

@@ -1,8 +1,9 @@
-//! Container images built from the host's static busybox, written as one docker-archive
-//! tarball (`manifest.json` + image configs + layer tars) and imported with `ctr images
-//! import` into containerd's `k8s.io` namespace. Reproducible (fixed mtimes and owners), so
-//! the same busybox always yields the same image ids. Pods must use `imagePullPolicy: Never`
-//! or `IfNotPresent`: there is no registry behind `podiam.local`.
+//! Container images built from the host's static busybox and Debian's curl, written as one
+//! docker-archive tarball (`manifest.json` + image configs + layer tars) and imported with
+//! `ctr images import` into containerd's `k8s.io` namespace. Reproducible (fixed mtimes and
+//! owners, a persisted harness CA), so the same inputs always yield the same image ids. Pods
+//! must use `imagePullPolicy: Never` or `IfNotPresent`: there is no registry behind
+//! `podiam.local`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,10 +13,19 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::error::{ClusterError, IoContext, Result};
+use super::host::HostPackages;
 
 /// busybox with every applet linked in `/bin` (`sh`, `cat`, `env`, `id`, `wget`, …),
-/// `/etc/passwd` (root, nobody) and a 1777 `/tmp`. Default command `sh`.
+/// `/etc/passwd` (root, nobody), a 1777 `/tmp` and [`CA_BUNDLE`]. Default command `sh`.
 pub const BUSYBOX_IMAGE: &str = "podiam.local/busybox:latest";
+/// Like the clouds' CLI images: everything of [`BUSYBOX_IMAGE`], plus Debian's `curl` at
+/// `/usr/bin/curl` with every shared library it loads (and the dynamic loader), and
+/// [`PUBLIC_ONLY_BUNDLE`].
+pub const CURL_IMAGE: &str = "podiam.local/curl:latest";
+/// Debian's public CA certificates plus the harness CA (Debian's path, curl's default).
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Debian's public CA certificates only: for "a CA the pod does not trust" (`curl --cacert`).
+pub const PUBLIC_ONLY_BUNDLE: &str = "/etc/ssl/public-only.pem";
 /// No shell and no tools: only [`DISTROLESS_SLEEP`], which sleeps for its argument
 /// (default: about 68 years). `exec … cat` fails with "executable file not found".
 pub const DISTROLESS_IMAGE: &str = "podiam.local/distroless:latest";
@@ -26,29 +36,54 @@ pub const PAUSE_IMAGE: &str = "podiam.local/pause:latest";
 
 const FOREVER: &str = "2147483647";
 
-/// Writes the archive holding all three images into `dir`; returns its path.
-pub fn build_archive(dir: &Path, busybox: &Path) -> Result<PathBuf> {
+/// What the images are made of.
+#[derive(Debug, Clone)]
+pub struct ImageInputs {
+    /// A statically linked busybox.
+    pub busybox: PathBuf,
+    /// A dynamically linked curl; its libraries are found with `ldd`.
+    pub curl: PathBuf,
+    /// The public CA bundle (Debian's `ca-certificates`).
+    pub public_ca_bundle: PathBuf,
+    /// The harness CA certificate (PEM), appended to the public bundle at [`CA_BUNDLE`].
+    pub harness_ca_pem: String,
+}
+
+impl ImageInputs {
+    pub fn from_host(host: &HostPackages, harness_ca_pem: &str) -> Self {
+        Self {
+            busybox: host.busybox.clone(),
+            curl: host.curl.clone(),
+            public_ca_bundle: host.ca_bundle.clone(),
+            harness_ca_pem: harness_ca_pem.to_owned(),
+        }
+    }
+}
+
+/// Writes the archive holding all four images into `dir`; returns its path.
+pub fn build_archive(dir: &Path, inputs: &ImageInputs) -> Result<PathBuf> {
     fs::create_dir_all(dir).io_context(|| format!("creating {}", dir.display()))?;
+    let busybox = &inputs.busybox;
     let busybox_bytes =
         fs::read(busybox).io_context(|| format!("reading {}", busybox.display()))?;
     let applets = applets(busybox)?;
+    let public = fs::read(&inputs.public_ca_bundle)
+        .io_context(|| format!("reading {}", inputs.public_ca_bundle.display()))?;
+    let mut bundle = public.clone();
+    if !bundle.ends_with(b"\n") {
+        bundle.push(b'\n');
+    }
+    bundle.extend_from_slice(inputs.harness_ca_pem.as_bytes());
 
     let mut full = TarWriter::default();
-    full.dir("bin/", 0o755);
-    full.file("bin/busybox", 0o755, &busybox_bytes);
-    for applet in applets.iter().filter(|a| a.as_str() != "busybox") {
-        full.symlink(&format!("bin/{applet}"), "busybox");
-    }
-    full.dir("etc/", 0o755);
-    full.file(
-        "etc/passwd",
-        0o644,
-        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    );
-    full.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n");
-    full.dir("root/", 0o700);
-    full.dir("tmp/", 0o1777);
+    busybox_tree(&mut full, &busybox_bytes, &applets, &bundle);
     let full = full.finish();
+
+    let mut curl = TarWriter::default();
+    busybox_tree(&mut curl, &busybox_bytes, &applets, &bundle);
+    curl.file(PUBLIC_ONLY_BUNDLE.trim_start_matches('/'), 0o644, &public);
+    add_dynamic_executable(&mut curl, &inputs.curl, "usr/bin/curl")?;
+    let curl = curl.finish();
 
     let mut sleeper = TarWriter::default();
     sleeper.file(
@@ -60,6 +95,7 @@ pub fn build_archive(dir: &Path, busybox: &Path) -> Result<PathBuf> {
 
     let images = [
         (BUSYBOX_IMAGE, &full, json!(null), json!(["sh"])),
+        (CURL_IMAGE, &curl, json!(null), json!(["sh"])),
         (
             DISTROLESS_IMAGE,
             &sleeper,
@@ -90,7 +126,7 @@ pub fn build_archive(dir: &Path, busybox: &Path) -> Result<PathBuf> {
             "os": "linux",
             "created": "1970-01-01T00:00:00Z",
             "config": {
-                "Env": ["PATH=/bin:/"],
+                "Env": ["PATH=/bin:/usr/bin:/"],
                 "Entrypoint": entrypoint,
                 "Cmd": cmd,
                 "WorkingDir": "/",
@@ -110,6 +146,102 @@ pub fn build_archive(dir: &Path, busybox: &Path) -> Result<PathBuf> {
     let path = dir.join("podiam-images.tar");
     fs::write(&path, archive.finish()).io_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// busybox with its applets in `/bin`, users, `/tmp`, the CA bundle and `nsswitch.conf`.
+fn busybox_tree(tar: &mut TarWriter, busybox: &[u8], applets: &[String], ca_bundle: &[u8]) {
+    tar.dir("bin/", 0o755);
+    tar.file("bin/busybox", 0o755, busybox);
+    for applet in applets.iter().filter(|a| a.as_str() != "busybox") {
+        tar.symlink(&format!("bin/{applet}"), "busybox");
+    }
+    tar.dir("etc/", 0o755);
+    tar.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    );
+    tar.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n");
+    // glibc's resolver (busybox-static's and curl's): /etc/hosts, then DNS per resolv.conf.
+    tar.file("etc/nsswitch.conf", 0o644, b"hosts: files dns\n");
+    tar.dir("etc/ssl/", 0o755);
+    tar.dir("etc/ssl/certs/", 0o755);
+    tar.file(CA_BUNDLE.trim_start_matches('/'), 0o644, ca_bundle);
+    tar.dir("root/", 0o700);
+    tar.dir("tmp/", 0o1777);
+}
+
+/// `program` at `target`, with every library `ldd` names (and the dynamic loader) at the same
+/// path as on this machine, their parent directories first.
+fn add_dynamic_executable(tar: &mut TarWriter, program: &Path, target: &str) -> Result<()> {
+    let output = Command::new("ldd")
+        .arg(program)
+        .output()
+        .map_err(|e| ClusterError::other(format!("running ldd {}: {e}", program.display())))?;
+    if !output.status.success() {
+        return Err(ClusterError::other(format!(
+            "ldd {} failed: {}",
+            program.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let libraries = ldd_paths(&String::from_utf8_lossy(&output.stdout))?;
+    let mut files: Vec<(String, PathBuf)> = libraries
+        .into_iter()
+        .map(|p| (p.trim_start_matches('/').to_owned(), PathBuf::from(p)))
+        .collect();
+    files.push((target.to_owned(), program.to_path_buf()));
+    let mut dirs: Vec<String> = Vec::new();
+    for (name, _) in &files {
+        let mut prefix = String::new();
+        for part in name
+            .split('/')
+            .rev()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            prefix.push_str(part);
+            prefix.push('/');
+            if !dirs.contains(&prefix) {
+                dirs.push(prefix.clone());
+            }
+        }
+    }
+    for dir in dirs {
+        tar.dir(&dir, 0o755);
+    }
+    for (name, source) in files {
+        // Read through symlinks: the image holds the file under the name the loader asks for.
+        let bytes = fs::read(&source).io_context(|| format!("reading {}", source.display()))?;
+        tar.file(&name, 0o755, &bytes);
+    }
+    Ok(())
+}
+
+/// The absolute paths in `ldd` output (`name => /path (addr)` and `/loader (addr)`).
+fn ldd_paths(ldd: &str) -> Result<Vec<String>> {
+    let mut paths = Vec::new();
+    for line in ldd.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let path = match line.split_once("=>") {
+            Some((name, rest)) => {
+                let path = rest.split_whitespace().next().unwrap_or_default();
+                if path == "not" || path.is_empty() {
+                    return Err(ClusterError::other(format!(
+                        "ldd: library {} not found",
+                        name.trim()
+                    )));
+                }
+                path
+            }
+            None => line.split_whitespace().next().unwrap_or_default(),
+        };
+        if path.starts_with('/') && !paths.iter().any(|p| p == path) {
+            paths.push(path.to_owned());
+        }
+    }
+    Ok(paths)
 }
 
 /// `ctr images import` into the `k8s.io` namespace the CRI plugin reads.
@@ -222,6 +354,22 @@ fn octal(field: &mut [u8], value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldd_output_gives_libraries_and_the_loader() {
+        let out = "\tlinux-vdso.so.1 (0x00007f09c8b4a000)\n\
+                   \tlibcurl.so.4 => /lib/x86_64-linux-gnu/libcurl.so.4 (0x00007f09c8a45000)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f09c8b4c000)\n";
+        assert_eq!(
+            ldd_paths(out).unwrap(),
+            [
+                "/lib/x86_64-linux-gnu/libcurl.so.4",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+        let missing = "\tlibfoo.so.1 => not found\n";
+        assert!(ldd_paths(missing).is_err());
+    }
 
     #[test]
     fn tar_entries_read_back_with_tar() {

@@ -162,7 +162,17 @@ impl KindCluster {
         let rendered = state.join("kind-config.yaml");
         config.write(&rendered)?;
 
-        let archive = images::build_archive(&state.join("images"), &options.busybox)?;
+        // The same images as the local provider's (kind pods do not reach the cloud front).
+        let harness_ca = super::harness_ca::HarnessCa::load_or_generate(
+            &super::harness_ca::HarnessCa::default_dir(),
+        )?;
+        let inputs = images::ImageInputs {
+            busybox: options.busybox.clone(),
+            curl: PathBuf::from("/usr/bin/curl"),
+            public_ca_bundle: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            harness_ca_pem: harness_ca.cert_pem().to_owned(),
+        };
+        let archive = images::build_archive(&state.join("images"), &inputs)?;
 
         let phase = Instant::now();
         let create_log = state.join("kind-create.log");

@@ -79,6 +79,9 @@ pub fn write_config(paths: &KubeletPaths, pki: &Pki, runtime_endpoint: &str) -> 
         "podLogsDir": paths.pod_logs_dir,
         "volumePluginDir": paths.volume_plugin_dir,
         "resolvConf": "/etc/resolv.conf",
+        // CoreDNS on the bridge gateway (no kube-proxy, so no Service IP): see cluster_dns.rs.
+        "clusterDNS": [GATEWAY_IP.to_string()],
+        "clusterDomain": super::cluster_dns::CLUSTER_DOMAIN,
         // No iptables chains of the kubelet's own on the host.
         "makeIPTablesUtilChains": false,
         "registerNode": true,

@@ -12,12 +12,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
 use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use super::cluster_dns::{self, ClusterDnsConfig};
 use super::containerd::{self, ContainerdPaths};
 use super::control_plane::{
     self, APISERVER_PORT, CONTROLLER_MANAGER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT,
     SCHEDULER_PORT, ServiceAccountIssuer,
 };
 use super::error::{ClusterError, IoContext, Result};
+use super::harness_ca::HarnessCa;
 use super::host::{self, HostPackages};
 use super::images;
 use super::kubeconfig;
@@ -56,6 +58,9 @@ pub struct LocalClusterOptions {
     pub install_host_packages: bool,
     /// Leave everything running when the `LocalCluster` is dropped without `down` (debugging).
     pub keep_running_on_drop: bool,
+    /// The harness CA (pods trust it through the images' CA bundle). Default
+    /// [`HarnessCa::default_dir`], kept across `down`.
+    pub harness_ca_dir: PathBuf,
 }
 
 impl LocalClusterOptions {
@@ -71,6 +76,7 @@ impl LocalClusterOptions {
             extra_apiserver_args: Vec::new(),
             install_host_packages: true,
             keep_running_on_drop: false,
+            harness_ca_dir: HarnessCa::default_dir(),
         }
     }
 }
@@ -86,7 +92,7 @@ pub struct ComponentStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterStatus {
-    /// In start order: containerd, etcd, kube-apiserver, kube-controller-manager,
+    /// In start order: containerd, etcd, kube-apiserver, coredns, kube-controller-manager,
     /// kube-scheduler, kubelet.
     pub components: Vec<ComponentStatus>,
     /// containerd's runc shims and the container processes under them.
@@ -155,6 +161,7 @@ impl LocalCluster {
 
         let state_dir = options.state_dir.clone();
         clean_leftovers(&state_dir, &options.binaries_dir, &host)?;
+        host::require_free_udp_port(GATEWAY_IP, 53, "the cluster DNS (CoreDNS)")?;
         host::require_free_ports(&[
             (ETCD_CLIENT_PORT, "etcd"),
             (ETCD_PEER_PORT, "etcd peer"),
@@ -165,7 +172,7 @@ impl LocalCluster {
             (KUBELET_HEALTHZ_PORT, "kubelet healthz"),
         ])?;
 
-        for dir in ["logs", "run", "pki", "etcd", "images", "kubeconfig"] {
+        for dir in ["logs", "run", "pki", "etcd", "images", "kubeconfig", "dns"] {
             let dir = state_dir.join(dir);
             fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         }
@@ -288,7 +295,11 @@ impl LocalCluster {
             &state_dir.join("etcd"),
             files("etcd"),
         )?);
-        let archive = images::build_archive(&state_dir.join("images"), &self.host.busybox)?;
+        let harness_ca = HarnessCa::load_or_generate(&self.options.harness_ca_dir)?;
+        let archive = images::build_archive(
+            &state_dir.join("images"),
+            &images::ImageInputs::from_host(&self.host, harness_ca.cert_pem()),
+        )?;
         containerd::wait_ready(
             &mut self.processes[0],
             &self.host.ctr,
@@ -315,6 +326,21 @@ impl LocalCluster {
         )?);
         self.wait_apiserver_ready().await?;
         self.timings.apiserver_ready = phase.elapsed();
+
+        // The cluster's DNS, before the kubelet writes its address into pods' resolv.conf.
+        let dns = ClusterDnsConfig {
+            listen: (GATEWAY_IP, 53).into(),
+            cloud_front: GATEWAY_IP,
+            kubeconfig: Some(self.admin_kubeconfig.clone()),
+        };
+        self.processes.push(cluster_dns::spawn(
+            &binaries,
+            &state_dir.join("dns"),
+            &dns,
+            files("coredns"),
+        )?);
+        let coredns = self.processes.len() - 1;
+        cluster_dns::wait_answering(&mut self.processes[coredns], &dns, START_TIMEOUT).await?;
 
         let phase = Instant::now();
         self.processes.push(control_plane::spawn_controller_manager(
@@ -619,6 +645,7 @@ fn teardown(
     // Clients of etcd before etcd, each stage gracefully (SIGTERM) within one grace period.
     for stage in [
         &[
+            "coredns",
             "kube-scheduler",
             "kube-controller-manager",
             "kube-apiserver",

@@ -1,7 +1,8 @@
 //! Cluster providers. `local` runs a real single-node Kubernetes on this machine: etcd,
 //! kube-apiserver, kube-controller-manager, kube-scheduler and a kubelet built from the pinned
 //! Go modules in `e2e/k8s` (see `e2e/k8s/build.sh`), over Debian's containerd, runc and bridge
-//! CNI, with busybox-based images built locally (no registry, no Docker). `kind` makes the
+//! CNI, with busybox- and curl-based images built locally (no registry, no Docker), and CoreDNS
+//! as the cluster's DNS answering the clouds' real names with the cloud front's address. `kind` makes the
 //! same cluster shape in Docker from `kind-config.yaml` (CI machines with a Docker engine);
 //! `existing` uses the current kubeconfig and creates nothing it does not own. The
 //! service-account issuer flags of `local` and `kind` both come from `kind-config.yaml`
@@ -16,10 +17,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cluster_dns;
 mod containerd;
 mod control_plane;
 mod error;
 mod existing;
+mod harness_ca;
 mod host;
 mod images;
 mod kind;
@@ -36,8 +39,11 @@ use std::path::PathBuf;
 
 pub use error::ClusterError;
 pub use existing::ExistingCluster;
+pub use harness_ca::{HarnessCa, IssuedCertificate};
 pub use host::{HostPackages, ensure_host_packages, require_host_packages};
-pub use images::{BUSYBOX_IMAGE, DISTROLESS_IMAGE, DISTROLESS_SLEEP, PAUSE_IMAGE};
+pub use images::{
+    BUSYBOX_IMAGE, CURL_IMAGE, DISTROLESS_IMAGE, DISTROLESS_SLEEP, PAUSE_IMAGE, PUBLIC_ONLY_BUNDLE,
+};
 pub use kind::{
     KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster, KindClusterOptions, KindTools, KindUpTimings,
     pick_ipv4_gateway, require_kind_and_docker,
@@ -59,13 +65,15 @@ pub use network::{
 /// The Kubernetes release `e2e/k8s` pins and `e2e/k8s/build.sh` builds.
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
 
-/// The binaries every local cluster needs, as `e2e/k8s/build.sh` names them.
-pub const KUBERNETES_BINARIES: [&str; 5] = [
+/// The binaries every local cluster needs, as `e2e/k8s/build.sh` names them (CoreDNS is the
+/// cluster's DNS).
+pub const KUBERNETES_BINARIES: [&str; 6] = [
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kubelet",
+    "coredns",
 ];
 
 /// `${PODIAM_CACHE:-$HOME/.cache/podiam}`: where `build.sh` caches binaries.

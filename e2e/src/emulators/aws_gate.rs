@@ -174,6 +174,11 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
                     (error.into_response(), code)
                 }
             }
+        } else if !action.is_empty() && !is_signed(&parts.headers, &params) {
+            // moto fails unsigned query-protocol calls with a 500; AWS refuses them.
+            let error = StsError::missing_authentication_token();
+            let code = error.code.to_owned();
+            (error.into_response(), code)
         } else {
             let path_and_query = parts
                 .uri
@@ -214,6 +219,14 @@ fn gate_timeout_message(action: &str) -> String {
         "the AWS gate did not finish {what} within {}s",
         hop_budgets::GATE_REQUEST.as_secs()
     )
+}
+
+/// A SigV4 `Authorization` header, or a presigned (SigV4 or SigV2) query.
+fn is_signed(headers: &HeaderMap, params: &[(String, String)]) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
+        || params
+            .iter()
+            .any(|(key, _)| key == "X-Amz-Signature" || key == "Signature")
 }
 
 async fn assume_role_for_pod_identity(

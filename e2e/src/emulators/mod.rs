@@ -8,6 +8,7 @@ mod aws_emulators;
 mod aws_gate;
 pub mod azure;
 mod background_runtime;
+pub mod cloud_front;
 mod credentials;
 mod eks_associations;
 pub mod eks_auth;
@@ -33,6 +34,7 @@ mod web_identity_token;
 
 pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 pub use aws_gate::AwsGate;
+pub use cloud_front::{CloudFront, CloudFrontOptions, CloudFrontUpstreams, GoogleUpstreams};
 pub use credentials::AdminCredentials;
 pub use eks_auth::{DEFAULT_CLUSTER_NAME, PodIdentityAssociation};
 pub use moto::{MotoAuth, MotoServer};

@@ -42,6 +42,15 @@ impl StsError {
         )
     }
 
+    /// AWS's answer to a query-protocol call with no signature at all.
+    pub fn missing_authentication_token() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationToken",
+            "Request is missing Authentication Token",
+        )
+    }
+
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "ValidationError", message)
     }

@@ -82,6 +82,16 @@ pub async fn collect(items: &[CatchItem], ctx: &RunContext<'_>, namespace: &str)
                     let _ = writeln!(out, "--- Pod Identity Agent requests");
                     write_entries(&mut out, &agent.request_events());
                 }
+                if let Some(front) = ctx.cloud_front {
+                    let _ = writeln!(out, "--- cloud front requests from {namespace}");
+                    for entry in front
+                        .request_log()
+                        .into_iter()
+                        .filter(|e| e.namespace.as_deref() == Some(namespace))
+                    {
+                        let _ = writeln!(out, "{entry:?}");
+                    }
+                }
                 let _ = writeln!(out, "--- Azure emulator requests (Entra, Blob)");
                 write_entries(&mut out, &ctx.azure.request_log());
             }

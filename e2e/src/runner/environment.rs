@@ -3,8 +3,9 @@
 //! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
 //! by URL; then the GCP emulators (their metadata server identifies pods through the cluster's
 //! API, their STS trusts the cluster's issuer), the Azure emulators (trusting the cluster's
-//! issuer; pods reach Entra on the host's bridge address) and the Azure Workload Identity
-//! webhook stand-in. On the `existing` provider nothing is created in the cluster but
+//! issuer) and the Azure Workload Identity webhook stand-in; on the local provider last the
+//! cloud front, where the cluster's DNS sends the clouds' real names (kind pods reach Entra on
+//! the host's address). On the `existing` provider nothing is created in the cluster but
 //! namespaces: the cluster's own issuer is read from its discovery document, its own webhooks
 //! mutate pods, and no node is labelled (pods there reach GKE's own metadata server).
 
@@ -19,14 +20,15 @@ use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
 };
-use crate::cluster::{GATEWAY_IP, METADATA_IP};
+use crate::cluster::{GATEWAY_IP, HarnessCa, METADATA_IP};
 use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_HOST};
 use crate::emulators::gcp::{
     GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
 };
 use crate::emulators::pod_identity_agent::AgentRoute;
 use crate::emulators::{
-    AwsEmulatorOptions, AwsEmulators, DEFAULT_CLUSTER_NAME, PodIdentityAgent, SIGNING_KEY_FILE_NAME,
+    AwsEmulatorOptions, AwsEmulators, CloudFront, CloudFrontOptions, CloudFrontUpstreams,
+    DEFAULT_CLUSTER_NAME, GoogleUpstreams, PodIdentityAgent, SIGNING_KEY_FILE_NAME,
 };
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
@@ -78,6 +80,9 @@ pub enum Cluster {
 pub const POD_IDENTITY_AGENT_ADDRESS: &str = "169.254.170.23";
 
 pub struct Environment {
+    /// The clouds' real names on 10.88.0.1:443 (local provider only; on the bridge, so it
+    /// goes before the cluster).
+    pub cloud_front: Option<CloudFront>,
     // Field order is drop order: GCP emulators (their metadata address is on the cluster's
     // bridge), webhooks, agent, then cluster, then the other emulators.
     /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
@@ -180,22 +185,29 @@ impl Environment {
         timings.push(("GCP emulators", t.elapsed()));
 
         let t = Instant::now();
+        // Local pods reach Entra as on AKS, at login.microsoftonline.com through the cloud front;
+        // kind pods reach the host's address (listen everywhere: their network exists only now).
+        let local = provider == Provider::Local;
         let azure = AzureEmulators::start(AzureEmulatorOptions {
             state_dir: Some(state_root.join("azure")),
-            // Pods reach the host on their bridge, which exists only now: listen everywhere.
-            entra_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            entra_bind_ip: std::net::IpAddr::from(if local { [127, 0, 0, 1] } else { [0; 4] }),
             authority_hostname: pod_facing_host,
             trusted_ca_files: vec![aws.ca_file().to_path_buf()],
         })
         .await
         .context("starting the Azure emulators")?;
+        let authority_host = if local {
+            AzureMutationSettings::default().authority_host
+        } else {
+            azure.authority_host().to_owned()
+        };
         let azure_webhook = AzureWorkloadIdentityWebhook::start(
             client.clone(),
             AzureWebhookOptions {
                 bind: webhook_bind,
                 settings: AzureMutationSettings {
                     tenant_id: azure.tenant_id(),
-                    authority_host: azure.authority_host().to_owned(),
+                    authority_host,
                     ..AzureMutationSettings::default()
                 },
             },
@@ -211,7 +223,12 @@ impl Environment {
             // kind nodes cannot reach an address on this host's bridge.
             _ => None,
         };
+        let cloud_front = match provider {
+            Provider::Local => Some(start_cloud_front(&aws, &gcp, &azure, state_root)?),
+            _ => None,
+        };
         Ok(Environment {
+            cloud_front,
             gcp,
             webhook: Some(webhook),
             azure_webhook: Some(azure_webhook),
@@ -283,6 +300,7 @@ impl Environment {
             cluster.server_version()
         );
         Ok(Environment {
+            cloud_front: None,
             gcp,
             webhook: None,
             azure_webhook: None,
@@ -349,6 +367,7 @@ impl Environment {
 
     /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.
     pub async fn down(mut self) -> Result<()> {
+        drop(self.cloud_front.take());
         if self.pod_identity_agent.take().is_some() {
             crate::cluster::remove_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"));
         }
@@ -420,6 +439,36 @@ async fn local_cluster(
     LocalCluster::up(options)
         .await
         .context("starting the local cluster")
+}
+
+/// The cloud front on the bridge's address, port 443, with a certificate from the harness CA
+/// (the one in the images' CA bundle): AWS names to the first worker's gate until the runner
+/// routes a namespace elsewhere, Entra and the Google APIs to their one emulator set.
+fn start_cloud_front(
+    aws: &AwsEmulators,
+    gcp: &GcpEmulators,
+    azure: &AzureEmulators,
+    state_root: &Path,
+) -> Result<CloudFront> {
+    let ca = HarnessCa::load_or_generate(&HarnessCa::default_dir())?;
+    let oauth_token_url = gcp.oauth_token_url();
+    let options = CloudFrontOptions {
+        bind: SocketAddr::from((GATEWAY_IP, 443)),
+        upstreams: CloudFrontUpstreams {
+            aws: aws.gate_url().to_owned(),
+            entra: Some(azure.entra_url().to_owned()),
+            google: Some(GoogleUpstreams {
+                sts: gcp.sts_url().to_owned(),
+                iam_credentials: gcp.iam_credentials_url().to_owned(),
+                oauth2: oauth_token_url.trim_end_matches("/token").to_owned(),
+                storage: gcp.gcs_url().to_owned(),
+                iam: gcp.iam_url().to_owned(),
+            }),
+            trusted_ca_files: vec![azure.ca_file().to_path_buf()],
+        },
+        log_file: Some(state_root.join("cloud-front.log")),
+    };
+    CloudFront::start(options, &ca).context("starting the cloud front")
 }
 
 /// The agent on `169.254.170.23:80`, an address added to the pod bridge (removed in `down`).

@@ -1,16 +1,18 @@
 //! Scenario manifests name the seed's images; the local cluster has no registry, so they are
-//! mapped to the images the harness builds from busybox-static.
+//! mapped to the images the harness builds: the clouds' CLI images (which all ship curl and a
+//! CA bundle) to the curl image, busybox to busybox-static.
 
 /// Image names as written in the seed guide → the locally built image that stands in.
 pub const IMAGE_MAP: &[(&str, &str)] = &[
-    ("amazonlinux", LOCAL_BUSYBOX),
-    ("google/cloud-sdk", LOCAL_BUSYBOX),
-    ("mcr.microsoft.com/azure-cli", LOCAL_BUSYBOX),
+    ("amazonlinux", LOCAL_CURL),
+    ("google/cloud-sdk", LOCAL_CURL),
+    ("mcr.microsoft.com/azure-cli", LOCAL_CURL),
     ("busybox", LOCAL_BUSYBOX),
     ("distroless", LOCAL_DISTROLESS),
 ];
 
 pub const LOCAL_BUSYBOX: &str = "podiam.local/busybox:latest";
+pub const LOCAL_CURL: &str = "podiam.local/curl:latest";
 pub const LOCAL_DISTROLESS: &str = "podiam.local/distroless:latest";
 
 /// The local image for `image` (tag and digest ignored), or `image` unchanged.
@@ -59,12 +61,10 @@ mod tests {
 
     #[test]
     fn maps_seed_images() {
-        assert_eq!(map_image("amazonlinux"), LOCAL_BUSYBOX);
-        assert_eq!(map_image("amazonlinux:2023"), LOCAL_BUSYBOX);
-        assert_eq!(
-            map_image("mcr.microsoft.com/azure-cli:latest"),
-            LOCAL_BUSYBOX
-        );
+        assert_eq!(map_image("amazonlinux"), LOCAL_CURL);
+        assert_eq!(map_image("amazonlinux:2023"), LOCAL_CURL);
+        assert_eq!(map_image("mcr.microsoft.com/azure-cli:latest"), LOCAL_CURL);
+        assert_eq!(map_image("busybox:1.36"), LOCAL_BUSYBOX);
         assert_eq!(
             map_image("registry.example:5000/app"),
             "registry.example:5000/app"
@@ -73,7 +73,7 @@ mod tests {
         map_images(&mut deploy);
         assert_eq!(
             deploy["spec"]["template"]["spec"]["containers"][0]["image"],
-            LOCAL_BUSYBOX
+            LOCAL_CURL
         );
         assert_eq!(
             deploy["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],

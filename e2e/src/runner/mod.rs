@@ -23,7 +23,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use crate::emulators::azure::AzureEmulators;
 use crate::emulators::gcp::GcpEmulators;
 use crate::emulators::pod_identity_agent::AgentRoute;
-use crate::emulators::{AwsEmulators, PodIdentityAgent};
+use crate::emulators::{AwsEmulators, CloudFront, PodIdentityAgent};
 use crate::scenario::{Cloud, Scenario, Step};
 use crate::setup::SetupVariables;
 use crate::webhooks::EksPodIdentityWebhook;
@@ -54,6 +54,9 @@ pub struct RunContext<'a> {
     /// The node's metadata services (EC2/Azure IMDS, GCE node mode), routing this scenario's
     /// namespace to its declared node identity.
     pub node_metadata: Option<std::sync::Arc<crate::emulators::node_metadata::NodeMetadata>>,
+    /// The clouds' real names for pods (local provider), routing this namespace's AWS calls
+    /// to `aws`.
+    pub cloud_front: Option<&'a CloudFront>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +96,9 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
         webhook.unroute_namespace(&namespace);
     }
     node_identity::unregister(ctx, &namespace);
+    if let Some(front) = ctx.cloud_front {
+        front.unroute_namespace(&namespace);
+    }
     if !ctx.keep {
         ctx.aws.clear_pod_identity_associations();
         let _ = Api::<Namespace>::all(ctx.client.clone())
@@ -185,6 +191,9 @@ async fn run_steps(
                 credentials: ctx.aws.admin().clone(),
             },
         );
+    }
+    if let Some(front) = ctx.cloud_front {
+        front.route_namespace(namespace, ctx.aws.gate_url());
     }
     let base = scenario
         .path

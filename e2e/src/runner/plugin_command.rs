@@ -3,8 +3,10 @@
 //! plugin can explain refusals from IAM). Nothing else leaks in from the harness's environment.
 //!
 //! Azure: `SSL_CERT_FILE` is the emulators' CA bundle (Entra's CA and the cluster issuer's),
-//! `PODIAM_AZURE_BLOB_ENDPOINT` the Blob front. The Entra authority comes from the pod's own
-//! `AZURE_AUTHORITY_HOST`, injected by the webhook stand-in. For `bind`, the operator's Azure
+//! `PODIAM_AZURE_BLOB_ENDPOINT` the Blob front. Pods have `AZURE_AUTHORITY_HOST` =
+//! `https://login.microsoftonline.com/` (the webhook stand-in injects it, as on AKS), a name only
+//! the cluster's DNS resolves: the exchange this machine makes goes to the emulator through
+//! `--azure-authority-host` ([`host_side_args`]). For `bind`, the operator's Azure
 //! identity is the emulators' operator principal through the SDKs' environment convention
 //! (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_AUTHORITY_HOST`), and
 //! Microsoft Graph is at `PODIAM_AZURE_GRAPH_ENDPOINT`.
@@ -49,6 +51,23 @@ pub fn plugin_command(
             crate::emulators::DEFAULT_CLUSTER_NAME,
         );
     cmd
+}
+
+/// Flags a plugin run needs on this machine after its own arguments: the Entra emulator's
+/// address for `whoami`, `verify` and `bind` (this machine cannot resolve the real names the
+/// pods use; in-pod exchanges do not go through here).
+pub fn host_side_args(args: &[impl AsRef<str>], azure: &AzureEmulators) -> Vec<String> {
+    let subcommand = args.first().map(AsRef::as_ref);
+    if matches!(subcommand, Some("whoami" | "verify" | "bind"))
+        && !args.iter().any(|a| a.as_ref() == "--azure-authority-host")
+    {
+        vec![
+            "--azure-authority-host".to_owned(),
+            format!("{}/", azure.entra_url()),
+        ]
+    } else {
+        Vec::new()
+    }
 }
 
 /// The GCP endpoints the plugin reads from its environment: the Cloud Storage front

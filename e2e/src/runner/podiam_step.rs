@@ -39,6 +39,7 @@ pub async fn run(
     let output = command
         .args(&ctx.plugin_args)
         .args(&args)
+        .args(super::plugin_command::host_side_args(&args, ctx.azure))
         .args(["-n", namespace, "-o", "json"])
         .output()
         .await

@@ -68,6 +68,7 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             webhook: env.webhook.as_ref(),
             pod_identity_agent: env.pod_identity_agent.as_ref(),
             node_metadata: Some(env.gcp.node_metadata()),
+            cloud_front: env.cloud_front.as_ref(),
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
