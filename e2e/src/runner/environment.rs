@@ -167,8 +167,12 @@ impl Environment {
         };
         let webhook = EksPodIdentityWebhook::start(
             client.clone(),
+            // As EKS runs it: the cluster's region injected (AWS_REGION, AWS_DEFAULT_REGION)
+            // and regional STS endpoints by default since Kubernetes 1.22.
             WebhookOptions {
                 bind: webhook_bind,
+                region: Some(crate::emulators::REGION.to_owned()),
+                regional_sts_default: true,
                 ..WebhookOptions::default()
             },
         )?;
