@@ -56,6 +56,10 @@ pub enum CallFailure {
     },
     #[error("the session in the pod ended: {0}")]
     SessionBroken(String),
+    /// The pod reaches the endpoint over TCP, but its only client (busybox wget) cannot make
+    /// or verify the TLS half: the exchange itself must be made elsewhere.
+    #[error("the pod reaches {0} over TCP, but its only client, busybox wget, does not verify TLS")]
+    TlsNotJudged(String),
 }
 
 impl CallFailure {
@@ -75,6 +79,7 @@ impl CallFailure {
             CallFailure::Proxy { .. } => "proxy",
             CallFailure::Other { .. } => "other",
             CallFailure::SessionBroken(_) => "session",
+            CallFailure::TlsNotJudged(_) => "tls-not-judged",
         }
     }
 }
@@ -120,6 +125,14 @@ pub fn classify(raw: &RawCall<'_>) -> CallOutcome {
         }
         "wget" => wget_outcome(raw),
         "nc" => nc_outcome(raw),
+        // busybox wget on https: DNS, refused, no route and timeouts are the pod's path; a
+        // failure past the connection is busybox's own TLS, not what the pod's SDK would see.
+        "busybox-wget-tls" => match wget_outcome(raw) {
+            Err(CallFailure::Tls { .. } | CallFailure::Other { .. }) => {
+                Err(CallFailure::TlsNotJudged("the endpoint".into()))
+            }
+            other => other,
+        },
         other => Err(CallFailure::Other {
             client: other.into(),
             rc: raw.rc,

@@ -363,3 +363,31 @@ async fn an_image_without_a_client_says_so() {
         .unwrap_err();
     assert_eq!(failure.kind(), "no-client");
 }
+
+#[tokio::test]
+async fn busybox_wget_alone_proves_only_the_tcp_half_of_https() {
+    // A server that answers plain text to a TLS client: busybox's TLS fails past the connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.write_all(STS_ANSWER.as_bytes()).await;
+        }
+    });
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (_, session, _bin) = session(&["busybox-wget"], &[], &[]).await;
+    let reached = PodCall::get(format!("https://127.0.0.1:{open}/"), Duration::from_secs(2));
+    let failure = session.call(&reached).await.unwrap_err();
+    assert_eq!(failure.kind(), "tls-not-judged", "{failure}");
+    let refused = PodCall::get(
+        format!("https://127.0.0.1:{closed}/"),
+        Duration::from_secs(2),
+    );
+    let failure = session.call(&refused).await.unwrap_err();
+    assert_eq!(failure.kind(), "refused", "{failure}");
+    let dns = PodCall::get("https://sts.podiam-test.invalid/", Duration::from_secs(2));
+    assert_eq!(session.call(&dns).await.unwrap_err().kind(), "dns");
+}
