@@ -58,8 +58,8 @@ pub use local::{
     failed_logs_dir, status_detached,
 };
 pub use network::{
-    BRIDGE_NAME, GATEWAY_IP, METADATA_IP, POD_CIDR, add_bridge_address, add_metadata_address,
-    remove_bridge_address, remove_metadata_address,
+    BRIDGE_MAC, BRIDGE_NAME, GATEWAY_IP, METADATA_IP, POD_CIDR, add_bridge_address,
+    add_metadata_address, remove_bridge_address, remove_metadata_address,
 };
 
 /// The Kubernetes release `e2e/k8s` pins and `e2e/k8s/build.sh` builds.

@@ -26,12 +26,21 @@ pub const NETWORK_NAME: &str = "podiam";
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 pub const KUBERNETES_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 
-/// Creates the bridge (if absent) with the gateway address, up.
+/// The bridge's own MAC, set explicitly (locally administered, after the gateway address). A
+/// Linux bridge whose MAC was not set takes the lowest MAC of its ports, so every pod created
+/// or deleted could change it: pods that cached the old one lose their gateway — and with it
+/// the agent, the metadata service, the cloud front and DNS — until their ARP entry is renewed
+/// (the `bind-aws-pod-identity` flake: the pod's request to the agent never reached the host
+/// after a pod of a parallel scenario went away). Docker fixes docker0's MAC the same way.
+pub const BRIDGE_MAC: &str = "02:42:0a:58:00:01";
+
+/// Creates the bridge (if absent) with the gateway address and a fixed MAC, up.
 pub fn ensure_bridge() -> Result<()> {
     let exists = Path::new("/sys/class/net").join(BRIDGE_NAME).exists();
     if !exists {
         ip(&["link", "add", BRIDGE_NAME, "type", "bridge"])?;
     }
+    ip(&["link", "set", BRIDGE_NAME, "address", BRIDGE_MAC])?;
     ip(&[
         "addr",
         "replace",

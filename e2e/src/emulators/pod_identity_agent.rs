@@ -22,6 +22,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -95,8 +96,22 @@ impl PodIdentityAgent {
         let router = Router::new()
             .route("/v1/credentials", axum::routing::get(credentials))
             .with_state(state.clone());
+        // Connections are logged when accepted, before any byte is read: a request that never
+        // reaches the handler is told apart from one that never reached the agent at all.
+        let accepts = state.log.clone();
         let server = runtime.handle().spawn(async move {
             if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                let listener = listener.tap_io(move |stream| {
+                    let peer = stream
+                        .peer_addr()
+                        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+                    accepts.record(RequestLogEntry::answered(
+                        "TCP",
+                        "-",
+                        "Accept".to_owned(),
+                        format!("connection from {peer}"),
+                    ));
+                });
                 let _ = axum::serve(listener, router).await;
             }
         });
@@ -140,7 +155,9 @@ impl PodIdentityAgent {
     /// Requests answered so far, one entry each (outcome = HTTP status; no tokens or
     /// credentials).
     pub fn request_log(&self) -> Vec<RequestLogEntry> {
-        self.state.log.answered()
+        let mut answered = self.state.log.answered();
+        answered.retain(|e| e.action != "Accept");
+        answered
     }
 
     /// Every arrival and answer, oldest first: a request still in progress (or stuck) shows
