@@ -113,6 +113,8 @@ pub struct FleetBenchReport {
     pub options: FleetBenchOptions,
     pub pods_ready: Duration,
     pub runs: Vec<RunMeasurement>,
+    /// One bare exec of `true` per pod, same concurrency: the floor under `verify -A`.
+    pub exec_floor: Duration,
 }
 
 /// One `verify -A` run of one plugin binary.
@@ -170,6 +172,12 @@ impl fmt::Display for FleetBenchReport {
                 f,
                 "  wall time     {:>8.2} s   (target < 10 s)",
                 run.wall.as_secs_f64()
+            )?;
+            writeln!(
+                f,
+                "  exec floor    {:>8.2} s   (one bare exec of `true` per pod, same concurrency; verify -A = {:.2}x, target <= 1.3x)",
+                self.exec_floor.as_secs_f64(),
+                run.wall.as_secs_f64() / self.exec_floor.as_secs_f64().max(f64::EPSILON)
             )?;
             writeln!(
                 f,
@@ -352,6 +360,13 @@ async fn measure(
         .context("waiting for the fleet's pods")?;
     let pods_ready = started.elapsed();
 
+    let (exec_floor, _) = crate::bench_exec_floor::exec_floor(
+        &env.client,
+        NAMESPACE,
+        &format!("{LABEL}=fleet"),
+        usize::from(options.concurrency),
+    )
+    .await?;
     let mut runs = Vec::new();
     for plugin in plugins {
         for _ in 0..options.runs.max(1) {
@@ -362,6 +377,7 @@ async fn measure(
         options,
         pods_ready,
         runs,
+        exec_floor,
     })
 }
 

@@ -4,6 +4,7 @@
 //! in front of moto, with an HTTPS OIDC issuer whose tokens the gate validates like AWS does.
 
 pub mod bench;
+pub mod bench_exec_floor;
 pub mod bench_fleet;
 pub mod bench_verify;
 pub mod cloud_hosts;
