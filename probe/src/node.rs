@@ -20,6 +20,7 @@ pub fn probe(p: &mut Probe) {
         asked: asked.clone(),
         ..Node::default()
     };
+    p.step_prefix = "node:";
     for cloud in &asked {
         let result = match cloud.as_str() {
             "aws" => aws_node(p),
@@ -35,6 +36,7 @@ pub fn probe(p: &mut Probe) {
             Err(why) => node.not_reached.push(why),
         }
     }
+    p.step_prefix = "";
     p.report.node = Some(node);
 }
 

@@ -54,7 +54,8 @@ pub struct TokenRead {
 /// One HTTP call: an answer (status, the cloud's error code) or a failure with its cause.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Call {
-    /// e.g. `sts:AssumeRoleWithWebIdentity`, `sts:GetCallerIdentity`, `imds:token`.
+    /// e.g. `sts:AssumeRoleWithWebIdentity`, `sts:GetCallerIdentity`; the node's calls are
+    /// prefixed `node:` (`node:imds:token`, `node:sts:GetCallerIdentity`).
     pub step: String,
     pub url: String,
     /// Why the pod's SDK calls this URL.

@@ -37,6 +37,8 @@ pub struct Probe {
     pub resolver: Resolver,
     pub options: Options,
     pub report: Report,
+    /// Prefixed to each call's step: `node:` while the node's identity is asked.
+    pub step_prefix: &'static str,
 }
 
 impl Probe {
@@ -60,6 +62,7 @@ impl Probe {
             resolver,
             options,
             report,
+            step_prefix: "",
         }
     }
 
@@ -82,7 +85,7 @@ impl Probe {
         };
         let (route, result) = client.send(request, &roots);
         let mut call = Call {
-            step: step.into(),
+            step: format!("{}{step}", self.step_prefix),
             url: request.url.clone(),
             because: because.into(),
             proxy: route.proxy,

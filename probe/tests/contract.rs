@@ -57,7 +57,7 @@ fn the_fixture_is_what_the_probe_prints() {
                     detail: "no answer within 2s".into(),
                 }),
                 ..call(
-                    "imds:token",
+                    "node:imds:token",
                     "http://169.254.169.254/latest/api/token",
                     "the SDK chain's last resort",
                     None,

@@ -205,7 +205,7 @@ fn a_refusal_carries_the_clouds_code_and_an_unreachable_sts_its_cause() {
     let v: serde_json::Value = serde_json::from_str(&report.line()).unwrap();
     assert_eq!(v["token"]["read"], false);
     assert!(
-        v["calls"][0]["step"] == "imds:token",
+        v["calls"][0]["step"] == "node:imds:token",
         "no exchange without a token: {v}"
     );
     std::fs::remove_file(file).unwrap();
