@@ -95,8 +95,8 @@ pub struct ProbeFlags {
     /// auto: ephemeral only when exec finds no shell or client
     #[arg(long, value_enum, default_value = "exec")]
     pub probe: crate::ephemeral::ProbeMode,
-    /// Image of the ephemeral probe
-    #[arg(long, value_name = "IMAGE", default_value = crate::ephemeral::DEFAULT_IMAGE)]
+    /// Image of the ephemeral probe (a registry mirror, or a locally built one)
+    #[arg(long, value_name = "IMAGE", env = "PODIAM_PROBE_IMAGE", default_value = crate::ephemeral::DEFAULT_IMAGE)]
     pub probe_image: String,
 }
 
