@@ -87,6 +87,19 @@ pub struct CloudFlags {
     pub expect_client_id: Option<String>,
 }
 
+/// How podiam gets inside the pod (whoami and verify).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProbeFlags {
+    /// exec: one exec in the container (needs a shell and curl/wget/python3); ephemeral: start
+    /// the podiam-probe ephemeral container (it cannot be removed from the pod afterwards);
+    /// auto: ephemeral only when exec finds no shell or client
+    #[arg(long, value_enum, default_value = "exec")]
+    pub probe: crate::ephemeral::ProbeMode,
+    /// Image of the ephemeral probe (a registry mirror, or a locally built one)
+    #[arg(long, value_name = "IMAGE", env = "PODIAM_PROBE_IMAGE", default_value = crate::ephemeral::DEFAULT_IMAGE)]
+    pub probe_image: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show a pod's effective identity (Kubernetes and cloud) and the evidence it came from
@@ -114,6 +127,8 @@ pub struct WhoamiArgs {
     pub container: Option<String>,
     #[command(flatten)]
     pub cloud: CloudFlags,
+    #[command(flatten)]
+    pub probe: ProbeFlags,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +166,8 @@ pub struct VerifyArgs {
     pub cannot: Vec<String>,
     #[command(flatten)]
     pub cloud: CloudFlags,
+    #[command(flatten)]
+    pub probe: ProbeFlags,
 }
 
 /// kubectl's `--dry-run` values.

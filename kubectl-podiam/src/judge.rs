@@ -1,5 +1,6 @@
 //! The flow for one pod: detect → static checks → evidence → exchange → report item.
 
+use crate::ephemeral::{self, Collected};
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::mechanisms::{self, Mechanism, egress, node_fallback, static_credentials};
 use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
@@ -46,6 +47,10 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         }
     };
 
+    // Exec in the container → the ephemeral probe (when asked) → the exchange from this machine.
+    let detected = mechanism.map_or(MechanismId::None, |m| m.id());
+    let ephemeral = ephemeral::collect(pod, probe, env.as_ref(), detected, &options.probe).await;
+
     let (mut findings, uninspected) = static_credentials::scan(&spec, &pod.secret_keys);
     if let Some(env) = &env {
         for f in static_credentials::scan_runtime(&pod.container, &env.names()) {
@@ -67,7 +72,10 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         checks.extend(m.static_checks(pod, &spec));
         // The endpoints it needs against the NetworkPolicies selecting the pod.
         checks.extend(egress::checks(pod, &spec, env.as_ref(), m.id(), probe, options).await);
-        let outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
+        let mut outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
+        if let Collected::Evidence(e) = &ephemeral {
+            e.apply(m.id(), &mut outcome, options);
+        }
         // Runtime evidence supersedes the static prediction for the same check.
         checks.retain(|c| !outcome.checks.iter().any(|r| r.id == c.id));
         checks.extend(outcome.checks);
@@ -127,14 +135,20 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         } else {
             mechanism.map_or(MechanismId::None, |m| m.id())
         };
-        if let Some((check, node_identity)) =
-            node_fallback::judge(pod, env.as_ref(), wired, options).await
-        {
+        let from_exec = node_fallback::judge(pod, env.as_ref(), wired, options).await;
+        let node = match &ephemeral {
+            Collected::Evidence(e) if from_exec.is_none() => e.node_check(wired),
+            _ => from_exec,
+        };
+        if let Some((check, node_identity)) = node {
             checks.push(check);
             if identity.is_none() {
                 identity = node_identity;
             }
         }
+    }
+    if let Collected::Failed(check) = ephemeral {
+        checks.push(check);
     }
     // The calls from inside the pod are done: end its session.
     if let Some(env) = env {

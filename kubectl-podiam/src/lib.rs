@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod endpoints;
 pub mod env_probe;
+pub mod ephemeral;
 pub mod error;
 pub mod evidence;
 pub mod exchange;

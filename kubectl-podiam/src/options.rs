@@ -100,6 +100,8 @@ pub struct VerifyOptions {
     /// `verify -f`: the NetworkPolicy and Namespace documents of the input (None when live:
     /// the policies are then read from the cluster).
     pub manifest_network_policies: Option<crate::network_policy::ManifestNetworkPolicies>,
+    /// `--probe` and `--probe-image`: whether an ephemeral probe is started in the pod.
+    pub probe: crate::ephemeral::ProbeSettings,
 }
 
 #[cfg(test)]

@@ -308,6 +308,11 @@ impl LocalCluster {
         )
         .await?;
         images::import(&self.host.ctr, &self.containerd.socket, &archive)?;
+        super::probe_image::import(
+            &self.host.ctr,
+            &self.containerd.socket,
+            &state_dir.join("images"),
+        )?;
         self.timings.containerd_and_images = phase.elapsed();
 
         let phase = Instant::now();

@@ -33,6 +33,7 @@ mod leftovers;
 mod local;
 mod network;
 mod pki;
+mod probe_image;
 mod process;
 
 use std::path::PathBuf;
@@ -61,6 +62,7 @@ pub use network::{
     BRIDGE_MAC, BRIDGE_NAME, GATEWAY_IP, METADATA_IP, POD_CIDR, add_bridge_address,
     add_metadata_address, remove_bridge_address, remove_metadata_address,
 };
+pub use probe_image::PROBE_IMAGE;
 
 /// The Kubernetes release `e2e/k8s` pins and `e2e/k8s/build.sh` builds.
 pub const KUBERNETES_VERSION: &str = "v1.34.4";

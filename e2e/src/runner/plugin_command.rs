@@ -36,6 +36,7 @@ pub fn plugin_command(
         .env("AWS_ENDPOINT_URL", aws.gate_url())
         .env("AWS_REGION", aws.region())
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PODIAM_PROBE_IMAGE", crate::cluster::PROBE_IMAGE)
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("SSL_CERT_FILE", azure.ca_bundle_file())

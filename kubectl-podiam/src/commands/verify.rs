@@ -31,6 +31,7 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         eks_cluster_name: super::eks_cluster_name(global, &args.cloud),
         rbac: super::rbac_options(global),
         gcp: super::gcp_target(global, &args.cloud),
+        probe: crate::ephemeral::ProbeSettings::from_flags(&args.probe),
         ..Default::default()
     })
 }
@@ -75,6 +76,11 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
             items.push(judge(s, &probe, &options).await);
         }
         return Ok(items);
+    }
+    if is_fleet(args) && args.probe.probe != crate::ephemeral::ProbeMode::Exec {
+        return Err(Error::Usage(
+            "--probe=ephemeral|auto adds a container that cannot be removed to each pod: name one pod".into(),
+        ));
     }
     let conn = client::connect(&super::connection_flags(global)).await?;
     let Some(pod_name) = args.pod.as_deref().filter(|_| !is_fleet(args)) else {

@@ -27,7 +27,7 @@ const METADATA: &str = "http://169.254.169.254";
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 const IMDS_TTL_HEADER: &str = "X-aws-ec2-metadata-token-ttl-seconds";
 const IMDS_TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
-const GKE_METADATA_LABEL: &str = "iam.gke.io/gke-metadata-server-enabled";
+pub const GKE_METADATA_LABEL: &str = "iam.gke.io/gke-metadata-server-enabled";
 
 /// A node identity the pod reached, and how.
 pub struct NodeIdentity {
@@ -40,7 +40,7 @@ pub struct NodeIdentity {
 struct NotReached(Vec<String>);
 
 /// Which metadata services a pod's SDK would fall back to.
-fn clouds(mechanism: MechanismId) -> &'static [&'static str] {
+pub fn clouds(mechanism: MechanismId) -> &'static [&'static str] {
     match mechanism {
         MechanismId::AwsIrsa | MechanismId::AwsPodIdentity => &["aws"],
         MechanismId::AzureWorkloadIdentity => &["azure"],
@@ -62,9 +62,20 @@ pub async fn judge(
         return None;
     }
     let (env, session) = env.and_then(|e| e.session().map(|s| (e, s)))?;
-    let found = reach(pod, env, session, clouds, options).await;
-    Some(match found {
-        Err(NotReached(reasons)) => (
+    let found = reach(pod, env, session, clouds, options)
+        .await
+        .map_err(|NotReached(reasons)| reasons);
+    Some(verdict(found, mechanism))
+}
+
+/// The check for what the pod reached (or the reasons it reached nothing), and for an unwired
+/// pod the identity it really runs with. Shared with the ephemeral probe's evidence.
+pub fn verdict(
+    found: Result<NodeIdentity, Vec<String>>,
+    mechanism: MechanismId,
+) -> (Check, Option<Identity>) {
+    match found {
+        Err(reasons) => (
             Check::pass(
                 ID,
                 format!(
@@ -104,7 +115,7 @@ pub async fn judge(
             },
             None,
         ),
-    })
+    }
 }
 
 fn block_fix(provider: &str) -> String {
