@@ -308,10 +308,16 @@ impl LocalCluster {
         )
         .await?;
         images::import(&self.host.ctr, &self.containerd.socket, &archive)?;
+        let mut bundle = std::fs::read(&self.host.ca_bundle).unwrap_or_default();
+        if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(harness_ca.cert_pem().as_bytes());
         super::probe_image::import(
             &self.host.ctr,
             &self.containerd.socket,
             &state_dir.join("images"),
+            &bundle,
         )?;
         self.timings.containerd_and_images = phase.elapsed();
 

@@ -101,7 +101,9 @@ pub fn build_archive(dir: &Path, probe: &Path, ca_bundle: Option<&[u8]>) -> Resu
 
 /// Builds (or finds) the probe and imports its image. Without a probe binary the cluster still
 /// comes up: scenarios with `--probe=ephemeral` then fail with the plugin's image-pull message.
-pub fn import(ctr: &Path, socket: &Path, dir: &Path) -> Result<()> {
+/// `ca_bundle`: the bundle the images carry (the public roots and the harness CA), so the
+/// probe trusts the cloud front as the pods' own images do.
+pub fn import(ctr: &Path, socket: &Path, dir: &Path, ca_bundle: &[u8]) -> Result<()> {
     let probe = match probe_binary() {
         Ok(p) => p,
         Err(e) => {
@@ -109,7 +111,7 @@ pub fn import(ctr: &Path, socket: &Path, dir: &Path) -> Result<()> {
             return Ok(());
         }
     };
-    let archive = build_archive(dir, &probe, None)?;
+    let archive = build_archive(dir, &probe, Some(ca_bundle))?;
     super::images::import(ctr, socket, &archive)
 }
 
