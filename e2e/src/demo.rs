@@ -39,6 +39,32 @@ aws:
                 "${ISSUER_HOSTPATH}:aud": sts.amazonaws.com
 "#;
 
+/// The node's instance profile role (what an unwired pod's SDK falls back to through IMDS).
+const NODE_ROLE: &str = r#"
+aws:
+  roles:
+    - name: node-role
+      trustPolicy:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {Service: ec2.amazonaws.com}
+            Action: sts:AssumeRole
+"#;
+
+/// A pod wired to no workload identity.
+const UNWIRED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unwired-pod
+spec:
+  containers:
+    - name: app
+      image: amazonlinux
+      command: ["sleep", "3600"]
+"#;
+
 /// A pod in `default` whose ServiceAccount points at a role trusting namespace `staging`.
 const MISCONFIGURED: &str = r#"
 apiVersion: v1
@@ -169,6 +195,18 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
     println!("# 4. Misconfigured: staging-pod's role trusts namespace staging, not default");
     let caught = podiam(env, plugin, &["verify", "staging-pod"]).await?;
     println!();
+
+    println!(
+        "# 5. Unwired: unwired-pod has no workload identity; its node's instance role (hop limit 2)"
+    );
+    println!("#    answers IMDSv2 from inside the pod, so the pod's SDK silently runs as the node");
+    env.aws.apply(&CloudSetup::from_yaml(NODE_ROLE)?).await?;
+    route_node_role(env)?;
+    env.create_pods("default", UNWIRED, &["unwired-pod"])
+        .await
+        .context("creating the unwired pod")?;
+    let node_fallback = podiam(env, plugin, &["verify", "unwired-pod"]).await?;
+    println!();
     let codes = [
         whoami,
         verified,
@@ -177,15 +215,42 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
         azure_whoami,
         azure_verified,
         caught,
+        node_fallback,
     ];
-    if codes == [0, 0, 0, 0, 0, 0, 1] {
+    if codes == [0, 0, 0, 0, 0, 0, 1, 1] {
         println!(
-            "# demo: s3-pod, gcs-pod and azure-pod verified (exit 0); the misconfiguration was caught (exit 1)"
+            "# demo: s3-pod, gcs-pod and azure-pod verified (exit 0); the misconfiguration and the node-role fallback were caught (exit 1)"
         );
         Ok(())
     } else {
         bail!("demo: unexpected exit codes {codes:?} (want 0 for each seed pod, then 1)")
     }
+}
+
+/// Pods of `default` sit on a node whose instance profile is node-role (IMDSv2, hop limit 2).
+fn route_node_role(env: &Environment) -> Result<()> {
+    use crate::emulators::node_metadata::{AwsBackend, AwsNodeSetup, NodeRoute, NodeSetup};
+    let node = NodeSetup {
+        aws: Some(AwsNodeSetup {
+            instance_role: Some("node-role".to_owned()),
+            ..serde_json::from_value(serde_json::json!({}))?
+        }),
+        ..NodeSetup::default()
+    };
+    env.gcp.node_metadata().route_namespace(
+        "default",
+        NodeRoute {
+            node,
+            aws: Some(AwsBackend {
+                moto_url: env.aws.moto_url().to_owned(),
+                admin: env.aws.admin().clone(),
+                account_id: env.aws.account_id().to_owned(),
+                region: env.aws.region().to_owned(),
+            }),
+            azure: None,
+        },
+    );
+    Ok(())
 }
 
 /// Runs the plugin as a user would, output straight to the terminal.
