@@ -27,6 +27,20 @@ fn all_scenarios_load() {
             "{} asserts nothing about the plugin's output",
             s.metadata.name
         );
+        // A block needs the pod's address: the pod must have been waited for before it.
+        for (i, step) in s.spec.steps.iter().enumerate() {
+            if let Step::Block(block) = step {
+                assert!(
+                    s.spec.steps[..i].iter().any(
+                        |earlier| matches!(earlier, Step::Wait(w) if w.pod.as_deref() == Some(block.pod.as_str()))
+                    ),
+                    "{}: step {} blocks pod {} before waiting for it",
+                    s.metadata.name,
+                    i + 1,
+                    block.pod
+                );
+            }
+        }
         // Azure setups are applied in memory: what Entra or RBAC would refuse fails here.
         let expanded = s
             .spec

@@ -541,6 +541,11 @@ impl LocalCluster {
 
     /// The address pods reach the host at (the bridge gateway); also the node's InternalIP.
     /// Bound before any pod exists, so host services can listen on it right after `up`.
+    /// The iptables binary the cluster's network uses (scenario `block` steps add rules with it).
+    pub fn iptables(&self) -> &Path {
+        &self.host.iptables
+    }
+
     pub fn node_ip(&self) -> Ipv4Addr {
         GATEWAY_IP
     }
@@ -698,6 +703,7 @@ fn clean_leftovers(state_dir: &Path, binaries_dir: &Path, host: &HostPackages) -
     leftovers::remove_cni_results(network::NETWORK_NAME);
     leftovers::remove_shim_socket_dir();
     network::remove_iptables_rules(&host.iptables);
+    super::egress_faults::remove_faults_chain(&host.iptables);
     network::remove_metadata_address();
     network::delete_bridge();
     if !still_mounted.is_empty() {

@@ -20,6 +20,7 @@
 pub mod cluster_dns;
 mod containerd;
 mod control_plane;
+pub mod egress_faults;
 mod error;
 mod existing;
 mod harness_ca;
@@ -38,6 +39,7 @@ mod process;
 
 use std::path::PathBuf;
 
+pub use egress_faults::{EgressAction, EgressFaults, EgressRule, FAULTS_CHAIN};
 pub use error::ClusterError;
 pub use existing::ExistingCluster;
 pub use harness_ca::{HarnessCa, IssuedCertificate};

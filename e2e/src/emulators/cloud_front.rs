@@ -10,8 +10,14 @@
 //! call) goes where the last token from the same pod address went; otherwise to the default
 //! gate. Each request is logged when it arrives and when it is answered (time, namespace,
 //! host, method, path, status — never a query string, header value or body).
+//!
+//! A scenario can black-hole one host name for its namespace (`block: {…, via: front}`): every
+//! cloud name resolves to this one address, so only here can `sts.amazonaws.com` be told from
+//! `sts.us-east-1.amazonaws.com`. The caller's namespace comes from its source address, the
+//! host from the TLS handshake's server name; such a connection gets no answer at all until
+//! the client gives up, as behind a firewall that drops it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener};
@@ -28,9 +34,10 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use super::background_runtime::BackgroundRuntime;
 use super::token_namespace::token_namespace as namespace_of;
@@ -43,6 +50,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Form fields holding a Kubernetes token: STS, Entra, Google STS.
 const TOKEN_FIELDS: [&str; 3] = ["WebIdentityToken", "client_assertion", "subject_token"];
+/// A held connection is let go after this even if the client still waits.
+const HOLD_LIMIT: Duration = Duration::from_secs(300);
 
 /// The Google API emulators (`http://IP:PORT` each).
 #[derive(Debug, Clone)]
@@ -94,8 +103,10 @@ struct FrontState {
     upstreams: CloudFrontUpstreams,
     /// Namespace → that worker's AWS gate.
     routes: Mutex<HashMap<String, String>>,
-    /// Pod address → the namespace of the last token it sent.
+    /// Pod address → the namespace of the last token it sent (or of a held host's pod).
     peers: Mutex<HashMap<IpAddr, String>>,
+    /// Namespace → host names whose connections from it are held unanswered.
+    holds: Mutex<HashMap<String, HashSet<String>>>,
     http: reqwest::Client,
     log: Mutex<Vec<FrontLogEntry>>,
     log_file: Option<Mutex<File>>,
@@ -145,6 +156,7 @@ impl CloudFront {
             upstreams: options.upstreams,
             routes: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
+            holds: Mutex::new(HashMap::new()),
             http: http
                 .build()
                 .context("building the cloud front's HTTP client")?,
@@ -153,10 +165,11 @@ impl CloudFront {
         });
         let runtime = BackgroundRuntime::new()?;
         let router = Router::new().fallback(handle).with_state(state.clone());
+        let serving = state.clone();
         let server = runtime.handle().spawn(async move {
             // Registered with the runtime's reactor, hence converted inside it.
             if let Ok(listener) = TcpListener::from_std(listener) {
-                serve(listener, tls, router).await;
+                serve(listener, tls, router, serving).await;
             }
         });
         Ok(Self {
@@ -176,10 +189,26 @@ impl CloudFront {
         lock(&self.state.routes).insert(namespace.to_owned(), aws_gate_url.to_owned());
     }
 
-    /// Forgets `namespace`'s route and the pod addresses seen with it.
+    /// Forgets `namespace`'s route, its held hosts and the pod addresses seen with it.
     pub fn unroute_namespace(&self, namespace: &str) {
         lock(&self.state.routes).remove(namespace);
+        self.release_holds(namespace);
         lock(&self.state.peers).retain(|_, ns| ns != namespace);
+    }
+
+    /// Holds connections for `host` from `namespace` unanswered; `pod` (an address in that
+    /// namespace) is mapped to it now, before it sends any token.
+    pub fn hold_host(&self, namespace: &str, pod: IpAddr, host: &str) {
+        lock(&self.state.peers).insert(pod, namespace.to_owned());
+        lock(&self.state.holds)
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(host_name(host));
+    }
+
+    /// Answers `namespace`'s connections for every host again.
+    pub fn release_holds(&self, namespace: &str) {
+        lock(&self.state.holds).remove(namespace);
     }
 
     /// Every arrival and answer so far, oldest first.
@@ -222,20 +251,39 @@ fn tls_config(ca: &HarnessCa, ip: IpAddr) -> Result<Arc<rustls::ServerConfig>> {
 #[derive(Clone, Copy)]
 struct Peer(IpAddr);
 
-/// Like `crate::https_server::serve_https`, with the caller's address in each request.
-async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router) {
-    let acceptor = TlsAcceptor::from(tls);
+/// Like `crate::https_server::serve_https`, with the caller's address in each request, and
+/// held hosts (read from the ClientHello's server name) never answered.
+async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    state: Arc<FrontState>,
+) {
     loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
+        let Ok((mut tcp, peer)) = listener.accept().await else {
             continue;
         };
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
+        let state = state.clone();
         let service = TowerToHyperService::new(router.clone().layer(Extension(Peer(peer.ip()))));
         tokio::spawn(async move {
+            let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), &mut tcp);
+            let Ok(start) = acceptor.await else {
+                return;
+            };
+            let server_name = start.client_hello().server_name().map(host_name);
+            if let Some(host) = server_name
+                && let Some(namespace) = state.held(peer.ip(), &host)
+            {
+                drop(start);
+                state.record_hold(&namespace, &host, peer.ip());
+                hold(&mut tcp).await;
+                return;
+            }
             // A client that does not trust the harness CA fails here: its own error to report.
             // So does busybox 1.35's wget: its ClientHello has no signature_algorithms
             // extension, which rustls requires (SignatureAlgorithmsExtensionRequired).
-            let Ok(tls_stream) = acceptor.accept(tcp).await else {
+            let Ok(tls_stream) = start.into_stream(tls).await else {
                 return;
             };
             let _ = hyper::server::conn::http1::Builder::new()
@@ -243,6 +291,19 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Ro
                 .await;
         });
     }
+}
+
+/// Keeps a connection open without a byte in answer until the client closes it.
+async fn hold(tcp: &mut TcpStream) {
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(HOLD_LIMIT, async {
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn handle(
@@ -319,6 +380,25 @@ impl FrontState {
             CloudService::GoogleOauth2 => google.map(|g| g.oauth2.clone()),
             CloudService::GoogleStorage => google.map(|g| g.storage.clone()),
             CloudService::GoogleIam => google.map(|g| g.iam.clone()),
+        }
+    }
+
+    /// The namespace holding `host` for the pod at `peer`, if it does.
+    fn held(&self, peer: IpAddr, host: &str) -> Option<String> {
+        let namespace = lock(&self.peers).get(&peer).cloned()?;
+        lock(&self.holds)
+            .get(&namespace)
+            .is_some_and(|hosts| hosts.contains(host))
+            .then_some(namespace)
+    }
+
+    fn record_hold(&self, namespace: &str, host: &str, peer: IpAddr) {
+        if let Some(file) = &self.log_file {
+            let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let _ = writeln!(
+                lock(file),
+                "{time} held (blocked by the scenario) ns={namespace} host={host} from {peer}"
+            );
         }
     }
 
@@ -566,6 +646,65 @@ mod tests {
             !text.contains("GetCallerIdentity") && !text.contains("e30."),
             "query strings or tokens logged:\n{text}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_host_gets_no_answer_from_the_namespaces_pods_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = HarnessCa::load_or_generate(dir.path()).unwrap();
+        let gate = echo_upstream("gate").await;
+        let front = CloudFront::start(
+            CloudFrontOptions {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                upstreams: CloudFrontUpstreams {
+                    aws: gate,
+                    entra: None,
+                    google: None,
+                    trusted_ca_files: Vec::new(),
+                },
+                log_file: Some(dir.path().join("front.log")),
+            },
+            &ca,
+        )
+        .unwrap();
+        let addr = front.address();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            // A new connection each time, as each call from a pod is a new client process.
+            .pool_max_idle_per_host(0)
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap())
+            .resolve("sts.amazonaws.com", addr)
+            .resolve("sts.us-east-1.amazonaws.com", addr)
+            .build()
+            .unwrap();
+        let get = |host: &str| {
+            client
+                .get(format!("https://{host}:{}/", addr.port()))
+                .send()
+        };
+        // Another namespace's hold does not touch this address.
+        front.hold_host("team-b", "10.88.0.99".parse().unwrap(), "sts.amazonaws.com");
+        assert_eq!(get("sts.amazonaws.com").await.unwrap().status(), 200);
+
+        front.hold_host("team-a", IpAddr::from([127, 0, 0, 1]), "STS.amazonaws.com");
+        let held = get("sts.amazonaws.com").await.unwrap_err();
+        assert!(held.is_timeout(), "{held:?}");
+        // The regional name, at the same address, still answers.
+        assert_eq!(
+            get("sts.us-east-1.amazonaws.com").await.unwrap().status(),
+            200
+        );
+        let log = std::fs::read_to_string(dir.path().join("front.log")).unwrap();
+        assert!(
+            log.contains(
+                "held (blocked by the scenario) ns=team-a host=sts.amazonaws.com from 127.0.0.1"
+            ),
+            "{log}"
+        );
+        front.release_holds("team-a");
+        assert_eq!(get("sts.amazonaws.com").await.unwrap().status(), 200);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

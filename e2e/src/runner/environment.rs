@@ -16,11 +16,11 @@ use anyhow::{Context, Result};
 
 use std::net::SocketAddr;
 
+use crate::cluster::{EgressFaults, GATEWAY_IP, HarnessCa, METADATA_IP};
 use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
 };
-use crate::cluster::{GATEWAY_IP, HarnessCa, METADATA_IP};
 use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_HOST};
 use crate::emulators::gcp::{
     GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
@@ -83,6 +83,8 @@ pub struct Environment {
     /// The clouds' real names on 10.88.0.1:443 (local provider only; on the bridge, so it
     /// goes before the cluster).
     pub cloud_front: Option<CloudFront>,
+    /// The harness's iptables chain for `block` steps (local provider only).
+    pub egress_faults: Option<EgressFaults>,
     // Field order is drop order: GCP emulators (their metadata address is on the cluster's
     // bridge), webhooks, agent, then cluster, then the other emulators.
     /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
@@ -231,8 +233,16 @@ impl Environment {
             Provider::Local => Some(start_cloud_front(&aws, &gcp, &azure, state_root)?),
             _ => None,
         };
+        let egress_faults = match &cluster {
+            Cluster::Local(c) => Some(
+                EgressFaults::install(c.iptables())
+                    .context("installing the egress-faults chain on the pod bridge")?,
+            ),
+            _ => None,
+        };
         Ok(Environment {
             cloud_front,
+            egress_faults,
             gcp,
             webhook: Some(webhook),
             azure_webhook: Some(azure_webhook),
@@ -305,6 +315,7 @@ impl Environment {
         );
         Ok(Environment {
             cloud_front: None,
+            egress_faults: None,
             gcp,
             webhook: None,
             azure_webhook: None,
@@ -372,6 +383,8 @@ impl Environment {
     /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.
     pub async fn down(mut self) -> Result<()> {
         drop(self.cloud_front.take());
+        // The chain itself goes with the cluster's other rules (clean_leftovers).
+        drop(self.egress_faults.take());
         if self.pod_identity_agent.take().is_some() {
             crate::cluster::remove_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"));
         }

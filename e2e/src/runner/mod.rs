@@ -2,6 +2,7 @@
 //! steps in order, diagnostics on failure, cleanup.
 
 pub mod apply;
+pub mod block_step;
 pub mod catch;
 pub mod cloud_reset;
 pub mod environment;
@@ -57,6 +58,8 @@ pub struct RunContext<'a> {
     /// The clouds' real names for pods (local provider), routing this namespace's AWS calls
     /// to `aws`.
     pub cloud_front: Option<&'a CloudFront>,
+    /// The harness's iptables chain on the pod bridge (local provider), for `block` steps.
+    pub egress_faults: Option<&'a crate::cluster::EgressFaults>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +83,8 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     let start = Instant::now();
     let namespace = scenario.namespace();
     let mut cluster_scoped = Vec::new();
-    let failure = run_steps(scenario, ctx, &namespace, &mut cluster_scoped)
+    let mut blocks = Vec::new();
+    let failure = run_steps(scenario, ctx, &namespace, &mut cluster_scoped, &mut blocks)
         .await
         .err()
         .map(|e| format!("{e:#}"));
@@ -89,6 +93,8 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     } else {
         String::new()
     };
+    // Always, even with --keep: a block must not outlive its scenario.
+    block_step::release(ctx, blocks);
     if let Some(agent) = ctx.pod_identity_agent {
         agent.unroute_namespace(&namespace);
     }
@@ -133,6 +139,7 @@ async fn run_steps(
     ctx: &RunContext<'_>,
     namespace: &str,
     cluster_scoped: &mut Vec<apply::ClusterScoped>,
+    blocks: &mut Vec<block_step::Block>,
 ) -> Result<()> {
     create_namespace(&ctx.client, namespace).await?;
     let setup = cloud_reset::with_namespace(&scenario.spec.setup, namespace)?;
@@ -211,6 +218,7 @@ async fn run_steps(
             Step::Delete(d) => apply::delete(&ctx.client, namespace, d).await,
             Step::Podiam(p) => podiam_step::run(ctx, namespace, p, &mut captures).await,
             Step::State(st) => state_step::run(ctx, namespace, st, &captures).await,
+            Step::Block(b) => block_step::run(ctx, namespace, b, blocks).await,
         }
         .with_context(what)?;
     }
@@ -224,6 +232,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::Delete(_) => "delete",
         Step::Podiam(_) => "podiam",
         Step::State(_) => "state",
+        Step::Block(_) => "block",
     }
 }
 

@@ -69,6 +69,7 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             pod_identity_agent: env.pod_identity_agent.as_ref(),
             node_metadata: Some(env.gcp.node_metadata()),
             cloud_front: env.cloud_front.as_ref(),
+            egress_faults: env.egress_faults.as_ref(),
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account

@@ -5,4 +5,4 @@ pub mod assertion;
 pub mod schema;
 
 pub use assertion::Assertion;
-pub use schema::{CatchItem, Cloud, PodPhase, Scenario, Step};
+pub use schema::{BlockAction, BlockStep, BlockVia, CatchItem, Cloud, PodPhase, Scenario, Step};

@@ -68,6 +68,9 @@ pub enum Step {
     /// Read a Kubernetes object or an emulator's record directly (not through the plugin) and
     /// assert on it: proves what a command changed, or that a dry run changed nothing.
     State(StateStep),
+    /// Block egress from a pod until the scenario ends (local provider only): iptables on the
+    /// pod bridge, or the cloud front holding one host name (`via: front`).
+    Block(BlockStep),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +169,82 @@ pub struct EmulatorRecord {
     /// What to read, per cloud (see `runner::state_step`): e.g. `role/NAME` for AWS. `${NAMESPACE}`
     /// expands.
     pub record: String,
+}
+
+/// `block: {pod, host | address, port, action, via}`. With `host`, every address the cluster
+/// DNS gives for it is blocked; every cloud name resolves to the one cloud front, so to block
+/// one name among them (the global STS endpoint, not the regional one) use `via: front`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockStep {
+    pub pod: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    /// An IPv4 address (e.g. `169.254.170.23`).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// TCP port; 443 when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub action: BlockAction,
+    #[serde(default)]
+    pub via: BlockVia,
+}
+
+impl BlockStep {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(443)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.host.is_some() == self.address.is_some() {
+            bail!("needs exactly one of host or address");
+        }
+        if let Some(address) = &self.address
+            && address.parse::<std::net::Ipv4Addr>().is_err()
+        {
+            bail!("address {address:?} is not an IPv4 address");
+        }
+        if self.port == Some(0) {
+            bail!("port 0 is no TCP port");
+        }
+        if self.via == BlockVia::Front {
+            let Some(host) = &self.host else {
+                bail!("via: front needs a host (the front tells cloud names apart, not addresses)");
+            };
+            if crate::cloud_hosts::service_of(host).is_none() {
+                bail!("via: front: the cloud front serves no host {host:?} (see cloud_hosts.rs)");
+            }
+            if self.port() != 443 {
+                bail!("via: front holds HTTPS on port 443 only");
+            }
+            if self.action != BlockAction::Drop {
+                bail!("via: front holds requests unanswered (drop); reject needs iptables");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockAction {
+    /// Packets vanish: the pod's client times out.
+    #[default]
+    Drop,
+    /// A TCP reset: the pod's client sees "connection refused".
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockVia {
+    /// A rule in the harness's iptables chain on the pod bridge.
+    #[default]
+    Iptables,
+    /// The cloud front holds the host's requests from the pod's namespace unanswered.
+    Front,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +350,9 @@ impl Scenario {
                             .with_context(|| format!("{at}: spec.steps[{i}].state.assert[{j}]"))?;
                     }
                 }
+                Step::Block(b) => b
+                    .validate()
+                    .with_context(|| format!("{at}: spec.steps[{i}].block"))?,
                 _ => {}
             }
         }
@@ -336,6 +418,59 @@ spec:
         assert!(err.starts_with("bad.yaml:"), "{err}");
         assert!(err.contains("forr"), "{err}");
         assert!(err.contains("line") || err.contains(":9"), "{err}");
+    }
+
+    #[test]
+    fn block_steps_are_validated() {
+        let with = |block: &str| {
+            let text = GOOD.replace(
+                "    - wait: {pod: s3-pod}",
+                &format!("    - wait: {{pod: s3-pod}}\n    - block: {block}"),
+            );
+            Scenario::from_yaml(Path::new("b.yaml"), &text).map_err(|e| format!("{e:#}"))
+        };
+        let s = with("{pod: s3-pod, host: sts.us-east-1.amazonaws.com}").unwrap();
+        let Step::Block(b) = &s.spec.steps[2] else {
+            panic!("not a block step: {:?}", s.spec.steps[2]);
+        };
+        assert_eq!(
+            (b.port(), b.action, b.via),
+            (443, BlockAction::Drop, BlockVia::Iptables)
+        );
+        let s = with("{pod: p, address: 169.254.170.23, port: 80, action: reject}").unwrap();
+        assert!(
+            matches!(&s.spec.steps[2], Step::Block(b) if b.port() == 80 && b.action == BlockAction::Reject)
+        );
+        with("{pod: p, host: sts.amazonaws.com, via: front}").unwrap();
+        for (bad, says) in [
+            ("{pod: p}", "exactly one of host or address"),
+            (
+                "{pod: p, host: a.b, address: 10.0.0.1}",
+                "exactly one of host or address",
+            ),
+            (
+                "{pod: p, address: sts.amazonaws.com}",
+                "not an IPv4 address",
+            ),
+            ("{pod: p, address: 10.0.0.1, port: 0}", "port 0"),
+            (
+                "{pod: p, address: 10.88.0.1, via: front}",
+                "via: front needs a host",
+            ),
+            ("{pod: p, host: example.org, via: front}", "serves no host"),
+            (
+                "{pod: p, host: sts.amazonaws.com, via: front, port: 80}",
+                "port 443 only",
+            ),
+            (
+                "{pod: p, host: sts.amazonaws.com, via: front, action: reject}",
+                "reject needs iptables",
+            ),
+            ("{pod: p, host: a.b, action: refuse}", "refuse"),
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl MetadataProbe<'_> {
             };
             let read = match output {
                 Some(o) => client.read(o.stdout, &o.stderr, o.success),
-                None => Err(format!("no answer within {}s", budget.as_secs())),
+                None => Err(format!("timeout: no answer within {}s", budget.as_secs())),
             };
             let retry_reason = match read {
                 Ok(answer) => match gcp_metadata::classify(&answer) {

@@ -1,0 +1,197 @@
+//! Egress faults for scenarios (`block` steps): iptables rules in a chain of the harness's own,
+//! `PODIAM-FAULTS` (filter table), jumped to for packets arriving from the pod bridge — from
+//! INPUT (to the host's own bridge addresses: the cloud front, CoreDNS, the metadata
+//! services) and from FORWARD (anywhere else). Each rule matches exactly one pod, one address
+//! and one TCP port, and drops (the pod's client times out) or resets (connection refused).
+//! The chain is emptied and removed by `cluster down` and by leftover cleanup.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::error::{ClusterError, Result};
+use super::network::BRIDGE_NAME;
+
+/// The harness's chain in the filter table.
+pub const FAULTS_CHAIN: &str = "PODIAM-FAULTS";
+
+/// The built-in chains that jump to [`FAULTS_CHAIN`] for packets from the bridge.
+const HOOKS: [&str; 2] = ["INPUT", "FORWARD"];
+
+/// What a blocked packet gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EgressAction {
+    /// Silently dropped: the client waits until its own timeout.
+    Drop,
+    /// Answered with a TCP reset: the client sees "connection refused".
+    Reject,
+}
+
+/// One blocked path: TCP from `source` (a pod's address) to `destination:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressRule {
+    pub source: Ipv4Addr,
+    pub destination: Ipv4Addr,
+    pub port: u16,
+    pub action: EgressAction,
+    /// Written as the rule's comment (the scenario's namespace), for whoever lists the chain.
+    pub tag: String,
+}
+
+impl EgressRule {
+    /// The rule specification, the same for `-A` and `-D`.
+    fn spec(&self) -> Vec<String> {
+        let mut spec: Vec<String> = [
+            "-s",
+            &format!("{}/32", self.source),
+            "-d",
+            &format!("{}/32", self.destination),
+            "-p",
+            "tcp",
+            "--dport",
+            &self.port.to_string(),
+            "-m",
+            "comment",
+            "--comment",
+            &format!("podiam-e2e {}", self.tag),
+            "-j",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        match self.action {
+            EgressAction::Drop => spec.push("DROP".into()),
+            EgressAction::Reject => spec.extend(
+                ["REJECT", "--reject-with", "tcp-reset"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            ),
+        }
+        spec
+    }
+}
+
+/// The installed chain; rules are added and removed one by one.
+#[derive(Debug)]
+pub struct EgressFaults {
+    iptables: PathBuf,
+}
+
+impl EgressFaults {
+    /// Creates (or empties) the chain and makes INPUT and FORWARD jump to it first for packets
+    /// from the pod bridge.
+    pub fn install(iptables: &Path) -> Result<Self> {
+        let faults = Self {
+            iptables: iptables.to_path_buf(),
+        };
+        if faults.run(&["-N", FAULTS_CHAIN]).is_err() {
+            // Already there (a cluster that was not taken down): start empty.
+            faults.run(&["-F", FAULTS_CHAIN])?;
+        }
+        for hook in HOOKS {
+            let jump = ["-i", BRIDGE_NAME, "-j", FAULTS_CHAIN];
+            let mut check = vec!["-C", hook];
+            check.extend(jump);
+            if faults.run(&check).is_err() {
+                let mut insert = vec!["-I", hook, "1"];
+                insert.extend(jump);
+                faults.run(&insert)?;
+            }
+        }
+        Ok(faults)
+    }
+
+    pub fn add(&self, rule: &EgressRule) -> Result<()> {
+        let spec = rule.spec();
+        let mut args = vec!["-A", FAULTS_CHAIN];
+        args.extend(spec.iter().map(String::as_str));
+        self.run(&args)
+    }
+
+    pub fn remove(&self, rule: &EgressRule) -> Result<()> {
+        let spec = rule.spec();
+        let mut args = vec!["-D", FAULTS_CHAIN];
+        args.extend(spec.iter().map(String::as_str));
+        self.run(&args)
+    }
+
+    /// The chain as `iptables -S` prints it (for diagnostics and tests).
+    pub fn listing(&self) -> Result<String> {
+        output(&self.iptables, &["-S", FAULTS_CHAIN])
+    }
+
+    fn run(&self, args: &[&str]) -> Result<()> {
+        output(&self.iptables, args).map(|_| ())
+    }
+}
+
+/// Removes the jumps, the rules and the chain. Best effort: nothing may be there.
+pub fn remove_faults_chain(iptables: &Path) {
+    for hook in HOOKS {
+        // One jump per install, but an interrupted run may have left more.
+        for _ in 0..8 {
+            if output(
+                iptables,
+                &["-D", hook, "-i", BRIDGE_NAME, "-j", FAULTS_CHAIN],
+            )
+            .is_err()
+            {
+                break;
+            }
+        }
+    }
+    let _ = output(iptables, &["-F", FAULTS_CHAIN]);
+    let _ = output(iptables, &["-X", FAULTS_CHAIN]);
+}
+
+/// Runs iptables waiting for the xtables lock (scenarios run in parallel).
+fn output(iptables: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(iptables)
+        .arg("-w")
+        .args(args)
+        .output()
+        .map_err(|e| {
+            ClusterError::other(format!(
+                "running {} {}: {e}",
+                iptables.display(),
+                args.join(" ")
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(ClusterError::other(format!(
+            "{} {} failed: {}",
+            iptables.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_matches_one_pod_one_address_one_port() {
+        let rule = EgressRule {
+            source: Ipv4Addr::new(10, 88, 0, 7),
+            destination: Ipv4Addr::new(10, 88, 0, 1),
+            port: 443,
+            action: EgressAction::Reject,
+            tag: "podiam-x".into(),
+        };
+        assert_eq!(
+            rule.spec().join(" "),
+            "-s 10.88.0.7/32 -d 10.88.0.1/32 -p tcp --dport 443 -m comment --comment podiam-e2e podiam-x -j REJECT --reject-with tcp-reset"
+        );
+        let drop = EgressRule {
+            action: EgressAction::Drop,
+            port: 80,
+            ..rule
+        };
+        let spec = drop.spec().join(" ");
+        assert!(spec.contains("--dport 80 "), "{spec}");
+        assert!(spec.ends_with("-j DROP"), "{spec}");
+    }
+}
