@@ -196,8 +196,20 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
     let caught = podiam(env, plugin, &["verify", "staging-pod"]).await?;
     println!();
 
+    println!("# 5. Blocked: s3-pod's egress to STS dropped (iptables, from the pod's address to");
     println!(
-        "# 5. Unwired: unwired-pod has no workload identity; its node's instance role (hop limit 2)"
+        "#    sts.us-east-1.amazonaws.com:443 only); from this machine the exchange still works"
+    );
+    let block = block_sts(env).await?;
+    let blocked = podiam(env, plugin, &["verify", "s3-pod"]).await;
+    if let Some((faults, rule)) = block {
+        let _ = faults.remove(&rule);
+    }
+    let blocked = blocked?;
+    println!();
+
+    println!(
+        "# 6. Unwired: unwired-pod has no workload identity; its node's instance role (hop limit 2)"
     );
     println!("#    answers IMDSv2 from inside the pod, so the pod's SDK silently runs as the node");
     env.aws.apply(&CloudSetup::from_yaml(NODE_ROLE)?).await?;
@@ -215,16 +227,44 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
         azure_whoami,
         azure_verified,
         caught,
+        blocked,
         node_fallback,
     ];
-    if codes == [0, 0, 0, 0, 0, 0, 1, 1] {
+    if codes == [0, 0, 0, 0, 0, 0, 1, 1, 1] {
         println!(
-            "# demo: s3-pod, gcs-pod and azure-pod verified (exit 0); the misconfiguration and the node-role fallback were caught (exit 1)"
+            "# demo: s3-pod, gcs-pod and azure-pod verified (exit 0); the misconfiguration, the pod cut off from STS and the node-role fallback were caught (exit 1)"
         );
         Ok(())
     } else {
         bail!("demo: unexpected exit codes {codes:?} (want 0 for each seed pod, then 1)")
     }
+}
+
+/// Drops s3-pod's packets to the regional STS endpoint's address (the cloud front) on 443.
+async fn block_sts(
+    env: &Environment,
+) -> Result<Option<(&crate::cluster::EgressFaults, crate::cluster::EgressRule)>> {
+    use k8s_openapi::api::core::v1::Pod;
+    let Some(faults) = env.egress_faults.as_ref() else {
+        bail!("the demo's blocked pod needs the local provider's egress faults");
+    };
+    let pods: kube::Api<Pod> = kube::Api::namespaced(env.client.clone(), "default");
+    let pod_ip: std::net::Ipv4Addr = pods
+        .get("s3-pod")
+        .await?
+        .status
+        .and_then(|s| s.pod_ip)
+        .context("s3-pod has no address")?
+        .parse()?;
+    let rule = crate::cluster::EgressRule {
+        source: pod_ip,
+        destination: crate::cluster::GATEWAY_IP,
+        port: 443,
+        action: crate::cluster::EgressAction::Drop,
+        tag: "demo".to_owned(),
+    };
+    faults.add(&rule)?;
+    Ok(Some((faults, rule)))
 }
 
 /// Pods of `default` sit on a node whose instance profile is node-role (IMDSv2, hop limit 2).
