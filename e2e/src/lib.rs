@@ -3,6 +3,7 @@
 //! The part other crates' tests use is [`emulators::AwsEmulators`]: a strict AWS STS gate
 //! in front of moto, with an HTTPS OIDC issuer whose tokens the gate validates like AWS does.
 
+pub mod awscli_env;
 pub mod bench;
 pub mod bench_exec_floor;
 pub mod bench_fleet;
@@ -13,6 +14,7 @@ pub mod cpu_time;
 pub mod demo;
 pub mod emulators;
 pub mod https_server;
+pub mod manual_anchor;
 pub mod prerequisites;
 pub mod python_env;
 pub mod runner;

@@ -2,7 +2,8 @@
 //! outside the repository — Debian packages (containerd, runc, CNI plugins, iptables,
 //! busybox-static, curl, ca-certificates), the pinned Kubernetes, etcd and CoreDNS binaries
 //! (built from the Go module proxy by `e2e/k8s/build.sh` into
-//! `~/.cache/podiam/k8s-<version>/bin`), and the moto venv.
+//! `~/.cache/podiam/k8s-<version>/bin`), the moto venv and the AWS CLI venv (`bench verify`'s
+//! manual anchor).
 //! Idempotent: a warm run only checks.
 
 use std::io::{BufRead, BufReader};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::awscli_env::AwsCliEnv;
 use crate::cluster::{KUBERNETES_BINARIES, default_binaries_dir, ensure_host_packages};
 use crate::python_env::PythonEnv;
 
@@ -41,6 +43,7 @@ pub fn ensure_all() -> Result<SetupReport> {
     let needed_build = !binaries_present();
     build_kubernetes()?;
     PythonEnv::ensure().context("creating the moto venv")?;
+    AwsCliEnv::ensure().context("creating the AWS CLI venv")?;
     Ok(SetupReport {
         packages_installed: host.installed_now,
         built_binaries: needed_build,

@@ -125,12 +125,13 @@ impl PythonEnv {
 }
 
 /// A lock held by creating a directory (atomic); removed on drop. Stale after 10 minutes.
-struct DirLock {
+/// Shared with [`crate::awscli_env`], whose venv is built the same way.
+pub(crate) struct DirLock {
     path: PathBuf,
 }
 
 impl DirLock {
-    fn acquire(path: &Path) -> Result<Self> {
+    pub(crate) fn acquire(path: &Path) -> Result<Self> {
         let started = Instant::now();
         loop {
             match fs::create_dir(path) {

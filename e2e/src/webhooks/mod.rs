@@ -41,9 +41,9 @@ pub use azure_webhook::{
     AzureWebhookOptions, AzureWorkloadIdentityWebhook, azure_webhook_configuration,
 };
 pub use eks_mutation::{
-    AUDIENCE_ANNOTATION, Jitter, Method, Mutation, MutationSettings, POD_IDENTITY_LABEL,
-    ROLE_ARN_ANNOTATION, SKIP_CONTAINERS_ANNOTATION, SKIP_POD_LABEL,
-    STS_REGIONAL_ENDPOINTS_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION, mutation_patch,
+    AUDIENCE_ANNOTATION, IRSA_MOUNT_PATH, IRSA_TOKEN_PATH, Jitter, Method, Mutation,
+    MutationSettings, POD_IDENTITY_LABEL, ROLE_ARN_ANNOTATION, SKIP_CONTAINERS_ANNOTATION,
+    SKIP_POD_LABEL, STS_REGIONAL_ENDPOINTS_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION, mutation_patch,
 };
 pub use eks_pod_identity::{
     AdmissionLogEntry, AdmissionOutcome, AssociationLookup, CONFIGURATION_NAME,
