@@ -202,6 +202,11 @@ async fn a_silent_moto_behind_a_pass_through_is_an_aws_xml_error_in_time() {
     let response = reqwest::Client::new()
         .post(format!("{}/", setup.gate.url()))
         .header("content-type", "application/x-www-form-urlencoded")
+        // Signed (the gate refuses unsigned calls as AWS does, without asking moto).
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261203/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=0",
+        )
         .body("Action=GetCallerIdentity&Version=2011-06-15")
         .timeout(Duration::from_secs(40))
         .send()
