@@ -313,8 +313,19 @@ impl Environment {
             cluster.context(),
             cluster.server_version()
         );
+        // A local cluster driven as `--provider existing` (this host owns the pod bridge): its
+        // pods resolve the clouds' names to the bridge's gateway, so serve them there. On a
+        // remote cluster pods reach whatever their own DNS gives; nothing is started.
+        let cloud_front = if std::path::Path::new("/sys/class/net")
+            .join(crate::cluster::BRIDGE_NAME)
+            .exists()
+        {
+            Some(start_cloud_front(&aws, &gcp, &azure, state_root)?)
+        } else {
+            None
+        };
         Ok(Environment {
-            cloud_front: None,
+            cloud_front,
             egress_faults: None,
             gcp,
             webhook: None,
