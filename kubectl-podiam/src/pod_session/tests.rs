@@ -391,3 +391,57 @@ async fn busybox_wget_alone_proves_only_the_tcp_half_of_https() {
     let dns = PodCall::get("https://sts.podiam-test.invalid/", Duration::from_secs(2));
     assert_eq!(session.call(&dns).await.unwrap_err().kind(), "dns");
 }
+
+/// Captures what tracing writes, at every level, for the redaction test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_or_credential_reaches_the_logs_at_any_level() {
+    const ANSWER: &str = "HTTP/1.0 200 OK\r\n\r\n<Credentials><AccessKeyId>ASIAPODKEY</AccessKeyId><SecretAccessKey>POD-SECRET-KEY</SecretAccessKey><SessionToken>POD-SESSION-TOKEN</SessionToken></Credentials>";
+    let (port, _) = canned_server(ANSWER).await;
+    let (_file, token_path) = token_file();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_, session, _bin) = session(
+        &["curl"],
+        &[("AWS_WEB_IDENTITY_TOKEN_FILE", &token_path)],
+        &["AWS_WEB_IDENTITY_TOKEN_FILE"],
+    )
+    .await;
+    let answer = session.call(&sts_call(port, &token_path)).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer.body).contains("POD-SECRET-KEY"));
+    let bearer = PodCall::get(format!("http://127.0.0.1:{port}/"), Duration::from_secs(2))
+        .secret_header("Authorization", "Bearer POD-FEDERATED-TOKEN");
+    session.call(&bearer).await.unwrap();
+    tracing::debug!(?answer, "answer");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("call from inside the pod"),
+        "the test must see the session's logs: {logs}"
+    );
+    for secret in [
+        "POD-SECRET-KEY",
+        "POD-SESSION-TOKEN",
+        "POD-FEDERATED-TOKEN",
+        "eyJhbGciOiJSUzI1NiJ9",
+        "c2ln",
+    ] {
+        assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+    }
+}
