@@ -97,7 +97,7 @@ pub fn unusable(failure: &CallFailure) -> Option<String> {
             Some("the image has no curl, wget or python3 to call from inside the pod".into())
         }
         CallFailure::SessionBroken(why) => Some(format!("the exec in the pod ended ({why})")),
-        CallFailure::TlsNotJudged(_) => Some(
+        CallFailure::TlsNotJudged => Some(
             "the pod reaches the endpoint over TCP, but its only client, busybox wget, cannot make or verify the TLS exchange".into(),
         ),
         _ => None,

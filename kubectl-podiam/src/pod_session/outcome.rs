@@ -58,8 +58,10 @@ pub enum CallFailure {
     SessionBroken(String),
     /// The pod reaches the endpoint over TCP, but its only client (busybox wget) cannot make
     /// or verify the TLS half: the exchange itself must be made elsewhere.
-    #[error("the pod reaches {0} over TCP, but its only client, busybox wget, does not verify TLS")]
-    TlsNotJudged(String),
+    #[error(
+        "the pod reaches the endpoint over TCP, but its only client, busybox wget, does not verify TLS"
+    )]
+    TlsNotJudged,
 }
 
 impl CallFailure {
@@ -79,7 +81,7 @@ impl CallFailure {
             CallFailure::Proxy { .. } => "proxy",
             CallFailure::Other { .. } => "other",
             CallFailure::SessionBroken(_) => "session",
-            CallFailure::TlsNotJudged(_) => "tls-not-judged",
+            CallFailure::TlsNotJudged => "tls-not-judged",
         }
     }
 }
@@ -129,7 +131,7 @@ pub fn classify(raw: &RawCall<'_>) -> CallOutcome {
         // failure past the connection is busybox's own TLS, not what the pod's SDK would see.
         "busybox-wget-tls" => match wget_outcome(raw) {
             Err(CallFailure::Tls { .. } | CallFailure::Other { .. }) => {
-                Err(CallFailure::TlsNotJudged("the endpoint".into()))
+                Err(CallFailure::TlsNotJudged)
             }
             other => other,
         },

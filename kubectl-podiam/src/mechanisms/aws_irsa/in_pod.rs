@@ -4,20 +4,13 @@
 
 use std::time::Duration;
 
-use crate::endpoints::aws_sts::{self, SdkFamily};
+use crate::endpoints::aws_sts::{self, SdkFamily, StsEndpoint};
 use crate::evidence::RuntimeEnv;
 use crate::exchange::CloudError;
 use crate::exchange::aws_sts_answer::{self, WebIdentityAnswer};
 use crate::mechanisms::pod_path::{self, Endpoint};
 use crate::model::Check;
 use crate::pod_session::{PodCall, PodSession, SecretFromFile, form};
-
-/// STS as the pod's SDK calls it.
-pub struct StsEndpoint {
-    pub url: String,
-    /// The variables that decided it, for messages.
-    pub because: String,
-}
 
 /// What the pod's own exchange came to.
 pub enum PodExchange {
@@ -57,19 +50,16 @@ pub fn sts_endpoints(env: &RuntimeEnv) -> (StsEndpoint, Vec<(StsEndpoint, String
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut endpoints = view.into_iter().map(|(e, families)| {
-        (
-            StsEndpoint {
-                url: e.url,
-                because: e.because,
-            },
-            describe(&families),
-        )
-    });
+    let mut endpoints = view
+        .into_iter()
+        .map(|(e, families)| (e, describe(&families)));
     let Some((primary, _)) = endpoints.next() else {
         return (
             StsEndpoint {
-                url: "https://sts.amazonaws.com/".into(),
+                url: "https://sts.amazonaws.com".into(),
+                host: "sts.amazonaws.com".into(),
+                port: 443,
+                signing_region: None,
                 because: "no SDK resolves an endpoint from this environment".into(),
             },
             Vec::new(),
