@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes and etcd
-# binaries for the e2e harness from the Go modules in this directory.
+# Builds the pinned Kubernetes, etcd and CoreDNS binaries, and the distribution linters
+# (actionlint, krew's validate-krew-manifest), for the e2e harness from the Go modules in this directory.
 #
 # Usage: build.sh [VERSION_DIR]
 #   VERSION_DIR defaults to ${PODIAM_CACHE:-$HOME/.cache/podiam}/k8s-<k8s version>
@@ -24,6 +24,8 @@ k8s_version=$(modver "$here" k8s.io/kubernetes)              # v1.34.4
 k8s_date=$("$go" -C "$here" list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
 etcd_version=$(modver "$here/etcd" go.etcd.io/etcd/server/v3)
 coredns_version=$(modver "$here/coredns" github.com/coredns/coredns)
+actionlint_version=$(modver "$here/distcheck" github.com/rhysd/actionlint)
+krew_version=$(modver "$here/distcheck" sigs.k8s.io/krew)
 
 minor=${k8s_version#v1.}; minor=${minor%%.*}
 version_dir=${1:-${PODIAM_CACHE:-$HOME/.cache/podiam}/k8s-$k8s_version}
@@ -74,6 +76,12 @@ done
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3 "$etcd_version" "$etcd_ldflags"
 # The cluster's DNS Service, as on EKS/GKE/AKS: pods resolve the clouds' real names through it.
 build coredns "$here/coredns" github.com/coredns/coredns "$coredns_version" "-s -w"
+# What checks the project's distribution (scripts/check-distribution): the GitHub workflows
+# and the krew manifest, linted by the tools their ecosystems use.
+build actionlint "$here/distcheck" github.com/rhysd/actionlint/cmd/actionlint "$actionlint_version" "-s -w"
+build validate-krew-manifest "$here/distcheck" sigs.k8s.io/krew/cmd/validate-krew-manifest "$krew_version" "-s -w"
+# The validator installs the plugin with `kubectl krew`: krew itself, as kubectl-krew.
+build kubectl-krew "$here/distcheck" sigs.k8s.io/krew/cmd/krew "$krew_version" "-s -w"
 # amazon-eks-pod-identity-webhook is not built here: the Go module proxy answers
 # "403 This module version is not available" for github.com/aws/amazon-eks-pod-identity-webhook,
 # and its source may not be vendored into this repository.
