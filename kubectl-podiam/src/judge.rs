@@ -23,8 +23,7 @@ pub fn kubernetes_identity(pod: &PodSubject) -> KubernetesIdentity {
 
 pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> ReportItem {
     let registered = mechanisms::registered();
-    let mechanism: Option<&dyn Mechanism> =
-        registered.iter().map(AsRef::as_ref).find(|m| m.detect(pod));
+    let mechanism: Option<&dyn Mechanism> = mechanisms::detect(&registered, pod);
     tracing::debug!(
         pod = %pod.describe(),
         container = %pod.container,
