@@ -149,6 +149,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     if let Collected::Failed(check) = ephemeral {
         checks.push(check);
     }
+    // The SDK the image ships, read through the same session.
+    checks.extend(crate::sdk_version::checks(mechanism_id, env.as_ref()).await);
     // The calls from inside the pod are done: end its session.
     if let Some(env) = env {
         env.close().await;
