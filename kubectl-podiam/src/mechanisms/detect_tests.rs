@@ -10,6 +10,7 @@ use crate::model::MechanismId;
 use crate::subject::PodSubject;
 
 const GKE_LABEL: &str = "iam.gke.io/gke-metadata-server-enabled";
+const NODEPOOL_LABEL: &str = "cloud.google.com/gke-nodepool";
 
 fn pod(
     node_label: Option<&str>,
@@ -40,7 +41,12 @@ fn pod(
             },
             ..Default::default()
         }),
-        node_labels: node_label.map(|v| BTreeMap::from([(GKE_LABEL.to_string(), v.to_string())])),
+        node_labels: node_label.map(|v| {
+            BTreeMap::from([
+                (GKE_LABEL.to_string(), v.to_string()),
+                (NODEPOOL_LABEL.to_string(), "default-pool".to_string()),
+            ])
+        }),
         ..Default::default()
     }
 }
@@ -62,6 +68,13 @@ fn an_unannotated_ksa_on_a_gke_metadata_node_is_gke_workload_identity() {
 fn other_nodes_leave_an_unwired_pod_unwired() {
     assert_eq!(detected(&pod(None, &[], &[])), MechanismId::None);
     assert_eq!(detected(&pod(Some("false"), &[], &[])), MechanismId::None);
+}
+
+#[test]
+fn the_metadata_label_without_a_gke_node_pool_is_not_gke() {
+    let mut p = pod(Some("true"), &[], &[]);
+    p.node_labels.as_mut().unwrap().remove(NODEPOOL_LABEL);
+    assert_eq!(detected(&p), MechanismId::None);
 }
 
 #[test]
