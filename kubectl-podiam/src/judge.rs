@@ -23,8 +23,7 @@ pub fn kubernetes_identity(pod: &PodSubject) -> KubernetesIdentity {
 
 pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> ReportItem {
     let registered = mechanisms::registered();
-    let mechanism: Option<&dyn Mechanism> =
-        registered.iter().map(AsRef::as_ref).find(|m| m.detect(pod));
+    let mechanism: Option<&dyn Mechanism> = mechanisms::detect(&registered, pod);
     tracing::debug!(
         pod = %pod.describe(),
         container = %pod.container,
@@ -150,6 +149,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     if let Collected::Failed(check) = ephemeral {
         checks.push(check);
     }
+    // The SDK the image ships, read through the same session.
+    checks.extend(crate::sdk_version::checks(mechanism_id, env.as_ref()).await);
     // The calls from inside the pod are done: end its session.
     if let Some(env) = env {
         env.close().await;

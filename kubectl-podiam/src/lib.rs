@@ -25,5 +25,6 @@ pub mod options;
 pub mod pod_session;
 pub mod rbac;
 pub mod report;
+pub mod sdk_version;
 pub mod subject;
 pub mod token_claims;

@@ -38,6 +38,13 @@ pub trait Mechanism: Send + Sync {
     /// Is the pod configured (annotations) or wired (env, volumes) for this mechanism?
     fn detect(&self, pod: &PodSubject) -> bool;
 
+    /// Claims a pod that no registered mechanism detected by its own wiring (default: never).
+    /// Asked only after every `detect` declined, so a wired pod is never taken from its
+    /// mechanism by where it runs.
+    fn detect_unwired(&self, _pod: &PodSubject) -> bool {
+        false
+    }
+
     /// The pod spec as it runs: a template after this mechanism's webhook; a live pod as is.
     fn admit(&self, pod: &PodSubject) -> PodSpec;
 
@@ -61,6 +68,18 @@ pub trait Mechanism: Send + Sync {
     ) -> BoxFuture<'a, RuntimeOutcome>;
 }
 
+/// The pod's mechanism: the first whose `detect` claims it, else the first whose
+/// `detect_unwired` does (GKE: an unannotated KSA on a metadata-server node).
+pub fn detect<'a>(
+    registered: &'a [Box<dyn Mechanism>],
+    pod: &PodSubject,
+) -> Option<&'a dyn Mechanism> {
+    let all = || registered.iter().map(AsRef::as_ref);
+    all()
+        .find(|m| m.detect(pod))
+        .or_else(|| all().find(|m| m.detect_unwired(pod)))
+}
+
 /// In detection order. Pod Identity comes before IRSA: a ServiceAccount annotated for IRSA
 /// whose pod the webhook wired for Pod Identity (an association wins there) runs Pod Identity.
 /// A container with both IRSA variables is left to IRSA (its detect declines it): the SDK
@@ -75,3 +94,6 @@ pub fn registered() -> Vec<Box<dyn Mechanism>> {
         Box::new(azure_workload_identity::AzureWorkloadIdentity),
     ]
 }
+
+#[cfg(test)]
+mod detect_tests;

@@ -8,6 +8,7 @@
 //! The transport is any pair of byte streams: the kube exec in a cluster, a local `sh` in tests.
 
 pub mod call;
+pub mod inspect;
 pub mod outcome;
 pub mod script;
 

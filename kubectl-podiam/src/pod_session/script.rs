@@ -13,7 +13,8 @@
 //! survive): `ID METHOD URL TIMEOUT CONTENT_TYPE BODY SECRET_FILE SECRET_TARGET CA_FILE
 //! HEADER…`. `CA_FILE` is the bundle the pod's SDK is told to trust (e.g. `AWS_CA_BUNDLE`).
 //! `SECRET_TARGET` is `form:NAME` (append `&NAME=<file>` to the body) or `header:NAME`
-//! (send `NAME: <file>`). A line `end` ends the session.
+//! (send `NAME: <file>`). A line `end` ends the session; a line `inspect …` reads files of the
+//! image instead of calling out (`inspect.rs`).
 
 /// `$1` the boundary, `$2` the clients to try in order, then the file variables.
 pub const SCRIPT: &str = r#"b=$1; clients=$2; shift 2
@@ -41,6 +42,7 @@ printf '\n%s readyerr\n' "$b" >&2
 US=$(printf '\037')
 while IFS="$US" read -r id method url t ctype body sfile starget cafile h1 h2 h3; do
   [ "$id" = end ] && break
+  [ "$id" = inspect ] && { podiam_inspect "$method" "$url" "$t" "$ctype" "$body"; continue; }
   printf '\n%s call %s begin\n' "$b" "$id"
   printf '\n%s callerr %s\n' "$b" "$id" >&2
   used=$client; rc=0; sh_header=
@@ -160,5 +162,8 @@ pub fn argv<'a>(
 /// holds no single quote), then [`SCRIPT`].
 pub fn full_script() -> String {
     debug_assert!(!PYTHON_CLIENT.contains('\''));
-    format!("PODIAM_PY='{PYTHON_CLIENT}'\n{SCRIPT}")
+    format!(
+        "PODIAM_PY='{PYTHON_CLIENT}'\n{}\n{SCRIPT}",
+        super::inspect::SCRIPT
+    )
 }

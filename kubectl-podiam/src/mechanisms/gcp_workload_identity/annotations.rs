@@ -25,6 +25,8 @@ pub const POOL_SUFFIX: &str = ".svc.id.goog";
 
 /// Node label set on node pools with `workloadMetadataConfig.mode: GKE_METADATA`.
 pub const NODE_LABEL: &str = "iam.gke.io/gke-metadata-server-enabled";
+/// Set by GKE on every node (the node pool's name): with [`NODE_LABEL`], the node is GKE's.
+pub const NODEPOOL_LABEL: &str = "cloud.google.com/gke-nodepool";
 
 pub const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 /// Overrides the metadata server's `host[:port]` in every Google auth library.

@@ -47,6 +47,17 @@ impl Mechanism for GcpWorkloadIdentity {
         annotated || federated || on_gke_node
     }
 
+    /// GKE gives every pod on a metadata-server node an identity: an unannotated KSA acts as
+    /// its direct principal (`principal://…/subject/ns/NS/sa/KSA`), so such a pod is wired,
+    /// not `none`. Only for pods no other mechanism claimed (see [`super::detect`]), and only
+    /// on a GKE node (its node-pool label too): the metadata label alone is set by hand on
+    /// other clusters (and on the harness's one node, which serves every cloud).
+    fn detect_unwired(&self, pod: &PodSubject) -> bool {
+        pod.node_labels.as_ref().is_some_and(|l| {
+            l.get(a::NODE_LABEL).is_some_and(|v| v == "true") && l.contains_key(a::NODEPOOL_LABEL)
+        })
+    }
+
     fn admit(&self, pod: &PodSubject) -> PodSpec {
         // No mutating webhook: GKE's metadata server reads the KSA at request time.
         pod.spec.clone()
