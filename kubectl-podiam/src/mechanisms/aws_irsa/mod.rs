@@ -57,6 +57,8 @@ impl Mechanism for AwsIrsa {
         checks.extend(super::aws_pod_identity::checks::precedence_under_irsa(
             pod, spec,
         ));
+        // A template: an association in EKS (unknown unless looked up) would win over IRSA.
+        checks.extend(super::aws_pod_identity::offline::association_check(pod));
         checks
     }
 
