@@ -3,7 +3,7 @@
 use crate::ephemeral::{self, Collected};
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::mechanisms::{self, Mechanism, egress, node_fallback, static_credentials};
-use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
+use crate::model::{Check, KubernetesIdentity, MechanismId, PodRef, ReportItem};
 use crate::options::VerifyOptions;
 use crate::subject::PodSubject;
 
@@ -22,6 +22,9 @@ pub fn kubernetes_identity(pod: &PodSubject) -> KubernetesIdentity {
 }
 
 pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> ReportItem {
+    // A template's EKS Pod Identity association lives in EKS: looked up when a cluster is named.
+    let resolved = mechanisms::aws_pod_identity::offline::with_association(pod, options).await;
+    let pod = resolved.as_ref().unwrap_or(pod);
     let registered = mechanisms::registered();
     let mechanism: Option<&dyn Mechanism> = mechanisms::detect(&registered, pod);
     tracing::debug!(
@@ -61,8 +64,15 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
             }
         }
     }
-    let static_keys_win = findings.iter().any(|f| f.container == pod.container);
-    let mut checks = vec![static_credentials::check(pod, &findings, &uninspected)];
+    // Static keys are judged per cloud (static_credentials::winning).
+    let winning_key = static_credentials::winning(pod, &findings, detected);
+    let static_keys_win = winning_key.is_some();
+    let mut checks = vec![static_credentials::check(
+        pod,
+        &findings,
+        &uninspected,
+        detected,
+    )];
 
     let mut identity = None;
     let mut unreachable = false;
@@ -87,6 +97,11 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         // EKS would grant this ServiceAccount a role: the pod predates the association.
         pod_identity_unwired = true;
         checks.push(check);
+    } else if !static_keys_win
+        && let Some(check) = mechanisms::aws_pod_identity::offline::unknown_association(pod)
+    {
+        // A template: an association in EKS may wire it; not known without looking it up.
+        checks.push(check);
     } else if !static_keys_win {
         checks.push(Check::fail(
             "identity.mechanism",
@@ -109,16 +124,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
             ),
         ));
     }
-    if static_keys_win && let Some(f) = findings.iter().find(|f| f.container == pod.container) {
-        identity = Some(Identity {
-            provider: if f.variable.starts_with("AZURE") {
-                "azure"
-            } else {
-                "aws"
-            },
-            principal: format!("the static key in {} (value not shown)", f.variable),
-            source: f.origin.clone(),
-        });
+    if let Some(f) = winning_key {
+        identity = Some(static_credentials::identity(f));
     }
     let mechanism_id = if static_keys_win {
         MechanismId::StaticCredentials

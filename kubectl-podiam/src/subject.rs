@@ -41,6 +41,26 @@ pub struct PodSubject {
     /// ConfigMaps given with `-f` (name → data): config files a pod mounts (e.g. a GCP
     /// external_account configuration) can then be read offline. Empty for live pods.
     pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    /// The ServiceAccount's EKS Pod Identity association: it lives in EKS, not in manifests, so
+    /// a template is judged as the webhook will mutate it only once it has been looked up.
+    pub eks_association: EksAssociation,
+}
+
+/// What is known of a ServiceAccount's EKS Pod Identity association.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EksAssociation {
+    /// Not looked up (no cluster name or no AWS credentials, or a live pod: already mutated).
+    #[default]
+    NotLookedUp,
+    /// The lookup failed (the error, never a credential).
+    LookupFailed(String),
+    /// EKS answered: this ServiceAccount has no association in the cluster.
+    Absent { cluster: String },
+    Found {
+        cluster: String,
+        id: String,
+        role_arn: String,
+    },
 }
 
 impl PodSubject {

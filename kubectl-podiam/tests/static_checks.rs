@@ -514,7 +514,11 @@ fn unannotated_service_account_means_no_identity() {
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: plain, namespace: default}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\nspec:\n  serviceAccountName: plain\n  containers: [{name: app, image: x}]\n",
     );
     assert_eq!(item.mechanism, MechanismId::None);
-    assert_eq!(failed_ids(&item), vec!["identity.mechanism"]);
+    // Offline an EKS Pod Identity association (it lives in EKS) could still wire this pod:
+    // unknown, not a failure (tests/webhook_models.rs: once EKS says none, it fails).
+    assert!(failed_ids(&item).is_empty(), "{:#?}", item.checks);
+    assert_eq!(status_of(&item, "identity.mechanism"), Some(Status::Skip));
+    assert!(item.identity.is_none());
 }
 
 #[test]

@@ -114,6 +114,7 @@ pub async fn subject(
         secret_keys,
         node_labels,
         config_maps: BTreeMap::new(),
+        eks_association: Default::default(),
     })
 }
 

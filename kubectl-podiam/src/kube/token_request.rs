@@ -19,7 +19,12 @@ pub async fn request(client: &kube::Client, req: &EquivalentTokenRequest<'_>) ->
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), req.namespace);
     let body = TokenRequest {
         spec: TokenRequestSpec {
-            audiences: vec![req.audience.to_string()],
+            // No audience: the API server's default audiences, as for a projection naming none.
+            audiences: if req.audience.is_empty() {
+                Vec::new()
+            } else {
+                vec![req.audience.to_string()]
+            },
             // TokenRequest's minimum is 600 s, like the webhook's.
             expiration_seconds: Some(req.expiration_seconds.max(600)),
             bound_object_ref: req.pod.map(|(name, uid)| BoundObjectReference {

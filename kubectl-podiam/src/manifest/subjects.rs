@@ -148,6 +148,7 @@ pub fn subjects(
             secret_keys: keys,
             node_labels: None,
             config_maps: maps,
+            eks_association: Default::default(),
         });
     }
     Ok(subjects)

@@ -6,6 +6,7 @@ pub mod aws_pod_identity;
 pub mod azure_workload_identity;
 pub mod egress;
 pub mod gcp_workload_identity;
+pub mod go_parse;
 pub mod node_fallback;
 pub mod pod_path;
 pub mod projected_token;

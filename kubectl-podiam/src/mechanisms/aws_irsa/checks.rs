@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, ServiceAccountTokenProjecti
 use regex::Regex;
 
 use super::annotations as a;
-use super::webhook::{self, Admission};
+use super::webhook::{self, Admission, SkipList};
 use crate::model::Check;
 use crate::subject::{Origin, PodSubject, env_value, has_env};
 
@@ -206,8 +206,22 @@ fn mutated(pod: &PodSubject, spec: &PodSpec) -> Check {
 
 fn skipped(pod: &PodSubject) -> Option<Check> {
     const ID: &str = "aws.irsa.container-skipped";
-    let skipped = webhook::skipped_containers(pod);
-    if !skipped.contains(&pod.container) {
+    let names = match webhook::skip_list(pod) {
+        SkipList::Absent => return None,
+        SkipList::Unparsable(e) => {
+            return Some(Check::warn(
+                ID,
+                format!(
+                    "the webhook cannot read {}={:?} (Go's CSV reader: {e}), so it skips no container",
+                    a::SKIP_CONTAINERS,
+                    pod.annotation(a::SKIP_CONTAINERS).unwrap_or_default()
+                ),
+                "write the container names comma-separated, without spaces or with the whole name quoted (\"side car\"), and recreate the pod",
+            ));
+        }
+        SkipList::Parsed(names) => names,
+    };
+    if !names.contains(&pod.container) {
         return None;
     }
     Some(Check::fail(
@@ -370,17 +384,41 @@ fn token_volume(spec: &PodSpec) -> Option<&Volume> {
 fn audience(pod: &PodSubject, projection: &ServiceAccountTokenProjection) -> Check {
     const ID: &str = "aws.irsa.audience";
     let expected = webhook::audience(pod);
-    let actual = projection.audience.clone().unwrap_or_default();
-    if actual == expected {
-        Check::pass(ID, format!("token audience {actual}"))
-    } else {
-        Check::fail(
+    let actual = projection.audience.clone().filter(|a| !a.is_empty());
+    match (actual, expected) {
+        (Some(actual), Some(expected)) if actual == expected => {
+            Check::pass(ID, format!("token audience {actual}"))
+        }
+        (None, None) => Check::warn(
             ID,
             format!(
-                "the pod's token audience is {actual:?} but the ServiceAccount asks for {expected:?}: the annotation changed after the pod was created"
+                "the ServiceAccount's {} annotation is empty, so the webhook projects the token with no audience: it carries the API server's default audience, not {}; STS accepts it only if the cluster's IAM OIDC provider lists that audience as a client id",
+                a::AUDIENCE,
+                a::DEFAULT_AUDIENCE
             ),
-            "recreate the pod so the webhook projects a token with the annotated audience",
-        )
+            format!(
+                "remove the empty {} annotation (the default is {}) or set it to a client id of the OIDC provider, then recreate the pod",
+                a::AUDIENCE,
+                a::DEFAULT_AUDIENCE
+            ),
+        ),
+        (actual, expected) => {
+            let show = |a: &Option<String>| {
+                a.as_deref().map_or_else(
+                    || "none (the API server's default)".to_string(),
+                    |v| format!("{v:?}"),
+                )
+            };
+            Check::fail(
+                ID,
+                format!(
+                    "the pod's token audience is {} but the ServiceAccount asks for {}: the annotation changed after the pod was created",
+                    show(&actual),
+                    show(&expected)
+                ),
+                "recreate the pod so the webhook projects a token with the annotated audience",
+            )
+        }
     }
 }
 
@@ -415,8 +453,10 @@ fn regional(pod: &PodSubject, target: &Container) -> Option<Check> {
         Check::warn(
             ID,
             format!(
-                "the ServiceAccount asks for regional STS ({}=true) but container {} lacks AWS_STS_REGIONAL_ENDPOINTS=regional",
+                "the ServiceAccount asks for regional STS ({}={:?}) but container {} lacks AWS_STS_REGIONAL_ENDPOINTS=regional",
                 a::STS_REGIONAL_ENDPOINTS,
+                pod.sa_annotation(a::STS_REGIONAL_ENDPOINTS)
+                    .unwrap_or_default(),
                 target.name
             ),
             "recreate the pod so the webhook injects AWS_STS_REGIONAL_ENDPOINTS",

@@ -57,6 +57,8 @@ impl Mechanism for AwsIrsa {
         checks.extend(super::aws_pod_identity::checks::precedence_under_irsa(
             pod, spec,
         ));
+        // A template: an association in EKS (unknown unless looked up) would win over IRSA.
+        checks.extend(super::aws_pod_identity::offline::association_check(pod));
         checks
     }
 
@@ -91,7 +93,9 @@ fn container_var(
         .map(str::to_string)
 }
 
-fn token_audience(spec: &PodSpec, pod: &PodSubject) -> String {
+/// The pod token's audience: the volume's, else what the webhook projects; `None` when the
+/// projection names none (the API server's default audience applies).
+fn token_audience(spec: &PodSpec, pod: &PodSubject) -> Option<String> {
     spec.volumes
         .iter()
         .flatten()
@@ -102,7 +106,8 @@ fn token_audience(spec: &PodSpec, pod: &PodSubject) -> String {
                 .sources
                 .as_ref()?
                 .iter()
-                .find_map(|s| s.service_account_token.as_ref()?.audience.clone())
+                .find_map(|s| s.service_account_token.as_ref())
+                .map(|p| p.audience.clone().filter(|a| !a.is_empty()))
         })
         .unwrap_or_else(|| webhook::audience(pod))
 }
@@ -129,7 +134,12 @@ async fn runtime(
         ));
         return out;
     };
-    let audience = token_audience(spec, pod);
+    let projected_audience = token_audience(spec, pod);
+    // STS needs one of the OIDC provider's client ids: the annotated audience, or for a token
+    // with the API server's default audience, the usual sts.amazonaws.com.
+    let audience = projected_audience
+        .clone()
+        .unwrap_or_else(|| a::DEFAULT_AUDIENCE.to_string());
     let checks = TokenChecks {
         source: "aws.token.source",
         readable: "aws.irsa.token-readable",
@@ -138,7 +148,8 @@ async fn runtime(
         file: token_path.clone(),
         denied_fix: "run every container as the same runAsUser (the kubelet then gives that user the token), or drop a restrictive defaultMode",
         exec_fix: "allow exec (pods/exec) and keep `cat` in the image to read the pod's own token",
-        audience: &audience,
+        // Empty: the equivalent token gets the API server's default audience, as the pod's.
+        audience: projected_audience.as_deref().unwrap_or_default(),
         expiration_seconds: webhook::expiration_seconds(pod),
     };
     let token = match projected_token::obtain(pod, probe, env, &token_path, &checks, &mut out).await

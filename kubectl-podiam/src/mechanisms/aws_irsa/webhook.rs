@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::annotations as a;
+use crate::mechanisms::go_parse::csv::{self, CsvError};
+use crate::mechanisms::go_parse::strconv;
 use crate::subject::{PodSubject, has_env};
 
 /// Whether the webhook would mutate this pod at all, and if not, why.
@@ -30,36 +32,68 @@ pub fn admission(pod: &PodSubject) -> Admission {
     }
 }
 
-/// Containers named in the pod's skip-containers annotation (CSV).
+/// What the webhook makes of the pod's skip-containers annotation: Go's `encoding/csv` reads
+/// its first record; on a parse error the webhook skips no container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipList {
+    Absent,
+    Parsed(Vec<String>),
+    /// Go's reader rejected the value: nothing is skipped.
+    Unparsable(CsvError),
+}
+
+pub fn skip_list(pod: &PodSubject) -> SkipList {
+    match pod.annotation(a::SKIP_CONTAINERS) {
+        None => SkipList::Absent,
+        Some(v) => match csv::first_record(v) {
+            Ok(names) => SkipList::Parsed(names),
+            Err(e) => SkipList::Unparsable(e),
+        },
+    }
+}
+
+/// Containers the webhook skips: the record's fields as Go reads them (white space kept).
 pub fn skipped_containers(pod: &PodSubject) -> Vec<String> {
-    pod.annotation(a::SKIP_CONTAINERS)
-        .map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+    match skip_list(pod) {
+        SkipList::Parsed(names) => names,
+        SkipList::Absent | SkipList::Unparsable(_) => Vec::new(),
+    }
 }
 
-/// Token lifetime the webhook requests: pod annotation, else SA annotation, else 86400; raised to 600.
+/// Token lifetime the webhook requests (`ParseInt`, nothing trimmed): the ServiceAccount's
+/// annotation, or 86400 when absent or invalid; the pod's annotation overrides it, and an
+/// invalid pod value falls back to the ServiceAccount's. Parsed values are raised to 600.
 pub fn expiration_seconds(pod: &PodSubject) -> i64 {
+    let parsed = |v: &str| {
+        strconv::parse_int(v, 64)
+            .ok()
+            .map(|e| e.max(a::MIN_EXPIRATION))
+    };
+    let from_sa = pod
+        .sa_annotation(a::TOKEN_EXPIRATION)
+        .and_then(parsed)
+        .unwrap_or(a::DEFAULT_EXPIRATION);
     pod.annotation(a::TOKEN_EXPIRATION)
-        .or_else(|| pod.sa_annotation(a::TOKEN_EXPIRATION))
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(a::DEFAULT_EXPIRATION)
-        .max(a::MIN_EXPIRATION)
+        .and_then(parsed)
+        .unwrap_or(from_sa)
 }
 
-pub fn audience(pod: &PodSubject) -> String {
-    pod.sa_annotation(a::AUDIENCE)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(a::DEFAULT_AUDIENCE)
-        .to_string()
+/// The audience of the projected token: the ServiceAccount's annotation whenever present, so an
+/// empty one projects the token with no audience (the API server's default audience applies).
+pub fn audience(pod: &PodSubject) -> Option<String> {
+    match pod.sa_annotation(a::AUDIENCE) {
+        Some("") => None,
+        Some(v) => Some(v.to_string()),
+        None => Some(a::DEFAULT_AUDIENCE.to_string()),
+    }
 }
 
+/// `strconv.ParseBool` of the ServiceAccount's annotation; invalid or absent → the webhook's
+/// flag default (off).
 pub fn regional_sts(pod: &PodSubject) -> bool {
-    pod.sa_annotation(a::STS_REGIONAL_ENDPOINTS) == Some("true")
+    pod.sa_annotation(a::STS_REGIONAL_ENDPOINTS)
+        .and_then(|v| strconv::parse_bool(v).ok())
+        .unwrap_or(false)
 }
 
 pub fn token_path(pod: &PodSubject) -> &'static str {
@@ -124,7 +158,7 @@ pub fn mutate(pod: &PodSubject) -> PodSpec {
             projected: Some(ProjectedVolumeSource {
                 sources: Some(vec![VolumeProjection {
                     service_account_token: Some(ServiceAccountTokenProjection {
-                        audience: Some(audience(pod)),
+                        audience: audience(pod),
                         expiration_seconds: Some(expiration_seconds(pod)),
                         path: "token".into(),
                     }),

@@ -12,6 +12,8 @@
 pub mod agent;
 pub mod annotations;
 pub mod checks;
+pub mod offline;
+pub mod webhook;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
@@ -25,7 +27,7 @@ use crate::exchange::aws_eks_auth::{self, PodIdentityGrant};
 use crate::exchange::aws_sts;
 use crate::model::{Check, Identity, MechanismId};
 use crate::options::VerifyOptions;
-use crate::subject::{PodSubject, env_value};
+use crate::subject::{EksAssociation, Origin, PodSubject, env_value};
 use crate::token_claims;
 
 pub struct AwsPodIdentity;
@@ -41,12 +43,18 @@ impl Mechanism for AwsPodIdentity {
     }
 
     fn detect(&self, pod: &PodSubject) -> bool {
-        checks::wired(pod) && !checks::target(pod, &pod.spec).is_some_and(checks::has_irsa_env)
+        (checks::wired(pod) && !checks::target(pod, &pod.spec).is_some_and(checks::has_irsa_env))
+            || template_associated(pod)
     }
 
-    /// Associations live in EKS, not in the manifest: a template is judged as written.
+    /// Associations live in EKS, not in the manifest: a template is mutated only once its
+    /// association was found (`offline::with_association`); else it is judged as written.
     fn admit(&self, pod: &PodSubject) -> PodSpec {
-        pod.spec.clone()
+        if template_associated(pod) {
+            webhook::mutate(pod)
+        } else {
+            pod.spec.clone()
+        }
     }
 
     fn token_file_vars(&self) -> &'static [&'static str] {
@@ -54,7 +62,9 @@ impl Mechanism for AwsPodIdentity {
     }
 
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
-        checks::static_checks(pod, spec)
+        let mut checks = checks::static_checks(pod, spec);
+        checks.extend(offline::association_check(pod));
+        checks
     }
 
     fn runtime<'a>(
@@ -67,6 +77,11 @@ impl Mechanism for AwsPodIdentity {
     ) -> BoxFuture<'a, RuntimeOutcome> {
         Box::pin(runtime(pod, spec, env, probe, options))
     }
+}
+
+/// A template whose ServiceAccount EKS said has an association.
+fn template_associated(pod: &PodSubject) -> bool {
+    pod.origin == Origin::Template && matches!(pod.eks_association, EksAssociation::Found { .. })
 }
 
 fn container_var(

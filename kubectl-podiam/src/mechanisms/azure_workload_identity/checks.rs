@@ -362,12 +362,22 @@ fn mutated(pod: &PodSubject, spec: &PodSpec) -> Check {
             );
         }
         Admission::Rejected(reason) => {
+            let fix = if webhook::missing_service_account(pod).is_some() {
+                format!(
+                    "create ServiceAccount {}/{} (annotated with {}) before the pod, and include it in the input (-f)",
+                    pod.namespace,
+                    pod.service_account_name(),
+                    a::CLIENT_ID
+                )
+            } else {
+                "fix the annotation named above, then create the pod again".to_string()
+            };
             return Check::fail(
                 ID,
                 format!(
-                    "the webhook rejects {subject} at CREATE ({reason}); with failurePolicy Fail no pod is created"
+                    "the webhook rejects {subject} at CREATE (400: {reason}); with failurePolicy Fail no pod is created"
                 ),
-                "fix the annotation named above, then create the pod again",
+                fix,
             );
         }
         Admission::Mutates => {}

@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::{
 use sha2::{Digest, Sha256};
 
 use super::annotations as a;
-use crate::subject::{PodSubject, has_env};
+use crate::mechanisms::go_parse::strconv;
+use crate::subject::{Origin, PodSubject, has_env};
 
 /// Whether the webhook would mutate this pod, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +34,13 @@ pub fn is_labelled(pod: &PodSubject) -> bool {
     pod.label(a::USE_LABEL) == Some(a::USE_LABEL_VALUE)
 }
 
+/// In the webhook's order: the ServiceAccount lookup, the proxy sidecar, the token expiration.
 pub fn admission(pod: &PodSubject) -> Admission {
     if !is_labelled(pod) {
         return Admission::NotLabelled;
     }
-    if let Err(e) = expiration_seconds(pod) {
-        return Admission::Rejected(e);
+    if let Some(missing) = missing_service_account(pod) {
+        return Admission::Rejected(missing);
     }
     if injects_proxy(pod) {
         if pod.spec.host_network == Some(true) {
@@ -50,11 +52,24 @@ pub fn admission(pod: &PodSubject) -> Admission {
             return Admission::Rejected(e);
         }
     }
+    if let Err(e) = expiration_seconds(pod) {
+        return Admission::Rejected(e);
+    }
     Admission::Mutates
 }
 
-/// Token lifetime: the pod annotation, else the ServiceAccount's, else 3600; the webhook
-/// rejects the pod when the value is not a number in 3600–86400.
+/// The webhook reads the pod's ServiceAccount at CREATE and answers 400 when it does not exist.
+/// A template whose ServiceAccount is not in the input is judged as created without it; only
+/// `default` is taken to exist (every namespace has it).
+pub fn missing_service_account(pod: &PodSubject) -> Option<String> {
+    let name = pod.service_account_name();
+    (pod.origin == Origin::Template && pod.service_account.is_none() && name != "default")
+        .then(|| format!("serviceaccounts \"{name}\" not found"))
+}
+
+/// Token lifetime: the pod annotation, else the ServiceAccount's, else 3600 (empty values count
+/// as absent); the webhook rejects the pod with Go's error when the value is not an integer
+/// (`strconv.ParseInt`, nothing trimmed) or lies outside 3600–86400.
 pub fn expiration_seconds(pod: &PodSubject) -> Result<i64, String> {
     let raw = pod
         .annotation(a::TOKEN_EXPIRATION)
@@ -66,9 +81,7 @@ pub fn expiration_seconds(pod: &PodSubject) -> Result<i64, String> {
     let Some(raw) = raw else {
         return Ok(a::DEFAULT_EXPIRATION);
     };
-    let value: i64 = raw
-        .parse()
-        .map_err(|_| format!("{} {raw:?} is not a number", a::TOKEN_EXPIRATION))?;
+    let value = strconv::parse_int(raw, 64).map_err(|e| e.to_string())?;
     if !(a::MIN_EXPIRATION..=a::MAX_EXPIRATION).contains(&value) {
         return Err(format!(
             "token expiration {value} not valid. Expected value to be between {} and {}",
@@ -86,9 +99,9 @@ pub fn injects_proxy(pod: &PodSubject) -> bool {
 pub fn proxy_port(pod: &PodSubject) -> Result<i32, String> {
     match pod.annotation(a::PROXY_SIDECAR_PORT) {
         None => Ok(a::DEFAULT_PROXY_PORT),
-        Some(v) => v
-            .parse()
-            .map_err(|_| format!("failed to parse proxy sidecar port {v:?}")),
+        Some(v) => strconv::parse_int(v, 32)
+            .map(|p| p as i32)
+            .map_err(|e| format!("failed to parse proxy sidecar port: {e}")),
     }
 }
 
@@ -246,7 +259,7 @@ fn add_proxy(spec: &mut PodSpec, port: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subject::{Origin, env_value};
+    use crate::subject::env_value;
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
