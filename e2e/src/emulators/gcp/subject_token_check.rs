@@ -40,10 +40,14 @@ pub async fn check_subject_token(
         )));
     }
 
+    // Keys come from the discovery document of the token's own `iss`, which must name it.
     let key = jwks
-        .decoding_key(&provider.issuer, header.get("kid").and_then(Value::as_str))
+        .decoding_key(issuer, header.get("kid").and_then(Value::as_str))
         .await
         .map_err(|err| match err {
+            JwksError::IssuerMismatch { discovered, .. } => OAuthError::invalid_grant(format!(
+                "The issuer {discovered} in the OIDC discovery document does not match the issuer {issuer} in the ID Token."
+            )),
             JwksError::Unreachable(_) => OAuthError::invalid_grant(format!(
                 "Unable to retrieve the OIDC discovery document or JWKS of issuer {}.",
                 provider.issuer
@@ -101,8 +105,13 @@ pub async fn check_subject_token(
         if let Some(at) = claims.get(claim).and_then(Value::as_i64)
             && at > now + CLOCK_SKEW_SECONDS
         {
+            let what = if claim == "iat" {
+                "issued at"
+            } else {
+                "not valid before"
+            };
             return Err(OAuthError::invalid_grant(format!(
-                "ID Token issued at {at} is in the future; the current time is {now}."
+                "ID Token {what} {at}, which is in the future; the current time is {now}."
             )));
         }
     }
