@@ -229,6 +229,32 @@ async fn expired_token_is_expired_token_exception() {
 }
 
 #[tokio::test]
+async fn token_from_the_future_is_invalid_identity_token() {
+    let emulators = seeded_emulators().await;
+    for (claim, adjust) in [
+        (
+            "not-before",
+            (|s: &mut TokenSpec| s.not_before_in_seconds = Some(3600)) as fn(&mut TokenSpec),
+        ),
+        ("issued-at", |s: &mut TokenSpec| {
+            // nbf stays now: only iat is in the future.
+            s.issued_at_in_seconds = Some(3600);
+            s.not_before_in_seconds = Some(0);
+        }),
+    ] {
+        let mut spec = TokenSpec::new("default", "s3-reader");
+        adjust(&mut spec);
+        let (code, message) = assume_error(&emulators, &spec).await;
+        assert_eq!(code, "InvalidIdentityToken", "{claim}");
+        assert!(
+            message.starts_with("Token is not valid yet: current date/time ")
+                && message.contains(&format!(" is before the {claim} date/time ")),
+            "{claim}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn tampered_signature_is_invalid_identity_token() {
     let emulators = seeded_emulators().await;
     let mut spec = TokenSpec::new("default", "s3-reader");
