@@ -412,3 +412,46 @@ async fn unsigned_get_caller_identity_is_missing_authentication_token() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_oidc_provider_that_is_not_https_is_refused() {
+    let emulators = seeded_emulators().await;
+    let (id, secret) = emulators.admin_credentials();
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new("us-east-1"))
+        .endpoint_url(emulators.gate_url())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            id, secret, None, None, "test",
+        ))
+        .build();
+    let iam = aws_sdk_iam::Client::from_conf(config);
+    let (code, message) = error_of(
+        iam.create_open_id_connect_provider()
+            .url("http://oidc.example.com/id/PLAIN")
+            .client_id_list("sts.amazonaws.com")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidInput");
+    assert!(message.contains("must begin with https://"), "{message}");
+    let listed = iam
+        .list_open_id_connect_providers()
+        .send()
+        .await
+        .expect("list providers");
+    assert!(
+        !listed
+            .open_id_connect_provider_list()
+            .iter()
+            .any(|p| p.arn().unwrap_or_default().contains("oidc.example.com")),
+        "the refused provider must not exist"
+    );
+    // An https one is created as before.
+    iam.create_open_id_connect_provider()
+        .url("https://oidc.example.com/id/TLS")
+        .client_id_list("sts.amazonaws.com")
+        .send()
+        .await
+        .expect("an https provider is accepted");
+}
