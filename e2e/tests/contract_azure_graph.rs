@@ -274,6 +274,25 @@ async fn graph_writes_credentials_that_entra_then_honours() {
             "FederatedIdentityCredential with name bound-later already exists."
         )
     );
+    // An issuer that is not https is refused, and nothing is created.
+    let plain = f.issuer.url().replacen("https://", "http://", 1);
+    let (status, body) = f
+        .graph(
+            post.clone(),
+            &path,
+            &token,
+            Some(credential(
+                "plain-http",
+                &plain,
+                "system:serviceaccount:x:plain",
+            )),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        graph_error(&body).1.contains("must be a valid https URL"),
+        "{body}"
+    );
     let (status, body) = f
         .graph(
             post.clone(),

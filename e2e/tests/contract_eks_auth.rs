@@ -208,6 +208,22 @@ async fn eksauth_sdk_contract() {
             "ExpiredTokenException",
         ),
         (
+            "not valid before an hour from now",
+            token(&emulators, |s| s.not_before_in_seconds = Some(3600)),
+            DEFAULT_CLUSTER_NAME,
+            "InvalidTokenException",
+        ),
+        (
+            "issued an hour from now",
+            token(&emulators, |s| {
+                // nbf stays now: only iat is in the future.
+                s.issued_at_in_seconds = Some(3600);
+                s.not_before_in_seconds = Some(0);
+            }),
+            DEFAULT_CLUSTER_NAME,
+            "InvalidTokenException",
+        ),
+        (
             "signed by another key",
             token(&emulators, |s| s.wrong_key = true),
             DEFAULT_CLUSTER_NAME,

@@ -229,6 +229,32 @@ async fn expired_token_is_expired_token_exception() {
 }
 
 #[tokio::test]
+async fn token_from_the_future_is_invalid_identity_token() {
+    let emulators = seeded_emulators().await;
+    for (claim, adjust) in [
+        (
+            "not-before",
+            (|s: &mut TokenSpec| s.not_before_in_seconds = Some(3600)) as fn(&mut TokenSpec),
+        ),
+        ("issued-at", |s: &mut TokenSpec| {
+            // nbf stays now: only iat is in the future.
+            s.issued_at_in_seconds = Some(3600);
+            s.not_before_in_seconds = Some(0);
+        }),
+    ] {
+        let mut spec = TokenSpec::new("default", "s3-reader");
+        adjust(&mut spec);
+        let (code, message) = assume_error(&emulators, &spec).await;
+        assert_eq!(code, "InvalidIdentityToken", "{claim}");
+        assert!(
+            message.starts_with("Token is not valid yet: current date/time ")
+                && message.contains(&format!(" is before the {claim} date/time ")),
+            "{claim}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn tampered_signature_is_invalid_identity_token() {
     let emulators = seeded_emulators().await;
     let mut spec = TokenSpec::new("default", "s3-reader");
@@ -385,4 +411,47 @@ async fn unsigned_get_caller_identity_is_missing_authentication_token() {
         body.contains("<Code>MissingAuthenticationToken</Code>"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn an_oidc_provider_that_is_not_https_is_refused() {
+    let emulators = seeded_emulators().await;
+    let (id, secret) = emulators.admin_credentials();
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new("us-east-1"))
+        .endpoint_url(emulators.gate_url())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            id, secret, None, None, "test",
+        ))
+        .build();
+    let iam = aws_sdk_iam::Client::from_conf(config);
+    let (code, message) = error_of(
+        iam.create_open_id_connect_provider()
+            .url("http://oidc.example.com/id/PLAIN")
+            .client_id_list("sts.amazonaws.com")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidInput");
+    assert!(message.contains("must begin with https://"), "{message}");
+    let listed = iam
+        .list_open_id_connect_providers()
+        .send()
+        .await
+        .expect("list providers");
+    assert!(
+        !listed
+            .open_id_connect_provider_list()
+            .iter()
+            .any(|p| p.arn().unwrap_or_default().contains("oidc.example.com")),
+        "the refused provider must not exist"
+    );
+    // An https one is created as before.
+    iam.create_open_id_connect_provider()
+        .url("https://oidc.example.com/id/TLS")
+        .client_id_list("sts.amazonaws.com")
+        .send()
+        .await
+        .expect("an https provider is accepted");
 }

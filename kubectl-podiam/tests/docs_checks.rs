@@ -1,8 +1,24 @@
-//! docs/checks.md lists every check id the code can emit.
+//! docs/checks.md and the code agree on the check ids, both ways: every id the code can emit is
+//! documented, and every documented id is one the code can emit (a renamed or removed check
+//! must not linger in the docs).
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
-fn source_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+/// First segments of check ids. An id in the docs with another prefix fails the test, so a
+/// new family of checks cannot slip past the code → docs direction unnoticed.
+const PREFIXES: &[&str] = &[
+    "aws",
+    "gcp",
+    "azure",
+    "static-credentials",
+    "identity",
+    "k8s",
+    "node",
+    "probe",
+];
+
+fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let p = entry.path();
         if p.is_dir() {
@@ -13,31 +29,78 @@ fn source_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-#[test]
-fn every_check_id_is_documented() {
+fn docs() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let docs = std::fs::read_to_string(root.join("../docs/checks.md")).unwrap();
-    let id = regex::Regex::new(
-        r#""((?:aws|gcp|azure|static-credentials|identity|k8s|node)\.[a-z0-9.-]+)""#,
-    )
-    .unwrap();
+    std::fs::read_to_string(root.join("../docs/checks.md")).unwrap()
+}
+
+/// Every string literal in `src/` shaped like a check id, with the file it is in.
+fn ids_in_code() -> Vec<(String, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let id = regex::Regex::new(&format!(r#""((?:{})\.[a-z0-9.-]+)""#, PREFIXES.join("|"))).unwrap();
     let mut files = Vec::new();
     source_files(&root.join("src"), &mut files);
-    let mut found = 0;
+    let mut found = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         for cap in id.captures_iter(&text) {
-            found += 1;
-            let id = &cap[1];
-            assert!(
-                docs.contains(&format!("`{id}`")),
-                "check id {id} (in {}) is missing from docs/checks.md",
-                f.display()
-            );
+            found.push((cap[1].to_owned(), f.clone()));
         }
     }
+    found
+}
+
+/// The ids the docs' tables define: the back-quoted first cell of each table row.
+fn ids_in_docs(docs: &str) -> BTreeSet<String> {
+    let row = regex::Regex::new(r"(?m)^\| `([^`]+)` \|").unwrap();
+    row.captures_iter(docs).map(|c| c[1].to_owned()).collect()
+}
+
+#[test]
+fn every_check_id_is_documented() {
+    let docs = docs();
+    let documented = ids_in_docs(&docs);
+    let found = ids_in_code();
+    for (id, file) in &found {
+        assert!(
+            documented.contains(id),
+            "check id {id} (in {}) has no row in docs/checks.md",
+            file.display()
+        );
+    }
     assert!(
-        found > 15,
-        "expected to find the check ids in the sources, found {found}"
+        found.len() > 15,
+        "expected to find the check ids in the sources, found {}",
+        found.len()
     );
+}
+
+#[test]
+fn every_documented_check_id_exists_in_the_code() {
+    let documented = ids_in_docs(&docs());
+    let in_code: BTreeSet<String> = ids_in_code().into_iter().map(|(id, _)| id).collect();
+    assert!(
+        documented.len() > 15,
+        "expected the docs' tables to list the check ids, found {}",
+        documented.len()
+    );
+    for id in &documented {
+        let prefix = id.split('.').next().unwrap_or_default();
+        assert!(
+            id.contains('.') && PREFIXES.contains(&prefix),
+            "docs/checks.md lists {id:?}, which is not a check id with a known prefix ({PREFIXES:?}): \
+             fix the row, or add the prefix to this test"
+        );
+        assert!(
+            in_code.contains(id),
+            "docs/checks.md lists {id}, but no source file under kubectl-podiam/src emits it"
+        );
+    }
+}
+
+#[test]
+fn doc_rows_are_read_as_ids() {
+    // The extraction itself: a row's first back-quoted cell only, not ids quoted in prose.
+    let sample = "| id | fails when | fix |\n| --- | --- | --- |\n| `aws.a.b` | see `aws.c.d` | x |\nText `k8s.e.f`.\n";
+    assert_eq!(ids_in_docs(sample), BTreeSet::from(["aws.a.b".to_owned()]));
 }

@@ -179,6 +179,9 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
             let error = StsError::missing_authentication_token();
             let code = error.code.to_owned();
             (error.into_response(), code)
+        } else if let Some(error) = refused_iam_write(&action, &param) {
+            let code = error.code.to_owned();
+            (error.into_response(), code)
         } else {
             let path_and_query = parts
                 .uri
@@ -206,6 +209,22 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
     };
     pending.answer(outcome);
     response
+}
+
+/// IAM writes AWS refuses but moto accepts: an OIDC provider whose URL is not https.
+fn refused_iam_write(action: &str, param: &dyn Fn(&str) -> Option<String>) -> Option<StsError> {
+    if action != "CreateOpenIDConnectProvider" {
+        return None;
+    }
+    let url = param("Url").unwrap_or_default();
+    let is_https = url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    (!is_https).then(|| {
+        StsError::invalid_input(format!(
+            "Invalid URL {url}: the URL of an OpenID Connect provider must begin with https://"
+        ))
+    })
 }
 
 /// The whole-request bound's message: which request the gate could not finish in time.

@@ -447,7 +447,7 @@ async fn validated_claims(
         ));
     }
     let key = jwks
-        .decoding_key(issuer, header.get("kid").and_then(Value::as_str))
+        .decoding_key(token_issuer, header.get("kid").and_then(Value::as_str))
         .await
         .map_err(|_| EksAuthError::invalid_token("The token's signature could not be verified."))?;
     let mut validation = Validation::new(Algorithm::RS256);
@@ -469,8 +469,18 @@ async fn validated_claims(
     let Some(expiry) = claims.get("exp").and_then(Value::as_i64) else {
         return Err(EksAuthError::invalid_token("The token has no expiration."));
     };
-    if now() >= expiry + CLOCK_SKEW_SECONDS {
+    let now = now();
+    if now >= expiry + CLOCK_SKEW_SECONDS {
         return Err(EksAuthError::expired_token("The token has expired."));
+    }
+    for claim in ["nbf", "iat"] {
+        if let Some(at) = claims.get(claim).and_then(Value::as_i64)
+            && now + CLOCK_SKEW_SECONDS < at
+        {
+            return Err(EksAuthError::invalid_token(format!(
+                "The token is not valid yet: its {claim} ({at}) is after the current time ({now})."
+            )));
+        }
     }
     Ok(claims)
 }

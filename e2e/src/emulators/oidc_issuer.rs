@@ -2,14 +2,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::{Json, Router};
+use jsonwebtoken::jwk::JwkSet;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -31,7 +32,14 @@ pub struct OidcIssuer {
     signing_key: Arc<SigningKey>,
     // Generated on first use: only negative tests need it and RSA keygen takes a moment.
     wrong_key: OnceLock<SigningKey>,
+    /// What the discovery and JWKS routes answer; tests change it (rotation, a wrong issuer).
+    served: Arc<RwLock<Served>>,
     server: JoinHandle<()>,
+}
+
+struct Served {
+    discovery: Value,
+    jwks: JwkSet,
 }
 
 impl OidcIssuer {
@@ -56,7 +64,11 @@ impl OidcIssuer {
         fs::write(&ca_file, ca_pem).with_context(|| format!("writing {}", ca_file.display()))?;
 
         let signing_key = Arc::new(signing_key);
-        let router = discovery_router(&url, path, signing_key.clone());
+        let served = Arc::new(RwLock::new(Served {
+            discovery: discovery_document(&url),
+            jwks: signing_key.jwks(),
+        }));
+        let router = discovery_router(path, served.clone());
         let server = runtime.spawn(async move {
             // Registered with `runtime`'s reactor, hence converted inside it.
             if let Ok(listener) = TcpListener::from_std(listener) {
@@ -68,8 +80,26 @@ impl OidcIssuer {
             ca_file,
             signing_key,
             wrong_key: OnceLock::new(),
+            served,
             server,
         })
+    }
+
+    /// Publishes exactly these keys from now on (key rotation: add the new key, later drop
+    /// the old one). Tokens signed with a key no longer published stop validating once a
+    /// verifier's cache refreshes.
+    pub fn publish_keys(&self, keys: &[&SigningKey]) {
+        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
+        served.jwks = JwkSet {
+            keys: keys.iter().flat_map(|k| k.jwks().keys).collect(),
+        };
+    }
+
+    /// Makes the discovery document claim `issuer` (a misconfigured issuer whose document
+    /// does not name itself).
+    pub fn claim_issuer(&self, issuer: &str) {
+        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
+        served.discovery["issuer"] = json!(issuer);
     }
 
     /// `https://127.0.0.1:PORT/id/…`: the `iss` of minted tokens.
@@ -111,9 +141,9 @@ impl Drop for OidcIssuer {
     }
 }
 
-fn discovery_router(issuer_url: &str, path: &str, key: Arc<SigningKey>) -> Router {
+fn discovery_document(issuer_url: &str) -> Value {
     // EKS serves its JWKS at `<issuer>/keys`.
-    let discovery = json!({
+    json!({
         "issuer": issuer_url,
         "jwks_uri": format!("{issuer_url}/keys"),
         "authorization_endpoint": "urn:kubernetes:programmatic_authorization",
@@ -121,16 +151,33 @@ fn discovery_router(issuer_url: &str, path: &str, key: Arc<SigningKey>) -> Route
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["sub", "iss"],
-    });
-    let jwks = serde_json::to_value(key.jwks()).unwrap_or_default();
+    })
+}
+
+fn discovery_router(path: &str, served: Arc<RwLock<Served>>) -> Router {
+    let read = |served: &Arc<RwLock<Served>>| {
+        served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .discovery
+            .clone()
+    };
+    let for_keys = served.clone();
     Router::new()
         .route(
             &format!("{path}/.well-known/openid-configuration"),
-            get(move || async move { Json(discovery) }),
+            get(move || async move { Json(read(&served)) }),
         )
         .route(
             &format!("{path}/keys"),
-            get(move || async move { Json(jwks) }),
+            get(move || async move {
+                let jwks = for_keys
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .jwks
+                    .clone();
+                Json(jwks)
+            }),
         )
 }
 

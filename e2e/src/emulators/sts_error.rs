@@ -51,6 +51,11 @@ impl StsError {
         )
     }
 
+    /// IAM's refusal of a bad parameter value (e.g. an OIDC provider URL that is not https).
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidInput", message)
+    }
+
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "ValidationError", message)
     }

@@ -140,7 +140,8 @@ pub async fn check_web_identity(
         .await
         .map_err(|err| match err {
             JwksError::Unreachable(message) => StsError::idp_communication(message),
-            JwksError::NoMatchingKey => StsError::invalid_identity_token(
+            // A discovery document naming another issuer gives STS no keys it may use.
+            JwksError::NoMatchingKey | JwksError::IssuerMismatch { .. } => StsError::invalid_identity_token(
                 "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements",
             ),
         })?;
@@ -174,6 +175,14 @@ pub async fn check_web_identity(
     {
         return Err(StsError::invalid_identity_token(format!(
             "Token is not valid yet: current date/time {now} is before the not-before date/time {not_before}"
+        )));
+    }
+    // A token issued in the future is as unusable as one not yet valid.
+    if let Some(issued_at) = claims.get("iat").and_then(Value::as_i64)
+        && now + CLOCK_SKEW_SECONDS < issued_at
+    {
+        return Err(StsError::invalid_identity_token(format!(
+            "Token is not valid yet: current date/time {now} is before the issued-at date/time {issued_at}"
         )));
     }
 

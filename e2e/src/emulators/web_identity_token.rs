@@ -27,6 +27,10 @@ pub struct TokenSpec {
     pub issuer: Option<String>,
     /// Overrides `sub` (default: `system:serviceaccount:NS:SA`).
     pub subject: Option<String>,
+    /// `nbf` this many seconds from now (default: `iat`).
+    pub not_before_in_seconds: Option<i64>,
+    /// `iat` this many seconds from now (default: now).
+    pub issued_at_in_seconds: Option<i64>,
 }
 
 impl TokenSpec {
@@ -42,6 +46,8 @@ impl TokenSpec {
             pod_name: None,
             issuer: None,
             subject: None,
+            not_before_in_seconds: None,
+            issued_at_in_seconds: None,
         }
     }
 }
@@ -63,6 +69,10 @@ pub fn mint_token(
     } else {
         (now, now + spec.expires_in_seconds)
     };
+    let iat = spec.issued_at_in_seconds.map_or(iat, |offset| now + offset);
+    let nbf = spec
+        .not_before_in_seconds
+        .map_or(iat, |offset| now + offset);
     let subject = spec.subject.clone().unwrap_or_else(|| {
         format!(
             "system:serviceaccount:{}:{}",
@@ -81,7 +91,7 @@ pub fn mint_token(
         "sub": subject,
         "exp": exp,
         "iat": iat,
-        "nbf": iat,
+        "nbf": nbf,
         "kubernetes.io": kubernetes,
     });
     if !spec.audiences.is_empty() {

@@ -1,4 +1,6 @@
-//! Assertions on the plugin's JSON output: a JSONPath (RFC 9535) and one expectation.
+//! Assertions on the plugin's JSON output: a JSONPath (RFC 9535) and one expectation, held by
+//! every node the path selects (`match: all`, the default) or by at least one (`match: any`).
+//! A path that selects nothing fails, unless the expectation is `absent`.
 
 use std::collections::BTreeMap;
 
@@ -7,20 +9,35 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
+/// Which of the selected nodes must meet `equals`, `matches` or `contains`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    /// Every selected node (and at least one is selected).
+    #[default]
+    All,
+    /// At least one selected node.
+    Any,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Assertion {
     /// e.g. `$.items[0].identity.principal` or `$.items[0].checks[?@.id=='aws.token.source'].status`
     pub path: String,
-    /// The first node equals this value.
+    /// The node equals this value.
     #[serde(default)]
     pub equals: Option<Value>,
-    /// The first node is a string matching this regex.
+    /// The node is a string matching this regex.
     #[serde(default)]
     pub matches: Option<String>,
-    /// The first node is a string containing this text.
+    /// The node is a string containing this text.
     #[serde(default)]
     pub contains: Option<String>,
+    /// Whether `equals`/`matches`/`contains` must hold for all selected nodes or any one.
+    /// Not allowed with `absent` or `sameAs`, which judge the whole selection.
+    #[serde(default, rename = "match")]
+    pub match_mode: Option<MatchMode>,
     /// The path selects no node.
     #[serde(default)]
     pub absent: bool,
@@ -49,6 +66,9 @@ impl Assertion {
         .count();
         if expectations != 1 {
             bail!("needs exactly one of equals, matches, contains, absent, sameAs");
+        }
+        if self.match_mode.is_some() && (self.absent || self.same_as.is_some()) {
+            bail!("match (all|any) goes with equals, matches or contains, not absent or sameAs");
         }
         if let Some(re) = &self.matches {
             regex::Regex::new(re)?;
@@ -84,40 +104,79 @@ impl Assertion {
             };
         }
         if self.absent {
-            return match nodes.first() {
-                None => Ok(()),
-                Some(found) => Err(format!("{}: expected no value, found {found}", self.path)),
+            return match nodes.as_slice() {
+                [] => Ok(()),
+                found => Err(format!(
+                    "{}: expected no value, found {}",
+                    self.path,
+                    listed(found)
+                )),
             };
         }
-        let Some(found) = nodes.first() else {
+        if nodes.is_empty() {
             return Err(format!("{}: no value", self.path));
+        }
+        let regex = match &self.matches {
+            Some(re) => Some(regex::Regex::new(re).map_err(|e| e.to_string())?),
+            None => None,
         };
-        let text = found.as_str();
-        let ok = if let Some(expected) = &self.equals {
-            *found == expected
-        } else if let Some(re) = &self.matches {
-            text.is_some_and(|t| regex::Regex::new(re).is_ok_and(|r| r.is_match(t)))
-        } else if let Some(needle) = &self.contains {
-            text.is_some_and(|t| t.contains(needle.as_str()))
-        } else {
-            false
+        let meets = |found: &Value| {
+            let text = found.as_str();
+            if let Some(expected) = &self.equals {
+                found == expected
+            } else if let Some(re) = &regex {
+                text.is_some_and(|t| re.is_match(t))
+            } else if let Some(needle) = &self.contains {
+                text.is_some_and(|t| t.contains(needle.as_str()))
+            } else {
+                false
+            }
         };
-        if ok {
-            Ok(())
-        } else {
-            let wanted = self
-                .equals
-                .as_ref()
-                .map(|v| format!("equal to {v}"))
-                .or_else(|| self.matches.as_ref().map(|r| format!("matching /{r}/")))
-                .or_else(|| self.contains.as_ref().map(|c| format!("containing {c:?}")))
-                .unwrap_or_default();
-            Err(format!(
-                "{}: expected a value {wanted}, found {found}",
-                self.path
-            ))
+        let wanted = self
+            .equals
+            .as_ref()
+            .map(|v| format!("equal to {v}"))
+            .or_else(|| self.matches.as_ref().map(|r| format!("matching /{r}/")))
+            .or_else(|| self.contains.as_ref().map(|c| format!("containing {c:?}")))
+            .unwrap_or_default();
+        match self.match_mode.unwrap_or_default() {
+            MatchMode::All => {
+                let failing: Vec<&Value> = nodes.iter().copied().filter(|n| !meets(n)).collect();
+                if failing.is_empty() {
+                    Ok(())
+                } else if nodes.len() == 1 {
+                    Err(format!(
+                        "{}: expected a value {wanted}, found {}",
+                        self.path, failing[0]
+                    ))
+                } else {
+                    Err(format!(
+                        "{}: expected all {} values {wanted}, but {} are not: {}",
+                        self.path,
+                        nodes.len(),
+                        failing.len(),
+                        listed(&failing)
+                    ))
+                }
+            }
+            MatchMode::Any => {
+                if nodes.iter().any(|n| meets(n)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}: expected any value {wanted}, found {}",
+                        self.path,
+                        listed(&nodes)
+                    ))
+                }
+            }
         }
     }
+}
+
+/// The selected values as one JSON list, for messages.
+fn listed(nodes: &[&Value]) -> Value {
+    Value::Array(nodes.iter().map(|n| (*n).clone()).collect())
 }
 
 #[cfg(test)]
@@ -169,6 +228,77 @@ mod tests {
     }
 
     #[test]
+    fn every_selected_node_is_judged_not_only_the_first() {
+        // Two containers' checks with the same id: the first passes, the second fails.
+        let doc = json!({"items": [{"checks": [
+            {"id": "aws.sts.assume-role", "status": "pass", "message": "assumed role/a"},
+            {"id": "aws.sts.assume-role", "status": "fail", "message": "AccessDenied"},
+        ]}]});
+        let status = "$.items[0].checks[?@.id=='aws.sts.assume-role'].status";
+        // Default (all): the failing second node is seen.
+        let err = a(&format!("{{path: \"{status}\", equals: pass}}"))
+            .check(&doc)
+            .unwrap_err();
+        assert!(
+            err.contains("but 1 are not") && err.contains("fail"),
+            "{err}"
+        );
+        assert!(
+            a(&format!("{{path: \"{status}\", equals: pass, match: all}}"))
+                .check(&doc)
+                .is_err()
+        );
+        // any: one node is enough, whichever it is.
+        assert!(
+            a(&format!("{{path: \"{status}\", equals: fail, match: any}}"))
+                .check(&doc)
+                .is_ok()
+        );
+        assert!(
+            a(&format!("{{path: \"{status}\", equals: skip, match: any}}"))
+                .check(&doc)
+                .is_err()
+        );
+        let message = "$.items[0].checks[*].message";
+        assert!(
+            a(&format!(
+                "{{path: '{message}', contains: AccessDenied, match: any}}"
+            ))
+            .check(&doc)
+            .is_ok()
+        );
+        assert!(
+            a(&format!(
+                "{{path: '{message}', matches: '^(assumed|Access)'}}"
+            ))
+            .check(&doc)
+            .is_ok()
+        );
+        assert!(
+            a(&format!("{{path: '{message}', contains: AccessDenied}}"))
+                .check(&doc)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn zero_matches_fail_in_both_modes_and_absent_sees_every_match() {
+        let doc = json!({"items": [{"checks": [{"id": "a.b", "status": "pass"}, {"id": "a.b", "status": "pass"}]}]});
+        for mode in ["all", "any"] {
+            let err = a(&format!(
+                "{{path: '$.items[0].nothing[*]', equals: 1, match: {mode}}}"
+            ))
+            .check(&doc)
+            .unwrap_err();
+            assert!(err.contains("no value"), "{mode}: {err}");
+        }
+        let err = a("{path: \"$.items[0].checks[?@.id=='a.b']\", absent: true}")
+            .check(&doc)
+            .unwrap_err();
+        assert!(err.matches("\"a.b\"").count() == 2, "{err}");
+    }
+
+    #[test]
     fn same_as_compares_every_selected_value_with_the_capture() {
         let plan = json!({"changes": [{"action": "update", "status": "planned"}, {"action": "annotate", "status": "planned"}]});
         let captures = Captures::from([("plan".to_owned(), plan)]);
@@ -197,5 +327,19 @@ mod tests {
         assert!(a("{path: '$.x'}").validate().is_err());
         assert!(a("{path: 'not a path', equals: 1}").validate().is_err());
         assert!(a("{path: '$.x', matches: '('}").validate().is_err());
+        assert!(a("{path: '$.x', equals: 1, match: any}").validate().is_ok());
+        assert!(
+            a("{path: '$.x', absent: true, match: all}")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            a("{path: '$.x', sameAs: plan, match: any}")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            serde_saphyr::from_str::<Assertion>("{path: '$.x', equals: 1, match: some}").is_err()
+        );
     }
 }

@@ -102,9 +102,10 @@ async fn exchange(
     form: &HashMap<String, String>,
 ) -> Result<Json<serde_json::Value>, EntraError> {
     let setup = state.directory.snapshot();
-    if !tenant.eq_ignore_ascii_case(&setup.tenant_id) {
-        return Err(EntraError::tenant_not_found(tenant));
-    }
+    // Another real tenant holds none of this setup's applications (nor the operator).
+    let home_tenant = setup
+        .tenant(tenant)
+        .ok_or_else(|| EntraError::tenant_not_found(tenant))?;
     let param = |name: &str| {
         form.get(name)
             .filter(|v| !v.is_empty())
@@ -119,6 +120,9 @@ async fn exchange(
     let Some(resource) = scope.strip_suffix("/.default") else {
         return Err(EntraError::invalid_scope(scope));
     };
+    if !home_tenant {
+        return Err(EntraError::application_not_found(client_id, tenant));
+    }
     if let Some(secret) = form.get("client_secret").filter(|v| !v.is_empty()) {
         return secret_grant(state, &setup, tenant, client_id, secret, resource);
     }
@@ -229,10 +233,18 @@ async fn openid_configuration(
     Path(tenant): Path<String>,
 ) -> Response {
     let setup = state.directory.snapshot();
-    if !tenant.eq_ignore_ascii_case(&setup.tenant_id) {
-        return EntraError::tenant_not_found(&tenant).into_response();
-    }
-    let base = format!("{}/{}", state.public_url, setup.tenant_id);
+    // The tenant as the setup spells it.
+    let tenant_id = match setup.tenant(&tenant) {
+        None => return EntraError::tenant_not_found(&tenant).into_response(),
+        Some(true) => setup.tenant_id.clone(),
+        Some(false) => setup
+            .other_tenants
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(&tenant))
+            .cloned()
+            .unwrap_or(tenant),
+    };
+    let base = format!("{}/{}", state.public_url, tenant_id);
     Json(json!({
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -248,7 +260,7 @@ async fn openid_configuration(
         "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
         "tenant_region_scope": "WW",
         "cloud_instance_name": "microsoftonline.com",
-        "access_token_issuer": token_issuer(&setup.tenant_id),
+        "access_token_issuer": token_issuer(&tenant_id),
     }))
     .into_response()
 }
@@ -280,4 +292,72 @@ async fn instance_discovery(State(state): State<Arc<EntraState>>) -> Response {
         })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulators::azure::setup::{AzureSetup, SEED_CLIENT_ID};
+
+    const HOME: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const OTHER: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+    const UNKNOWN: &str = "00000000-1111-4222-8333-444444444444";
+
+    fn state() -> EntraState {
+        let mut setup = AzureSetup::seed();
+        setup.other_tenants = vec![OTHER.to_owned()];
+        let directory = Directory::default();
+        directory.replace(setup);
+        EntraState {
+            directory,
+            jwks: JwksCache::new(&[]).expect("cache"),
+            signing_key: Arc::new(SigningKey::generate().expect("key")),
+            log: RequestLog::default(),
+            public_url: "https://login.microsoftonline.com".to_owned(),
+            operator_secret: "unused".to_owned(),
+        }
+    }
+
+    fn form(client_id: &str) -> HashMap<String, String> {
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("scope", "https://storage.azure.com/.default"),
+            ("client_assertion_type", JWT_BEARER_ASSERTION_TYPE),
+            ("client_assertion", "not-a-jwt"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn a_real_but_wrong_tenant_does_not_hold_the_application() {
+        let state = state();
+        let err = exchange(&state, OTHER, &form(SEED_CLIENT_ID))
+            .await
+            .expect_err("another tenant");
+        assert_eq!(err.code, 700016);
+        assert_eq!(err.error, "unauthorized_client");
+        assert!(
+            err.message.starts_with(&format!(
+                "Application with identifier '{SEED_CLIENT_ID}' was not found in the directory '{OTHER}'."
+            )),
+            "{}",
+            err.message
+        );
+        let err = exchange(&state, UNKNOWN, &form(SEED_CLIENT_ID))
+            .await
+            .expect_err("unknown tenant");
+        assert_eq!(err.code, 90002);
+        assert!(
+            err.message
+                .starts_with(&format!("Tenant '{UNKNOWN}' not found."))
+        );
+        // In its own tenant the application is found: the (garbage) assertion is judged.
+        let err = exchange(&state, HOME, &form(SEED_CLIENT_ID))
+            .await
+            .expect_err("garbage assertion");
+        assert_eq!(err.code, 50027);
+    }
 }

@@ -154,6 +154,18 @@ impl EntraError {
         )
     }
 
+    /// The issuer's discovery document names another issuer: Entra gets no usable keys.
+    pub fn discovery_issuer_mismatch(issuer: &str, discovered: &str) -> Self {
+        Self::new(
+            90061,
+            "invalid_request",
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Request to External OIDC endpoint failed. The OpenID Connect discovery document of issuer '{issuer}' names the issuer '{discovered}'."
+            ),
+        )
+    }
+
     pub fn signature_invalid() -> Self {
         Self::new(
             700027,

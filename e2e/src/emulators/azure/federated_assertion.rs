@@ -94,6 +94,9 @@ pub async fn check_assertion(
         .await
         .map_err(|err| match err {
             JwksError::Unreachable(_) => EntraError::issuer_unreachable(&issuer),
+            JwksError::IssuerMismatch { discovered, .. } => {
+                EntraError::discovery_issuer_mismatch(&issuer, &discovered)
+            }
             JwksError::NoMatchingKey => EntraError::signature_invalid(),
         })?;
     if header.get("alg").and_then(Value::as_str) != Some("RS256") {
@@ -112,7 +115,12 @@ pub async fn check_assertion(
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or_else(EntraError::malformed_assertion)?;
-    let too_early = not_before.is_some_and(|nbf| context.now + CLOCK_SKEW_SECONDS < nbf);
+    // An assertion issued in the future is not yet valid either.
+    let issued_at = claims.get("iat").and_then(Value::as_i64);
+    let too_early = not_before
+        .into_iter()
+        .chain(issued_at)
+        .any(|at| context.now + CLOCK_SKEW_SECONDS < at);
     let too_late = context.now - CLOCK_SKEW_SECONDS >= expires;
     if too_early || too_late {
         return Err(EntraError::outside_valid_time_range(

@@ -468,6 +468,17 @@ fn required(value: Option<String>, name: &str) -> Result<String, GraphError> {
     })
 }
 
+/// Entra accepts only https issuers on a federated identity credential.
+fn https_issuer(issuer: String) -> Result<String, GraphError> {
+    if issuer.starts_with("https://") {
+        Ok(issuer)
+    } else {
+        Err(GraphError::bad_request(format!(
+            "The issuer '{issuer}' of a federated identity credential must be a valid https URL."
+        )))
+    }
+}
+
 /// Graph's checks on a new credential: name unique (409), issuer + subject unique (400), at
 /// most 20 per application, exactly one audience.
 fn create_credential(
@@ -481,7 +492,7 @@ fn create_credential(
         return Err(GraphError::denied());
     }
     let name = required(string_field(fields, "name")?, "name")?;
-    let issuer = required(string_field(fields, "issuer")?, "issuer")?;
+    let issuer = https_issuer(required(string_field(fields, "issuer")?, "issuer")?)?;
     let subject = required(string_field(fields, "subject")?, "subject")?;
     let audiences = audiences_field(fields)?.ok_or_else(|| {
         GraphError::bad_request(
@@ -552,7 +563,7 @@ fn update_credential(
     }
     let mut updated = app.federated_credentials[index].clone();
     if let Some(issuer) = string_field(fields, "issuer")? {
-        updated.issuer = required(Some(issuer), "issuer")?;
+        updated.issuer = https_issuer(required(Some(issuer), "issuer")?)?;
     }
     if let Some(subject) = string_field(fields, "subject")? {
         updated.subject = required(Some(subject), "subject")?;

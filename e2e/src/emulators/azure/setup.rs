@@ -21,6 +21,11 @@ pub const MAX_FEDERATED_CREDENTIALS_PER_APP: usize = 20;
 pub struct AzureSetup {
     #[serde(default = "default_tenant_id")]
     pub tenant_id: String,
+    /// Other tenants that exist in Entra but hold none of these applications: a token
+    /// request naming one is answered AADSTS700016 (application not found in the directory),
+    /// where a tenant Entra does not know at all is AADSTS90002.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_tenants: Vec<String>,
     #[serde(default)]
     pub applications: Vec<ApplicationSetup>,
     #[serde(default)]
@@ -47,6 +52,7 @@ impl Default for AzureSetup {
     fn default() -> Self {
         Self {
             tenant_id: default_tenant_id(),
+            other_tenants: Vec::new(),
             applications: Vec::new(),
             storage_accounts: Vec::new(),
             unreachable_issuers: Vec::new(),
@@ -141,6 +147,22 @@ pub struct RoleAssignmentSetup {
 }
 
 impl AzureSetup {
+    /// Whether `tenant` is this setup's tenant (`Some(true)`), another existing tenant
+    /// (`Some(false)`), or unknown to Entra (`None`).
+    pub fn tenant(&self, tenant: &str) -> Option<bool> {
+        if tenant.eq_ignore_ascii_case(&self.tenant_id) {
+            Some(true)
+        } else if self
+            .other_tenants
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(tenant))
+        {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Rejects what Entra or Azure RBAC would refuse to create.
     pub fn validate(&self) -> Result<()> {
         for permission in &self.operator_graph_permissions {
@@ -166,6 +188,14 @@ impl AzureSetup {
                         credential.name,
                         app.client_id,
                         credential.audiences.len()
+                    );
+                }
+                if !credential.issuer.starts_with("https://") {
+                    bail!(
+                        "federated credential {} of {}: Entra accepts only https issuers, not {:?}",
+                        credential.name,
+                        app.client_id,
+                        credential.issuer
                     );
                 }
                 if credential.subject.contains('*') {
@@ -228,9 +258,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn federated_credentials_need_an_https_issuer() {
+        let mut setup = AzureSetup::seed();
+        setup.applications[0].federated_credentials[0].issuer =
+            "https://oidc.example.com".to_owned();
+        assert!(setup.validate().is_ok());
+        setup.applications[0].federated_credentials[0].issuer =
+            "http://oidc.example.com".to_owned();
+        let err = setup.validate().unwrap_err().to_string();
+        assert!(err.contains("only https issuers"), "{err}");
+    }
+
+    #[test]
+    fn tenants_home_other_and_unknown() {
+        let mut setup = AzureSetup::seed();
+        setup.other_tenants = vec!["AAAAAAAA-bbbb-4ccc-8ddd-eeeeeeeeeeee".to_owned()];
+        assert_eq!(setup.tenant(DEFAULT_TENANT_ID), Some(true));
+        assert_eq!(
+            setup.tenant("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"),
+            Some(false)
+        );
+        assert_eq!(setup.tenant("00000000-1111-4222-8333-444444444444"), None);
+    }
+
+    #[test]
     fn seed_parses_and_validates() {
         let seed = AzureSetup::seed();
-        seed.validate().expect("valid");
+        expanded_seed().validate().expect("valid");
         assert_eq!(seed.tenant_id, DEFAULT_TENANT_ID);
         assert_eq!(seed.applications[0].client_id, SEED_CLIENT_ID);
         assert_eq!(
@@ -246,14 +300,23 @@ mod tests {
         assert!(serde_saphyr::from_str::<AzureSetup>("aplications: []\n").is_err());
     }
 
+    /// The seed as applied: `${ISSUER}` expanded to an https URL.
+    fn expanded_seed() -> AzureSetup {
+        let mut setup = AzureSetup::seed();
+        setup.applications[0].federated_credentials[0].issuer =
+            "https://127.0.0.1:1/id/X".to_owned();
+        setup
+    }
+
     #[test]
     fn two_audiences_and_unknown_roles_are_refused() {
-        let mut setup = AzureSetup::seed();
+        assert!(expanded_seed().validate().is_ok());
+        let mut setup = expanded_seed();
         setup.applications[0].federated_credentials[0]
             .audiences
             .push("other".to_owned());
         assert!(setup.validate().is_err());
-        let mut setup = AzureSetup::seed();
+        let mut setup = expanded_seed();
         setup.storage_accounts[0].role_assignments[0].role = "Reader".to_owned();
         assert!(setup.validate().is_err());
     }

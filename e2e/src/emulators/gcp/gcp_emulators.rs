@@ -205,6 +205,7 @@ impl GcpEmulators {
             .replace("${ISSUER_HOSTPATH}", host_path)
             .replace("${ISSUER}", &variables.issuer);
         let expanded: GcpSetup = serde_json::from_str(&text).context("expanding the GCP setup")?;
+        expanded.validate().context("spec.setup.gcp")?;
         self.state.project.apply(&expanded);
         Ok(())
     }

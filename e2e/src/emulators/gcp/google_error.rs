@@ -28,6 +28,14 @@ impl OAuthError {
         }
     }
 
+    /// What STS answers when a provider's attribute condition rejects the credential.
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self {
+            error: "unauthorized_client",
+            description: description.into(),
+        }
+    }
+
     pub fn invalid_grant(description: impl Into<String>) -> Self {
         Self {
             error: "invalid_grant",

@@ -2,6 +2,8 @@
 //! Credentials and a Cloud Storage front, sharing one emulated project. Independent of the
 //! plugin: every check here is the emulators' own.
 
+mod attribute_mapping;
+mod cel;
 mod gcp_emulators;
 mod gcs_front;
 mod google_error;

@@ -53,6 +53,26 @@ impl Default for GcpSetup {
 }
 
 impl GcpSetup {
+    /// Rejects what Google's IAM API would refuse to create: a provider whose issuer is not an
+    /// https URL, or whose mapping or condition does not parse. Run after `${ISSUER}` is expanded.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for pool in &self.workload_identity_pools {
+            let name = format!("workload identity provider {}/{}", pool.pool, pool.provider);
+            if !pool.issuer.starts_with("https://") {
+                anyhow::bail!(
+                    "{name}: issuer {:?} is refused (INVALID_ARGUMENT): an OIDC issuer URI must use https",
+                    pool.issuer
+                );
+            }
+            super::attribute_mapping::validate(
+                &pool.attribute_mapping,
+                pool.attribute_condition.as_deref(),
+            )
+            .map_err(|reason| anyhow::anyhow!("{name}: {reason}"))?;
+        }
+        Ok(())
+    }
+
     /// Nothing set beyond the defaults (scenarios of other clouds).
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -132,6 +152,14 @@ pub struct WorkloadIdentityPoolSetup {
     /// `https://iam.googleapis.com/projects/NUM/locations/global/workloadIdentityPools/POOL/providers/PROV`.
     #[serde(default)]
     pub allowed_audiences: Vec<String>,
+    /// `google.subject` / `google.groups` / `attribute.NAME` → CEL over `assertion`.
+    /// Empty: Google's default for OIDC, `google.subject = assertion.sub`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attribute_mapping: BTreeMap<String, String>,
+    /// CEL over `assertion`, `google` and `attribute`; a credential it does not hold for is
+    /// refused (`unauthorized_client`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_condition: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +196,31 @@ mod tests {
         );
         assert!(!setup.is_empty());
         assert!(GcpSetup::default().is_empty());
+    }
+
+    #[test]
+    fn providers_google_would_refuse_are_refused() {
+        let with = |issuer: &str, condition: &str| -> GcpSetup {
+            serde_json::from_value(serde_json::json!({"workloadIdentityPools": [{
+                "pool": "p", "provider": "k", "issuer": issuer, "attributeCondition": condition,
+            }]}))
+            .expect("parses")
+        };
+        assert!(
+            with("https://issuer.example.com", "assertion.sub == 'x'")
+                .validate()
+                .is_ok()
+        );
+        let err = with("http://issuer.example.com", "assertion.sub == 'x'")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must use https"), "{err}");
+        assert!(
+            with("https://issuer.example.com", "assertion.sub = 'x'")
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

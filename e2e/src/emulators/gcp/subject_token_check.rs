@@ -1,6 +1,6 @@
 //! What Google STS checks on an OIDC subject token before it federates it: the provider's
 //! issuer, RS256 signature against that issuer's JWKS, audience against the provider's allowed
-//! audiences, and the time window. The emulator's own code: the AWS gate has its own checks,
+//! audiences, the time window, then the provider's attribute mapping and condition. The emulator's own code: the AWS gate has its own checks,
 //! and the plugin never sees this.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,13 +11,14 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
 
 use super::super::jwks_cache::{JwksCache, JwksError};
+use super::attribute_mapping::map_and_check;
 use super::google_error::OAuthError;
 use super::setup::WorkloadIdentityPoolSetup;
 
 /// Google tolerates a little clock skew on `exp`/`nbf`/`iat`.
 const CLOCK_SKEW_SECONDS: i64 = 60;
 
-/// The subject token's `sub`: `google.subject` under the default attribute mapping.
+/// `google.subject` as the provider's attribute mapping made it (default: the token's `sub`).
 pub struct AcceptedSubject {
     pub subject: String,
 }
@@ -40,10 +41,14 @@ pub async fn check_subject_token(
         )));
     }
 
+    // Keys come from the discovery document of the token's own `iss`, which must name it.
     let key = jwks
-        .decoding_key(&provider.issuer, header.get("kid").and_then(Value::as_str))
+        .decoding_key(issuer, header.get("kid").and_then(Value::as_str))
         .await
         .map_err(|err| match err {
+            JwksError::IssuerMismatch { discovered, .. } => OAuthError::invalid_grant(format!(
+                "The issuer {discovered} in the OIDC discovery document does not match the issuer {issuer} in the ID Token."
+            )),
             JwksError::Unreachable(_) => OAuthError::invalid_grant(format!(
                 "Unable to retrieve the OIDC discovery document or JWKS of issuer {}.",
                 provider.issuer
@@ -101,26 +106,24 @@ pub async fn check_subject_token(
         if let Some(at) = claims.get(claim).and_then(Value::as_i64)
             && at > now + CLOCK_SKEW_SECONDS
         {
+            let what = if claim == "iat" {
+                "issued at"
+            } else {
+                "not valid before"
+            };
             return Err(OAuthError::invalid_grant(format!(
-                "ID Token issued at {at} is in the future; the current time is {now}."
+                "ID Token {what} {at}, which is in the future; the current time is {now}."
             )));
         }
     }
 
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("The mapped attribute 'google.subject' must not be empty.")
-        })?;
-    if subject.len() > 127 {
-        return Err(OAuthError::invalid_grant(
-            "The mapped attribute 'google.subject' exceeds the 127 byte limit.",
-        ));
-    }
+    let mapped = map_and_check(
+        &provider.attribute_mapping,
+        provider.attribute_condition.as_deref(),
+        &claims,
+    )?;
     Ok(AcceptedSubject {
-        subject: subject.to_owned(),
+        subject: mapped.subject,
     })
 }
 
@@ -151,5 +154,100 @@ fn string_or_list(value: Option<&Value>) -> Vec<String> {
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::emulators::jwks_cache::tests::issuer_and_cache;
+    use crate::emulators::web_identity_token::TokenSpec;
+
+    const RESOURCE: &str = "//iam.googleapis.com/projects/1234567890/locations/global/workloadIdentityPools/pool/providers/k8s";
+
+    fn provider(issuer: &str, condition: Option<&str>) -> WorkloadIdentityPoolSetup {
+        WorkloadIdentityPoolSetup {
+            pool: "pool".to_owned(),
+            provider: "k8s".to_owned(),
+            issuer: issuer.to_owned(),
+            allowed_audiences: Vec::new(),
+            attribute_mapping: BTreeMap::from([
+                (
+                    "google.subject".to_owned(),
+                    "assertion['kubernetes.io'].namespace + '/' + assertion['kubernetes.io'].serviceaccount.name".to_owned(),
+                ),
+            ]),
+            attribute_condition: condition.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_providers_condition_and_mapping_decide() {
+        let (issuer, cache, _dir) = issuer_and_cache(Duration::from_secs(60));
+        let token = |service_account: &str| {
+            let mut spec = TokenSpec::new("apps", service_account);
+            spec.audiences = vec![format!("https:{RESOURCE}")];
+            issuer.mint_token(&spec).expect("mint")
+        };
+        let mut setup = provider(
+            issuer.url(),
+            Some(
+                "assertion.sub == 'system:serviceaccount:apps:reader' || assertion.sub.startsWith('system:serviceaccount:batch:')",
+            ),
+        );
+        // `+` is outside the subset: the setup is refused rather than misjudged.
+        assert!(
+            super::super::attribute_mapping::validate(
+                &setup.attribute_mapping,
+                setup.attribute_condition.as_deref()
+            )
+            .is_err()
+        );
+        setup.attribute_mapping = BTreeMap::from([(
+            "google.subject".to_owned(),
+            "assertion['kubernetes.io'].serviceaccount.name".to_owned(),
+        )]);
+        let accepted = check_subject_token(&token("reader"), &setup, RESOURCE, &cache)
+            .await
+            .expect("the condition holds");
+        assert_eq!(accepted.subject, "reader", "mapped, not the raw sub");
+        let refused = check_subject_token(&token("writer"), &setup, RESOURCE, &cache)
+            .await
+            .err()
+            .expect("the condition rejects another ServiceAccount");
+        assert_eq!(refused.error, "unauthorized_client");
+        assert_eq!(
+            refused.description,
+            "The given credential is rejected by the attribute condition."
+        );
+        // Without a condition, the same token is accepted (only the mapping applies).
+        setup.attribute_condition = None;
+        assert!(
+            check_subject_token(&token("writer"), &setup, RESOURCE, &cache)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_discovery_document_naming_another_issuer_is_invalid_grant() {
+        let (issuer, cache, _dir) = issuer_and_cache(Duration::from_secs(60));
+        issuer.claim_issuer("https://accounts.example.com");
+        let mut spec = TokenSpec::new("apps", "reader");
+        spec.audiences = vec![format!("https:{RESOURCE}")];
+        let token = issuer.mint_token(&spec).expect("mint");
+        let err = check_subject_token(&token, &provider(issuer.url(), None), RESOURCE, &cache)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.error, "invalid_grant");
+        assert!(
+            err.description.contains("https://accounts.example.com"),
+            "{}",
+            err.description
+        );
     }
 }
