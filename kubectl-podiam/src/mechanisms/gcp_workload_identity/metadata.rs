@@ -133,9 +133,7 @@ pub async fn run(
             "offline: the GKE metadata server answers only inside the pod",
         ));
         out.identity = Some(configured_identity(pod, ""));
-        if let Some(gsa) = checks::configured_gsa(pod) {
-            expected_gsa(&mut out, options, gsa);
-        }
+        // --expect-gsa: judged from the configuration (expectations.rs).
         access_skipped(&mut out, options, "offline");
         return out;
     };
