@@ -449,7 +449,7 @@ status: {{phase: Running}}
         "[{name: kube-api-access-x1y2z, projected: {sources: [{serviceAccountToken: {path: token}}]}}]",
     ));
     let check_mounted = check(&mounted, "k8s.token.automount");
-    assert_eq!(check_mounted.status, Status::Warn);
+    assert_eq!(check_mounted.status, Status::Info);
     assert!(check_mounted.message.contains("kube-api-access-x1y2z"));
     let without = judge_yaml(&dump("[]"));
     assert_eq!(status(&without, "k8s.token.automount"), Status::Pass);
