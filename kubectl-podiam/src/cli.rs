@@ -104,7 +104,8 @@ pub struct ProbeFlags {
 pub enum Command {
     /// Show a pod's effective identity (Kubernetes and cloud) and the evidence it came from
     Whoami(WhoamiArgs),
-    /// Check a pod's cloud identity wiring; exit 0 verified, 1 failed, 2 bad input, 3 unreachable
+    /// Check a pod's cloud identity wiring; exit 0 verified, 1 failed, 2 bad input, 3 unreachable,
+    /// 4 incomplete (identity not established, or an expectation skipped)
     Verify(VerifyArgs),
     /// Bind a ServiceAccount to a cloud identity (plan first with --dry-run=client);
     /// exit 0 bound, 1 refused, 2 bad input, 3 unreachable or stopped midway
@@ -125,6 +126,11 @@ pub struct WhoamiArgs {
     /// Container (default: kubectl.kubernetes.io/default-container, else the first)
     #[arg(short, long)]
     pub container: Option<String>,
+    /// Accept expectations (--expect-*, --can, --cannot) that could not be judged (skipped,
+    /// e.g. offline): without it they leave the pod incomplete (exit 4). A pod whose identity
+    /// could not be established stays incomplete either way
+    #[arg(long)]
+    pub allow_skip: bool,
     #[command(flatten)]
     pub cloud: CloudFlags,
     #[command(flatten)]
@@ -164,6 +170,11 @@ pub struct VerifyArgs {
     /// Expect this call to be denied, e.g. s3:PutObject=my-bucket/x, gcs:get=my-bucket/x (repeatable)
     #[arg(long, value_name = "ACTION=RESOURCE")]
     pub cannot: Vec<String>,
+    /// Accept expectations (--expect-*, --can, --cannot) that could not be judged (skipped,
+    /// e.g. offline): without it they leave the pod incomplete (exit 4). A pod whose identity
+    /// could not be established stays incomplete either way
+    #[arg(long)]
+    pub allow_skip: bool,
     #[command(flatten)]
     pub cloud: CloudFlags,
     #[command(flatten)]

@@ -13,6 +13,26 @@ pub enum Exit {
     Usage = 2,
     /// Cluster or cloud unreachable, or the caller is not permitted.
     Unreachable = 3,
+    /// Nothing failed, but a pod's cloud identity could not be established, or an expectation
+    /// (`--expect-*`, `--can`, `--cannot`) could not be judged and `--allow-skip` was not given.
+    Incomplete = 4,
+}
+
+impl Exit {
+    /// The exit code of a run that judged pods: 1 if any failed; else 3 if any call was
+    /// unreachable or forbidden; else 4 if any is incomplete; else 0.
+    pub fn of_items(items: &[crate::model::ReportItem]) -> Exit {
+        use crate::model::Verdict;
+        if items.iter().any(|i| i.verdict == Verdict::Fail) {
+            Exit::VerificationFailed
+        } else if items.iter().any(|i| i.unreachable) {
+            Exit::Unreachable
+        } else if items.iter().any(|i| i.verdict == Verdict::Incomplete) {
+            Exit::Incomplete
+        } else {
+            Exit::Verified
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

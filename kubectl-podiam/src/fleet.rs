@@ -199,8 +199,8 @@ pub fn not_running_check(phase: &str) -> Check {
     )
 }
 
-/// The item of a pod that could not be judged: no failing check, but unreachable (exit 3
-/// when nothing else failed).
+/// The item of a pod that could not be judged: no failing check, no identity (`incomplete`),
+/// and unreachable (exit 3 when nothing else failed).
 pub fn unreachable_item(pod: &Pod, container: Option<&str>, reason: &str) -> ReportItem {
     let spec = pod.spec.clone().unwrap_or_default();
     let container = container
@@ -235,7 +235,8 @@ pub fn unreachable_item(pod: &Pod, container: Option<&str>, reason: &str) -> Rep
             format!("{} could not be verified: {reason}", subject.describe()),
             "check that the pod still exists and that you may get pods, serviceaccounts and pods/exec in its namespace",
         )],
-        verdict: Verdict::Pass,
+        // No identity was established: never a pass.
+        verdict: Verdict::Incomplete,
         unreachable: true,
     }
 }
@@ -294,7 +295,7 @@ mod tests {
     fn an_unreachable_pod_is_its_own_item() {
         let item = unreachable_item(&pod("ns", "p"), Some("side"), "exec is forbidden");
         assert!(item.unreachable);
-        assert_eq!(item.verdict, Verdict::Pass);
+        assert_eq!(item.verdict, Verdict::Incomplete);
         assert_eq!(item.pod.container, "side");
         assert_eq!(item.service_account, "app");
         assert_eq!(item.checks[0].id, UNREACHABLE);

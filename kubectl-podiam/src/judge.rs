@@ -2,8 +2,9 @@
 
 use crate::ephemeral::{self, Collected};
 use crate::evidence::{Probe, RuntimeEnv};
+use crate::expectations;
 use crate::mechanisms::{self, Mechanism, egress, node_fallback, static_credentials};
-use crate::model::{Check, KubernetesIdentity, MechanismId, PodRef, ReportItem};
+use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
 use crate::options::VerifyOptions;
 use crate::subject::PodSubject;
 
@@ -158,6 +159,36 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     }
     // The SDK the image ships, read through the same session.
     checks.extend(crate::sdk_version::checks(mechanism_id, env.as_ref()).await);
+    // What the configuration names: offline (no token to exchange) it is the pod's identity,
+    // and it judges the expectations no exchange answered.
+    let configured = mechanism.map_or_else(
+        || Err("no mechanism is wired".to_string()),
+        |m| m.configured(pod, &spec, env.as_ref()),
+    );
+    let offline = matches!(probe, Probe::Offline { token: None });
+    if offline
+        && identity.is_none()
+        && !static_keys_win
+        && !pod_identity_unwired
+        && let Ok(c) = &configured
+    {
+        identity = Some(Identity {
+            provider: c.provider,
+            principal: c.principal.clone(),
+            source: format!("{} — {}", expectations::CONFIGURED_SOURCE, c.origin),
+        });
+    }
+    // No silent pass: every expectation flag ends as a check.
+    expectations::complete(
+        &mut checks,
+        options,
+        &expectations::Judged {
+            mechanism: mechanism_id,
+            identity: identity.as_ref(),
+            configured,
+            offline,
+        },
+    );
     // The calls from inside the pod are done: end its session.
     if let Some(env) = env {
         env.close().await;
@@ -180,8 +211,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
             ..kubernetes_identity(pod)
         },
         mechanism: mechanism_id,
+        verdict: ReportItem::verdict_of(&checks, identity.as_ref(), options.allow_skip),
         identity,
-        verdict: ReportItem::verdict_of(&checks),
         checks,
         unreachable,
     }

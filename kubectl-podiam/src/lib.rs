@@ -14,6 +14,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod evidence;
 pub mod exchange;
+pub mod expectations;
 pub mod fleet;
 pub mod judge;
 pub mod kube;

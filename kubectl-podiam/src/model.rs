@@ -2,13 +2,16 @@
 
 use serde::Serialize;
 
-/// Outcome of one check.
+/// Outcome of one check, in the order checks are listed (fail first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Fail,
     Warn,
     Pass,
+    /// A fact worth knowing that asks for nothing: never affects the verdict or the exit code;
+    /// hidden in text output unless `-v`.
+    Info,
     Skip,
 }
 
@@ -38,6 +41,20 @@ impl Check {
             status: Status::Skip,
             message: message.into(),
             remediation: None,
+        }
+    }
+
+    /// A fact with a suggestion: never affects the verdict (see [`Status::Info`]).
+    pub fn info(
+        id: &'static str,
+        message: impl Into<String>,
+        suggestion: impl Into<String>,
+    ) -> Self {
+        Check {
+            id,
+            status: Status::Info,
+            message: message.into(),
+            remediation: Some(suggestion.into()),
         }
     }
 
@@ -108,6 +125,9 @@ pub struct PodRef {
 pub enum Verdict {
     Pass,
     Fail,
+    /// No check failed, but the pod's cloud identity could not be established, or an
+    /// expectation the user gave could not be judged (unless `--allow-skip`). Exit code 4.
+    Incomplete,
 }
 
 /// The Kubernetes half of the pod's identity.
@@ -163,9 +183,19 @@ pub struct ReportItem {
 }
 
 impl ReportItem {
-    pub fn verdict_of(checks: &[Check]) -> Verdict {
+    /// The verdict of a judged pod: `fail` when a check failed; else `incomplete` when no
+    /// identity was established, or when an expectation the user gave was skipped and
+    /// `allow_skip` is off; else `pass`. `info` and `warn` never change it.
+    pub fn verdict_of(checks: &[Check], identity: Option<&Identity>, allow_skip: bool) -> Verdict {
         if checks.iter().any(|c| c.status == Status::Fail) {
             Verdict::Fail
+        } else if identity.is_none()
+            || (!allow_skip
+                && checks
+                    .iter()
+                    .any(|c| c.status == Status::Skip && crate::expectations::is_expectation(c.id)))
+        {
+            Verdict::Incomplete
         } else {
             Verdict::Pass
         }

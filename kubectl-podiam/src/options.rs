@@ -102,6 +102,8 @@ pub struct VerifyOptions {
     pub manifest_network_policies: Option<crate::network_policy::ManifestNetworkPolicies>,
     /// `--probe` and `--probe-image`: whether an ephemeral probe is started in the pod.
     pub probe: crate::ephemeral::ProbeSettings,
+    /// `--allow-skip`: expectations that ended as `skip` do not make the pod incomplete.
+    pub allow_skip: bool,
 }
 
 #[cfg(test)]

@@ -489,3 +489,139 @@ fn azure_seed_as_written_fails_with_cause_and_fix() {
         .unwrap();
     insta::assert_snapshot!(String::from_utf8(text.stdout).unwrap());
 }
+
+fn code_and_report(args: &[&str], path: &std::path::Path) -> (Option<i32>, serde_json::Value) {
+    let out = podiam()
+        .args(["verify", "-o", "json"])
+        .args(args)
+        .arg("-f")
+        .arg(path)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+fn checks_with_id<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
+    report["items"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .collect()
+}
+
+/// Issue 11: `--expect-role` offline used to vanish (exit 0, no check); it is judged against
+/// the configuration.
+#[test]
+fn expect_role_offline_is_judged_from_the_configuration() {
+    let (code, report) = code_and_report(
+        &["--expect-role", "arn:aws:iam::111111111111:role/wrong"],
+        &examples(),
+    );
+    assert_eq!(code, Some(1), "{report:#}");
+    let role = checks_with_id(&report, "aws.sts.expected-role");
+    assert_eq!(role.len(), 1, "{report:#}");
+    assert_eq!(role[0]["status"], "fail");
+    assert!(
+        role[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("my-pod-role (from the configuration, not exchanged)"),
+        "{}",
+        role[0]["message"]
+    );
+    let (code, report) = code_and_report(
+        &[
+            "--expect-role",
+            "arn:aws:iam::123456789012:role/my-pod-role",
+        ],
+        &examples(),
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(
+        checks_with_id(&report, "aws.sts.expected-role")[0]["status"],
+        "pass"
+    );
+}
+
+/// `--can/--cannot` offline are skips that say why; a skipped expectation is exit 4 unless
+/// `--allow-skip`.
+#[test]
+fn skipped_expectations_are_incomplete_unless_allowed() {
+    let args = ["--can", "s3:ListBucket=b", "--cannot", "s3:PutObject=b/k"];
+    let (code, report) = code_and_report(&args, &examples());
+    assert_eq!(code, Some(4), "{report:#}");
+    assert_eq!(report["verdict"], "incomplete");
+    assert_eq!(report["items"][0]["verdict"], "incomplete");
+    for id in ["aws.access.can", "aws.access.cannot"] {
+        let c = checks_with_id(&report, id);
+        assert_eq!(c.len(), 1, "{id}: {report:#}");
+        assert_eq!(c[0]["status"], "skip");
+        assert!(c[0]["message"].as_str().unwrap().contains("offline"));
+    }
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-skip");
+    let (code, report) = code_and_report(&allowed, &examples());
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["items"][0]["verdict"], "pass");
+}
+
+/// EKS Pod Identity offline: the association (and so the identity) is unknown: incomplete,
+/// never exit 0, even with --allow-skip.
+#[test]
+fn pod_identity_offline_is_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pi.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s3-reader, namespace: default}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: s3-pod, namespace: default, uid: u1}\nspec:\n  serviceAccountName: s3-reader\n  containers:\n    - name: app\n      image: amazonlinux\n      env:\n        - {name: AWS_CONTAINER_CREDENTIALS_FULL_URI, value: 'http://169.254.170.23/v1/credentials'}\n        - {name: AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, value: /var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token}\n      volumeMounts: [{name: eks-pod-identity-token, mountPath: /var/run/secrets/pods.eks.amazonaws.com/serviceaccount, readOnly: true}]\n  volumes:\n    - name: eks-pod-identity-token\n      projected: {sources: [{serviceAccountToken: {audience: pods.eks.amazonaws.com, expirationSeconds: 86400, path: eks-pod-identity-token}}]}\nstatus: {phase: Running}\n",
+    )
+    .unwrap();
+    let (code, report) = code_and_report(
+        &[
+            "--allow-skip",
+            "--expect-role",
+            "arn:aws:iam::123456789012:role/r",
+        ],
+        &file,
+    );
+    assert_eq!(code, Some(4), "{report:#}");
+    let item = &report["items"][0];
+    assert_eq!(item["mechanism"], "aws-pod-identity", "{report:#}");
+    assert!(item["identity"].is_null());
+    assert_eq!(item["verdict"], "incomplete");
+    let role = checks_with_id(&report, "aws.sts.expected-role");
+    assert_eq!(role[0]["status"], "skip", "{report:#}");
+    assert!(
+        role[0]["message"].as_str().unwrap().contains("association"),
+        "{}",
+        role[0]["message"]
+    );
+}
+
+/// `info` checks are in JSON always, in text only with -v.
+#[test]
+fn info_checks_show_in_text_only_with_verbose() {
+    let quiet = podiam()
+        .args(["verify", "-f"])
+        .arg(examples())
+        .output()
+        .unwrap();
+    let quiet = String::from_utf8(quiet.stdout).unwrap();
+    assert!(!quiet.contains("k8s.token.automount"), "{quiet}");
+    let verbose = podiam()
+        .args(["verify", "-v", "-f"])
+        .arg(examples())
+        .output()
+        .unwrap();
+    let verbose = String::from_utf8(verbose.stdout).unwrap();
+    assert!(verbose.contains("INFO  k8s.token.automount"), "{verbose}");
+    let (code, report) = code_and_report(&[], &examples());
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        checks_with_id(&report, "k8s.token.automount")[0]["status"],
+        "info"
+    );
+}

@@ -84,9 +84,11 @@ fn wired_pod_passes_static_checks() {
         check(&item, "aws.pod-identity.token-volume").0,
         Status::Pass
     );
-    // Offline without a token: no exchange, and nothing failed.
+    // Offline without a token: no exchange, nothing failed, but the role lives in the
+    // association: the identity is not established (incomplete, never a pass).
     assert_eq!(check(&item, "aws.pod-identity.exchange").0, Status::Skip);
-    assert_eq!(item.verdict, Verdict::Pass);
+    assert!(item.identity.is_none());
+    assert_eq!(item.verdict, Verdict::Incomplete);
 }
 
 #[test]

@@ -228,7 +228,10 @@ async fn plugin_explains_eks_auth_answers() {
         &token("reader", &|_| {}),
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    // Issue 11: only skips, no identity: incomplete (exit 4), never 0.
+    assert_eq!(out.status.code(), Some(4), "{report:#}");
+    assert!(report["items"][0]["identity"].is_null(), "{report:#}");
+    assert_eq!(report["items"][0]["verdict"], "incomplete");
     let exchange = check(&report, "aws.pod-identity.exchange");
     assert_eq!(exchange["status"], "skip");
     assert!(

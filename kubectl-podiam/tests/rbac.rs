@@ -356,7 +356,7 @@ fn automounted_token_heuristic() {
     let plain = judge_yaml(POD);
     assert_eq!(status(&plain, "k8s.rbac.review"), Status::Skip);
     let automount = check(&plain, "k8s.token.automount");
-    assert_eq!(automount.status, Status::Warn);
+    assert_eq!(automount.status, Status::Info);
     assert!(
         automount.message.contains("heuristic"),
         "{}",
@@ -411,7 +411,7 @@ subjects: [{kind: ServiceAccount, name: app}]
 "#,
     );
     let automount = check(&defaults_only, "k8s.token.automount");
-    assert_eq!(automount.status, Status::Warn);
+    assert_eq!(automount.status, Status::Info);
     assert!(
         automount
             .message
@@ -449,7 +449,7 @@ status: {{phase: Running}}
         "[{name: kube-api-access-x1y2z, projected: {sources: [{serviceAccountToken: {path: token}}]}}]",
     ));
     let check_mounted = check(&mounted, "k8s.token.automount");
-    assert_eq!(check_mounted.status, Status::Warn);
+    assert_eq!(check_mounted.status, Status::Info);
     assert!(check_mounted.message.contains("kube-api-access-x1y2z"));
     let without = judge_yaml(&dump("[]"));
     assert_eq!(status(&without, "k8s.token.automount"), Status::Pass);
@@ -735,7 +735,7 @@ fn both_forbidden_is_a_skip_naming_both_permissions() {
         review.message
     );
     assert!(item.kubernetes.permissions.is_none());
-    assert_eq!(status(&item, "k8s.token.automount"), Status::Warn);
+    assert_eq!(status(&item, "k8s.token.automount"), Status::Info);
 }
 
 #[test]

@@ -32,6 +32,7 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         rbac: super::rbac_options(global),
         gcp: super::gcp_target(global, &args.cloud),
         probe: crate::ephemeral::ProbeSettings::from_flags(&args.probe),
+        allow_skip: args.allow_skip,
         ..Default::default()
     })
 }

@@ -22,6 +22,7 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
         expect_client_id: args.cloud.expect_client_id.clone(),
         azure: super::azure_target(global, &args.cloud),
         probe: crate::ephemeral::ProbeSettings::from_flags(&args.probe),
+        allow_skip: args.allow_skip,
         ..Default::default()
     };
     let subject = pods::subject(

@@ -163,6 +163,29 @@ impl Evidence {
         let exchange_call = own.first();
         if let Some(failed) = own.iter().find(|c| c.failure.is_some()) {
             checks.push(self.failure_check(&ids, failed));
+        } else if let Some(call) = exchange_call
+            && mechanism == MechanismId::AwsPodIdentity
+            && call.status.is_some_and(|s| s >= 400)
+        {
+            // The agent is the exchange: an HTTP error from it is no pass.
+            checks.push(Check::fail(
+                ids.reachable,
+                format!(
+                    "the pod reaches the Pod Identity Agent at {}, but it gave no credentials: {} — {}",
+                    call.url,
+                    [
+                        Some(format!("HTTP {}", call.status.unwrap_or(0))),
+                        call.error_code.clone(),
+                        call.error_message.clone(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                    source
+                ),
+                "see aws.pod-identity.exchange for EKS Auth's answer (association, trust policy, token); the agent's log (kubectl logs -n kube-system ds/eks-pod-identity-agent) names the cause",
+            ));
         } else if let Some(call) = exchange_call {
             let proxy = call
                 .proxy
@@ -204,6 +227,11 @@ impl Evidence {
                 ),
             });
             outcome.unreachable = false;
+            // --expect-*: the principal the pod itself got.
+            checks.extend(crate::expectations::against_identity(
+                options,
+                outcome.identity.as_ref().expect("just set"),
+            ));
             // The probe keeps no credentials: nothing to try --can/--cannot with.
             outcome.checks.retain(|c| !ids.access.contains(&c.id));
             for expectation in &options.access {

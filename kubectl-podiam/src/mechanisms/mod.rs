@@ -33,6 +33,16 @@ pub struct RuntimeOutcome {
     pub unreachable: bool,
 }
 
+/// The principal a pod's configuration names for its target container, without an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configured {
+    /// `aws`, `gcp` or `azure`, as in [`Identity::provider`].
+    pub provider: &'static str,
+    pub principal: String,
+    /// Where the configuration says it, e.g. "AWS_ROLE_ARN of container app".
+    pub origin: String,
+}
+
 pub trait Mechanism: Send + Sync {
     fn id(&self) -> MechanismId;
 
@@ -53,6 +63,19 @@ pub trait Mechanism: Send + Sync {
     /// same exec as the environment, so a pod costs one exec, not one per file.
     fn token_file_vars(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// The principal the configuration names for the target container (a preset variable, or
+    /// what the webhook injects from the annotation), given the spec as it runs and the runtime
+    /// env when read. Expectations are judged against it when no exchange answered, and offline
+    /// it is the pod's identity. `Err` says why the configuration cannot tell.
+    fn configured(
+        &self,
+        _pod: &PodSubject,
+        _spec: &PodSpec,
+        _env: Option<&RuntimeEnv>,
+    ) -> Result<Configured, String> {
+        Err("the configuration does not name the principal".into())
     }
 
     /// Checks that need only the spec and its ServiceAccount.

@@ -3,6 +3,8 @@
 //! grants beyond the defaults every authenticated user has, AND no container's image, command,
 //! args or env values mention the API (KUBERNETES_SERVICE_HOST, kubernetes.default, the token
 //! path, kubectl). Cloud identity mechanisms never read this token: they mount their own.
+//! Being a heuristic that matches most pods, its finding is `info` (shown with `-v`), never a
+//! warning.
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
@@ -124,7 +126,9 @@ pub fn check(pod: &PodSubject, rbac: &RbacUse) -> Check {
         }
         RbacUse::Unknown => "its RBAC was not reviewed".to_string(),
     };
-    Check::warn(
+    // Info, not a warning: nearly every pod of a real cluster matches, and warnings that fire
+    // everywhere teach users to ignore warnings (docs/checks.md).
+    Check::info(
         ID,
         format!(
             "{} mounts a Kubernetes API token ({volume}) it appears never to use (heuristic: {rbac_part}, and no container's image, command, args or env mention KUBERNETES_SERVICE_HOST, kubernetes.default, the token path or kubectl)",

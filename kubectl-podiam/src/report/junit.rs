@@ -1,5 +1,7 @@
 //! JUnit XML for CI: one test suite, one test case per pod (or template); failing checks are the
-//! failure text; a pod that could not be verified (fleet runs) is an error.
+//! failure text; a pod that could not be verified (fleet runs) is an error; a pod whose identity
+//! or expectations could not be established (`incomplete`) is skipped, with the reason. `info`
+//! checks go to the case's system-out.
 
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
@@ -18,7 +20,7 @@ pub fn render(report: &Report) -> String {
         );
         let status = match item.verdict {
             // Fleet runs: a pod that could not be verified is an error, not a pass.
-            Verdict::Pass if item.unreachable => {
+            Verdict::Pass | Verdict::Incomplete if item.unreachable => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
                 let warned: Vec<String> = item
                     .checks
@@ -31,6 +33,22 @@ pub fn render(report: &Report) -> String {
                 s
             }
             Verdict::Pass => TestCaseStatus::success(),
+            Verdict::Incomplete => {
+                let mut s = TestCaseStatus::skipped();
+                let skipped: Vec<String> = item
+                    .checks
+                    .iter()
+                    .filter(|c| matches!(c.status, Status::Skip | Status::Warn))
+                    .map(|c| format!("{}: {}", c.id, c.message))
+                    .collect();
+                s.set_message(if item.identity.is_none() {
+                    "incomplete: no cloud identity was established".to_string()
+                } else {
+                    "incomplete: an expectation could not be judged".to_string()
+                });
+                s.set_description(skipped.join("\n"));
+                s
+            }
             Verdict::Fail => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 let failed: Vec<String> = item
@@ -53,6 +71,15 @@ pub fn render(report: &Report) -> String {
         };
         let mut case = TestCase::new(name, status);
         case.set_classname(format!("podiam.{}", item.mechanism.as_str()));
+        let infos: Vec<String> = item
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Info)
+            .map(|c| format!("info {}: {}", c.id, c.message))
+            .collect();
+        if !infos.is_empty() {
+            case.set_system_out(infos.join("\n"));
+        }
         suite.add_test_case(case);
     }
     let mut junit = JUnit::new("podiam");
@@ -84,5 +111,30 @@ mod tests {
         assert!(xml.contains("errors=\"1\""), "{xml}");
         assert!(xml.contains("failures=\"0\""), "{xml}");
         assert!(xml.contains("pod vanished"), "{xml}");
+    }
+
+    #[test]
+    fn incomplete_pods_are_skipped_and_info_goes_to_system_out() {
+        use crate::model::Check;
+        let pod = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(serde_json::json!({
+            "metadata": {"namespace": "ns", "name": "offline"},
+            "spec": {"containers": [{"name": "app"}]}
+        }))
+        .unwrap();
+        let mut item = crate::fleet::unreachable_item(&pod, None, "x");
+        item.unreachable = false;
+        item.checks = vec![
+            Check::skip("aws.pod-identity.exchange", "no cluster name"),
+            Check::info("k8s.token.automount", "token mounted", "opt out"),
+        ];
+        item.verdict = crate::model::ReportItem::verdict_of(&item.checks, None, false);
+        assert_eq!(item.verdict, Verdict::Incomplete);
+        let xml = render(&Report::new(ReportKind::VerifyReport, vec![item]));
+        assert!(xml.contains("skipped=\"1\""), "{xml}");
+        assert!(xml.contains("no cluster name"), "{xml}");
+        assert!(
+            xml.contains("<system-out>info k8s.token.automount: token mounted"),
+            "{xml}"
+        );
     }
 }

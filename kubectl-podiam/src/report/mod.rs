@@ -40,10 +40,13 @@ pub struct Report {
 
 impl Report {
     pub fn new(kind: ReportKind, items: Vec<ReportItem>) -> Self {
-        let verdict = if items.iter().all(|i| i.verdict == Verdict::Pass) {
-            Verdict::Pass
-        } else {
+        // As the exit code: any failure fails the report; else anything incomplete makes it so.
+        let verdict = if items.iter().any(|i| i.verdict == Verdict::Fail) {
             Verdict::Fail
+        } else if items.iter().any(|i| i.verdict == Verdict::Incomplete) {
+            Verdict::Incomplete
+        } else {
+            Verdict::Pass
         };
         Report {
             api_version: API_VERSION,
@@ -61,7 +64,8 @@ impl Report {
     }
 }
 
-pub fn render(report: &Report, format: Format, color: bool) -> Result<String> {
+/// `verbose` (`-v`) shows `info` checks in text output; JSON, YAML and JUnit always carry them.
+pub fn render(report: &Report, format: Format, color: bool, verbose: bool) -> Result<String> {
     Ok(match format {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(report).expect("report serializes");
@@ -71,7 +75,7 @@ pub fn render(report: &Report, format: Format, color: bool) -> Result<String> {
         Format::Yaml => serde_saphyr::to_string(report).expect("report serializes"),
         Format::Junit => junit::render(report),
         Format::Text => match report.kind {
-            ReportKind::VerifyReport => text::verify(report, color),
+            ReportKind::VerifyReport => text::verify(report, color, verbose),
             ReportKind::WhoamiReport => text::whoami(report, color),
         },
     })

@@ -1,7 +1,8 @@
 //! The fleet summary: how many pods passed, failed or could not be reached, by mechanism and by
 //! failing check. Categories are exclusive and follow the exit code's precedence: a pod with a
 //! failing check is `failed`; else one whose evidence could not be gathered is `unreachable`;
-//! else it `passed`.
+//! else one whose identity (or an expectation) could not be established is `incomplete`; else
+//! it `passed`.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,8 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub unreachable: usize,
+    /// No check failed, but the identity or an expectation could not be established.
+    pub incomplete: usize,
     /// Pods not Running (Pending, Succeeded, Failed), judged from their spec only.
     pub not_running: usize,
     pub by_mechanism: BTreeMap<&'static str, MechanismTally>,
@@ -42,6 +45,8 @@ impl Summary {
                 s.failed += 1;
             } else if item.unreachable {
                 s.unreachable += 1;
+            } else if item.verdict == Verdict::Incomplete {
+                s.incomplete += 1;
             } else {
                 s.passed += 1;
             }
@@ -70,7 +75,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Check, MechanismId, PodRef};
+    use crate::model::{Check, Identity, MechanismId, PodRef};
 
     fn item(
         name: &str,
@@ -78,6 +83,12 @@ mod tests {
         checks: Vec<Check>,
         unreachable: bool,
     ) -> ReportItem {
+        // Every pod here got an identity except the unreachable and "offline" ones.
+        let identity = (!unreachable && name != "offline").then(|| Identity {
+            provider: "aws",
+            principal: "arn:aws:sts::1:assumed-role/r/s".into(),
+            source: "test".into(),
+        });
         ReportItem {
             pod: PodRef {
                 namespace: "ns".into(),
@@ -88,8 +99,8 @@ mod tests {
             service_account: "sa".into(),
             kubernetes: crate::judge::kubernetes_identity(&Default::default()),
             mechanism,
-            identity: None,
-            verdict: ReportItem::verdict_of(&checks),
+            verdict: ReportItem::verdict_of(&checks, identity.as_ref(), false),
+            identity,
             checks,
             unreachable,
         }
@@ -147,11 +158,24 @@ mod tests {
                 vec![crate::fleet::not_running_check("Pending")],
                 false,
             ),
+            item(
+                "offline",
+                MechanismId::AwsPodIdentity,
+                vec![Check::skip("aws.pod-identity.exchange", "no cluster name")],
+                false,
+            ),
         ];
         let s = Summary::of(&items);
         assert_eq!(
-            (s.pods, s.passed, s.failed, s.unreachable, s.not_running),
-            (7, 3, 3, 1, 1)
+            (
+                s.pods,
+                s.passed,
+                s.failed,
+                s.unreachable,
+                s.incomplete,
+                s.not_running
+            ),
+            (8, 3, 3, 1, 1, 1)
         );
         assert_eq!(
             s.by_mechanism["aws-irsa"],
@@ -169,6 +193,7 @@ mod tests {
         assert_eq!(json["byMechanism"]["aws-irsa"]["failed"], 2);
         assert_eq!(json["byFailingCheck"]["identity.mechanism"], 1);
         assert_eq!(json["notRunning"], 1);
+        assert_eq!(json["incomplete"], 1);
     }
 
     #[test]

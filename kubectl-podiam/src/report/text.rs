@@ -19,6 +19,7 @@ fn status_word(status: Status, color: bool) -> String {
         Status::Fail => ("FAIL", "31;1"),
         Status::Warn => ("WARN", "33"),
         Status::Pass => ("PASS", "32"),
+        Status::Info => ("INFO", "36"),
         Status::Skip => ("SKIP", "2"),
     };
     paint(&format!("{word:<4}"), code, color)
@@ -28,6 +29,25 @@ fn verdict_word(verdict: Verdict, color: bool) -> String {
     match verdict {
         Verdict::Pass => paint("VERIFIED", "32;1", color),
         Verdict::Fail => paint("FAILED", "31;1", color),
+        Verdict::Incomplete => paint("INCOMPLETE", "33;1", color),
+    }
+}
+
+/// Why a pod that failed nothing is not verified.
+fn incomplete_reason(item: &ReportItem) -> &'static str {
+    if item.identity.is_none() {
+        "no cloud identity was established (see the skipped and warned checks)"
+    } else {
+        "an expectation could not be judged (see the skipped checks; --allow-skip accepts that)"
+    }
+}
+
+/// Failures first, then pods not verified, then verified ones.
+fn rank(verdict: Verdict) -> u8 {
+    match verdict {
+        Verdict::Fail => 0,
+        Verdict::Incomplete => 1,
+        Verdict::Pass => 2,
     }
 }
 
@@ -59,17 +79,22 @@ fn checks(out: &mut String, checks: &[Check], color: bool) {
             && matches!(c.status, Status::Fail | Status::Warn)
         {
             let _ = writeln!(out, "        {:<width$}  fix: {fix}", "");
+        } else if let Some(hint) = &c.remediation
+            && c.status == Status::Info
+        {
+            let _ = writeln!(out, "        {:<width$}  hint: {hint}", "");
         }
     }
 }
 
-pub fn verify(report: &Report, color: bool) -> String {
+/// `verbose`: `info` checks are listed too (they never change a verdict).
+pub fn verify(report: &Report, color: bool, verbose: bool) -> String {
     if let Some(summary) = &report.summary {
         return fleet(report, summary, color);
     }
     let mut out = String::new();
     let mut items: Vec<&ReportItem> = report.items.iter().collect();
-    items.sort_by_key(|i| i.verdict != Verdict::Fail);
+    items.sort_by_key(|i| rank(i.verdict));
     for item in items {
         let _ = writeln!(
             out,
@@ -80,19 +105,25 @@ pub fn verify(report: &Report, color: bool) -> String {
         if let Some(id) = &item.identity {
             let _ = writeln!(out, "  identity: {} ({})", id.principal, id.source);
         }
-        checks(&mut out, &item.checks, color);
+        if item.verdict == Verdict::Incomplete {
+            let _ = writeln!(out, "  incomplete: {}", incomplete_reason(item));
+        }
+        let shown: Vec<Check> = item
+            .checks
+            .iter()
+            .filter(|c| verbose || c.status != Status::Info)
+            .cloned()
+            .collect();
+        checks(&mut out, &shown, color);
         out.push('\n');
     }
-    let failed = report
-        .items
-        .iter()
-        .filter(|i| i.verdict == Verdict::Fail)
-        .count();
+    let count = |v: Verdict| report.items.iter().filter(|i| i.verdict == v).count();
     let _ = writeln!(
         out,
-        "{} verified, {} failed",
-        report.items.len() - failed,
-        failed
+        "{} verified, {} failed, {} incomplete",
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Incomplete)
     );
     out
 }
@@ -102,24 +133,34 @@ pub fn verify(report: &Report, color: bool) -> String {
 fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
     let mut out = String::new();
     let mut items: Vec<&ReportItem> = report.items.iter().collect();
-    items.sort_by_key(|i| (i.verdict != Verdict::Fail, !i.unreachable));
+    // The exit code's precedence: failed, unreachable, incomplete.
+    items.sort_by_key(|i| (i.verdict != Verdict::Fail, !i.unreachable, rank(i.verdict)));
     for item in items
         .iter()
-        .filter(|i| i.verdict == Verdict::Fail || i.unreachable)
+        .filter(|i| i.verdict != Verdict::Pass || i.unreachable)
     {
         let word = if item.verdict == Verdict::Fail {
             verdict_word(item.verdict, color)
-        } else {
+        } else if item.unreachable {
             paint("UNREACHABLE", "33;1", color)
+        } else {
+            verdict_word(item.verdict, color)
         };
         let _ = writeln!(out, "{word}  {}", header(item));
         if let Some(id) = &item.identity {
             let _ = writeln!(out, "  identity: {} ({})", id.principal, id.source);
         }
+        if item.verdict == Verdict::Incomplete && !item.unreachable {
+            let _ = writeln!(out, "  incomplete: {}", incomplete_reason(item));
+        }
+        // Problems, and the skipped expectations that left the pod incomplete.
         let problems: Vec<Check> = item
             .checks
             .iter()
-            .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+            .filter(|c| {
+                matches!(c.status, Status::Fail | Status::Warn)
+                    || (c.status == Status::Skip && crate::expectations::is_expectation(c.id))
+            })
             .cloned()
             .collect();
         checks(&mut out, &problems, color);
@@ -148,11 +189,12 @@ fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "{} pods: {} verified, {} failed, {} unreachable{}",
+        "{} pods: {} verified, {} failed, {} unreachable, {} incomplete{}",
         summary.pods,
         summary.passed,
         summary.failed,
         summary.unreachable,
+        summary.incomplete,
         if summary.not_running > 0 {
             format!(" ({} not running, judged statically)", summary.not_running)
         } else {
@@ -226,9 +268,15 @@ pub fn whoami(report: &Report, color: bool) -> String {
         let problems: Vec<Check> = item
             .checks
             .iter()
-            .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+            .filter(|c| {
+                matches!(c.status, Status::Fail | Status::Warn)
+                    || (c.status == Status::Skip && crate::expectations::is_expectation(c.id))
+            })
             .cloned()
             .collect();
+        if item.verdict == Verdict::Incomplete {
+            let _ = writeln!(out, "  incomplete:  {}", incomplete_reason(item));
+        }
         if !problems.is_empty() {
             let _ = writeln!(out, "  problems:");
             checks(&mut out, &problems, color);
@@ -244,6 +292,11 @@ mod fleet_tests {
     use crate::report::ReportKind;
 
     fn item(name: &str, checks: Vec<Check>, unreachable: bool) -> ReportItem {
+        let identity = Some(Identity {
+            provider: "aws",
+            principal: format!("arn:aws:sts::1:assumed-role/r/podiam-{name}"),
+            source: "exec".into(),
+        });
         ReportItem {
             pod: PodRef {
                 namespace: "ns".into(),
@@ -254,12 +307,8 @@ mod fleet_tests {
             service_account: "sa".into(),
             kubernetes: crate::judge::kubernetes_identity(&Default::default()),
             mechanism: MechanismId::AwsIrsa,
-            identity: Some(Identity {
-                provider: "aws",
-                principal: format!("arn:aws:sts::1:assumed-role/r/podiam-{name}"),
-                source: "exec".into(),
-            }),
-            verdict: ReportItem::verdict_of(&checks),
+            verdict: ReportItem::verdict_of(&checks, identity.as_ref(), false),
+            identity,
             checks,
             unreachable,
         }
@@ -291,7 +340,7 @@ mod fleet_tests {
             ],
         )
         .with_summary();
-        let text = verify(&report, false);
+        let text = verify(&report, false, false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("FAILED  pod ns/b-bad"), "{text}");
         // Only problems are listed in a failing pod's block.
@@ -302,7 +351,7 @@ mod fleet_tests {
             "{text}"
         );
         assert!(
-            text.contains("3 pods: 1 verified, 1 failed, 1 unreachable"),
+            text.contains("3 pods: 1 verified, 1 failed, 1 unreachable, 0 incomplete"),
             "{text}"
         );
         assert!(text.contains("\naws-irsa       3       1\n"), "{text}");

@@ -185,3 +185,54 @@ fn a_refusal_keeps_the_diagnosis_and_says_the_pod_got_it_too() {
         exchange[0].message
     );
 }
+
+#[test]
+fn an_agent_http_error_is_a_fail_not_a_pass() {
+    let mut v: serde_json::Value = serde_json::from_str(&fixture_line()).unwrap();
+    v["identity"] = serde_json::Value::Null;
+    v["calls"][0]["status"] = serde_json::json!(400);
+    v["calls"][0]["error_code"] = serde_json::json!("AccessDeniedException");
+    v["calls"][0]["error_message"] = serde_json::json!("no association");
+    let e = evidence(&v.to_string());
+    let mut outcome = RuntimeOutcome::default();
+    e.apply(
+        MechanismId::AwsPodIdentity,
+        &mut outcome,
+        &VerifyOptions::default(),
+    );
+    let agent: Vec<&Check> = outcome
+        .checks
+        .iter()
+        .filter(|c| c.id == "aws.pod-identity.agent")
+        .collect();
+    assert_eq!(agent.len(), 1, "{:#?}", outcome.checks);
+    assert_eq!(agent[0].status, Status::Fail);
+    assert!(
+        agent[0]
+            .message
+            .contains("HTTP 400 AccessDeniedException no association"),
+        "{}",
+        agent[0].message
+    );
+    assert!(agent[0].remediation.is_some());
+    assert_eq!(
+        status_of(&outcome, "aws.pod-identity.exchange"),
+        vec![Status::Fail]
+    );
+    assert!(outcome.identity.is_none());
+}
+
+#[test]
+fn the_probes_principal_answers_expect_role() {
+    let e = evidence(&fixture_line());
+    let mut outcome = host_outcome();
+    let options = VerifyOptions {
+        expect_role: Some("arn:aws:iam::123456789012:role/other-role".into()),
+        ..VerifyOptions::default()
+    };
+    e.apply(MechanismId::AwsIrsa, &mut outcome, &options);
+    assert_eq!(
+        status_of(&outcome, "aws.sts.expected-role"),
+        vec![Status::Fail]
+    );
+}

@@ -51,6 +51,46 @@ impl Mechanism for AwsIrsa {
         &[a::ENV_TOKEN_FILE]
     }
 
+    fn configured(
+        &self,
+        pod: &PodSubject,
+        spec: &PodSpec,
+        env: Option<&RuntimeEnv>,
+    ) -> Result<super::Configured, String> {
+        let role = container_var(pod, spec, env, a::ENV_ROLE_ARN)
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "container {} has no {}, so its SDK asks for no role",
+                    pod.container,
+                    a::ENV_ROLE_ARN
+                )
+            })?;
+        let preset = pod
+            .all_containers()
+            .any(|c| c.name == pod.container && has_env(c, a::ENV_ROLE_ARN));
+        let origin = if env.is_some() {
+            format!(
+                "{} in container {}'s environment",
+                a::ENV_ROLE_ARN,
+                pod.container
+            )
+        } else if preset {
+            format!("{} preset in container {}", a::ENV_ROLE_ARN, pod.container)
+        } else {
+            format!(
+                "the ServiceAccount annotation {}, injected as {} by the webhook",
+                a::ROLE_ARN,
+                a::ENV_ROLE_ARN
+            )
+        };
+        Ok(super::Configured {
+            provider: "aws",
+            principal: role,
+            origin,
+        })
+    }
+
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
         let mut checks = checks::static_checks(pod, spec);
         // Pod Identity wired too: the SDK still uses IRSA; say so.
@@ -254,7 +294,7 @@ async fn runtime(
                         ));
                     }
                     out.checks.push(check);
-                    expected_role(&mut out, options, &role);
+                    // --expect-role: judged from the configuration (expectations.rs).
                     return out;
                 }
                 in_pod::PodExchange::Unusable(why) => why,
@@ -351,7 +391,6 @@ async fn judge_exchange(
                 format!("STS is unreachable: {msg}"),
                 "check network access to STS, or set AWS_ENDPOINT_URL_STS / --aws-endpoint-url",
             ));
-            expected_role(out, options, role);
         }
         Err(CloudError::Rejected { code, message }) => {
             out.checks
@@ -371,7 +410,6 @@ async fn judge_exchange(
                 )
                 .await;
             out.checks.extend(explained);
-            expected_role(out, options, role);
         }
     }
 }

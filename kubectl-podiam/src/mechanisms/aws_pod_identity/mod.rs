@@ -61,6 +61,15 @@ impl Mechanism for AwsPodIdentity {
         &[a::ENV_TOKEN_FILE]
     }
 
+    fn configured(
+        &self,
+        _pod: &PodSubject,
+        _spec: &PodSpec,
+        _env: Option<&RuntimeEnv>,
+    ) -> Result<super::Configured, String> {
+        Err("EKS Pod Identity's role is in the cluster's association, not in the pod's configuration (EKS Auth names it: give --eks-cluster-name and AWS credentials, or verify the live pod)".into())
+    }
+
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
         let mut checks = checks::static_checks(pod, spec);
         checks.extend(offline::association_check(pod));

@@ -57,6 +57,46 @@ impl Mechanism for AzureWorkloadIdentity {
         &[a::ENV_TOKEN_FILE]
     }
 
+    fn configured(
+        &self,
+        pod: &PodSubject,
+        spec: &PodSpec,
+        env: Option<&RuntimeEnv>,
+    ) -> Result<super::Configured, String> {
+        let client_id = container_var(pod, spec, env, a::ENV_CLIENT_ID)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "container {} has no {}, so its SDK asks for no application",
+                    pod.container,
+                    a::ENV_CLIENT_ID
+                )
+            })?;
+        let preset = pod
+            .all_containers()
+            .any(|c| c.name == pod.container && has_env(c, a::ENV_CLIENT_ID));
+        let origin = if env.is_some() {
+            format!(
+                "{} in container {}'s environment",
+                a::ENV_CLIENT_ID,
+                pod.container
+            )
+        } else if preset {
+            format!("{} preset in container {}", a::ENV_CLIENT_ID, pod.container)
+        } else {
+            format!(
+                "the ServiceAccount annotation {}, injected as {} by the webhook",
+                a::CLIENT_ID,
+                a::ENV_CLIENT_ID
+            )
+        };
+        Ok(super::Configured {
+            provider: "azure",
+            principal: client_id,
+            origin,
+        })
+    }
+
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
         checks::static_checks(pod, spec)
     }
@@ -298,7 +338,7 @@ async fn runtime(
                             ));
                         }
                         out.checks.push(check);
-                        expected_client_id(&mut out, options, &client_id);
+                        // --expect-client-id: judged from the configuration (expectations.rs).
                         return out;
                     }
                     in_pod::PodExchange::Unusable(why) => why,
@@ -407,7 +447,6 @@ async fn judge_entra(
         Err(EntraError::Rejected(body)) => {
             out.checks
                 .push(diagnosis::rejection(attempt, &body, claims));
-            expected_client_id(out, options, client_id);
         }
         Err(EntraError::Unreachable(msg)) => {
             out.unreachable = true;
@@ -416,7 +455,6 @@ async fn judge_entra(
                 format!("{endpoint} ({authority_origin}) is unreachable: {msg}"),
                 "check network access to the authority; for a private CA set SSL_CERT_FILE; or pass --azure-authority-host",
             ));
-            expected_client_id(out, options, client_id);
         }
         Err(EntraError::Invalid(msg)) => {
             out.checks.push(Check::fail(
@@ -424,7 +462,6 @@ async fn judge_entra(
                 format!("the exchange at {endpoint} ({authority_origin}) could not be made: {msg}"),
                 "the authority must be an https URL and the tenant a tenant id; fix the ServiceAccount annotations or AZURE_AUTHORITY_HOST",
             ));
-            expected_client_id(out, options, client_id);
         }
     }
 }

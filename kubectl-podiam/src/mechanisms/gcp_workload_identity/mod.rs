@@ -63,6 +63,26 @@ impl Mechanism for GcpWorkloadIdentity {
         pod.spec.clone()
     }
 
+    fn configured(
+        &self,
+        pod: &PodSubject,
+        _spec: &PodSpec,
+        _env: Option<&RuntimeEnv>,
+    ) -> Result<super::Configured, String> {
+        checks::configured_gsa(pod)
+            .map(|gsa| super::Configured {
+                provider: "gcp",
+                principal: gsa.to_string(),
+                origin: format!("the KSA annotation {}", a::GSA),
+            })
+            .ok_or_else(|| {
+                format!(
+                    "the KSA has no {} annotation: the principal is decided by Google (a direct principal or an external_account configuration)",
+                    a::GSA
+                )
+            })
+    }
+
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
         checks::static_checks(pod, spec)
     }
