@@ -8,6 +8,7 @@ pub mod app;
 pub mod bind;
 pub mod cli;
 pub mod commands;
+pub mod containers;
 pub mod endpoints;
 pub mod env_probe;
 pub mod ephemeral;

@@ -68,9 +68,10 @@ pub fn verify(report: &Report, color: bool) -> String {
         return fleet(report, summary, color);
     }
     let mut out = String::new();
-    let mut items: Vec<&ReportItem> = report.items.iter().collect();
-    items.sort_by_key(|i| i.verdict != Verdict::Fail);
-    for item in items {
+    // prod: a pod's containers stay together; pods with a failing container first.
+    let mut pods = super::summary::by_pod(&report.items);
+    pods.sort_by_key(|p| !p.iter().any(|i| i.verdict == Verdict::Fail));
+    for item in pods.into_iter().flatten() {
         let _ = writeln!(
             out,
             "{}  {}",
@@ -101,12 +102,24 @@ pub fn verify(report: &Report, color: bool) -> String {
 /// line for each verified pod, then the summary tables.
 fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
     let mut out = String::new();
-    let mut items: Vec<&ReportItem> = report.items.iter().collect();
-    items.sort_by_key(|i| (i.verdict != Verdict::Fail, !i.unreachable));
-    for item in items
-        .iter()
-        .filter(|i| i.verdict == Verdict::Fail || i.unreachable)
-    {
+    // prod: a pod's containers stay together: a pod with a failing or unreachable container
+    // gets a block per such container and a line per verified one; pods verified in every
+    // container get a line per container after them.
+    let problem = |i: &ReportItem| i.verdict == Verdict::Fail || i.unreachable;
+    let mut pods = super::summary::by_pod(&report.items);
+    pods.sort_by_key(|p| {
+        (
+            !p.iter().any(|i| i.verdict == Verdict::Fail),
+            !p.iter().any(|i| i.unreachable),
+        )
+    });
+    let (troubled, verified): (Vec<_>, Vec<_>) =
+        pods.into_iter().partition(|p| p.iter().any(|i| problem(i)));
+    for item in troubled.iter().flatten() {
+        if !problem(item) {
+            verified_line(&mut out, item, color);
+            continue;
+        }
         let word = if item.verdict == Verdict::Fail {
             verdict_word(item.verdict, color)
         } else {
@@ -125,25 +138,10 @@ fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
         checks(&mut out, &problems, color);
         out.push('\n');
     }
-    for item in items
-        .iter()
-        .filter(|i| i.verdict == Verdict::Pass && !i.unreachable)
-    {
-        let principal = item
-            .identity
-            .as_ref()
-            .map_or_else(String::new, |id| format!(" → {}", id.principal));
-        let _ = writeln!(
-            out,
-            "{}  {}{principal}",
-            verdict_word(Verdict::Pass, color),
-            header(item)
-        );
+    for item in verified.iter().flatten() {
+        verified_line(&mut out, item, color);
     }
-    if items
-        .iter()
-        .any(|i| i.verdict == Verdict::Pass && !i.unreachable)
-    {
+    if !verified.is_empty() {
         out.push('\n');
     }
     let _ = writeln!(
@@ -197,6 +195,20 @@ fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
         }
     }
     out
+}
+
+/// One line for a verified container of a fleet run.
+fn verified_line(out: &mut String, item: &ReportItem, color: bool) {
+    let principal = item
+        .identity
+        .as_ref()
+        .map_or_else(String::new, |id| format!(" → {}", id.principal));
+    let _ = writeln!(
+        out,
+        "{}  {}{principal}",
+        verdict_word(Verdict::Pass, color),
+        header(item)
+    );
 }
 
 pub fn whoami(report: &Report, color: bool) -> String {
