@@ -70,6 +70,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     let mut pod_identity_unwired = false;
     if let Some(m) = mechanism {
         checks.extend(m.static_checks(pod, &spec));
+        // prod: a token file on a subPath mount is never rotated (any mechanism).
+        checks.extend(mechanisms::token_refresh::checks(pod, &spec, env.as_ref()));
         // The endpoints it needs against the NetworkPolicies selecting the pod.
         checks.extend(egress::checks(pod, &spec, env.as_ref(), m.id(), probe, options).await);
         let mut outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;

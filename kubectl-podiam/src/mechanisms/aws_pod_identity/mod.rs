@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod annotations;
 pub mod checks;
+pub mod platform;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
@@ -54,7 +55,9 @@ impl Mechanism for AwsPodIdentity {
     }
 
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
-        checks::static_checks(pod, spec)
+        let mut found = checks::static_checks(pod, spec);
+        found.extend(platform::checks(pod, spec));
+        found
     }
 
     fn runtime<'a>(
