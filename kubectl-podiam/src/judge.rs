@@ -130,6 +130,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
+    // prod: the identity webhook the pod depends on (live only).
+    checks.extend(crate::webhook_health::checks(pod, mechanism_id, probe, options).await);
     // What the pod's SDK falls back to when nothing else answers: the node's identity.
     if !static_keys_win {
         let wired = if pod_identity_unwired {

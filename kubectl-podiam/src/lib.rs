@@ -28,3 +28,4 @@ pub mod rbac;
 pub mod report;
 pub mod subject;
 pub mod token_claims;
+pub mod webhook_health;
