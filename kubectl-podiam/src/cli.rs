@@ -123,7 +123,7 @@ pub enum Command {
 pub struct WhoamiArgs {
     /// The pod to inspect
     pub pod: String,
-    /// Container (default: kubectl.kubernetes.io/default-container, else the first)
+    /// Judge only this container (default: every container and sidecar, the default container first)
     #[arg(short, long)]
     pub container: Option<String>,
     /// Accept expectations (--expect-*, --can, --cannot) that could not be judged (skipped,
@@ -148,13 +148,13 @@ pub struct VerifyArgs {
     /// Only pods matching this label selector, e.g. app=web,tier!=db (in -n, or with -A)
     #[arg(short = 'l', long, conflicts_with = "filename")]
     pub selector: Option<String>,
-    /// Pods verified at once (each costs a few exec and cloud calls)
+    /// Containers verified at once (every container of a pod is judged; each costs an exec and a few cloud calls)
     #[arg(long, default_value_t = crate::fleet::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Verify manifests offline: a file, a directory, or - for stdin
     #[arg(short = 'f', long)]
     pub filename: Option<PathBuf>,
-    /// Container (default: kubectl.kubernetes.io/default-container, else the first)
+    /// Judge only this container (default: every container and sidecar, the default container first)
     #[arg(short, long)]
     pub container: Option<String>,
     /// With -f: exchange this token (a file, or - for stdin) as the pod's token

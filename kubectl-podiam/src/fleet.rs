@@ -17,7 +17,8 @@ use crate::options::VerifyOptions;
 use crate::report::Format;
 use crate::subject::{Origin, PodSubject, default_container};
 
-/// Pods judged at once. Each costs one exec (two with Pod Identity's agent; the apiserver's most
+/// Containers judged at once (every container of a pod is judged, each its own unit). Each
+/// costs one exec (two with Pod Identity's agent; the apiserver's most
 /// expensive call, a streamed connection through the kubelet and `runc exec`) and a few
 /// cloud calls; 16 keeps a small apiserver responsive while hiding most of the latency
 /// (`bench fleet` on 2 cores: 32 is no faster, the cluster's exec path is CPU-bound).
@@ -67,15 +68,21 @@ pub fn show_progress(format: Format, stderr_tty: bool, stdout_tty: bool, ci: boo
     stderr_tty && !ci && (format == Format::Text || stdout_tty)
 }
 
-/// Stable report order: namespace, pod name, container.
+/// Stable report order: namespace, pod name; a pod's containers keep the order they were
+/// judged in (default container first), so a pod's items stay together.
 pub fn sort_items(items: &mut [ReportItem]) {
-    items.sort_by(|a, b| {
-        (&a.pod.namespace, &a.pod.name, &a.pod.container).cmp(&(
-            &b.pod.namespace,
-            &b.pod.name,
-            &b.pod.container,
-        ))
-    });
+    items.sort_by(|a, b| (&a.pod.namespace, &a.pod.name).cmp(&(&b.pod.namespace, &b.pod.name)));
+}
+
+/// One container of one listed pod: the unit judged (and bounded by `--concurrency`), since
+/// each costs its own exec.
+struct Unit {
+    pod: std::sync::Arc<Pod>,
+    container: String,
+    /// Its place among the pod's judged containers (0: the default container).
+    position: usize,
+    /// Containers the pod opts out, named in its first item.
+    opted_out: Vec<crate::containers::OptedOut>,
 }
 
 pub struct Fleet<'a> {
@@ -103,18 +110,30 @@ impl Fleet<'_> {
         if listed.is_empty() {
             eprintln!("No pods found {}.", scope.describe());
         }
-        let bar = self.progress_bar(listed.len());
-        let mut items: Vec<ReportItem> = futures::stream::iter(listed)
-            .map(|pod| async {
-                let item = self.judge_listed(pod).await;
-                bar.inc(1);
-                item
+        let units = units(listed, self.container);
+        let bar = self.progress_bar(units.len());
+        let bar_ref = &bar;
+        let mut judged: Vec<(usize, ReportItem)> = futures::stream::iter(units)
+            .map(|unit| async move {
+                let mut item = self
+                    .judge_listed(&unit.pod, &unit.container, unit.position)
+                    .await;
+                if unit.position == 0 {
+                    crate::containers::note_not_judged(
+                        std::slice::from_mut(&mut item),
+                        &unit.opted_out,
+                    );
+                }
+                bar_ref.inc(1);
+                (unit.position, item)
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
         bar.finish_and_clear();
         tracing::debug!(answers = ?self.options.answers.tallies(), "answers shared between pods");
+        judged.sort_by_key(|(position, _)| *position);
+        let mut items: Vec<ReportItem> = judged.into_iter().map(|(_, item)| item).collect();
         sort_items(&mut items);
         Ok(items)
     }
@@ -135,43 +154,74 @@ impl Fleet<'_> {
         bar
     }
 
-    /// One pod, whatever happens: its report item.
-    async fn judge_listed(&self, pod: Pod) -> ReportItem {
+    /// One container of a pod, whatever happens: its report item.
+    async fn judge_listed(&self, pod: &Pod, container: &str, position: usize) -> ReportItem {
         // Exec, STS, TokenRequest and S3 each have their own timeout; this bounds their sum.
         let budget = self.timeout * 4;
-        match tokio::time::timeout(budget, self.judge_pod(&pod)).await {
+        match tokio::time::timeout(budget, self.judge_pod(pod, container, position)).await {
             Ok(Ok(item)) => item,
-            Ok(Err(e)) => unreachable_item(&pod, self.container, &e.to_string()),
+            Ok(Err(e)) => unreachable_item(pod, Some(container), &e.to_string()),
             Err(_) => unreachable_item(
-                &pod,
-                self.container,
+                pod,
+                Some(container),
                 &format!("no verdict within {budget:?}"),
             ),
         }
     }
 
-    async fn judge_pod(&self, pod: &Pod) -> Result<ReportItem> {
+    async fn judge_pod(&self, pod: &Pod, container: &str, position: usize) -> Result<ReportItem> {
         let phase = phase(pod);
         let subject = pods::subject(
             self.client,
             pod.clone(),
-            self.container,
+            Some(container),
             &self.options.answers,
         )
         .await?;
+        // The ephemeral probe (refused in fleet mode anyway) is for the first container only.
+        let later;
+        let options = if position == 0 {
+            self.options
+        } else {
+            later = crate::containers::options_after_first(self.options);
+            &later
+        };
         if phase == "Running" {
             let probe = Probe::Live {
                 client: self.client.clone(),
                 timeout: self.timeout,
             };
-            return Ok(judge(&subject, &probe, self.options).await);
+            return Ok(judge(&subject, &probe, options).await);
         }
         // Nothing to exec into: the spec and its ServiceAccount are all the evidence.
-        let mut item = judge(&subject, &Probe::Offline { token: None }, self.options).await;
+        let mut item = judge(&subject, &Probe::Offline { token: None }, options).await;
         item.checks.push(not_running_check(&phase));
         item.checks.sort_by_key(|c| c.status);
         Ok(item)
     }
+}
+
+/// Every listed pod's judged containers (`-c`: that one, in the pods that have it).
+fn units(listed: Vec<Pod>, container: Option<&str>) -> Vec<Unit> {
+    let mut units = Vec::new();
+    for pod in listed {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let selection = crate::containers::select(&pod.metadata, &spec, container);
+        let pod = std::sync::Arc::new(pod);
+        for (position, name) in selection.judged.into_iter().enumerate() {
+            units.push(Unit {
+                pod: pod.clone(),
+                container: name,
+                position,
+                opted_out: if position == 0 {
+                    selection.opted_out.clone()
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+    }
+    units
 }
 
 fn phase(pod: &Pod) -> String {
@@ -302,6 +352,26 @@ mod tests {
         assert!(item.checks[0].message.contains("exec is forbidden"));
         let item = unreachable_item(&pod("ns", "p"), None, "gone");
         assert_eq!(item.pod.container, "main");
+    }
+
+    #[test]
+    fn every_container_is_a_unit_and_c_narrows() {
+        let all = units(vec![pod("ns", "p"), pod("ns", "q")], None);
+        let names: Vec<_> = all
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}/{}@{}",
+                    u.pod.metadata.name.as_deref().unwrap(),
+                    u.container,
+                    u.position
+                )
+            })
+            .collect();
+        assert_eq!(names, ["p/main@0", "p/side@1", "q/main@0", "q/side@1"]);
+        let one = units(vec![pod("ns", "p")], Some("side"));
+        assert_eq!(one.len(), 1);
+        assert_eq!((one[0].container.as_str(), one[0].position), ("side", 0));
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     let mut pod_identity_unwired = false;
     if let Some(m) = mechanism {
         checks.extend(m.static_checks(pod, &spec));
+        // prod: a token file on a subPath mount is never rotated (any mechanism).
+        checks.extend(mechanisms::token_refresh::checks(pod, &spec, env.as_ref()));
         // The endpoints it needs against the NetworkPolicies selecting the pod.
         checks.extend(egress::checks(pod, &spec, env.as_ref(), m.id(), probe, options).await);
         let mut outcome = m.runtime(pod, &spec, env.as_ref(), probe, options).await;
@@ -135,6 +137,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
+    // prod: the identity webhook the pod depends on (live only).
+    checks.extend(crate::webhook_health::checks(pod, mechanism_id, probe, options).await);
     // What the pod's SDK falls back to when nothing else answers: the node's identity.
     if !static_keys_win {
         let wired = if pod_identity_unwired {

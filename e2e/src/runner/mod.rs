@@ -13,6 +13,7 @@ pub mod podiam_step;
 pub mod state_step;
 pub mod suite;
 pub mod wait;
+pub mod webhook_step;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ use crate::emulators::pod_identity_agent::AgentRoute;
 use crate::emulators::{AwsEmulators, CloudFront, PodIdentityAgent};
 use crate::scenario::{Cloud, Scenario, Step};
 use crate::setup::SetupVariables;
-use crate::webhooks::EksPodIdentityWebhook;
+use crate::webhooks::{AzureWorkloadIdentityWebhook, EksPodIdentityWebhook};
 
 /// What every scenario runs against.
 pub struct RunContext<'a> {
@@ -50,6 +51,8 @@ pub struct RunContext<'a> {
     pub keep: bool,
     /// The webhook stand-in, routed to this worker's EKS associations for the scenario's namespace.
     pub webhook: Option<&'a EksPodIdentityWebhook>,
+    /// The Azure workload identity webhook stand-in (for `webhook` steps).
+    pub azure_webhook: Option<&'a AzureWorkloadIdentityWebhook>,
     /// The Pod Identity Agent, routing this scenario's namespace to `aws`.
     pub pod_identity_agent: Option<&'a PodIdentityAgent>,
     /// The node's metadata services (EC2/Azure IMDS, GCE node mode), routing this scenario's
@@ -84,10 +87,18 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     let namespace = scenario.namespace();
     let mut cluster_scoped = Vec::new();
     let mut blocks = Vec::new();
-    let failure = run_steps(scenario, ctx, &namespace, &mut cluster_scoped, &mut blocks)
-        .await
-        .err()
-        .map(|e| format!("{e:#}"));
+    let mut webhooks_down = Vec::new();
+    let failure = run_steps(
+        scenario,
+        ctx,
+        &namespace,
+        &mut cluster_scoped,
+        &mut blocks,
+        &mut webhooks_down,
+    )
+    .await
+    .err()
+    .map(|e| format!("{e:#}"));
     let diagnostics = if failure.is_some() {
         catch::collect(&scenario.spec.catch, ctx, &namespace).await
     } else {
@@ -95,6 +106,8 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
     };
     // Always, even with --keep: a block must not outlive its scenario.
     block_step::release(ctx, blocks);
+    // Always: a webhook out of service would break every later scenario.
+    webhook_step::restore(ctx, &webhooks_down).await;
     if let Some(agent) = ctx.pod_identity_agent {
         agent.unroute_namespace(&namespace);
     }
@@ -140,6 +153,7 @@ async fn run_steps(
     namespace: &str,
     cluster_scoped: &mut Vec<apply::ClusterScoped>,
     blocks: &mut Vec<block_step::Block>,
+    webhooks_down: &mut Vec<crate::scenario::WebhookName>,
 ) -> Result<()> {
     create_namespace(&ctx.client, namespace).await?;
     let setup = cloud_reset::with_namespace(&scenario.spec.setup, namespace)?;
@@ -219,6 +233,7 @@ async fn run_steps(
             Step::Podiam(p) => podiam_step::run(ctx, namespace, p, &mut captures).await,
             Step::State(st) => state_step::run(ctx, namespace, st, &captures).await,
             Step::Block(b) => block_step::run(ctx, namespace, b, blocks).await,
+            Step::Webhook(w) => webhook_step::run(ctx, namespace, w, webhooks_down).await,
         }
         .with_context(what)?;
     }
@@ -233,6 +248,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::Podiam(_) => "podiam",
         Step::State(_) => "state",
         Step::Block(_) => "block",
+        Step::Webhook(_) => "webhook",
     }
 }
 

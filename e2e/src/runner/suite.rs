@@ -66,6 +66,7 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             issuer: issuer.clone(),
             keep: options.keep,
             webhook: env.webhook.as_ref(),
+            azure_webhook: env.azure_webhook.as_ref(),
             pod_identity_agent: env.pod_identity_agent.as_ref(),
             node_metadata: Some(env.gcp.node_metadata()),
             cloud_front: env.cloud_front.as_ref(),

@@ -5,4 +5,7 @@ pub mod assertion;
 pub mod schema;
 
 pub use assertion::Assertion;
-pub use schema::{BlockAction, BlockStep, BlockVia, CatchItem, Cloud, PodPhase, Scenario, Step};
+pub use schema::{
+    BlockAction, BlockStep, BlockVia, CatchItem, Cloud, PodPhase, Scenario, Step, WebhookName,
+    WebhookState, WebhookStep,
+};

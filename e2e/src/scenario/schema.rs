@@ -71,6 +71,36 @@ pub enum Step {
     /// Block egress from a pod until the scenario ends (local provider only): iptables on the
     /// pod bridge, or the cloud front holding one host name (`via: front`).
     Block(BlockStep),
+    /// Take an identity webhook stand-in out of service until the scenario ends (its
+    /// registration is restored afterwards, pass or fail).
+    Webhook(WebhookStep),
+}
+
+/// `webhook: {name: eks|azure, state: down|unregistered, service: NAME}`: `down` points the
+/// webhook's configuration at the Service `service` of the scenario's namespace (which the
+/// scenario gives no ready endpoint), as when the webhook's Deployment is not running;
+/// `unregistered` deletes the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookStep {
+    pub name: WebhookName,
+    pub state: WebhookState,
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookName {
+    Eks,
+    Azure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookState {
+    Down,
+    Unregistered,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +383,9 @@ impl Scenario {
                 Step::Block(b) => b
                     .validate()
                     .with_context(|| format!("{at}: spec.steps[{i}].block"))?,
+                Step::Webhook(w) if (w.state == WebhookState::Down) != w.service.is_some() => {
+                    bail!("{at}: spec.steps[{i}].webhook: state down needs a service, and only it")
+                }
                 _ => {}
             }
         }

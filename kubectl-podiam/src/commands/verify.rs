@@ -3,9 +3,9 @@ use crate::error::{Error, Result};
 use std::io::IsTerminal;
 use std::path::Path;
 
+use crate::containers;
 use crate::evidence::{OfflineToken, Probe};
 use crate::fleet::{self, Fleet, Scope};
-use crate::judge::judge;
 use crate::kube::{client, pods};
 use crate::manifest::{documents, subjects};
 use crate::model::ReportItem;
@@ -74,7 +74,9 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
         let probe = Probe::Offline { token };
         let mut items = Vec::new();
         for s in &subjects {
-            items.push(judge(s, &probe, &options).await);
+            items.extend(
+                containers::judge_pod(s, args.container.as_deref(), &probe, &options).await,
+            );
         }
         return Ok(items);
     }
@@ -117,5 +119,5 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
         client: conn.client.clone(),
         timeout: conn.timeout,
     };
-    Ok(vec![judge(&subject, &probe, &options).await])
+    Ok(containers::judge_pod(&subject, args.container.as_deref(), &probe, &options).await)
 }

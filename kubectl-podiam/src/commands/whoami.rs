@@ -1,7 +1,7 @@
 use crate::cli::{GlobalFlags, WhoamiArgs};
+use crate::containers;
 use crate::error::Result;
 use crate::evidence::Probe;
-use crate::judge::judge;
 use crate::kube::{client, pods};
 use crate::model::ReportItem;
 use crate::options::VerifyOptions;
@@ -32,5 +32,5 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
         &options.answers,
     )
     .await?;
-    Ok(vec![judge(&subject, &probe, &options).await])
+    Ok(containers::judge_pod(&subject, args.container.as_deref(), &probe, &options).await)
 }

@@ -111,7 +111,15 @@ pub fn subjects(
             });
         }
         let chosen = match container {
-            Some(c) if spec.containers.iter().any(|k| k.name == c) => c.to_string(),
+            Some(c)
+                if spec
+                    .containers
+                    .iter()
+                    .chain(spec.init_containers.iter().flatten())
+                    .any(|k| k.name == c) =>
+            {
+                c.to_string()
+            }
             Some(_) => continue,
             None => default_container(&meta, &spec).unwrap_or_default(),
         };

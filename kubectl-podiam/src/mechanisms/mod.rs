@@ -11,6 +11,7 @@ pub mod node_fallback;
 pub mod pod_path;
 pub mod projected_token;
 pub mod static_credentials;
+pub mod token_refresh;
 
 use std::future::Future;
 use std::pin::Pin;

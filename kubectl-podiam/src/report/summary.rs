@@ -35,30 +35,45 @@ pub struct MechanismTally {
 
 impl Summary {
     pub fn of(items: &[ReportItem]) -> Self {
+        // prod: every container of a pod is its own item; the summary counts pods.
+        let pods = by_pod(items);
         let mut s = Summary {
-            pods: items.len(),
+            pods: pods.len(),
             ..Default::default()
         };
-        for item in items {
-            let failed = item.verdict == Verdict::Fail;
+        for containers in pods {
+            let failed = containers.iter().any(|i| i.verdict == Verdict::Fail);
             if failed {
                 s.failed += 1;
-            } else if item.unreachable {
+            } else if containers.iter().any(|i| i.unreachable) {
                 s.unreachable += 1;
             } else if item.verdict == Verdict::Incomplete {
                 s.incomplete += 1;
             } else {
                 s.passed += 1;
             }
-            if item.checks.iter().any(|c| c.id == NOT_RUNNING) {
+            if containers
+                .iter()
+                .any(|i| i.checks.iter().any(|c| c.id == NOT_RUNNING))
+            {
                 s.not_running += 1;
             }
-            let tally = s.by_mechanism.entry(item.mechanism.as_str()).or_default();
-            tally.pods += 1;
-            tally.failed += usize::from(failed);
-            let mut ids: Vec<&'static str> = item
-                .checks
+            let mut mechanisms: Vec<&'static str> =
+                containers.iter().map(|i| i.mechanism.as_str()).collect();
+            mechanisms.sort_unstable();
+            mechanisms.dedup();
+            for mechanism in mechanisms {
+                let tally = s.by_mechanism.entry(mechanism).or_default();
+                tally.pods += 1;
+                tally.failed += usize::from(
+                    containers
+                        .iter()
+                        .any(|i| i.mechanism.as_str() == mechanism && i.verdict == Verdict::Fail),
+                );
+            }
+            let mut ids: Vec<&'static str> = containers
                 .iter()
+                .flat_map(|i| i.checks.iter())
                 .filter(|c| c.status == Status::Fail)
                 .map(|c| c.id)
                 .collect();
@@ -70,6 +85,22 @@ impl Summary {
         }
         s
     }
+}
+
+/// The items of each pod (namespace, name, kind), in order of first appearance.
+pub fn by_pod(items: &[ReportItem]) -> Vec<Vec<&ReportItem>> {
+    let mut pods: Vec<Vec<&ReportItem>> = Vec::new();
+    for item in items {
+        let same = |other: &&ReportItem| {
+            (&other.pod.namespace, &other.pod.name, &other.pod.kind)
+                == (&item.pod.namespace, &item.pod.name, &item.pod.kind)
+        };
+        match pods.iter_mut().find(|p| p.first().is_some_and(same)) {
+            Some(p) => p.push(item),
+            None => pods.push(vec![item]),
+        }
+    }
+    pods
 }
 
 #[cfg(test)]
@@ -200,5 +231,34 @@ mod tests {
     fn empty_fleet() {
         let s = Summary::of(&[]);
         assert_eq!(s, Summary::default());
+    }
+
+    #[test]
+    fn the_containers_of_a_pod_count_as_one_pod() {
+        let mut side = item(
+            "p",
+            MechanismId::AwsIrsa,
+            vec![Check::fail("aws.sts.assume-role", "m", "f")],
+            false,
+        );
+        side.pod.container = "side".into();
+        let items = vec![
+            item(
+                "p",
+                MechanismId::AwsIrsa,
+                vec![Check::pass("aws.sts.assume-role", "ok")],
+                false,
+            ),
+            side,
+            item("q", MechanismId::None, vec![], false),
+        ];
+        let s = Summary::of(&items);
+        assert_eq!((s.pods, s.passed, s.failed), (2, 1, 1));
+        assert_eq!(
+            s.by_mechanism["aws-irsa"],
+            MechanismTally { pods: 1, failed: 1 }
+        );
+        assert_eq!(s.by_failing_check["aws.sts.assume-role"], 1);
+        assert_eq!(by_pod(&items).len(), 2);
     }
 }

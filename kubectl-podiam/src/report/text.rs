@@ -93,9 +93,10 @@ pub fn verify(report: &Report, color: bool, verbose: bool) -> String {
         return fleet(report, summary, color);
     }
     let mut out = String::new();
-    let mut items: Vec<&ReportItem> = report.items.iter().collect();
-    items.sort_by_key(|i| rank(i.verdict));
-    for item in items {
+    // A pod's containers stay together; pods in verdict order (failed, incomplete, verified).
+    let mut pods = super::summary::by_pod(&report.items);
+    pods.sort_by_key(|p| p.iter().map(|i| rank(i.verdict)).min());
+    for item in pods.into_iter().flatten() {
         let _ = writeln!(
             out,
             "{}  {}",
@@ -132,13 +133,26 @@ pub fn verify(report: &Report, color: bool, verbose: bool) -> String {
 /// line for each verified pod, then the summary tables.
 fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
     let mut out = String::new();
-    let mut items: Vec<&ReportItem> = report.items.iter().collect();
-    // The exit code's precedence: failed, unreachable, incomplete.
-    items.sort_by_key(|i| (i.verdict != Verdict::Fail, !i.unreachable, rank(i.verdict)));
-    for item in items
-        .iter()
-        .filter(|i| i.verdict != Verdict::Pass || i.unreachable)
-    {
+    // A pod's containers stay together: a pod with a failing, unreachable or incomplete
+    // container gets a block per such container and a line per verified one; pods verified in
+    // every container get a line per container after them. Order: the exit code's precedence
+    // (failed, unreachable, incomplete).
+    let problem = |i: &ReportItem| i.verdict != Verdict::Pass || i.unreachable;
+    let mut pods = super::summary::by_pod(&report.items);
+    pods.sort_by_key(|p| {
+        (
+            !p.iter().any(|i| i.verdict == Verdict::Fail),
+            !p.iter().any(|i| i.unreachable),
+            p.iter().map(|i| rank(i.verdict)).min(),
+        )
+    });
+    let (troubled, verified): (Vec<_>, Vec<_>) =
+        pods.into_iter().partition(|p| p.iter().any(|i| problem(i)));
+    for item in troubled.iter().flatten() {
+        if !problem(item) {
+            verified_line(&mut out, item, color);
+            continue;
+        }
         let word = if item.verdict == Verdict::Fail {
             verdict_word(item.verdict, color)
         } else if item.unreachable {
@@ -166,25 +180,10 @@ fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
         checks(&mut out, &problems, color);
         out.push('\n');
     }
-    for item in items
-        .iter()
-        .filter(|i| i.verdict == Verdict::Pass && !i.unreachable)
-    {
-        let principal = item
-            .identity
-            .as_ref()
-            .map_or_else(String::new, |id| format!(" → {}", id.principal));
-        let _ = writeln!(
-            out,
-            "{}  {}{principal}",
-            verdict_word(Verdict::Pass, color),
-            header(item)
-        );
+    for item in verified.iter().flatten() {
+        verified_line(&mut out, item, color);
     }
-    if items
-        .iter()
-        .any(|i| i.verdict == Verdict::Pass && !i.unreachable)
-    {
+    if !verified.is_empty() {
         out.push('\n');
     }
     let _ = writeln!(
@@ -239,6 +238,20 @@ fn fleet(report: &Report, summary: &Summary, color: bool) -> String {
         }
     }
     out
+}
+
+/// One line for a verified container of a fleet run.
+fn verified_line(out: &mut String, item: &ReportItem, color: bool) {
+    let principal = item
+        .identity
+        .as_ref()
+        .map_or_else(String::new, |id| format!(" → {}", id.principal));
+    let _ = writeln!(
+        out,
+        "{}  {}{principal}",
+        verdict_word(Verdict::Pass, color),
+        header(item)
+    );
 }
 
 pub fn whoami(report: &Report, color: bool) -> String {

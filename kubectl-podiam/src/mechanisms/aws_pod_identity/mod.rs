@@ -13,6 +13,7 @@ pub mod agent;
 pub mod annotations;
 pub mod checks;
 pub mod offline;
+pub mod platform;
 pub mod webhook;
 
 use k8s_openapi::api::core::v1::PodSpec;
@@ -71,9 +72,10 @@ impl Mechanism for AwsPodIdentity {
     }
 
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
-        let mut checks = checks::static_checks(pod, spec);
-        checks.extend(offline::association_check(pod));
-        checks
+        let mut found = checks::static_checks(pod, spec);
+        found.extend(offline::association_check(pod));
+        found.extend(platform::checks(pod, spec));
+        found
     }
 
     fn runtime<'a>(

@@ -412,6 +412,12 @@ pub fn judge_file(
             )];
             if let Some(file) = config.credential_source.file.as_deref() {
                 checks.push(token_source(pod, spec, target, file));
+                checks.extend(crate::mechanisms::token_refresh::file_check(
+                    spec,
+                    target,
+                    "credential_source.file",
+                    file,
+                ));
             }
             checks
         }
