@@ -2,6 +2,9 @@
 
 pub mod annotations;
 pub mod checks;
+// IAM policy evaluation for the trust diagnosis (issue 11, item 2).
+pub mod iam_condition;
+pub mod iam_policy;
 pub mod in_pod;
 pub mod trust;
 pub mod webhook;
