@@ -140,7 +140,14 @@ impl ParsedOperator {
                 .any(|v| (v == "true" && !present) || (v == "false" && present));
         }
         if !present {
-            return self.if_exists || self.not || self.set == SetOperator::AllValues;
+            // The set operator decides first: ForAnyValue is false on an absent key even when
+            // negated (found by the differential test); ForAllValues is true.
+            return match self.set {
+                _ if self.if_exists => true,
+                SetOperator::AnyValue => false,
+                SetOperator::AllValues => true,
+                SetOperator::None => self.not,
+            };
         }
         // For one request value: does it satisfy the operator (negation included)?
         let satisfies = |value: &String| {
@@ -164,7 +171,7 @@ impl ParsedOperator {
 fn base_matches(base: Base, policy: &str, value: &str) -> bool {
     match base {
         Base::Equals => policy == value,
-        // "ignoring case": Unicode case, not only ASCII (a differential-test finding).
+        // "ignoring case": Unicode case per character, not only ASCII.
         Base::EqualsIgnoreCase => policy
             .chars()
             .flat_map(char::to_lowercase)

@@ -150,15 +150,23 @@ impl Comparison {
     fn matches(self, pattern: &str, value: &str) -> bool {
         match self {
             Comparison::Equals { ignore_case: false } => pattern == value,
-            // AWS says "ignoring case" without narrowing it to ASCII: full Unicode lowercase.
-            Comparison::Equals { ignore_case: true } => {
-                pattern.to_lowercase() == value.to_lowercase()
-            }
+            // AWS says "ignoring case" without narrowing it to ASCII: each character's Unicode
+            // lowercase. Not `str::to_lowercase`, whose final-sigma rule made "ΟΔΟΣ" differ from
+            // "οδοσ" (found by tests/trust_differential.rs).
+            Comparison::Equals { ignore_case: true } => fold_case(pattern) == fold_case(value),
             Comparison::Like => wildcard(pattern, value),
             Comparison::Arn => arn_matches(pattern, value),
             Comparison::Bool => pattern.eq_ignore_ascii_case(value),
         }
     }
+}
+
+fn fold_case(text: &str) -> String {
+    let mut folded = String::with_capacity(text.len());
+    for c in text.chars() {
+        folded.extend(c.to_lowercase());
+    }
+    folded
 }
 
 /// Each of the six ARN parts (`arn:partition:service:region:account:resource`) matched on its
@@ -264,6 +272,7 @@ mod tests {
         assert!(!holds("StringEquals", &["Abc"], &["abc"]));
         assert!(holds("StringEqualsIgnoreCase", &["Abc"], &["abc"]));
         assert!(holds("StringEqualsIgnoreCase", &["É"], &["é"]));
+        assert!(holds("StringEqualsIgnoreCase", &["ΟΔΟΣ"], &["οδοσ"]));
         assert!(!holds("StringNotEqualsIgnoreCase", &["ABC"], &["abc"]));
         assert!(!holds("StringLike", &["Abc"], &["a*"]));
     }
