@@ -169,6 +169,42 @@ aws:
     );
 }
 
+/// Issue 11, item 4: the role is in account 111111111111, the operator's credentials are for
+/// the emulators' account 123456789012, which holds a role of the same name trusting this token.
+/// The diagnosis read that one (pass: "role my-pod-role trusts …"); now it reads nothing in the
+/// wrong account and says which account and how to give credentials for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_in_another_account_is_not_diagnosed_in_the_operators() {
+    let emu = emulators().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = manifests_with(
+        &dir,
+        "    eks.amazonaws.com/role-arn: arn:aws:iam::111111111111:role/my-pod-role",
+    );
+    let token = emu
+        .mint_token(&TokenSpec::new("default", "s3-reader"))
+        .unwrap();
+    let (out, report) = verify(&emu, &manifests, &token, true, &[]);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert!(
+        check(&report, "aws.sts.assume-role")["message"]
+            .as_str()
+            .unwrap()
+            .contains("AccessDenied")
+    );
+    let trust = check(&report, "aws.iam.trust-policy");
+    assert_eq!(trust["status"], "skip", "{trust}");
+    let message = trust["message"].as_str().unwrap();
+    assert!(
+        message.contains("account 111111111111") && message.contains("account 123456789012"),
+        "{message}"
+    );
+    assert!(
+        message.contains("role_arn = arn:aws:iam::111111111111:role/"),
+        "{message}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn audience_not_in_client_ids() {
     let emu = emulators().await;

@@ -1,16 +1,26 @@
-//! An independent evaluator of IAM role trust policies for `sts:AssumeRoleWithWebIdentity`.
+//! An independent evaluator of IAM role trust policies for `sts:AssumeRoleWithWebIdentity`
+//! (and, through [`decide`], for a service principal's `sts:AssumeRole`).
 //!
 //! Written from the IAM policy grammar, not from the plugin's diagnostics, so tests compare
 //! the plugin's prediction with this enforcement. Supported: `Effect` Allow/Deny,
-//! `Principal` `"*"` or `{"Federated": str|[str]}`, `Action`/`NotAction` with `*`/`?` globs,
-//! and `Condition` operators `StringEquals`, `StringNotEquals`, `StringLike`,
-//! `StringNotLike`, `StringEqualsIgnoreCase`, `StringNotEqualsIgnoreCase`, each optionally
-//! prefixed `ForAnyValue:`/`ForAllValues:` or suffixed `IfExists`. An unknown operator makes
-//! its statement not apply. Explicit Deny wins over Allow; nothing matching is an implicit deny.
+//! `Principal` `{"Federated": str|[str]}`, `{"Service": …}`, `"*"`/`{"AWS": "*"}`,
+//! `Action`/`NotAction` with `*`/`?` globs, and the conditions of [`super::policy_condition`].
+//! It fails closed: an unknown operator, a malformed condition or an Effect other than
+//! Allow/Deny is an error, and STS answers AccessDenied. Explicit Deny wins over Allow; nothing
+//! matching is an implicit deny.
+//!
+//! A wildcard principal (`"*"`, `{"AWS": "*"}`, `{"Federated": "*"}`) never grants a web
+//! identity: the IAM Principal reference names a web identity principal only by its provider,
+//! and the lead's decision for issue 11 is to refuse it as AWS does. In a Deny it matches
+//! (denying everyone denies this caller too).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+use super::policy_condition::{
+    ConditionContext, ConditionError, condition_block_holds, policy_strings,
+};
 
 pub const WEB_IDENTITY_ACTION: &str = "sts:AssumeRoleWithWebIdentity";
 
@@ -65,6 +75,8 @@ pub enum TrustPolicyError {
     NoStatement,
     #[error("statement has an Effect other than Allow or Deny")]
     BadEffect,
+    #[error("{0}")]
+    Condition(ConditionError),
 }
 
 /// Evaluates a trust policy document (JSON text) for `sts:AssumeRoleWithWebIdentity`.
@@ -82,58 +94,95 @@ pub fn evaluate_trust_policy(
     policy: &Value,
     request: &WebIdentityRequestContext,
 ) -> Result<TrustDecision, TrustPolicyError> {
+    decide(
+        policy,
+        Caller::OidcProvider(&request.provider_arn),
+        WEB_IDENTITY_ACTION,
+        &request.keys,
+    )
+}
+
+/// Who calls STS.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// A web identity from this IAM OIDC provider ARN.
+    OidcProvider(&'a str),
+    /// An AWS service principal such as `pods.eks.amazonaws.com`.
+    ServicePrincipal(&'a str),
+}
+
+/// The decision for one caller, action and condition context (keys lowercase).
+pub fn decide(
+    policy: &Value,
+    caller: Caller,
+    action: &str,
+    keys: &ConditionContext,
+) -> Result<TrustDecision, TrustPolicyError> {
     let statements: Vec<&Value> = match policy.get("Statement") {
         Some(Value::Array(list)) => list.iter().collect(),
         Some(statement @ Value::Object(_)) => vec![statement],
         _ => return Err(TrustPolicyError::NoStatement),
     };
     let mut allowed = false;
+    let mut denied = false;
+    // Every statement is read, so a bad one anywhere refuses the request.
     for statement in statements {
         let is_allow = match statement.get("Effect").and_then(Value::as_str) {
             Some("Allow") => true,
             Some("Deny") => false,
             _ => return Err(TrustPolicyError::BadEffect),
         };
-        if !statement_applies(statement, request) {
-            continue;
+        let conditions = condition_block_holds(statement.get("Condition"), keys)
+            .map_err(TrustPolicyError::Condition)?;
+        let applies = conditions
+            && principal_matches(statement.get("Principal"), caller, is_allow)
+            && action_matches(statement, action);
+        if applies {
+            if is_allow {
+                allowed = true;
+            } else {
+                denied = true;
+            }
         }
-        if !is_allow {
-            return Ok(TrustDecision::ExplicitDeny);
-        }
-        allowed = true;
     }
-    Ok(if allowed {
+    Ok(if denied {
+        TrustDecision::ExplicitDeny
+    } else if allowed {
         TrustDecision::Allowed
     } else {
         TrustDecision::ImplicitDeny
     })
 }
 
-fn statement_applies(statement: &Value, request: &WebIdentityRequestContext) -> bool {
-    principal_matches(statement.get("Principal"), &request.provider_arn)
-        && action_matches(statement)
-        && conditions_match(statement.get("Condition"), request)
-}
-
-fn principal_matches(principal: Option<&Value>, provider_arn: &str) -> bool {
-    match principal {
-        Some(Value::String(any)) => any == "*",
-        Some(Value::Object(map)) => map
-            .get("Federated")
-            .is_some_and(|federated| string_values(federated).iter().any(|p| p == provider_arn)),
-        _ => false,
+fn principal_matches(principal: Option<&Value>, caller: Caller, is_allow: bool) -> bool {
+    let listed = |kind: &str| -> Vec<String> {
+        principal
+            .and_then(|p| p.get(kind))
+            .map(policy_strings)
+            .unwrap_or_default()
+    };
+    let anyone = matches!(principal, Some(Value::String(s)) if s == "*")
+        || listed("AWS").iter().any(|p| p == "*");
+    match caller {
+        Caller::OidcProvider(arn) => {
+            let federated = listed("Federated");
+            if federated.iter().any(|p| p == arn) {
+                return true;
+            }
+            // Wildcards deny a web identity but never grant it.
+            !is_allow && (anyone || federated.iter().any(|p| p == "*"))
+        }
+        Caller::ServicePrincipal(name) => anyone || listed("Service").iter().any(|s| s == name),
     }
 }
 
-fn action_matches(statement: &Value) -> bool {
+fn action_matches(statement: &Value, action: &str) -> bool {
     // Action names are case-insensitive.
+    let wanted = action.to_ascii_lowercase();
     let matches_any = |patterns: &Value| {
-        string_values(patterns).iter().any(|pattern| {
-            glob_matches(
-                &pattern.to_ascii_lowercase(),
-                &WEB_IDENTITY_ACTION.to_ascii_lowercase(),
-            )
-        })
+        policy_strings(patterns)
+            .iter()
+            .any(|pattern| glob_matches(&pattern.to_ascii_lowercase(), &wanted))
     };
     if let Some(actions) = statement.get("Action") {
         matches_any(actions)
@@ -141,98 +190,6 @@ fn action_matches(statement: &Value) -> bool {
         !matches_any(not_actions)
     } else {
         false
-    }
-}
-
-fn conditions_match(condition: Option<&Value>, request: &WebIdentityRequestContext) -> bool {
-    let Some(condition) = condition else {
-        return true;
-    };
-    let Some(operators) = condition.as_object() else {
-        return false;
-    };
-    // All operators, and all keys within each, must hold.
-    operators.iter().all(|(operator, keys)| {
-        let Some(keys) = keys.as_object() else {
-            return false;
-        };
-        keys.iter().all(|(key, expected)| {
-            let actual = request.keys.get(&key.to_ascii_lowercase());
-            condition_holds(
-                operator,
-                actual.map(Vec::as_slice),
-                &string_values(expected),
-            )
-        })
-    })
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SetQualifier {
-    None,
-    ForAnyValue,
-    ForAllValues,
-}
-
-/// One condition operator on one key.
-fn condition_holds(operator: &str, actual: Option<&[String]>, expected: &[String]) -> bool {
-    let (qualifier, rest) = if let Some(rest) = operator.strip_prefix("ForAnyValue:") {
-        (SetQualifier::ForAnyValue, rest)
-    } else if let Some(rest) = operator.strip_prefix("ForAllValues:") {
-        (SetQualifier::ForAllValues, rest)
-    } else {
-        (SetQualifier::None, operator)
-    };
-    let (base, if_exists) = match rest.strip_suffix("IfExists") {
-        Some(base) => (base, true),
-        None => (rest, false),
-    };
-    let Some(value_matches) = value_predicate(base) else {
-        return false;
-    };
-    let negated = base.contains("Not");
-    let values = actual.unwrap_or_default();
-    if values.is_empty() && if_exists {
-        return true;
-    }
-    let one = |value: &String| value_matches(value, expected);
-    match qualifier {
-        SetQualifier::ForAnyValue => values.iter().any(one),
-        SetQualifier::ForAllValues => values.iter().all(one),
-        // Negated operators hold when no value matches (also when the key is missing).
-        SetQualifier::None if negated => values.iter().all(one),
-        SetQualifier::None => values.iter().any(one),
-    }
-}
-
-type ValuePredicate = fn(&str, &[String]) -> bool;
-
-/// Whether one context value satisfies the operator against the policy's values.
-fn value_predicate(base_operator: &str) -> Option<ValuePredicate> {
-    let predicate: ValuePredicate = match base_operator {
-        "StringEquals" => |v, expected| expected.iter().any(|e| e == v),
-        "StringNotEquals" => |v, expected| expected.iter().all(|e| e != v),
-        "StringEqualsIgnoreCase" => {
-            |v, expected| expected.iter().any(|e| e.eq_ignore_ascii_case(v))
-        }
-        "StringNotEqualsIgnoreCase" => {
-            |v, expected| expected.iter().all(|e| !e.eq_ignore_ascii_case(v))
-        }
-        "StringLike" => |v, expected| expected.iter().any(|e| glob_matches(e, v)),
-        "StringNotLike" => |v, expected| expected.iter().all(|e| !glob_matches(e, v)),
-        _ => return None,
-    };
-    Some(predicate)
-}
-
-/// A JSON string, or list of strings; numbers and booleans as their text (IAM accepts them).
-fn string_values(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(list) => list.iter().flat_map(string_values).collect(),
-        Value::Bool(b) => vec![b.to_string()],
-        Value::Number(n) => vec![n.to_string()],
-        _ => Vec::new(),
     }
 }
 
@@ -512,13 +469,44 @@ mod tests {
         );
     }
 
+    // Issue 11: an unknown operator made its statement not apply, so a Deny holding one was
+    // silently dropped and the Allow beside it granted.
     #[test]
-    fn unknown_operator_makes_statement_not_apply() {
-        let policy = eksctl_policy("StringFancy", READER);
+    fn unknown_operator_fails_closed() {
+        let mut policy = eksctl_policy("StringEquals", READER);
+        policy["Statement"]
+            .as_array_mut()
+            .expect("list")
+            .push(json!({
+                "Effect": "Deny", "Principal": { "Federated": PROVIDER },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": { "StringFancy": { format!("{ISSUER}:sub"): READER } }
+            }));
         assert_eq!(
-            decide(&policy, &request(READER, &["sts.amazonaws.com"])),
-            TrustDecision::ImplicitDeny
+            evaluate_trust_policy(&policy, &request(READER, &["sts.amazonaws.com"])),
+            Err(TrustPolicyError::Condition(
+                ConditionError::UnknownOperator("StringFancy".into())
+            ))
         );
+    }
+
+    #[test]
+    fn wildcard_principals_never_grant_a_web_identity() {
+        for principal in [json!("*"), json!({"AWS": "*"}), json!({"Federated": "*"})] {
+            let allow = json!({"Statement": {"Effect": "Allow", "Principal": principal.clone(), "Action": "*"}});
+            assert_eq!(
+                decide(&allow, &request(READER, &["a"])),
+                TrustDecision::ImplicitDeny
+            );
+            let deny = json!({"Statement": [
+                {"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "*"},
+                {"Effect": "Deny", "Principal": principal, "Action": "*"}
+            ]});
+            assert_eq!(
+                decide(&deny, &request(READER, &["a"])),
+                TrustDecision::ExplicitDeny
+            );
+        }
     }
 
     #[test]

@@ -96,6 +96,17 @@ impl AwsTarget {
             .clone()
     }
 
+    /// Config with the credentials of a named profile (its `role_arn` chain assumed by the
+    /// SDK), when they resolve; for IAM reads in another account (`aws_account.rs`).
+    pub async fn operator_profile(&self, profile: &str) -> Option<aws_config::SdkConfig> {
+        let config = self.loader(None).await.profile_name(profile).load().await;
+        let provider = config.credentials_provider()?;
+        match tokio::time::timeout(Duration::from_secs(10), provider.provide_credentials()).await {
+            Ok(Ok(_)) => Some(config),
+            _ => None,
+        }
+    }
+
     async fn load_operator(&self) -> Option<aws_config::SdkConfig> {
         let config = self.loader(None).await.load().await;
         let provider = config.credentials_provider()?;

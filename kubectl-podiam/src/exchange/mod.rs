@@ -2,6 +2,7 @@
 //! the pod's SDK sees. Endpoints follow the SDK conventions (AWS_ENDPOINT_URL, …) unless a flag
 //! overrides them.
 
+pub mod aws_account;
 pub mod aws_config;
 pub mod aws_eks;
 pub mod aws_eks_auth;

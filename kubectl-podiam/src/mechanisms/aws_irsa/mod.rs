@@ -2,6 +2,9 @@
 
 pub mod annotations;
 pub mod checks;
+// IAM policy evaluation for the trust diagnosis (issue 11, item 2).
+pub mod iam_condition;
+pub mod iam_policy;
 pub mod in_pod;
 pub mod trust;
 pub mod webhook;
@@ -13,7 +16,7 @@ use super::projected_token::{self, ClaimChecks, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::aws_sts::{self, AssumedRole};
-use crate::exchange::{CloudError, aws_iam, aws_s3};
+use crate::exchange::{CloudError, aws_account, aws_iam, aws_s3};
 use crate::model::{Check, Identity, MechanismId};
 use crate::options::{AccessExpectation, VerifyOptions};
 use crate::subject::{Origin, PodSubject, env_value, has_env};
@@ -472,12 +475,19 @@ async fn explain_with_operator_credentials(
     else {
         return;
     };
-    let Some(config) = options.aws.operator().await else {
-        out.checks.push(Check::skip(
-            "aws.iam.trust-policy",
-            "no AWS credentials here to read the role's trust policy",
-        ));
-        return;
+    // The role's own account (issue 11, item 4): never a same-named role elsewhere.
+    let config = match aws_account::for_account(&options.aws, account).await {
+        aws_account::AccountCredentials::Ready { config, how } => {
+            tracing::debug!(%account, %how, "reading the trust policy");
+            *config
+        }
+        aws_account::AccountCredentials::Missing(why) => {
+            out.checks.push(Check::skip(
+                "aws.iam.trust-policy",
+                format!("role {role}'s trust policy is not read: {why}"),
+            ));
+            return;
+        }
     };
     let policy = aws_iam::trust_policy(&config, role_name).await;
     let providers = aws_iam::oidc_providers(&config).await;

@@ -1,9 +1,15 @@
 //! Explains why STS refused a token by reading the role's trust policy and the account's OIDC
-//! providers with the operator's credentials. This is the plugin's own diagnosis; the test
-//! emulator enforces with separate code, so the two can disagree and a test will notice.
+//! providers with the operator's credentials. The policy is evaluated as IAM documents it
+//! ([`super::iam_policy`]): explicit Deny wins, unknown operators are named (never met), keys
+//! ignore case. This is the plugin's own diagnosis; the test emulator enforces with separate
+//! code, and `tests/trust_differential.rs` checks the two agree.
 
 use serde_json::Value;
 
+use super::iam_condition::ContextKeys;
+use super::iam_policy::{
+    self, Caller, ConditionTrace, Decision, Effect, Evaluation, Request, StatementTrace,
+};
 use crate::exchange::aws_iam::OidcProvider;
 use crate::model::Check;
 use crate::token_claims::Claims;
@@ -70,145 +76,162 @@ fn provider_check(inputs: &TrustInputs, host_path: &str) -> Check {
     )
 }
 
-fn as_list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
+/// The request context STS builds for this token: `<issuer host/path>:sub` and `:aud` (every
+/// audience of the token: `aud` may be a list).
+pub fn web_identity_context(claims: &Claims, host_path: &str) -> ContextKeys {
+    ContextKeys::new()
+        .with(
+            &format!("{host_path}:sub"),
+            claims.sub.iter().cloned().collect(),
+        )
+        .with(&format!("{host_path}:aud"), claims.aud.clone())
+}
+
+/// Whether the trust policy lets this token assume the role (the plugin's own evaluation).
+pub fn evaluate_web_identity(policy: &Value, claims: &Claims, account: &str) -> Evaluation {
+    let host_path = host_path(claims);
+    let provider_arn = format!("arn:aws:iam::{account}:oidc-provider/{host_path}");
+    let context = web_identity_context(claims, &host_path);
+    iam_policy::evaluate(
+        policy,
+        &Request {
+            caller: Caller::WebIdentity(&provider_arn),
+            action: ACTION,
+            context: &context,
+        },
+    )
+}
+
+fn host_path(claims: &Claims) -> String {
+    let iss = claims.iss.as_deref().unwrap_or_default();
+    iss.strip_prefix("https://").unwrap_or(iss).to_string()
+}
+
+fn unmet(c: &ConditionTrace) -> String {
+    if c.actual.is_empty() {
+        format!(
+            "{} {} = {:?} does not hold: the request has no {}",
+            c.operator, c.key, c.wanted, c.key
+        )
+    } else {
+        format!(
+            "{} {} = {:?} does not match the token's {:?}",
+            c.operator, c.key, c.wanted, c.actual
+        )
     }
 }
 
-fn glob(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    // Classic two-pointer wildcard match with backtracking on the last '*'.
-    let (mut pi, mut vi, mut star, mut mark) = (0, 0, None, 0);
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = vi;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            vi = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// One unmet condition, phrased for a human.
-fn unmet_conditions(statement: &Value, host_path: &str, claims: &Claims) -> Vec<String> {
-    let mut unmet = Vec::new();
-    let Some(conditions) = statement.get("Condition").and_then(Value::as_object) else {
-        return unmet;
-    };
-    for (operator, body) in conditions {
-        let Some(body) = body.as_object() else {
-            continue;
-        };
-        for (key, expected) in body {
-            let claim = match key.strip_prefix(&format!("{host_path}:")) {
-                Some("sub") => claims.sub.iter().cloned().collect::<Vec<_>>(),
-                Some("aud") => claims.aud.clone(),
-                _ => continue,
-            };
-            let expected = as_list(Some(expected));
-            let matches = |f: &dyn Fn(&str, &str) -> bool| {
-                claim.iter().any(|c| expected.iter().any(|e| f(e, c)))
-            };
-            let ok = match operator.as_str() {
-                "StringEquals" => matches(&|e, c| e == c),
-                "StringLike" => matches(&|e, c| glob(e, c)),
-                "StringNotEquals" => !matches(&|e, c| e == c),
-                "StringNotLike" => !matches(&|e, c| glob(e, c)),
-                _ => true,
-            };
-            if !ok {
-                unmet.push(format!(
-                    "{operator} {key} = {expected:?} does not match the token's {claim:?}"
-                ));
-            }
-        }
-    }
-    unmet
+fn met(c: &ConditionTrace) -> String {
+    format!(
+        "{} {} = {:?} holds for {:?}",
+        c.operator, c.key, c.wanted, c.actual
+    )
 }
 
 fn policy_check(inputs: &TrustInputs, host_path: &str) -> Check {
     const ID: &str = "aws.iam.trust-policy";
+    let role = inputs.role_name;
     let provider_arn = format!("arn:aws:iam::{}:oidc-provider/{host_path}", inputs.account);
     let sub = inputs.claims.sub.clone().unwrap_or_default();
     let fix = format!(
-        "aws iam update-assume-role-policy --role-name {} with a statement: Effect Allow, Principal {{\"Federated\": \"{provider_arn}\"}}, Action {ACTION}, Condition StringEquals {{\"{host_path}:sub\": \"{sub}\", \"{host_path}:aud\": \"{}\"}} (or kubectl podiam bind)",
-        inputs.role_name,
+        "aws iam update-assume-role-policy --role-name {role} with a statement: Effect Allow, Principal {{\"Federated\": \"{provider_arn}\"}}, Action {ACTION}, Condition StringEquals {{\"{host_path}:sub\": \"{sub}\", \"{host_path}:aud\": \"{}\"}} (or kubectl podiam bind)",
         inputs
             .claims
             .aud
             .first()
             .map_or("sts.amazonaws.com", String::as_str)
     );
-    let statements: Vec<&Value> = match inputs.policy.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => Vec::new(),
+    let evaluation = evaluate_web_identity(inputs.policy, inputs.claims, inputs.account);
+    let named = |index: usize| {
+        evaluation
+            .statements
+            .iter()
+            .find(|t| t.index == index)
+            .map_or_else(|| format!("statement {index}"), StatementTrace::name)
     };
-    let trusting: Vec<&Value> = statements
-        .iter()
-        .copied()
-        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
-        .filter(|s| {
-            as_list(s.get("Principal").and_then(|p| p.get("Federated"))).contains(&provider_arn)
-        })
-        .filter(|s| {
-            as_list(s.get("Action"))
+    match &evaluation.decision {
+        Decision::Allowed(index) => Check::pass(
+            ID,
+            format!(
+                "role {role} trusts {sub} from {host_path} ({})",
+                named(*index)
+            ),
+        ),
+        Decision::ExplicitDeny(index) => {
+            let held: Vec<String> = evaluation
+                .statements
                 .iter()
-                .any(|a| a == ACTION || a == "sts:*" || a == "*")
+                .filter(|t| t.index == *index)
+                .flat_map(|t| t.conditions.iter().map(met))
+                .collect();
+            Check::fail(
+                ID,
+                format!(
+                    "role {role}'s trust policy explicitly denies this token: {} (Effect Deny) applies{}",
+                    named(*index),
+                    if held.is_empty() {
+                        " unconditionally".to_string()
+                    } else {
+                        format!(": {}", held.join("; "))
+                    }
+                ),
+                format!(
+                    "remove or narrow {} of role {role}'s trust policy (aws iam update-assume-role-policy --role-name {role}); an explicit Deny wins over every Allow",
+                    named(*index)
+                ),
+            )
+        }
+        Decision::Unreadable(problem) => Check::warn(
+            ID,
+            format!("cannot judge role {role}'s trust policy: {problem}; STS's refusal stands"),
+            "check that statement by hand against the token's claims, or rewrite it with the operators IAM documents for web identity (StringEquals/StringLike on :sub and :aud)",
+        ),
+        Decision::ImplicitDeny => implicit_deny(&evaluation, role, &provider_arn, fix),
+    }
+}
+
+/// No statement allowed: say, per Allow statement that names this caller and action, which
+/// conditions failed; or that none names them.
+fn implicit_deny(evaluation: &Evaluation, role: &str, provider_arn: &str, fix: String) -> Check {
+    const ID: &str = "aws.iam.trust-policy";
+    let allows = || {
+        evaluation
+            .statements
+            .iter()
+            .filter(|t| t.effect == Effect::Allow)
+    };
+    let reasons: Vec<String> = allows()
+        .filter(|t| t.principal_mismatch.is_none() && t.action_matched)
+        .map(|t| {
+            let failed: Vec<String> = t.conditions.iter().filter(|c| !c.held).map(unmet).collect();
+            format!("{}: {}", t.name(), failed.join("; "))
         })
         .collect();
-    if trusting.is_empty() {
-        let federated: Vec<String> = statements
-            .iter()
-            .flat_map(|s| as_list(s.get("Principal").and_then(|p| p.get("Federated"))))
-            .collect();
+    if !reasons.is_empty() {
         return Check::fail(
             ID,
             format!(
-                "role {} does not trust {provider_arn} for {ACTION} (it trusts {})",
-                inputs.role_name,
-                if federated.is_empty() {
-                    "no OIDC provider".to_string()
-                } else {
-                    federated.join(", ")
-                }
+                "role {role}'s trust policy refuses this token: {}",
+                reasons.join("; ")
             ),
             fix,
         );
     }
-    let mut reasons = Vec::new();
-    for statement in &trusting {
-        let unmet = unmet_conditions(statement, host_path, inputs.claims);
-        if unmet.is_empty() {
-            return Check::pass(
-                ID,
-                format!("role {} trusts {sub} from {host_path}", inputs.role_name),
-            );
-        }
-        reasons.extend(unmet);
-    }
+    let why: Vec<String> = allows()
+        .map(|t| match &t.principal_mismatch {
+            Some(why) => format!("{}: {why}", t.name()),
+            None => format!("{}: its Action does not cover {ACTION}", t.name()),
+        })
+        .collect();
     Check::fail(
         ID,
         format!(
-            "role {}'s trust policy refuses this token: {}",
-            inputs.role_name,
-            reasons.join("; ")
+            "role {role} does not trust {provider_arn} for {ACTION} ({})",
+            if why.is_empty() {
+                "it has no Allow statement".to_string()
+            } else {
+                why.join("; ")
+            }
         ),
         fix,
     )
@@ -308,17 +331,112 @@ mod tests {
         );
     }
 
+    fn with_condition(condition: Value) -> Value {
+        let mut p = policy("unused");
+        p["Statement"][0]["Condition"] = condition;
+        p
+    }
+
+    fn trust_check(policy: &Value) -> Check {
+        let c = claims(
+            "system:serviceaccount:default:s3-reader",
+            "sts.amazonaws.com",
+        );
+        run(&c, policy, &providers())
+            .into_iter()
+            .find(|c| c.id == "aws.iam.trust-policy")
+            .expect("a trust check")
+    }
+
     #[test]
     fn string_like_globs() {
-        assert!(glob(
-            "system:serviceaccount:default:*",
-            "system:serviceaccount:default:x"
-        ));
-        assert!(!glob(
-            "system:serviceaccount:default:*",
-            "system:serviceaccount:other:x"
-        ));
-        assert!(glob("a?c", "abc"));
+        let check = trust_check(&with_condition(serde_json::json!({"StringLike": {
+            "oidc.example.com/id/ABC:sub": "system:serviceaccount:default:*"}})));
+        assert_eq!(check.status, crate::model::Status::Pass);
+        let check = trust_check(&with_condition(serde_json::json!({"StringLike": {
+            "oidc.example.com/id/ABC:sub": "system:serviceaccount:other:*"}})));
+        assert_eq!(check.status, crate::model::Status::Fail);
+    }
+
+    // Issue 11: an unknown operator was read as met, so this passed.
+    #[test]
+    fn an_unknown_operator_is_named_never_met() {
+        let check = trust_check(&with_condition(serde_json::json!({"StringFancy": {
+            "oidc.example.com/id/ABC:sub": "anything"}})));
+        assert_ne!(check.status, crate::model::Status::Pass);
+        assert!(check.message.contains("StringFancy"), "{}", check.message);
+    }
+
+    // Issue 11: Deny statements were ignored, so this passed.
+    #[test]
+    fn an_explicit_deny_is_named() {
+        let mut p = policy("system:serviceaccount:default:s3-reader");
+        p["Statement"].as_array_mut().unwrap().push(serde_json::json!({
+            "Sid": "NoReaders", "Effect": "Deny",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/ABC"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringLike": {"oidc.example.com/id/ABC:sub": "*:s3-reader"}}
+        }));
+        let check = trust_check(&p);
+        assert_eq!(check.status, crate::model::Status::Fail);
+        assert!(check.message.contains("NoReaders"), "{}", check.message);
+        assert!(
+            check.message.contains("explicitly denies"),
+            "{}",
+            check.message
+        );
+    }
+
+    // Issue 11: condition keys were matched case-sensitively, so this failed.
+    #[test]
+    fn condition_keys_ignore_case() {
+        let check = trust_check(&with_condition(serde_json::json!({"StringEquals": {
+            "OIDC.example.com/id/ABC:SUB": "system:serviceaccount:default:s3-reader"}})));
+        assert_eq!(
+            check.status,
+            crate::model::Status::Pass,
+            "{}",
+            check.message
+        );
+    }
+
+    // Issue 11: ForAllValues/IfExists were unknown (read as met): a token with a second
+    // audience passed a ForAllValues that does not list it.
+    #[test]
+    fn set_operators_and_if_exists() {
+        let mut c = claims(
+            "system:serviceaccount:default:s3-reader",
+            "sts.amazonaws.com",
+        );
+        c.aud.push("other".into());
+        let all = with_condition(serde_json::json!({"ForAllValues:StringEquals": {
+            "oidc.example.com/id/ABC:aud": "sts.amazonaws.com"}}));
+        let check = run(&c, &all, &providers()).remove(1);
+        assert_eq!(check.status, crate::model::Status::Fail);
+        assert!(
+            check.message.contains("ForAllValues:StringEquals"),
+            "{}",
+            check.message
+        );
+        let any = with_condition(serde_json::json!({"ForAnyValue:StringEquals": {
+            "oidc.example.com/id/ABC:aud": "sts.amazonaws.com"},
+            "StringEqualsIfExists": {"oidc.example.com/id/ABC:amr": "x"}}));
+        assert_eq!(
+            run(&c, &any, &providers())[1].status,
+            crate::model::Status::Pass
+        );
+    }
+
+    #[test]
+    fn a_wildcard_principal_is_refused_with_the_reason() {
+        let p = serde_json::json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRoleWithWebIdentity"}]});
+        let check = trust_check(&p);
+        assert_eq!(check.status, crate::model::Status::Fail);
+        assert!(
+            check.message.contains("wildcard principal"),
+            "{}",
+            check.message
+        );
     }
 
     #[test]
