@@ -105,7 +105,7 @@ fn opt_outs(meta: &ObjectMeta) -> Vec<(String, &'static str)> {
 }
 
 /// The line naming the containers that were not judged, for the pod's first item.
-// TODO(lead): Status::Info once the verdict helper's status lands; a skip until then.
+/// An `info`: the opt-out is the pod's own choice, not a fault.
 pub fn not_judged_check(opted_out: &[OptedOut]) -> Option<Check> {
     if opted_out.is_empty() {
         return None;
@@ -114,12 +114,13 @@ pub fn not_judged_check(opted_out: &[OptedOut]) -> Option<Check> {
         .iter()
         .map(|o| format!("{} (listed in {})", o.container, o.annotation))
         .collect();
-    Some(Check::skip(
+    Some(Check::info(
         NOT_JUDGED,
         format!(
-            "not judged: the pod opts {} out of its identity webhook; name one with -c to judge it",
+            "not judged: the pod opts {} out of its identity webhook",
             list.join(", ")
         ),
+        "name one with -c to judge it",
     ))
 }
 
@@ -214,7 +215,7 @@ mod tests {
     #[test]
     fn opted_out_containers_are_named_not_judged() {
         let (meta, spec) = pod(serde_json::json!({
-            "eks.amazonaws.com/skip-containers": "proxy, logger",
+            "eks.amazonaws.com/skip-containers": "proxy,logger",
             "azure.workload.identity/skip-containers": "app;"
         }));
         let s = select(&meta, &spec, None);

@@ -16,6 +16,7 @@ const PREFIXES: &[&str] = &[
     "k8s",
     "node",
     "probe",
+    "sdk",
 ];
 
 fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -174,9 +174,15 @@ fn pod_identity_association_wins_over_the_irsa_annotation() {
     // Offline, the association is unknown: said so, not judged as certainly IRSA.
     let offline = judged(&pod);
     assert_eq!(offline.mechanism, MechanismId::AwsIrsa);
-    let (status, message) = check(&offline, "aws.pod-identity.association");
-    assert_eq!(status, Status::Skip);
-    assert!(message.contains("--eks-cluster-name"), "{message}");
+    let (status, _) = check(&offline, "aws.pod-identity.association");
+    assert_eq!(status, Status::Info);
+    let hint = offline
+        .checks
+        .iter()
+        .find(|c| c.id == "aws.pod-identity.association")
+        .and_then(|c| c.remediation.clone())
+        .unwrap_or_default();
+    assert!(hint.contains("--eks-cluster-name"), "{hint}");
 
     // Known (looked up): the webhook injects Pod Identity and no AWS_ROLE_ARN.
     found(&mut pod);
@@ -281,7 +287,13 @@ fn azure_rejections_carry_go_messages() {
 fn azure_secret_in_an_irsa_container_is_reported_but_the_identity_stays_irsa() {
     let item = judged(&subject("static_azure_secret_in_irsa_pod.yaml"));
     assert_eq!(item.mechanism, MechanismId::AwsIrsa);
-    assert!(item.identity.is_none(), "{:?}", item.identity);
+    // Offline: the role the configuration names, not the static key.
+    assert_eq!(item.identity.as_ref().map(|i| i.provider), Some("aws"));
+    assert!(
+        item.identity.as_ref().is_some_and(|i| i.principal.contains(":role/")),
+        "{:?}",
+        item.identity
+    );
     let (status, message) = check(&item, "static-credentials.env");
     assert_eq!(status, Status::Warn, "{message}");
     assert!(message.contains("AZURE_CLIENT_SECRET"), "{message}");
@@ -307,7 +319,13 @@ fn azure_secret_in_an_azure_wi_container_overrides_workload_identity() {
 fn aws_key_in_an_azure_wi_container_is_reported_but_the_identity_stays_azure() {
     let item = judged(&subject("static_aws_key_in_azure_wi_pod.yaml"));
     assert_eq!(item.mechanism, MechanismId::AzureWorkloadIdentity);
-    assert!(item.identity.is_none(), "{:?}", item.identity);
+    // Offline: the client id the configuration names, not the static key.
+    assert_eq!(item.identity.as_ref().map(|i| i.provider), Some("azure"));
+    assert!(
+        item.identity.as_ref().is_some_and(|i| !i.principal.contains("static key")),
+        "{:?}",
+        item.identity
+    );
     assert_eq!(check(&item, "static-credentials.env").0, Status::Warn);
 }
 

@@ -35,7 +35,7 @@ pub struct MechanismTally {
 
 impl Summary {
     pub fn of(items: &[ReportItem]) -> Self {
-        // prod: every container of a pod is its own item; the summary counts pods.
+        // Every container of a pod is its own item; the summary counts pods.
         let pods = by_pod(items);
         let mut s = Summary {
             pods: pods.len(),
@@ -47,7 +47,7 @@ impl Summary {
                 s.failed += 1;
             } else if containers.iter().any(|i| i.unreachable) {
                 s.unreachable += 1;
-            } else if item.verdict == Verdict::Incomplete {
+            } else if containers.iter().any(|i| i.verdict == Verdict::Incomplete) {
                 s.incomplete += 1;
             } else {
                 s.passed += 1;

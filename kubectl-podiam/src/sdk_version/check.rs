@@ -75,8 +75,14 @@ pub fn judge(what: Use, found: &[Found]) -> Check {
 }
 
 /// Nothing to judge: not a finding about the pod.
+/// An `info`: most images carry no SDK podiam can read (other languages, fat jars), which is
+/// no fault; a warning here would fire on every such pod.
 fn not_found(message: String) -> Check {
-    Check::skip(ID, message)
+    Check::info(
+        ID,
+        message,
+        "see docs/sdk-versions.md for where podiam looks and each SDK's minimum",
+    )
 }
 
 #[cfg(test)]
@@ -202,7 +208,7 @@ mod tests {
             Use::IrsaWebIdentity,
             &[found(Package::GoogleAuthJs, "9.0.0")],
         );
-        assert_eq!(check.status, Status::Skip);
+        assert_eq!(check.status, Status::Info);
         assert!(check.message.contains("no AWS SDK"));
     }
 }

@@ -98,15 +98,16 @@ pub fn checks(e: &Evidence) -> Vec<Check> {
             registration.configuration, registration.webhook
         ),
     )];
-    // TODO(lead): Status::Info once the verdict helper's status lands; the policy alone is
-    // no fault (EKS registers Ignore, Azure Fail), the endpoints check carries its effect.
-    checks.push(Check::pass(
+    // An `info`: the policy alone is no fault (EKS registers Ignore, Azure Fail); the
+    // endpoints check carries its effect.
+    checks.push(Check::info(
         FAILURE_POLICY,
         format!(
             "failurePolicy {}: while the webhook cannot be called, {}",
             registration.failure_policy,
             while_down(&registration.failure_policy)
         ),
+        "after an outage of the webhook, recreate the pods created meanwhile",
     ));
     let endpoints = match (&registration.target, &e.endpoints) {
         (Target::Url(url), _) => {

@@ -129,14 +129,21 @@ pub fn association_check(pod: &PodSubject) -> Option<Check> {
                 irsa::ROLE_ARN
             ),
         )),
-        (EksAssociation::NotLookedUp | EksAssociation::LookupFailed(_), Some(_)) => {
-            Some(Check::skip(
-                ID,
-                format!(
-                    "not known whether ServiceAccount {sa} has an EKS Pod Identity association (associations live in EKS, not in manifests); one would win over its IRSA annotation. To know, pass --eks-cluster-name with AWS credentials (eks:ListPodIdentityAssociations)"
-                ),
-            ))
-        }
+        // Not asked: an `info` (on every IRSA template a skip or warning would be noise).
+        (EksAssociation::NotLookedUp, Some(_)) => Some(Check::info(
+            ID,
+            format!(
+                "not known whether ServiceAccount {sa} has an EKS Pod Identity association (associations live in EKS, not in manifests); one would win over its IRSA annotation"
+            ),
+            "to know, pass --eks-cluster-name with AWS credentials (eks:ListPodIdentityAssociations)",
+        )),
+        // Asked, and the lookup failed: a skip naming why.
+        (EksAssociation::LookupFailed(why), Some(_)) => Some(Check::skip(
+            ID,
+            format!(
+                "not known whether ServiceAccount {sa} has an EKS Pod Identity association (it would win over its IRSA annotation): the lookup failed: {why}"
+            ),
+        )),
         (EksAssociation::Absent { .. }, _) | (_, None) => None,
     }
 }
