@@ -290,7 +290,9 @@ fn azure_secret_in_an_irsa_container_is_reported_but_the_identity_stays_irsa() {
     // Offline: the role the configuration names, not the static key.
     assert_eq!(item.identity.as_ref().map(|i| i.provider), Some("aws"));
     assert!(
-        item.identity.as_ref().is_some_and(|i| i.principal.contains(":role/")),
+        item.identity
+            .as_ref()
+            .is_some_and(|i| i.principal.contains(":role/")),
         "{:?}",
         item.identity
     );
@@ -322,7 +324,9 @@ fn aws_key_in_an_azure_wi_container_is_reported_but_the_identity_stays_azure() {
     // Offline: the client id the configuration names, not the static key.
     assert_eq!(item.identity.as_ref().map(|i| i.provider), Some("azure"));
     assert!(
-        item.identity.as_ref().is_some_and(|i| !i.principal.contains("static key")),
+        item.identity
+            .as_ref()
+            .is_some_and(|i| !i.principal.contains("static key")),
         "{:?}",
         item.identity
     );
