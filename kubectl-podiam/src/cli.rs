@@ -66,8 +66,9 @@ pub struct CloudFlags {
     /// AWS region (default: the pod's AWS_REGION, then the local AWS config, then us-east-1)
     #[arg(long)]
     pub region: Option<String>,
-    /// EKS cluster name for Pod Identity exchanges from this machine (default:
-    /// $PODIAM_EKS_CLUSTER_NAME, then an EKS ARN or eksctl name in the kubeconfig context)
+    /// EKS cluster name for Pod Identity: its associations and exchanges from this machine
+    /// (default: $PODIAM_EKS_CLUSTER_NAME, then an EKS ARN or eksctl name in the kubeconfig
+    /// context)
     #[arg(long, value_name = "NAME")]
     pub eks_cluster_name: Option<String>,
     /// GCS JSON API base URL for --can/--cannot gcs:… (default: STORAGE_EMULATOR_HOST, then Google)

@@ -111,11 +111,13 @@ pub fn checks(e: &Evidence) -> Vec<Check> {
     ));
     let endpoints = match (&registration.target, &e.endpoints) {
         (Target::Url(url), _) => {
-            checks.push(Check::skip(
+            // An `info`: on EKS every pod is in this case; a skip on each would be noise.
+            checks.push(Check::info(
                 ENDPOINTS,
                 format!(
                     "{name} is called at a URL ({url}), not through an in-cluster Service: its availability is not visible from the API (EKS runs it in the control plane)"
                 ),
+                "an unmutated pod is named by the mechanism's own checks (e.g. aws.irsa.pod-mutated)",
             ));
             None
         }
@@ -378,7 +380,7 @@ mod tests {
             "2025-06-02T00:00:00Z",
         );
         let c = checks(&evidence(false, Ok(Some(r.clone()))));
-        assert_eq!(status(&c, ENDPOINTS), Some(Status::Skip));
+        assert_eq!(status(&c, ENDPOINTS), Some(Status::Info));
         let missed = c.iter().find(|c| c.id == MISSED).unwrap();
         assert!(missed.message.contains("before"), "{}", missed.message);
         // Registered before the pod: no claim.
