@@ -124,7 +124,8 @@ pub enum Command {
 pub struct WhoamiArgs {
     /// The pod to inspect
     pub pod: String,
-    /// Judge only this container (default: every container and sidecar, the default container first)
+    /// Judge only this container (default: the default container, then every other container and
+    /// sidecar the pod does not opt out with a skip-containers annotation)
     #[arg(short, long)]
     pub container: Option<String>,
     /// Accept expectations (--expect-*, --can, --cannot) that could not be judged (skipped,
@@ -155,7 +156,8 @@ pub struct VerifyArgs {
     /// Verify manifests offline: a file, a directory, or - for stdin
     #[arg(short = 'f', long)]
     pub filename: Option<PathBuf>,
-    /// Judge only this container (default: every container and sidecar, the default container first)
+    /// Judge only this container (default: the default container, then every other container and
+    /// sidecar the pod does not opt out with a skip-containers annotation)
     #[arg(short, long)]
     pub container: Option<String>,
     /// With -f: exchange this token (a file, or - for stdin) as the pod's token

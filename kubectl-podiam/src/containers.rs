@@ -7,8 +7,8 @@
 //! A container the pod deliberately opts out of its webhook (`eks.amazonaws.com/skip-containers`,
 //! `azure.workload.identity/skip-containers`) is not judged by default: it is named in a
 //! `k8s.container.not-judged` line of the pod's first item instead of failing on its own.
-//! When the opt-outs leave nothing, the default container is judged anyway, so a pod whose
-//! only container is opted out still says so (`aws.irsa.container-skipped`, …).
+//! The default container is judged even when listed, so an app opted out by mistake fails
+//! (`aws.irsa.container-skipped`, …) instead of hiding behind a passing sidecar.
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -52,7 +52,19 @@ pub fn select(meta: &ObjectMeta, spec: &PodSpec, requested: Option<&str>) -> Sel
             opted_out: Vec::new(),
         };
     }
-    let default = default_container(meta, spec).unwrap_or_default();
+    // kubectl's default-container annotation counts only when it names a container the pod has.
+    let exists = |name: &str| {
+        spec.containers.iter().any(|c| c.name == name)
+            || spec
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == name)
+    };
+    let default = default_container(meta, spec)
+        .filter(|name| exists(name))
+        .or_else(|| spec.containers.first().map(|c| c.name.clone()))
+        .unwrap_or_default();
     let mut names: Vec<String> = vec![default.clone()];
     let others = spec
         .containers
@@ -73,17 +85,14 @@ pub fn select(meta: &ObjectMeta, spec: &PodSpec, requested: Option<&str>) -> Sel
     let mut selection = Selection::default();
     for name in names {
         match opted_out_by.iter().find(|(c, _)| *c == name) {
-            Some((_, annotation)) => selection.opted_out.push(OptedOut {
+            // The default container is always judged: an app listed by mistake must fail
+            // (`aws.irsa.container-skipped`, …), not vanish behind a passing sidecar.
+            Some((_, annotation)) if name != default => selection.opted_out.push(OptedOut {
                 container: name,
                 annotation,
             }),
-            None => selection.judged.push(name),
+            _ => selection.judged.push(name),
         }
-    }
-    if selection.judged.is_empty() {
-        // Nothing left: the default container is judged and its checks name the opt-out.
-        selection.opted_out.retain(|o| o.container != default);
-        selection.judged.push(default);
     }
     selection
 }
@@ -219,7 +228,7 @@ mod tests {
             "azure.workload.identity/skip-containers": "app;"
         }));
         let s = select(&meta, &spec, None);
-        // All three opted out: the default container is still judged.
+        // The default container is judged even when opted out: its checks say it is skipped.
         assert_eq!(s.judged, ["app"]);
         assert_eq!(
             s.opted_out,
@@ -233,6 +242,19 @@ mod tests {
                     annotation: "eks.amazonaws.com/skip-containers"
                 },
             ]
+        );
+        // The app opted out by mistake beside a sidecar: the app is still judged.
+        let (meta, spec) = pod(serde_json::json!({"eks.amazonaws.com/skip-containers": "app"}));
+        assert_eq!(
+            select(&meta, &spec, None).judged,
+            ["app", "logger", "proxy"]
+        );
+        // A default-container annotation naming no container of the pod is ignored.
+        let (meta, spec) =
+            pod(serde_json::json!({"kubectl.kubernetes.io/default-container": "gone"}));
+        assert_eq!(
+            select(&meta, &spec, None).judged,
+            ["app", "logger", "proxy"]
         );
         let (meta, spec) = pod(serde_json::json!({"eks.amazonaws.com/skip-containers": "proxy"}));
         let s = select(&meta, &spec, None);

@@ -56,8 +56,11 @@ impl IdentityExpectation<'_> {
     fn matches(&self, actual: &str) -> bool {
         match self.id {
             // Role ARN or the session ARN of an assumed role: the same role in the same account.
+            // Both must parse: two unparsable ARNs are not "the same role".
             EXPECTED_ROLE => {
-                aws_sts::role_name(self.expected) == aws_sts::role_name(actual)
+                aws_sts::role_name(self.expected).is_some()
+                    && aws_sts::account(self.expected).is_some()
+                    && aws_sts::role_name(self.expected) == aws_sts::role_name(actual)
                     && aws_sts::account(self.expected) == aws_sts::account(actual)
             }
             _ => self.expected.eq_ignore_ascii_case(actual),
@@ -227,10 +230,7 @@ pub fn complete(checks: &mut Vec<Check>, options: &VerifyOptions, pod: &Judged<'
         {
             continue;
         }
-        added.push(Check::skip(
-            id,
-            format!("{spec}: not tried — {}", no_credentials(cloud, pod)),
-        ));
+        added.push(untried_access(access, id, cloud, spec, pod));
     }
     checks.extend(added);
 }
@@ -241,8 +241,9 @@ fn identity_check(e: &IdentityExpectation<'_>, pod: &Judged<'_>) -> Check {
         .filter(|i| i.provider == e.provider && !is_configured(i));
     if e.mechanisms.contains(&pod.mechanism) {
         return match (&pod.configured, exchanged) {
-            (Ok(c), _) if c.provider == e.provider => e.against_configured(c),
+            // A cloud's answer always wins over what the configuration names.
             (_, Some(identity)) => e.against(&identity.principal),
+            (Ok(c), None) if c.provider == e.provider => e.against_configured(c),
             (Ok(_), None) => Check::skip(
                 e.id,
                 format!(
@@ -282,6 +283,40 @@ fn identity_check(e: &IdentityExpectation<'_>, pod: &Judged<'_>) -> Check {
             ),
             e.fix,
         ),
+    }
+}
+
+/// A `--can`/`--cannot` no call answered. When the pod is wired to another cloud (or none) and
+/// nothing of `cloud` answered for it, the configuration decides: it has no `cloud` credentials,
+/// so `--can` fails and `--cannot` holds. Otherwise a skip naming why it was not tried.
+fn untried_access(
+    access: &AccessExpectation,
+    id: &'static str,
+    cloud: &str,
+    spec: &str,
+    pod: &Judged<'_>,
+) -> Check {
+    let other_cloud = cloud_of(pod.mechanism) != Some(cloud)
+        && pod.mechanism != MechanismId::StaticCredentials
+        && !pod.identity.is_some_and(|i| i.provider == cloud);
+    if !other_cloud {
+        return Check::skip(
+            id,
+            format!("{spec}: not tried — {}", no_credentials(cloud, pod)),
+        );
+    }
+    let why = format!(
+        "{}: the pod gets no {cloud} credentials (from the configuration, not exchanged)",
+        wired(pod.mechanism)
+    );
+    if access.allowed() {
+        Check::fail(
+            id,
+            format!("{spec}: cannot be allowed — {why}"),
+            format!("wire the pod to a {cloud} identity that is granted {spec}"),
+        )
+    } else {
+        Check::pass(id, format!("{spec}: denied — {why}"))
     }
 }
 

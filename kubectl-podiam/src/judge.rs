@@ -165,10 +165,17 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     checks.extend(crate::sdk_version::checks(mechanism_id, env.as_ref()).await);
     // What the configuration names: offline (no token to exchange) it is the pod's identity,
     // and it judges the expectations no exchange answered.
-    let configured = mechanism.map_or_else(
-        || Err("no mechanism is wired".to_string()),
-        |m| m.configured(pod, &spec, env.as_ref()),
-    );
+    let configured = match &pod.eks_association {
+        // An association would win over the annotation in the webhook: the configuration
+        // does not decide while the lookup failed.
+        crate::subject::EksAssociation::LookupFailed(why) => Err(format!(
+            "the EKS Pod Identity association lookup failed ({why}), and an association would win over the configuration"
+        )),
+        _ => mechanism.map_or_else(
+            || Err("no mechanism is wired".to_string()),
+            |m| m.configured(pod, &spec, env.as_ref()),
+        ),
+    };
     let offline = matches!(probe, Probe::Offline { token: None });
     if offline
         && identity.is_none()

@@ -31,6 +31,15 @@ pub enum AccessExpectation {
 }
 
 impl AccessExpectation {
+    /// `--can` (true) or `--cannot` (false).
+    pub fn allowed(&self) -> bool {
+        match self {
+            AccessExpectation::S3 { allowed, .. }
+            | AccessExpectation::Gcs { allowed, .. }
+            | AccessExpectation::Blob { allowed, .. } => *allowed,
+        }
+    }
+
     /// Parses `ACTION=RESOURCE`, e.g. `s3:ListBucket=my-bucket`.
     pub fn parse(spec: &str, allowed: bool) -> Result<Self> {
         let flag = if allowed { "--can" } else { "--cannot" };

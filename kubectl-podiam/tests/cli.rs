@@ -625,3 +625,42 @@ fn info_checks_show_in_text_only_with_verbose() {
         "info"
     );
 }
+
+/// Review of issue 11: `--expect-role` that is not a role ARN used to "match" any unparsable
+/// role; it is a usage error now (exit 2), and nothing is judged.
+#[test]
+fn expect_role_that_is_not_a_role_arn_is_a_usage_error() {
+    let out = podiam()
+        .args(["verify", "-o", "json", "--expect-role", "my-pod-role", "-f"])
+        .arg(examples())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expected an IAM role ARN"), "{stderr}");
+}
+
+/// Review of issue 11: `--can` on a cloud the pod has no identity on fails from the
+/// configuration (it cannot be allowed), `--cannot` holds; neither is a skip `--allow-skip`
+/// would accept.
+#[test]
+fn access_on_another_cloud_is_decided_by_the_configuration() {
+    let (code, report) = code_and_report(
+        &[
+            "--can",
+            "gcs:list=my-bucket",
+            "--cannot",
+            "blob:list=acct/cont",
+            "--allow-skip",
+        ],
+        &examples(),
+    );
+    assert_eq!(code, Some(1), "{report:#}");
+    let can = checks_with_id(&report, "gcp.access.can");
+    assert!(!can.is_empty(), "{report:#}");
+    assert!(can.iter().all(|c| c["status"] == "fail"), "{report:#}");
+    let cannot = checks_with_id(&report, "azure.access.cannot");
+    assert!(!cannot.is_empty(), "{report:#}");
+    assert!(cannot.iter().all(|c| c["status"] == "pass"), "{report:#}");
+}

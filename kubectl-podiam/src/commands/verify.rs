@@ -21,6 +21,14 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
     for spec in &args.cannot {
         access.push(AccessExpectation::parse(spec, false)?);
     }
+    if let Some(role) = &args.expect_role {
+        use crate::exchange::aws_sts::{account, role_name};
+        if role_name(role).is_none() || account(role).is_none() {
+            return Err(Error::Usage(format!(
+                "--expect-role {role:?}: expected an IAM role ARN, e.g. arn:aws:iam::123456789012:role/NAME"
+            )));
+        }
+    }
     Ok(VerifyOptions {
         expect_role: args.expect_role.clone(),
         expect_gsa: args.cloud.expect_gsa.clone(),

@@ -27,18 +27,29 @@ pub const TOKEN_FILE_VARS: &[&str] = &[
     "AZURE_FEDERATED_TOKEN_FILE",
 ];
 
-/// The mount of `container` that covers `path` through a `subPath` (or `subPathExpr`).
+/// The mount of `container` that serves `path` (the deepest mount covering it, as the kernel
+/// resolves it), when that mount uses a `subPath` (or `subPathExpr`).
 fn sub_path_mount<'a>(container: &'a Container, path: &str) -> Option<&'a VolumeMount> {
-    container.volume_mounts.iter().flatten().find(|m| {
-        let has_sub = m.sub_path.as_deref().is_some_and(|s| !s.is_empty())
-            || m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty());
+    let covers = |m: &VolumeMount| {
         let mount = m.mount_path.trim_end_matches('/');
-        has_sub
-            && (path == mount
-                || path
-                    .strip_prefix(mount)
-                    .is_some_and(|rest| rest.starts_with('/')))
-    })
+        path == mount
+            || mount.is_empty()
+            || path
+                .strip_prefix(mount)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let serving = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| covers(m))
+        .max_by_key(|m| m.mount_path.trim_end_matches('/').len())?;
+    let has_sub = serving.sub_path.as_deref().is_some_and(|s| !s.is_empty())
+        || serving
+            .sub_path_expr
+            .as_deref()
+            .is_some_and(|s| !s.is_empty());
+    has_sub.then_some(serving)
 }
 
 /// Volumes whose files the kubelet updates in place (and so a subPath mount freezes).

@@ -1,6 +1,7 @@
-//! JUnit XML for CI: one test suite, one test case per pod (or template); failing checks are the
-//! failure text; a pod that could not be verified (fleet runs) is an error; a pod whose identity
-//! or expectations could not be established (`incomplete`) is skipped, with the reason. `info`
+//! JUnit XML for CI: one test suite, one test case per judged container of each pod (or
+//! template); failing checks are the failure text; a pod that could not be verified (fleet runs)
+//! or whose identity could not be established is an error; one whose expectations could not be
+//! judged (`incomplete` with an identity) is skipped, with the reason. `info`
 //! checks go to the case's system-out.
 
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
@@ -34,7 +35,13 @@ pub fn render(report: &Report) -> String {
             }
             Verdict::Pass => TestCaseStatus::success(),
             Verdict::Incomplete => {
-                let mut s = TestCaseStatus::skipped();
+                // No identity established: an error, so CI gates that count failures and
+                // errors never show it green; only skipped expectations are "skipped".
+                let mut s = if item.identity.is_none() {
+                    TestCaseStatus::non_success(NonSuccessKind::Error)
+                } else {
+                    TestCaseStatus::skipped()
+                };
                 let skipped: Vec<String> = item
                     .checks
                     .iter()
@@ -105,6 +112,12 @@ mod tests {
         let mut fine = crate::fleet::unreachable_item(&pod("fine"), None, "x");
         fine.unreachable = false;
         fine.checks.clear();
+        fine.identity = Some(crate::model::Identity {
+            provider: "aws",
+            principal: "arn:aws:sts::123456789012:assumed-role/r/s".into(),
+            source: "test".into(),
+        });
+        fine.verdict = Verdict::Pass;
         let report = Report::new(ReportKind::VerifyReport, vec![fine, gone]).with_summary();
         let xml = render(&report);
         assert!(xml.contains("tests=\"2\""), "{xml}");
@@ -127,7 +140,24 @@ mod tests {
             Check::skip("aws.pod-identity.exchange", "no cluster name"),
             Check::info("k8s.token.automount", "token mounted", "opt out"),
         ];
+        // No identity established: an error, never a skip a CI gate would show green.
         item.verdict = crate::model::ReportItem::verdict_of(&item.checks, None, false);
+        assert_eq!(item.verdict, Verdict::Incomplete);
+        let xml = render(&Report::new(ReportKind::VerifyReport, vec![item.clone()]));
+        assert!(xml.contains("errors=\"1\""), "{xml}");
+        assert!(xml.contains("skipped=\"0\""), "{xml}");
+        // An identity, but an expectation not judged: skipped.
+        item.checks.push(Check::skip(
+            crate::expectations::EXPECTED_ROLE,
+            "expected role: not judged",
+        ));
+        let identity = crate::model::Identity {
+            provider: "aws",
+            principal: "arn:aws:iam::123456789012:role/r".into(),
+            source: "configured (not exchanged) — test".into(),
+        };
+        item.verdict = crate::model::ReportItem::verdict_of(&item.checks, Some(&identity), false);
+        item.identity = Some(identity);
         assert_eq!(item.verdict, Verdict::Incomplete);
         let xml = render(&Report::new(ReportKind::VerifyReport, vec![item]));
         assert!(xml.contains("skipped=\"1\""), "{xml}");

@@ -45,7 +45,8 @@ pub fn data_segment(head: &[u8]) -> Option<Segment> {
         _ => return None,
     };
     let read = |at: usize, len: usize| -> Option<u64> {
-        let bytes = head.get(at..at + len)?;
+        // Offsets come from the (possibly hostile) binary: checked, never wrapped.
+        let bytes = head.get(at..at.checked_add(len)?)?;
         let mut value = 0u64;
         for i in 0..len {
             let b = if little { bytes[len - 1 - i] } else { bytes[i] };
@@ -62,21 +63,12 @@ pub fn data_segment(head: &[u8]) -> Option<Segment> {
     const PF_X: u64 = 1;
     const PF_W: u64 = 2;
     (0..phnum).find_map(|i| {
-        let at = usize::try_from(phoff + i * phentsize).ok()?;
+        let at = usize::try_from(phoff.checked_add(i.checked_mul(phentsize)?)?).ok()?;
+        let field = |delta: usize, len: usize| read(at.checked_add(delta)?, len);
         let (kind, flags, offset, size) = if wide {
-            (
-                read(at, 4)?,
-                read(at + 4, 4)?,
-                read(at + 8, 8)?,
-                read(at + 32, 8)?,
-            )
+            (field(0, 4)?, field(4, 4)?, field(8, 8)?, field(32, 8)?)
         } else {
-            (
-                read(at, 4)?,
-                read(at + 24, 4)?,
-                read(at + 4, 4)?,
-                read(at + 16, 4)?,
-            )
+            (field(0, 4)?, field(24, 4)?, field(4, 4)?, field(16, 4)?)
         };
         (kind == PT_LOAD && flags & (PF_X | PF_W) == PF_W).then_some(Segment { offset, size })
     })
@@ -219,6 +211,18 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn hostile_program_header_offsets_end_in_none_not_a_panic() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2; // 64-bit
+        elf[5] = 1; // little-endian
+        elf[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes()); // phoff
+        elf[0x36..0x38].copy_from_slice(&0xffffu16.to_le_bytes()); // phentsize
+        elf[0x38..0x3a].copy_from_slice(&3u16.to_le_bytes()); // phnum
+        assert_eq!(data_segment(&elf), None);
     }
 
     #[test]

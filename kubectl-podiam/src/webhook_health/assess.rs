@@ -28,9 +28,12 @@ pub struct Evidence {
 
 fn skip_unread(id: &'static str, what: &str, unread: &Unread) -> Check {
     match unread {
-        Unread::Forbidden(permission) => Check::skip(
+        // An `info`: most users may not list cluster-wide webhook objects; a skip on every
+        // webhook-dependent pod would be noise.
+        Unread::Forbidden(permission) => Check::info(
             id,
             format!("{what} could not be read: you may not {permission}"),
+            format!("to judge the webhook, use an identity allowed to {permission}"),
         ),
         Unread::Failed(reason) => Check::skip(id, format!("{what} could not be read: {reason}")),
     }
@@ -277,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_reads_are_skips_naming_the_permission() {
+    fn forbidden_reads_are_info_naming_the_permission() {
         let c = checks(&evidence(
             false,
             Err(Unread::Forbidden(
@@ -285,7 +288,7 @@ mod tests {
                     .into(),
             )),
         ));
-        assert_eq!((c[0].id, c[0].status), (REGISTERED, Status::Skip));
+        assert_eq!((c[0].id, c[0].status), (REGISTERED, Status::Info));
         assert!(
             c[0].message.contains("list mutatingwebhookconfigurations"),
             "{}",
@@ -304,7 +307,7 @@ mod tests {
         )));
         let c = checks(&e);
         let endpoints = c.iter().find(|c| c.id == ENDPOINTS).unwrap();
-        assert_eq!(endpoints.status, Status::Skip);
+        assert_eq!(endpoints.status, Status::Info);
         assert!(
             endpoints.message.contains("endpointslices"),
             "{}",

@@ -64,10 +64,23 @@ impl Mechanism for AwsPodIdentity {
 
     fn configured(
         &self,
-        _pod: &PodSubject,
+        pod: &PodSubject,
         _spec: &PodSpec,
         _env: Option<&RuntimeEnv>,
     ) -> Result<super::Configured, String> {
+        // A template's association looked up in EKS names the role.
+        if let crate::subject::EksAssociation::Found {
+            cluster,
+            id,
+            role_arn,
+        } = &pod.eks_association
+        {
+            return Ok(super::Configured {
+                provider: "aws",
+                principal: role_arn.clone(),
+                origin: format!("EKS Pod Identity association {id} in cluster {cluster}"),
+            });
+        }
         Err("EKS Pod Identity's role is in the cluster's association, not in the pod's configuration (EKS Auth names it: give --eks-cluster-name and AWS credentials, or verify the live pod)".into())
     }
 

@@ -66,9 +66,20 @@ impl Mechanism for GcpWorkloadIdentity {
     fn configured(
         &self,
         pod: &PodSubject,
-        _spec: &PodSpec,
-        _env: Option<&RuntimeEnv>,
+        spec: &PodSpec,
+        env: Option<&RuntimeEnv>,
     ) -> Result<super::Configured, String> {
+        // A credentials file the container names decides the principal, not the annotation.
+        let in_spec = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == pod.container)
+            .is_some_and(|c| crate::subject::has_env(c, "GOOGLE_APPLICATION_CREDENTIALS"));
+        let at_runtime = env.is_some_and(|e| e.get("GOOGLE_APPLICATION_CREDENTIALS").is_some());
+        if in_spec || at_runtime {
+            return Err("the container names a credentials file (GOOGLE_APPLICATION_CREDENTIALS): it decides the principal, and only the exchange can tell which".into());
+        }
         checks::configured_gsa(pod)
             .map(|gsa| super::Configured {
                 provider: "gcp",
