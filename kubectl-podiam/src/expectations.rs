@@ -298,7 +298,7 @@ fn untried_access(
 ) -> Check {
     let other_cloud = cloud_of(pod.mechanism) != Some(cloud)
         && pod.mechanism != MechanismId::StaticCredentials
-        && !pod.identity.is_some_and(|i| i.provider == cloud);
+        && pod.identity.is_none_or(|i| i.provider != cloud);
     if !other_cloud {
         return Check::skip(
             id,
