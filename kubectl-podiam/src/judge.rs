@@ -120,10 +120,10 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
                  `--gcp-sa GSA_EMAIL` (GKE, annotation {gke}) or \
                  `--azure-client-id CLIENT_ID` (AKS, annotation {aks} and pod label {label}=true)",
                 sa = pod.service_account_name(),
-                irsa = mechanisms::aws_irsa::annotations::ROLE_ARN,
-                gke = mechanisms::gcp_workload_identity::annotations::GSA,
-                aks = mechanisms::azure_workload_identity::annotations::CLIENT_ID,
-                label = mechanisms::azure_workload_identity::annotations::USE_LABEL,
+                irsa = crate::cloud::aws::irsa::ROLE_ARN,
+                gke = crate::cloud::gcp::GSA,
+                aks = crate::cloud::azure::CLIENT_ID,
+                label = crate::cloud::azure::USE_LABEL,
             ),
         ));
     }

@@ -7,6 +7,7 @@ pub mod answer_cache;
 pub mod app;
 pub mod bind;
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod containers;
 pub mod endpoints;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
-use crate::mechanisms::gcp_workload_identity::annotations::ENV_CREDENTIALS as GCP_CREDENTIALS;
+use crate::cloud::gcp::ENV_CREDENTIALS as GCP_CREDENTIALS;
 use crate::mechanisms::gcp_workload_identity::mounted_file::{self, Backing};
 use crate::model::{Check, Identity, MechanismId};
 use crate::subject::{PodSubject, env_value};
@@ -18,9 +18,9 @@ pub const ID: &str = "static-credentials.env";
 
 /// Variables whose presence means a long-lived secret (AWS keys, an Entra client secret).
 pub const SECRET_VARS: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AZURE_CLIENT_SECRET",
+    crate::cloud::aws::ENV_ACCESS_KEY_ID,
+    crate::cloud::aws::ENV_SECRET_ACCESS_KEY,
+    crate::cloud::azure::ENV_CLIENT_SECRET,
 ];
 
 /// The cloud a static key belongs to.
