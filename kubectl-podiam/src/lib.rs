@@ -31,4 +31,5 @@ pub mod report;
 pub mod sdk_version;
 pub mod subject;
 pub mod token_claims;
+pub mod unjudged;
 pub mod webhook_health;

@@ -106,29 +106,6 @@ pub fn identity(f: &Finding) -> Identity {
     }
 }
 
-pub fn referenced_secrets(spec: &PodSpec) -> Vec<String> {
-    let mut names: Vec<String> = all(spec)
-        .flat_map(|c| {
-            let from_env = c
-                .env
-                .iter()
-                .flatten()
-                .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-                .map(|r| r.name.clone());
-            let from_env_from = c
-                .env_from
-                .iter()
-                .flatten()
-                .filter_map(|e| e.secret_ref.as_ref())
-                .map(|r| r.name.clone());
-            from_env.chain(from_env_from).collect::<Vec<_>>()
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
 fn all(spec: &PodSpec) -> impl Iterator<Item = &Container> {
     spec.init_containers
         .iter()

@@ -101,8 +101,8 @@ mod tests {
             }))
             .unwrap()
         };
-        let gone = crate::fleet::unreachable_item(&pod("gone"), None, "pod vanished");
-        let mut fine = crate::fleet::unreachable_item(&pod("fine"), None, "x");
+        let gone = crate::unjudged::unreachable_item(&pod("gone"), None, "pod vanished");
+        let mut fine = crate::unjudged::unreachable_item(&pod("fine"), None, "x");
         fine.unreachable = false;
         fine.checks.clear();
         let report = Report::new(ReportKind::VerifyReport, vec![fine, gone]).with_summary();
@@ -121,7 +121,7 @@ mod tests {
             "spec": {"containers": [{"name": "app"}]}
         }))
         .unwrap();
-        let mut item = crate::fleet::unreachable_item(&pod, None, "x");
+        let mut item = crate::unjudged::unreachable_item(&pod, None, "x");
         item.unreachable = false;
         item.checks = vec![
             Check::skip("aws.pod-identity.exchange", "no cluster name"),
