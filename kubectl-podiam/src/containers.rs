@@ -106,10 +106,10 @@ fn opt_outs(meta: &ObjectMeta) -> Vec<(String, &'static str)> {
     };
     let aws = aws_irsa::webhook::skipped_containers(&pod)
         .into_iter()
-        .map(|c| (c, aws_irsa::annotations::SKIP_CONTAINERS));
+        .map(|c| (c, crate::cloud::aws::irsa::SKIP_CONTAINERS));
     let azure = azure_workload_identity::webhook::skipped_containers(&pod)
         .into_iter()
-        .map(|c| (c, azure_workload_identity::annotations::SKIP_CONTAINERS));
+        .map(|c| (c, crate::cloud::azure::SKIP_CONTAINERS));
     aws.chain(azure).collect()
 }
 

@@ -71,13 +71,8 @@ pub struct RuntimeEnv {
 
 impl RuntimeEnv {
     pub fn parse(output: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(output);
         RuntimeEnv {
-            variables: text
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            variables: env_probe::variables(output),
             files: Vec::new(),
             session: None,
         }

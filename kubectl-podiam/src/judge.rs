@@ -4,7 +4,7 @@ use crate::ephemeral::{self, Collected};
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::expectations;
 use crate::mechanisms::{self, Mechanism, egress, node_fallback, static_credentials};
-use crate::model::{Check, Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
+use crate::model::{Identity, KubernetesIdentity, MechanismId, PodRef, ReportItem};
 use crate::options::VerifyOptions;
 use crate::subject::PodSubject;
 
@@ -23,8 +23,8 @@ pub fn kubernetes_identity(pod: &PodSubject) -> KubernetesIdentity {
 }
 
 pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> ReportItem {
-    // A template's EKS Pod Identity association lives in EKS: looked up when a cluster is named.
-    let resolved = mechanisms::aws_pod_identity::offline::with_association(pod, options).await;
+    // What only the cloud knows about a template's wiring, looked up when it can be.
+    let resolved = mechanisms::resolve_template(pod, options).await;
     let pod = resolved.as_ref().unwrap_or(pod);
     let registered = mechanisms::registered();
     let mechanism: Option<&dyn Mechanism> = mechanisms::detect(&registered, pod);
@@ -77,7 +77,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
 
     let mut identity = None;
     let mut unreachable = false;
-    let mut pod_identity_unwired = false;
+    // A mechanism the cloud grants the ServiceAccount though the pod is not wired for it.
+    let mut granted_unwired: Option<MechanismId> = None;
     if let Some(m) = mechanism {
         checks.extend(m.static_checks(pod, &spec));
         // prod: a token file on a subPath mount is never rotated (any mechanism).
@@ -93,47 +94,18 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         checks.extend(outcome.checks);
         identity = outcome.identity;
         unreachable = outcome.unreachable;
-    } else if !static_keys_win
-        && let Some(check) =
-            mechanisms::aws_pod_identity::association_without_wiring(pod, probe, options).await
-    {
-        // EKS would grant this ServiceAccount a role: the pod predates the association.
-        pod_identity_unwired = true;
-        checks.push(check);
-    } else if !static_keys_win
-        && let Some(check) = mechanisms::aws_pod_identity::offline::unknown_association(pod)
-    {
-        // A template: an association in EKS may wire it; not known without looking it up.
-        checks.push(check);
     } else if !static_keys_win {
-        checks.push(Check::fail(
-            "identity.mechanism",
-            format!(
-                "{} is wired to no cloud identity: its ServiceAccount {} has no workload identity annotation and no identity env is injected",
-                pod.describe(),
-                pod.service_account_name()
-            ),
-            format!(
-                "bind the ServiceAccount to a cloud identity, then recreate the pod: \
-                 `kubectl podiam bind {sa} --aws-role ROLE` (IRSA, annotation {irsa}), \
-                 `--pod-identity --aws-role ROLE` (EKS Pod Identity association), \
-                 `--gcp-sa GSA_EMAIL` (GKE, annotation {gke}) or \
-                 `--azure-client-id CLIENT_ID` (AKS, annotation {aks} and pod label {label}=true)",
-                sa = pod.service_account_name(),
-                irsa = mechanisms::aws_irsa::annotations::ROLE_ARN,
-                gke = mechanisms::gcp_workload_identity::annotations::GSA,
-                aks = mechanisms::azure_workload_identity::annotations::CLIENT_ID,
-                label = mechanisms::azure_workload_identity::annotations::USE_LABEL,
-            ),
-        ));
+        let unwired = mechanisms::unwired::judge(pod, probe, options).await;
+        granted_unwired = unwired.granted;
+        checks.push(unwired.check);
     }
     if let Some(f) = winning_key {
         identity = Some(static_credentials::identity(f));
     }
     let mechanism_id = if static_keys_win {
         MechanismId::StaticCredentials
-    } else if pod_identity_unwired {
-        MechanismId::AwsPodIdentity
+    } else if let Some(granted) = granted_unwired {
+        granted
     } else {
         mechanism.map_or(MechanismId::None, |m| m.id())
     };
@@ -141,7 +113,7 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     checks.extend(crate::webhook_health::checks(pod, mechanism_id, probe, options).await);
     // What the pod's SDK falls back to when nothing else answers: the node's identity.
     if !static_keys_win {
-        let wired = if pod_identity_unwired {
+        let wired = if granted_unwired.is_some() {
             MechanismId::None
         } else {
             mechanism.map_or(MechanismId::None, |m| m.id())
@@ -180,7 +152,7 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     if offline
         && identity.is_none()
         && !static_keys_win
-        && !pod_identity_unwired
+        && granted_unwired.is_none()
         && let Ok(c) = &configured
     {
         identity = Some(Identity {

@@ -155,3 +155,32 @@ pub fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
 pub fn has_env(container: &Container, name: &str) -> bool {
     container.env.iter().flatten().any(|e| e.name == name)
 }
+
+/// Names of the Secrets a pod spec's containers read by env (`secretKeyRef`) or `envFrom`,
+/// init containers included: the keys of these are listed, never their values.
+pub fn referenced_secrets(spec: &PodSpec) -> Vec<String> {
+    let mut names: Vec<String> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .flat_map(|c| {
+            let from_env = c
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+                .map(|r| r.name.clone());
+            let from_env_from = c
+                .env_from
+                .iter()
+                .flatten()
+                .filter_map(|e| e.secret_ref.as_ref())
+                .map(|r| r.name.clone());
+            from_env.chain(from_env_from).collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::aws_role::{self, RoleRequest};
 use super::{BindRequest, CloudPlan, Operator};
+use crate::cloud::aws::irsa;
 use crate::error::{Error, Result};
 use crate::exchange::aws_config::AwsTarget;
-use crate::mechanisms::aws_irsa::annotations as irsa;
 
 pub async fn plan(
     aws: &AwsTarget,

@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use super::aws_role::{self, RoleRequest, WantedTrust, cloud_error};
 use super::plan::{Change, ChangeStatus, Operation, System};
 use super::{BindRequest, CloudPlan, Operator};
+use crate::cloud::aws::irsa;
+use crate::cloud::aws::pod_identity as a;
 use crate::error::{Error, Result};
 use crate::exchange::CloudError;
 use crate::exchange::aws_config::AwsTarget;
 use crate::exchange::aws_eks::{self, Association};
-use crate::mechanisms::aws_irsa::annotations as irsa;
-use crate::mechanisms::aws_pod_identity::annotations as a;
 
 /// What the user asked for with `--pod-identity --aws-role`.
 #[derive(Debug, Clone)]

@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::cloud::azure as a;
 use crate::error::{Error, Result};
 use crate::exchange::CloudError;
 use crate::exchange::azure_entra::error_chain;
-use crate::mechanisms::azure_workload_identity::annotations as a;
 
 /// Microsoft Graph's public endpoint, and the resource its tokens are for.
 pub const PUBLIC_GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
@@ -160,7 +160,7 @@ impl GraphSession {
             .or_else(|| env(a::ENV_AUTHORITY_HOST));
         let (credential, source): (Arc<dyn TokenCredential>, String) = match (
             env(a::ENV_CLIENT_ID),
-            env("AZURE_CLIENT_SECRET"),
+            env(a::ENV_CLIENT_SECRET),
         ) {
             (Some(client_id), Some(secret)) => {
                 let tenant = env(a::ENV_TENANT_ID)

@@ -17,8 +17,8 @@ use super::azure_graph::{
 };
 use super::plan::{Change, ChangeStatus, Operation, System};
 use super::{BindRequest, CloudPlan, Operator, workload_labels};
+use crate::cloud::azure as a;
 use crate::error::{Error, Result};
-use crate::mechanisms::azure_workload_identity::annotations as a;
 
 /// What the user asked for with `--azure-client-id`.
 #[derive(Debug, Clone)]

@@ -17,10 +17,10 @@ use kube::api::ListParams;
 use super::gcp_iam_policy::{self, GcpIamOperation, GcpOperator};
 use super::plan::{Change, ChangeStatus, Operation, System};
 use super::{BindRequest, CloudPlan, Operator};
+use crate::cloud::gcp as gke;
 use crate::error::{Error, Result};
 use crate::exchange::CloudError;
 use crate::exchange::{gcp_adc, gcp_iam, gcp_sts};
-use crate::mechanisms::gcp_workload_identity::annotations as gke;
 
 /// What the user asked for with `--gcp-sa`.
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::plan::{Change, ChangeStatus, Operation, StalePod, System};
+use crate::cloud::azure as a;
 use crate::error::{Error, Result};
-use crate::mechanisms::azure_workload_identity::annotations as a;
 
 /// One workload-template call of a binding.
 #[derive(Debug, Clone, PartialEq)]

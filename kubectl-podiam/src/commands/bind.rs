@@ -6,9 +6,9 @@ use crate::bind::gcp_workload_identity::{GcpIamTarget, GsaRequest};
 use crate::bind::plan::{BindReport, DryRun};
 use crate::bind::{BindRequest, BindTarget, CloudEndpoints};
 use crate::cli::{BindArgs, DryRunArg, GlobalFlags};
+use crate::cloud::aws::irsa;
 use crate::error::{Error, Result};
 use crate::kube::client;
-use crate::mechanisms::aws_irsa::annotations as irsa;
 
 /// The identity flag given (clap's `identity` group allows exactly one) and the flags that only
 /// make sense with it, checked by hand: clap's `requires` cannot tell a flag set by the user

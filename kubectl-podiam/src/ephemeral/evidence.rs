@@ -94,7 +94,7 @@ pub fn node_clouds(pod: &PodSubject, mechanism: MechanismId) -> Vec<&'static str
     let gke_metadata = pod
         .node_labels
         .as_ref()
-        .and_then(|l| l.get(node_fallback::GKE_METADATA_LABEL))
+        .and_then(|l| l.get(crate::cloud::gcp::NODE_LABEL))
         .is_some_and(|v| v == "true");
     node_fallback::clouds(mechanism)
         .iter()

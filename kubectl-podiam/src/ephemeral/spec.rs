@@ -108,7 +108,7 @@ pub fn mechanism_arg(pod: &PodSubject, mechanism: MechanismId) -> &'static str {
         MechanismId::AzureWorkloadIdentity => "azure-workload-identity",
         MechanismId::GcpWorkloadIdentity => {
             let has_file = target_container(&pod.spec, &pod.container)
-                .and_then(|c| env_value(c, "GOOGLE_APPLICATION_CREDENTIALS"))
+                .and_then(|c| env_value(c, crate::cloud::gcp::ENV_CREDENTIALS))
                 .is_some_and(|v| !v.is_empty());
             if has_file {
                 "gcp-external-account"

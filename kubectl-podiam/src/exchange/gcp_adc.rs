@@ -10,7 +10,7 @@ use google_cloud_auth::credentials::Builder;
 
 use super::CloudError;
 use super::gcp_metadata::AccessToken;
-use crate::mechanisms::gcp_workload_identity::annotations::SCOPE_CLOUD_PLATFORM;
+use crate::cloud::gcp::SCOPE_CLOUD_PLATFORM;
 
 /// What to tell an operator without usable Google credentials.
 pub const LOGIN_HINT: &str = "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file";

@@ -186,18 +186,10 @@ pub fn classify(answer: &Answer) -> Result<(), MetadataError> {
     let body = excerpt(&answer.body);
     match answer.status {
         Some(200..=299) => Ok(()),
-        Some(403)
-            if body.contains(
-                crate::mechanisms::gcp_workload_identity::annotations::DENIED_GET_ACCESS_TOKEN,
-            ) =>
-        {
+        Some(403) if body.contains(crate::cloud::gcp::DENIED_GET_ACCESS_TOKEN) => {
             Err(MetadataError::MissingBinding(body))
         }
-        Some(403)
-            if body.contains(
-                crate::mechanisms::gcp_workload_identity::annotations::MISSING_HEADER,
-            ) =>
-        {
+        Some(403) if body.contains(crate::cloud::gcp::MISSING_HEADER) => {
             Err(MetadataError::MissingHeader(body))
         }
         Some(404) => Err(MetadataError::NotFound(body)),
@@ -261,7 +253,7 @@ pub fn base_url(metadata_host: Option<&str>) -> String {
     let host = metadata_host
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .unwrap_or(crate::mechanisms::gcp_workload_identity::annotations::METADATA_HOST);
+        .unwrap_or(crate::cloud::gcp::METADATA_HOST);
     let host = host.trim_start_matches("http://").trim_end_matches('/');
     format!("http://{host}")
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::CloudError;
 use super::gcp_metadata::AccessToken;
-use crate::mechanisms::gcp_workload_identity::annotations as a;
+use crate::cloud::gcp as a;
 
 /// One HTTP client for the GCP calls; rustls with the process's crypto provider.
 pub fn http_client(timeout: Duration) -> reqwest::Client {

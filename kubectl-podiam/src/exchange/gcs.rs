@@ -64,14 +64,13 @@ impl GcsAction {
 
 /// Where the GCS JSON API is: `--gcs-endpoint-url`, else `STORAGE_EMULATOR_HOST`, else Google.
 pub fn endpoint(flag: Option<&str>) -> String {
-    let from_env = std::env::var(
-        crate::mechanisms::gcp_workload_identity::annotations::ENV_STORAGE_EMULATOR_HOST,
-    )
-    .ok()
-    .filter(|v| !v.trim().is_empty());
-    let raw = flag.map(str::to_string).or(from_env).unwrap_or_else(|| {
-        crate::mechanisms::gcp_workload_identity::annotations::GCS_DEFAULT_ENDPOINT.into()
-    });
+    let from_env = std::env::var(crate::cloud::gcp::ENV_STORAGE_EMULATOR_HOST)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let raw = flag
+        .map(str::to_string)
+        .or(from_env)
+        .unwrap_or_else(|| crate::cloud::gcp::GCS_DEFAULT_ENDPOINT.into());
     let raw = raw.trim().trim_end_matches('/').to_string();
     if raw.starts_with("http://") || raw.starts_with("https://") {
         raw

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use kube::config::Kubeconfig;
 
-use crate::mechanisms::aws_pod_identity::annotations::ENV_CLUSTER_NAME;
+use crate::cloud::aws::pod_identity::ENV_CLUSTER_NAME;
 
 pub fn resolve(
     flag: Option<&str>,

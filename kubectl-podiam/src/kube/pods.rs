@@ -202,7 +202,7 @@ async fn secret_keys(
     reads: &AnswerCache,
 ) -> BTreeMap<String, Vec<String>> {
     let mut keys = BTreeMap::new();
-    for name in crate::mechanisms::static_credentials::referenced_secrets(spec) {
+    for name in crate::subject::referenced_secrets(spec) {
         let names: Option<Vec<String>> = reads
             .get_or_compute(SECRET_KEYS_READ, &[namespace, &name], || async {
                 Api::<Secret>::namespaced(client.clone(), namespace)

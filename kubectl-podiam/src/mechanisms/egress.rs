@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+use crate::cloud::aws::pod_identity;
+use crate::cloud::gcp;
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::model::{Check, MechanismId};
 use crate::network_policy::{
@@ -101,8 +103,8 @@ fn targets(mechanism: MechanismId, var: &dyn Fn(&str) -> Option<String>) -> Vec<
                 .collect()
         }
         MechanismId::AwsPodIdentity => {
-            let uri = var("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-                .unwrap_or_else(|| "http://169.254.170.23/v1/credentials".into());
+            let uri =
+                var(pod_identity::ENV_FULL_URI).unwrap_or_else(|| pod_identity::AGENT_URI.into());
             url_target("the EKS Pod Identity Agent", &uri)
                 .into_iter()
                 .collect()
@@ -114,8 +116,8 @@ fn targets(mechanism: MechanismId, var: &dyn Fn(&str) -> Option<String>) -> Vec<
                 Err(_) => Vec::new(),
             }
         }
-        MechanismId::GcpWorkloadIdentity if var("GOOGLE_APPLICATION_CREDENTIALS").is_none() => {
-            let host = var("GCE_METADATA_HOST").unwrap_or_else(|| "169.254.169.254".into());
+        MechanismId::GcpWorkloadIdentity if var(gcp::ENV_CREDENTIALS).is_none() => {
+            let host = var(gcp::ENV_METADATA_HOST).unwrap_or_else(|| gcp::METADATA_HOST.into());
             url_target("the GKE metadata server", &format!("http://{host}/"))
                 .into_iter()
                 .collect()

@@ -12,6 +12,7 @@ pub mod pod_path;
 pub mod projected_token;
 pub mod static_credentials;
 pub mod token_refresh;
+pub mod unwired;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -91,6 +92,13 @@ pub trait Mechanism: Send + Sync {
         probe: &'a Probe,
         options: &'a VerifyOptions,
     ) -> BoxFuture<'a, RuntimeOutcome>;
+}
+
+/// The subject with what only the cloud knows about its wiring looked up, when that can be
+/// asked: a template's EKS Pod Identity association (it lives in EKS, not in the manifests).
+/// `None`: nothing to look up (judge the subject as given).
+pub async fn resolve_template(pod: &PodSubject, options: &VerifyOptions) -> Option<PodSubject> {
+    aws_pod_identity::offline::with_association(pod, options).await
 }
 
 /// The pod's mechanism: the first whose `detect` claims it, else the first whose

@@ -12,6 +12,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cloud::aws::{
+    ENV_EC2_METADATA_DISABLED, ENV_EC2_METADATA_SERVICE_ENDPOINT, IMDS_ENDPOINT as METADATA,
+    IMDS_TOKEN_HEADER, IMDS_TTL_HEADER,
+};
+use crate::cloud::gcp::NODE_LABEL as GKE_METADATA_LABEL;
 use crate::evidence::RuntimeEnv;
 use crate::exchange::aws_sts;
 use crate::exchange::azure_entra::AccessTokenClaims;
@@ -21,13 +26,9 @@ use crate::pod_session::{CallFailure, Method, PodCall, PodSession};
 use crate::subject::PodSubject;
 
 pub const ID: &str = "node.identity";
-const METADATA: &str = "http://169.254.169.254";
 /// The SDKs give the metadata service about a second (botocore: 1 s, one attempt); a little
 /// more so a loaded node is not taken for a blocked one.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
-const IMDS_TTL_HEADER: &str = "X-aws-ec2-metadata-token-ttl-seconds";
-const IMDS_TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
-pub const GKE_METADATA_LABEL: &str = "iam.gke.io/gke-metadata-server-enabled";
 
 /// A node identity the pod reached, and how.
 pub struct NodeIdentity {
@@ -155,13 +156,13 @@ async fn aws(
     options: &VerifyOptions,
 ) -> Result<NodeIdentity, String> {
     if env
-        .get("AWS_EC2_METADATA_DISABLED")
+        .get(ENV_EC2_METADATA_DISABLED)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
         return Err("AWS: AWS_EC2_METADATA_DISABLED=true, the SDKs do not ask IMDS".into());
     }
     let base = env
-        .get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .get(ENV_EC2_METADATA_SERVICE_ENDPOINT)
         .filter(|v| !v.is_empty())
         .unwrap_or(METADATA)
         .trim_end_matches('/')

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
-use crate::mechanisms::gcp_workload_identity::annotations::ENV_CREDENTIALS as GCP_CREDENTIALS;
+use crate::cloud::gcp::ENV_CREDENTIALS as GCP_CREDENTIALS;
 use crate::mechanisms::gcp_workload_identity::mounted_file::{self, Backing};
 use crate::model::{Check, Identity, MechanismId};
 use crate::subject::{PodSubject, env_value};
@@ -18,9 +18,9 @@ pub const ID: &str = "static-credentials.env";
 
 /// Variables whose presence means a long-lived secret (AWS keys, an Entra client secret).
 pub const SECRET_VARS: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AZURE_CLIENT_SECRET",
+    crate::cloud::aws::ENV_ACCESS_KEY_ID,
+    crate::cloud::aws::ENV_SECRET_ACCESS_KEY,
+    crate::cloud::azure::ENV_CLIENT_SECRET,
 ];
 
 /// The cloud a static key belongs to.
@@ -104,29 +104,6 @@ pub fn identity(f: &Finding) -> Identity {
         principal: format!("the static key in {} (value not shown)", f.variable),
         source: f.origin.clone(),
     }
-}
-
-pub fn referenced_secrets(spec: &PodSpec) -> Vec<String> {
-    let mut names: Vec<String> = all(spec)
-        .flat_map(|c| {
-            let from_env = c
-                .env
-                .iter()
-                .flatten()
-                .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-                .map(|r| r.name.clone());
-            let from_env_from = c
-                .env_from
-                .iter()
-                .flatten()
-                .filter_map(|e| e.secret_ref.as_ref())
-                .map(|r| r.name.clone());
-            from_env.chain(from_env_from).collect::<Vec<_>>()
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 fn all(spec: &PodSpec) -> impl Iterator<Item = &Container> {

@@ -22,9 +22,9 @@ pub const SUB_PATH: &str = "k8s.token.sub-path";
 /// GCP's file is named inside its external_account config (`credential_source.file`): the GCP
 /// checks call [`file_check`] with it.
 pub const TOKEN_FILE_VARS: &[&str] = &[
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AZURE_FEDERATED_TOKEN_FILE",
+    crate::cloud::aws::irsa::ENV_TOKEN_FILE,
+    crate::cloud::aws::pod_identity::ENV_TOKEN_FILE,
+    crate::cloud::azure::ENV_TOKEN_FILE,
 ];
 
 /// The mount of `container` that serves `path` (the deepest mount covering it, as the kernel

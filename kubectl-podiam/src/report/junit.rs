@@ -108,8 +108,8 @@ mod tests {
             }))
             .unwrap()
         };
-        let gone = crate::fleet::unreachable_item(&pod("gone"), None, "pod vanished");
-        let mut fine = crate::fleet::unreachable_item(&pod("fine"), None, "x");
+        let gone = crate::unjudged::unreachable_item(&pod("gone"), None, "pod vanished");
+        let mut fine = crate::unjudged::unreachable_item(&pod("fine"), None, "x");
         fine.unreachable = false;
         fine.checks.clear();
         fine.identity = Some(crate::model::Identity {
@@ -134,7 +134,7 @@ mod tests {
             "spec": {"containers": [{"name": "app"}]}
         }))
         .unwrap();
-        let mut item = crate::fleet::unreachable_item(&pod, None, "x");
+        let mut item = crate::unjudged::unreachable_item(&pod, None, "x");
         item.unreachable = false;
         item.checks = vec![
             Check::skip("aws.pod-identity.exchange", "no cluster name"),

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::fleet::NOT_RUNNING;
 use crate::model::{ReportItem, Status, Verdict};
+use crate::unjudged::NOT_RUNNING;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,13 +180,13 @@ mod tests {
             item(
                 "gone",
                 MechanismId::None,
-                vec![Check::warn(crate::fleet::UNREACHABLE, "m", "f")],
+                vec![Check::warn(crate::unjudged::UNREACHABLE, "m", "f")],
                 true,
             ),
             item(
                 "pending",
                 MechanismId::AwsIrsa,
-                vec![crate::fleet::not_running_check("Pending")],
+                vec![crate::unjudged::not_running_check("Pending")],
                 false,
             ),
             item(

@@ -27,7 +27,9 @@ pub async fn checks(mechanism: MechanismId, env: Option<&RuntimeEnv>) -> Vec<Che
         MechanismId::AwsPodIdentity => Use::PodIdentity,
         MechanismId::AzureWorkloadIdentity => Use::AzureWorkloadIdentity,
         // Google's default credentials read this file before the metadata server.
-        MechanismId::GcpWorkloadIdentity if env.get("GOOGLE_APPLICATION_CREDENTIALS").is_some() => {
+        MechanismId::GcpWorkloadIdentity
+            if env.get(crate::cloud::gcp::ENV_CREDENTIALS).is_some() =>
+        {
             Use::GcpExternalAccount
         }
         MechanismId::GcpWorkloadIdentity => Use::GkeMetadataServer,

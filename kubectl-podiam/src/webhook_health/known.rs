@@ -1,9 +1,8 @@
 //! The identity webhooks a pod can depend on, as their upstream manifests register them, and
 //! how to tell from a pod that it relies on one and whether it was mutated.
 
-use crate::mechanisms::{
-    aws_irsa::annotations as irsa, azure_workload_identity::annotations as azure,
-};
+use crate::cloud::aws::irsa;
+use crate::cloud::azure;
 use crate::model::MechanismId;
 use crate::subject::{PodSubject, has_env};
 
@@ -84,9 +83,9 @@ impl Webhook {
         let vars: &[&str] = match self {
             Webhook::Eks => &[
                 irsa::ENV_TOKEN_FILE,
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                crate::cloud::aws::pod_identity::ENV_TOKEN_FILE,
             ],
-            Webhook::Azure => &["AZURE_FEDERATED_TOKEN_FILE"],
+            Webhook::Azure => &[azure::ENV_TOKEN_FILE],
         };
         pod.all_containers()
             .any(|c| vars.iter().any(|v| has_env(c, v)))

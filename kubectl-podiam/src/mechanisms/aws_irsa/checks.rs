@@ -3,8 +3,8 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec, ServiceAccountTokenProjection, Volume};
 use regex::Regex;
 
-use super::annotations as a;
 use super::webhook::{self, Admission, SkipList};
+use crate::cloud::aws::irsa as a;
 use crate::model::Check;
 use crate::subject::{Origin, PodSubject, env_value, has_env};
 

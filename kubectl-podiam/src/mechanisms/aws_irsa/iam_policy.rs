@@ -22,6 +22,8 @@
 
 use serde_json::Value;
 
+use crate::cloud::aws::pod_identity;
+
 use super::iam_condition::{ContextKeys, Operator, wildcard};
 
 /// Who asks STS.
@@ -175,7 +177,7 @@ pub fn evaluate_pod_identity<'p>(
         .iter()
         .map(|action| {
             let request = Request {
-                caller: Caller::Service(POD_IDENTITY_SERVICE),
+                caller: Caller::Service(pod_identity::TRUST_PRINCIPAL),
                 action,
                 context,
             };
@@ -183,9 +185,6 @@ pub fn evaluate_pod_identity<'p>(
         })
         .collect()
 }
-
-/// The service principal EKS Auth assumes roles as.
-pub const POD_IDENTITY_SERVICE: &str = "pods.eks.amazonaws.com";
 
 fn statements(policy: &Value) -> Result<Vec<&Value>, Unreadable> {
     match policy.get("Statement") {
@@ -445,7 +444,7 @@ mod tests {
     fn pod_identity_needs_both_actions() {
         let context = ContextKeys::new().with("aws:SourceAccount", vec!["123456789012".into()]);
         let actions = ["sts:AssumeRole", "sts:TagSession"];
-        let only_assume = json!({"Statement": {"Effect": "Allow", "Principal": {"Service": POD_IDENTITY_SERVICE}, "Action": "sts:AssumeRole"}});
+        let only_assume = json!({"Statement": {"Effect": "Allow", "Principal": {"Service": crate::cloud::aws::pod_identity::TRUST_PRINCIPAL}, "Action": "sts:AssumeRole"}});
         let results = evaluate_pod_identity(&only_assume, &context, &actions);
         assert!(results[0].1.decision.allows());
         assert!(!results[1].1.decision.allows());

@@ -56,8 +56,8 @@ pub fn sts_endpoints(env: &RuntimeEnv) -> (StsEndpoint, Vec<(StsEndpoint, String
     let Some((primary, _)) = endpoints.next() else {
         return (
             StsEndpoint {
-                url: "https://sts.amazonaws.com".into(),
-                host: "sts.amazonaws.com".into(),
+                url: crate::cloud::aws::STS_GLOBAL_URL.into(),
+                host: crate::cloud::aws::STS_GLOBAL_HOST.into(),
                 port: 443,
                 signing_region: None,
                 because: "no SDK resolves an endpoint from this environment".into(),

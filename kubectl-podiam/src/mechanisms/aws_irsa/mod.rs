@@ -1,6 +1,5 @@
 //! AWS IAM Roles for Service Accounts.
 
-pub mod annotations;
 pub mod checks;
 // IAM policy evaluation for the trust diagnosis (issue 11, item 2).
 pub mod iam_condition;
@@ -11,9 +10,10 @@ pub mod webhook;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
-use self::annotations as a;
 use super::projected_token::{self, ClaimChecks, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
+use crate::cloud::aws;
+use crate::cloud::aws::irsa as a;
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::aws_sts::{self, AssumedRole};
 use crate::exchange::{CloudError, aws_account, aws_iam, aws_s3};
@@ -228,8 +228,8 @@ async fn runtime(
     let token_text = String::from_utf8_lossy(token.bytes.trim_ascii()).into_owned();
     let equivalent = token.equivalent;
     drop(token);
-    let region = container_var(pod, spec, env, "AWS_REGION")
-        .or_else(|| container_var(pod, spec, env, "AWS_DEFAULT_REGION"));
+    let region = container_var(pod, spec, env, aws::ENV_REGION)
+        .or_else(|| container_var(pod, spec, env, aws::ENV_DEFAULT_REGION));
     let config = options.aws.anonymous(region.as_deref()).await;
     let session = format!("podiam-{}", pod.name.chars().take(50).collect::<String>());
     let host = HostExchange {

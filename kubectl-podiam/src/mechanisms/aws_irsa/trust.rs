@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use crate::cloud::aws::irsa;
+
 use super::iam_condition::ContextKeys;
 use super::iam_policy::{
     self, Caller, ConditionTrace, Decision, Effect, Evaluation, Request, StatementTrace,
@@ -139,7 +141,7 @@ fn policy_check(inputs: &TrustInputs, host_path: &str) -> Check {
             .claims
             .aud
             .first()
-            .map_or("sts.amazonaws.com", String::as_str)
+            .map_or(irsa::DEFAULT_AUDIENCE, String::as_str)
     );
     let evaluation = evaluate_web_identity(inputs.policy, inputs.claims, inputs.account);
     let named = |index: usize| {

@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{
     VolumeMount, VolumeProjection,
 };
 
-use super::annotations as a;
+use crate::cloud::aws;
+use crate::cloud::aws::irsa as a;
 use crate::mechanisms::go_parse::csv::{self, CsvError};
 use crate::mechanisms::go_parse::strconv;
 use crate::subject::{PodSubject, has_env};
@@ -123,7 +124,7 @@ pub fn mutate(pod: &PodSubject) -> PodSpec {
         }
         let preset = has_env(c, a::ENV_ROLE_ARN) || has_env(c, a::ENV_TOKEN_FILE);
         let fully_preset = preset
-            && (has_env(c, "AWS_REGION") || has_env(c, "AWS_DEFAULT_REGION"))
+            && (has_env(c, aws::ENV_REGION) || has_env(c, aws::ENV_DEFAULT_REGION))
             && has_env(c, a::ENV_REGIONAL);
         if fully_preset {
             return;

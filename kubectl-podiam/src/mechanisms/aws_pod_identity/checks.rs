@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
-use super::annotations as a;
-use crate::mechanisms::aws_irsa::annotations as irsa;
+use crate::cloud::aws::irsa;
+use crate::cloud::aws::pod_identity as a;
 use crate::model::Check;
 use crate::subject::{PodSubject, env_value, has_env};
 

@@ -10,7 +10,6 @@
 //! exact AWS error.
 
 pub mod agent;
-pub mod annotations;
 pub mod checks;
 pub mod offline;
 pub mod platform;
@@ -19,9 +18,10 @@ pub mod webhook;
 use k8s_openapi::api::core::v1::PodSpec;
 
 use self::agent::AgentOutcome;
-use self::annotations as a;
 use super::projected_token::{self, ClaimChecks, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome, aws_irsa};
+use crate::cloud::aws;
+use crate::cloud::aws::pod_identity as a;
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::CloudError;
 use crate::exchange::aws_eks_auth::{self, PodIdentityGrant};
@@ -192,8 +192,8 @@ async fn runtime(
             expired_fix: "the kubelet refreshes projected tokens: check the node; a copied token file is never refreshed",
         },
     ));
-    let region = container_var(pod, spec, env, "AWS_REGION")
-        .or_else(|| container_var(pod, spec, env, "AWS_DEFAULT_REGION"));
+    let region = container_var(pod, spec, env, aws::ENV_REGION)
+        .or_else(|| container_var(pod, spec, env, aws::ENV_DEFAULT_REGION));
     let config = options.aws.anonymous(region.as_deref()).await;
 
     let asked_in_pod = matches!(probe, Probe::Live { .. }) && !token.equivalent;
@@ -505,7 +505,7 @@ pub async fn association_without_wiring(
             || lookup_association(pod, probe, options, cluster),
         )
         .await?;
-    let skip_label = aws_irsa::annotations::SKIP_POD_LABEL;
+    let skip_label = crate::cloud::aws::irsa::SKIP_POD_LABEL;
     let (why, fix) = if pod.label(skip_label).is_some() {
         (
             format!("it carries the {skip_label} label, so the webhook never saw it"),

@@ -3,9 +3,9 @@
 //! known only after asking EKS (ListPodIdentityAssociations with the operator's credentials,
 //! when `--eks-cluster-name` is given). Until then the verdict names what cannot be known.
 
-use super::annotations as a;
+use crate::cloud::aws::irsa;
+use crate::cloud::aws::pod_identity as a;
 use crate::exchange::{CloudError, aws_eks};
-use crate::mechanisms::aws_irsa::annotations as irsa;
 use crate::model::Check;
 use crate::options::VerifyOptions;
 use crate::subject::{EksAssociation, Origin, PodSubject};

@@ -7,6 +7,7 @@
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+use crate::cloud::aws::{COMPUTE_TYPE_LABEL, FARGATE_PROFILE_ANNOTATION, FARGATE_SCHEDULER};
 use crate::model::Check;
 use crate::subject::PodSubject;
 
@@ -14,10 +15,6 @@ use crate::subject::PodSubject;
 pub const COMPUTE: &str = "aws.pod-identity.compute";
 pub const HOST_NETWORK: &str = "aws.pod-identity.host-network";
 
-/// EKS labels Fargate nodes with this; Fargate profiles also mark the pod.
-pub const COMPUTE_TYPE_LABEL: &str = "eks.amazonaws.com/compute-type";
-pub const FARGATE_PROFILE_ANNOTATION: &str = "eks.amazonaws.com/fargate-profile";
-pub const FARGATE_SCHEDULER: &str = "fargate-scheduler";
 const OS_LABEL: &str = "kubernetes.io/os";
 
 /// Why the pod runs on Fargate, when it does: its node's label, its nodeSelector, the Fargate

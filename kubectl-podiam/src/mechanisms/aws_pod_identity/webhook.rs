@@ -11,8 +11,9 @@ use k8s_openapi::api::core::v1::{
     VolumeMount, VolumeProjection,
 };
 
-use super::annotations as a;
-use crate::mechanisms::aws_irsa::annotations as irsa;
+use crate::cloud::aws;
+use crate::cloud::aws::irsa;
+use crate::cloud::aws::pod_identity as a;
 use crate::mechanisms::aws_irsa::webhook as irsa_webhook;
 use crate::subject::{PodSubject, has_env};
 
@@ -35,7 +36,7 @@ pub fn mutate(pod: &PodSubject) -> PodSpec {
             return;
         }
         let preset = has_env(c, a::ENV_FULL_URI) || has_env(c, a::ENV_TOKEN_FILE);
-        let region = has_env(c, "AWS_REGION") || has_env(c, "AWS_DEFAULT_REGION");
+        let region = has_env(c, aws::ENV_REGION) || has_env(c, aws::ENV_DEFAULT_REGION);
         let regional_set = has_env(c, irsa::ENV_REGIONAL);
         if preset && region && regional_set {
             return;

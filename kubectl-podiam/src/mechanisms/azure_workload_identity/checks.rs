@@ -4,8 +4,8 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec, ServiceAccountTokenProjection};
 use regex::Regex;
 
-use super::annotations as a;
 use super::webhook::{self, Admission};
+use crate::cloud::azure as a;
 use crate::model::Check;
 use crate::subject::{Origin, PodSubject, env_value, has_env};
 

@@ -5,7 +5,7 @@ use crate::exchange::azure_entra::EntraErrorBody;
 use crate::model::Check;
 use crate::token_claims::Claims;
 
-use super::annotations as a;
+use crate::cloud::azure as a;
 
 pub const ID: &str = "azure.entra.token";
 

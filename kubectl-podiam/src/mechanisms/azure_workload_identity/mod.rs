@@ -1,6 +1,5 @@
 //! AKS Workload Identity (azure-workload-identity webhook + Entra federated credentials).
 
-pub mod annotations;
 pub mod checks;
 pub mod diagnosis;
 pub mod in_pod;
@@ -8,9 +7,9 @@ pub mod webhook;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
-use self::annotations as a;
 use super::projected_token::{self, ClaimChecks, TokenChecks};
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
+use crate::cloud::azure as a;
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::azure_blob::{self, BlobError};
 use crate::exchange::azure_config::token_endpoint;

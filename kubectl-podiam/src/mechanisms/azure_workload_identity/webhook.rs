@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 };
 use sha2::{Digest, Sha256};
 
-use super::annotations as a;
+use crate::cloud::azure as a;
 use crate::mechanisms::go_parse::strconv;
 use crate::subject::{Origin, PodSubject, has_env};
 

@@ -4,8 +4,8 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use regex::Regex;
 
-use super::annotations as a;
 use super::mounted_file::{self, Backing};
+use crate::cloud::gcp as a;
 use crate::exchange::gcp_credentials::{self, CredentialsFile};
 use crate::model::Check;
 use crate::subject::{Origin, PodSubject, env_value};

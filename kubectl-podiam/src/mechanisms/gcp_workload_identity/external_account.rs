@@ -17,7 +17,7 @@ use crate::options::VerifyOptions;
 use crate::subject::PodSubject;
 use crate::token_claims::{self, Claims};
 
-use super::annotations as a;
+use crate::cloud::gcp as a;
 
 /// The config's bytes and where they came from.
 async fn read_config(

@@ -16,7 +16,7 @@ use crate::mechanisms::pod_path::{self, Endpoint};
 use crate::model::Check;
 use crate::pod_session::{Method, PodCall, PodSession, SecretFromFile, form};
 
-use super::annotations as a;
+use crate::cloud::gcp as a;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STS_REACHABLE: &str = "gcp.sts.reachable";

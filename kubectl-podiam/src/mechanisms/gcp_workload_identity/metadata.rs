@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::PodSpec;
 
-use super::annotations as a;
 use super::{
     access_checks, access_skipped, checks, configured_identity, container_var, expected_gsa,
 };
+use crate::cloud::gcp as a;
 use crate::evidence::{Probe, ReadFailure, RuntimeEnv};
 use crate::exchange::gcp_metadata::{self, Answer, HttpClient, MetadataError};
 use crate::kube::exec::ExecError;

@@ -2,7 +2,6 @@
 //! GKE metadata server) and its non-GKE twin, Workload Identity Federation through an
 //! `external_account` configuration named by `GOOGLE_APPLICATION_CREDENTIALS`.
 
-pub mod annotations;
 pub mod checks;
 mod external_account;
 mod in_pod;
@@ -11,8 +10,8 @@ pub mod mounted_file;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
-use self::annotations as a;
 use super::{BoxFuture, Mechanism, RuntimeOutcome};
+use crate::cloud::gcp as a;
 use crate::evidence::{Probe, RuntimeEnv};
 use crate::exchange::gcp_metadata::AccessToken;
 use crate::exchange::{CloudError, gcp_sts, gcs};

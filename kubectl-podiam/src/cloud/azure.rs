@@ -27,6 +27,8 @@ pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
 pub const ENV_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 pub const ENV_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+/// A long-lived client secret (a static credential, never workload identity).
+pub const ENV_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 /// The variables the webhook injects, each only when the container does not set it already.
 pub const INJECTED_ENV: [&str; 4] = [
     ENV_CLIENT_ID,
