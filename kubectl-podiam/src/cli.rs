@@ -128,7 +128,12 @@ pub struct WhoamiArgs {
     /// sidecar the pod does not opt out with a skip-containers annotation)
     #[arg(short, long)]
     pub container: Option<String>,
-    /// Accept expectations (--expect-*, --can, --cannot) that could not be judged (skipped,
+    /// After the pod's own exchange, assume this role with the pod's credentials (sts:AssumeRole,
+    /// as cert-manager, Karpenter and External Secrets do); repeat for a chain, each hop with the
+    /// previous hop's credentials. Offline (no credentials obtained) each hop is a skip
+    #[arg(long = "assume-role", value_name = "ARN")]
+    pub assume_roles: Vec<String>,
+    /// Accept expectations (--expect-*, --can, --cannot, --assume-role) that could not be judged (skipped,
     /// e.g. offline): without it they leave the pod incomplete (exit 4). A pod whose identity
     /// could not be established stays incomplete either way
     #[arg(long)]
@@ -173,7 +178,12 @@ pub struct VerifyArgs {
     /// Expect this call to be denied, e.g. s3:PutObject=my-bucket/x, gcs:get=my-bucket/x (repeatable)
     #[arg(long, value_name = "ACTION=RESOURCE")]
     pub cannot: Vec<String>,
-    /// Accept expectations (--expect-*, --can, --cannot) that could not be judged (skipped,
+    /// After the pod's own exchange, assume this role with the pod's credentials (sts:AssumeRole,
+    /// as cert-manager, Karpenter and External Secrets do); repeat for a chain, each hop with the
+    /// previous hop's credentials. Offline (no credentials obtained) each hop is a skip
+    #[arg(long = "assume-role", value_name = "ARN")]
+    pub assume_roles: Vec<String>,
+    /// Accept expectations (--expect-*, --can, --cannot, --assume-role) that could not be judged (skipped,
     /// e.g. offline): without it they leave the pod incomplete (exit 4). A pod whose identity
     /// could not be established stays incomplete either way
     #[arg(long)]

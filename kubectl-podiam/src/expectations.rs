@@ -1,5 +1,5 @@
 //! No silent pass: every expectation the user gave (`--expect-role`, `--expect-gsa`,
-//! `--expect-client-id`, `--can`, `--cannot`) ends as a check, whatever path the pod took.
+//! `--expect-client-id`, `--can`, `--cannot`, `--assume-role`) ends as a check, whatever path the pod took.
 //!
 //! The mechanisms judge an expectation when their exchange answered. Afterwards, [`complete`]
 //! adds a check for every expectation no check covers: judged against the principal the
@@ -28,6 +28,7 @@ pub const IDS: &[&str] = &[
     "gcp.access.cannot",
     "azure.access.can",
     "azure.access.cannot",
+    crate::mechanisms::aws_role_chain::ID,
 ];
 
 pub fn is_expectation(id: &str) -> bool {
@@ -232,6 +233,21 @@ pub fn complete(checks: &mut Vec<Check>, options: &VerifyOptions, pod: &Judged<'
         }
         added.push(untried_access(access, id, cloud, spec, pod));
     }
+    for target in &options.assume_roles {
+        // One check per hop; each message starts with its own ARN (aws_role_chain.rs).
+        let prefix = format!("{target}:");
+        let id = crate::mechanisms::aws_role_chain::ID;
+        if checks
+            .iter()
+            .any(|c| c.id == id && c.message.starts_with(&prefix))
+        {
+            continue;
+        }
+        added.push(Check::skip(
+            id,
+            format!("{target}: not tried — {}", no_credentials("aws", pod)),
+        ));
+    }
     checks.extend(added);
 }
 
@@ -408,6 +424,37 @@ mod tests {
         };
         complete(&mut checks, &options(), &pod);
         assert_eq!(by_id(&checks, EXPECTED_ROLE)[0].status, Status::Pass);
+    }
+
+    #[test]
+    fn every_assume_role_hop_ends_as_a_check() {
+        let first = "arn:aws:iam::111111111111:role/first";
+        let second = "arn:aws:iam::111111111111:role/second";
+        let id = crate::mechanisms::aws_role_chain::ID;
+        let options = VerifyOptions {
+            assume_roles: vec![first.into(), second.into()],
+            ..Default::default()
+        };
+        let pod = Judged {
+            mechanism: MechanismId::AwsIrsa,
+            identity: None,
+            configured: configured("arn:aws:iam::111111111111:role/pod"),
+            offline: true,
+        };
+        // The first hop was judged; the second vanished: it becomes a skip naming why.
+        let mut checks = vec![Check::pass(id, format!("{first}: hop 1 assumed it"))];
+        complete(&mut checks, &options, &pod);
+        let hops = by_id(&checks, id);
+        assert_eq!(hops.len(), 2);
+        assert_eq!(hops[1].status, Status::Skip);
+        assert!(
+            hops[1]
+                .message
+                .starts_with(&format!("{second}: not tried — offline")),
+            "{}",
+            hops[1].message
+        );
+        assert!(is_expectation(id));
     }
 
     #[test]

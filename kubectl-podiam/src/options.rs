@@ -113,6 +113,9 @@ pub struct VerifyOptions {
     pub probe: crate::ephemeral::ProbeSettings,
     /// `--allow-skip`: expectations that ended as `skip` do not make the pod incomplete.
     pub allow_skip: bool,
+    /// `--assume-role`: roles assumed in order after the pod's own exchange, each hop with the
+    /// previous hop's credentials (`mechanisms::aws_role_chain`).
+    pub assume_roles: Vec<String>,
 }
 
 #[cfg(test)]

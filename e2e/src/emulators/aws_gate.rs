@@ -24,6 +24,8 @@ use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
 use super::moto_web_identity::assume_role_in_moto;
 use super::request_log::{RequestLog, RequestSummary};
+use super::role_chaining::{self, ChainDeps};
+use super::sessions::{KeyOwner, SessionDirectory, signing_key_id};
 use super::sts_error::{StsError, xml_escape};
 use super::token_namespace::token_namespace;
 use super::web_identity_check::{ValidatedWebIdentity, WebIdentityRequest, check_web_identity};
@@ -42,6 +44,8 @@ struct GateState {
     log: RequestLog,
     /// Shared with the webhook stand-in, which mutates pods of associated ServiceAccounts.
     eks_auth: Arc<EksAuthStore>,
+    /// Who each key the gate knows belongs to (the caller of a signed AssumeRole).
+    sessions: SessionDirectory,
 }
 
 /// A running gate on `127.0.0.1:<random>`; stops when dropped.
@@ -62,6 +66,13 @@ impl AwsGate {
         runtime: &Handle,
     ) -> Result<Self> {
         let log = RequestLog::default();
+        let sessions = SessionDirectory::default();
+        sessions.record(
+            &admin.access_key_id,
+            KeyOwner::User {
+                arn: format!("arn:aws:iam::{account_id}:user/{}", super::moto::ADMIN_USER),
+            },
+        );
         let state = Arc::new(GateState {
             moto_url: moto_url.to_owned(),
             directory: IamDirectory::new(moto_url, &admin),
@@ -71,6 +82,7 @@ impl AwsGate {
             moto_http: hop_budgets::moto_http_client().context("building the moto HTTP client")?,
             log: log.clone(),
             eks_auth: Arc::new(EksAuthStore::default()),
+            sessions,
         });
         let listener = bind_localhost().context("binding the AWS gate port")?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -179,6 +191,15 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
             let error = StsError::missing_authentication_token();
             let code = error.code.to_owned();
             (error.into_response(), code)
+        } else if action == "AssumeRole" {
+            // moto checks AssumeRole against resource `*` and reads no trust policy for it.
+            match assume_role(&state, &parts.headers, &params).await {
+                Ok(response) => (response, "200".to_owned()),
+                Err(error) => {
+                    let code = error.code.to_owned();
+                    (error.into_response(), code)
+                }
+            }
         } else if let Some(error) = refused_iam_write(&action, &param) {
             let code = error.code.to_owned();
             (error.into_response(), code)
@@ -269,6 +290,7 @@ async fn assume_role_for_pod_identity(
         moto_http: &state.moto_http,
         moto_url: &state.moto_url,
         store: &state.eks_auth,
+        sessions: &state.sessions,
     };
     let result = tokio::time::timeout(
         hop_budgets::GATE_REQUEST,
@@ -432,6 +454,16 @@ async fn assume_role_with_web_identity(
     )
     .await
     .map_err(|err| StsError::internal(format!("{err:#}")))?;
+    state.sessions.record(
+        &credentials.access_key_id,
+        KeyOwner::RoleSession {
+            role_arn: validated.role.arn.clone(),
+            session_arn: format!(
+                "arn:aws:sts::{}:assumed-role/{}/{}",
+                state.account_id, validated.role.name, request.role_session_name
+            ),
+        },
+    );
     let request_id = uuid_like();
     let xml = success_xml(
         &state.account_id,
@@ -495,6 +527,79 @@ fn success_xml(
         expiration = xml_escape(&credentials.expiration),
         provider = xml_escape(&validated.provider_arn),
     )
+}
+
+/// A signed `sts:AssumeRole`: decided by [`role_chaining`], answered in AWS's XML.
+async fn assume_role(
+    state: &GateState,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<Response, StsError> {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let missing = |name: &str| {
+        StsError::validation(format!(
+            "1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"
+        ))
+    };
+    let role_arn = param("RoleArn").ok_or_else(|| missing("roleArn"))?;
+    let session_name = param("RoleSessionName").ok_or_else(|| missing("roleSessionName"))?;
+    let duration = param("DurationSeconds")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(3600);
+    let key_id = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(signing_key_id)
+        .ok_or_else(StsError::invalid_client_token_id)?;
+    let deps = ChainDeps {
+        account_id: &state.account_id,
+        admin: &state.admin,
+        directory: &state.directory,
+        sessions: &state.sessions,
+        moto_http: &state.moto_http,
+        moto_url: &state.moto_url,
+    };
+    let granted =
+        role_chaining::assume_role(&deps, key_id, role_arn, session_name, duration).await?;
+    let request_id = uuid_like();
+    let c = &granted.credentials;
+    let xml = format!(
+        r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <AssumedRoleUser>
+      <Arn>{arn}</Arn>
+      <AssumedRoleId>{role_id}</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>{access_key_id}</AccessKeyId>
+      <SecretAccessKey>{secret}</SecretAccessKey>
+      <SessionToken>{session_token}</SessionToken>
+      <Expiration>{expiration}</Expiration>
+    </Credentials>
+  </AssumeRoleResult>
+  <ResponseMetadata>
+    <RequestId>{request_id}</RequestId>
+  </ResponseMetadata>
+</AssumeRoleResponse>
+"#,
+        arn = xml_escape(&granted.session_arn),
+        role_id = xml_escape(&granted.assumed_role_id),
+        access_key_id = xml_escape(&c.access_key_id),
+        secret = xml_escape(&c.secret_access_key),
+        session_token = xml_escape(&c.session_token),
+        expiration = xml_escape(&c.expiration),
+    );
+    let mut response = (StatusCode::OK, xml).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    Ok(response)
 }
 
 /// Forwards the request to moto byte for byte (Host included: it is part of the signature).

@@ -82,6 +82,7 @@ fn create(plane: &EksControlPlane<'_>, cluster: &str, body: &Value) -> Result<Va
     let service_account = required(body, "serviceAccount", cluster)?;
     let role_arn = required(body, "roleArn", cluster)?;
     check_role_arn(role_arn, plane.account_id, cluster)?;
+    let target = target_role(body, cluster)?;
     match plane.store.create_association(
         plane.account_id,
         plane.region,
@@ -90,7 +91,16 @@ fn create(plane: &EksControlPlane<'_>, cluster: &str, body: &Value) -> Result<Va
         service_account,
         role_arn,
     ) {
-        Ok(association) => Ok(json!({"association": full(&association)})),
+        Ok(association) => {
+            let association = match target {
+                Some(target) => plane
+                    .store
+                    .set_target_role(cluster, &association.association_id, Some(target))
+                    .unwrap_or(association),
+                None => association,
+            };
+            Ok(json!({"association": full(&association)}))
+        }
         Err(CreateRefusal::UnknownCluster) => Err(no_cluster(cluster)),
         Err(CreateRefusal::InUse(existing)) => Err(EksAuthError::resource_in_use(format!(
             "Association already exists: {}",
@@ -111,8 +121,19 @@ fn update(
             check_role_arn(role_arn, plane.account_id, cluster)?;
             plane.store.update_association_role(cluster, id, role_arn)
         }
-        // Only the role is modelled; an update without one changes nothing.
+        // Only the roles are modelled; an update without one changes nothing.
         None => plane.store.association(cluster, id),
+    };
+    let updated = match (updated, body.get("targetRoleArn").and_then(Value::as_str)) {
+        // An empty targetRoleArn removes the target.
+        (Some(_), Some("")) => plane.store.set_target_role(cluster, id, None),
+        (Some(_), Some(target)) => {
+            let account = target.split(':').nth(4).unwrap_or_default();
+            check_role_arn(target, account, cluster)?;
+            plane.store.set_target_role(cluster, id, Some(target))
+        }
+        (updated, None) => updated,
+        (None, _) => None,
     };
     found(updated, cluster, id)
 }
@@ -167,7 +188,20 @@ fn full(a: &PodIdentityAssociation) -> Value {
         "createdAt": a.created_at,
         "modifiedAt": a.modified_at,
         "disableSessionTags": false,
+        "targetRoleArn": a.target_role_arn,
     })
+}
+
+/// `targetRoleArn` of a Create: an IAM role ARN, in this or another account.
+fn target_role<'b>(body: &'b Value, cluster: &str) -> Result<Option<&'b str>, EksAuthError> {
+    match body.get("targetRoleArn").and_then(Value::as_str) {
+        None | Some("") => Ok(None),
+        Some(target) => {
+            let account = target.split(':').nth(4).unwrap_or_default();
+            check_role_arn(target, account, cluster)?;
+            Ok(Some(target))
+        }
+    }
 }
 
 /// `PodIdentityAssociationSummary`: List answers without the role.

@@ -32,6 +32,9 @@ pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
 pub const DEFAULT_CLUSTER_NAME: &str = "podiam-e2e";
 const CLOCK_SKEW_SECONDS: i64 = 30;
 const SESSION_SECONDS: i32 = 3600;
+/// The emulator's wording (AWS's exact text for a refused target role is not documented).
+const TARGET_DENIED: &str =
+    "Unauthorized Exception! The association's role could not assume the target role";
 const TRUST_DENIED: &str =
     "Unauthorized Exception! EKS does not have permissions to assume the associated role.";
 
@@ -42,6 +45,9 @@ pub struct PodIdentityAssociation {
     pub namespace: String,
     pub service_account: String,
     pub role_arn: String,
+    /// `targetRoleArn` (EKS's cross-account role chaining, 2025): EKS Auth assumes `role_arn`,
+    /// then this role with that session, and hands the pod the second session.
+    pub target_role_arn: Option<String>,
     pub association_id: String,
     pub association_arn: String,
     /// Epoch seconds, as the EKS API answers timestamps.
@@ -194,6 +200,23 @@ impl EksAuthStore {
         Some(association.clone())
     }
 
+    /// Sets (or with `None` removes) an association's target role.
+    pub fn set_target_role(
+        &self,
+        cluster_name: &str,
+        id: &str,
+        target_role_arn: Option<&str>,
+    ) -> Option<PodIdentityAssociation> {
+        let mut store = self.lock();
+        let association = store
+            .associations
+            .iter_mut()
+            .find(|a| a.cluster_name == cluster_name && a.association_id == id)?;
+        association.target_role_arn = target_role_arn.map(str::to_owned);
+        association.modified_at = now();
+        Some(association.clone())
+    }
+
     pub fn delete_association(
         &self,
         cluster_name: &str,
@@ -255,6 +278,7 @@ fn new_association(
         namespace: namespace.to_owned(),
         service_account: service_account.to_owned(),
         role_arn: role_arn.to_owned(),
+        target_role_arn: None,
         association_arn: format!(
             "arn:aws:eks:{region}:{account_id}:podidentityassociation/{cluster_name}/{id}"
         ),
@@ -274,6 +298,8 @@ pub struct EksAuthDeps<'a> {
     pub moto_http: &'a reqwest::Client,
     pub moto_url: &'a str,
     pub store: &'a EksAuthStore,
+    /// Session keys handed out are recorded here (the caller of a later AssumeRole).
+    pub sessions: &'a super::sessions::SessionDirectory,
 }
 
 /// `AssumeRoleForPodIdentity`: the JSON answer, or the error EKS Auth would give.
@@ -378,6 +404,50 @@ pub async fn assume_role_for_pod_identity(
     )
     .await
     .map_err(|e| EksAuthError::internal(format!("{e:#}")))?;
+    let mut session_arn = format!(
+        "arn:aws:sts::{}:assumed-role/{}/{session}",
+        deps.account_id, role.name
+    );
+    deps.sessions.record(
+        &credentials.access_key_id,
+        super::sessions::KeyOwner::RoleSession {
+            role_arn: role.arn.clone(),
+            session_arn: session_arn.clone(),
+        },
+    );
+    let mut assumed_role_id = format!("{}:{session}", role.role_id);
+    // targetRoleArn: the association role's session assumes the target, as `sts:AssumeRole`
+    // with the gate's own trust and permission model (role_chaining.rs).
+    let credentials = match &association.target_role_arn {
+        None => credentials,
+        Some(target) => {
+            let chain = super::role_chaining::ChainDeps {
+                account_id: deps.account_id,
+                admin: deps.admin,
+                directory: deps.directory,
+                sessions: deps.sessions,
+                moto_http: deps.moto_http,
+                moto_url: deps.moto_url,
+            };
+            let granted = super::role_chaining::assume_role(
+                &chain,
+                &credentials.access_key_id,
+                target,
+                &session,
+                SESSION_SECONDS,
+            )
+            .await
+            .map_err(|e| match e.code {
+                "AccessDenied" => {
+                    EksAuthError::access_denied(format!("{TARGET_DENIED} {target}: {}", e.message))
+                }
+                _ => EksAuthError::internal(e.message),
+            })?;
+            session_arn = granted.session_arn;
+            assumed_role_id = granted.assumed_role_id;
+            granted.credentials
+        }
+    };
     let expiration = aws_sdk_sts::primitives::DateTime::from_str(
         &credentials.expiration,
         aws_sdk_sts::primitives::DateTimeFormat::DateTime,
@@ -393,8 +463,8 @@ pub async fn assume_role_for_pod_identity(
             "associationId": association.association_id,
         },
         "assumedRoleUser": {
-            "arn": format!("arn:aws:sts::{}:assumed-role/{}/{session}", deps.account_id, role.name),
-            "assumeRoleId": format!("{}:{session}", role.role_id),
+            "arn": session_arn,
+            "assumeRoleId": assumed_role_id,
         },
         "credentials": {
             "sessionToken": credentials.session_token,

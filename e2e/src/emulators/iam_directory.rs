@@ -85,6 +85,65 @@ impl IamDirectory {
         Ok(role)
     }
 
+    /// The identity policies of role `name` (inline and attached managed, default versions),
+    /// decoded JSON texts; read each time (role chaining is rare, and never stale).
+    pub async fn role_identity_policies(&self, name: &str) -> Result<Vec<String>> {
+        let what = |call: &str| format!("IAM {call} {name}");
+        let mut policies = Vec::new();
+        let inline = self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| read_error(e, what("ListRolePolicies")))?;
+        for policy_name in inline.policy_names() {
+            let policy = self
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .send()
+                .await
+                .map_err(|e| read_error(e, what("GetRolePolicy")))?;
+            policies.push(decode_policy_document(policy.policy_document()));
+        }
+        let attached = self
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| read_error(e, what("ListAttachedRolePolicies")))?;
+        for policy in attached.attached_policies() {
+            let Some(arn) = policy.policy_arn() else {
+                continue;
+            };
+            let described = self
+                .iam
+                .get_policy()
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| read_error(e, what("GetPolicy")))?;
+            let Some(version) = described.policy().and_then(|p| p.default_version_id()) else {
+                continue;
+            };
+            let document = self
+                .iam
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id(version)
+                .send()
+                .await
+                .map_err(|e| read_error(e, what("GetPolicyVersion")))?;
+            if let Some(text) = document.policy_version().and_then(|v| v.document()) {
+                policies.push(decode_policy_document(text));
+            }
+        }
+        Ok(policies)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -26,6 +26,8 @@ pub mod pod_identity_agent;
 pub mod pod_identity_trust;
 pub mod policy_condition;
 mod request_log;
+pub mod role_chaining;
+pub mod sessions;
 mod signing_key;
 mod sts_error;
 mod token_namespace;

@@ -23,7 +23,7 @@ pub enum MotoAuth {
 
 /// The three unauthenticated requests `bootstrap_admin` makes before enforcement starts.
 const BOOTSTRAP_ACTION_COUNT: u32 = 3;
-const ADMIN_USER: &str = "podiam-e2e-admin";
+pub(crate) const ADMIN_USER: &str = "podiam-e2e-admin";
 
 /// A running moto_server; killed when dropped.
 pub struct MotoServer {

@@ -4,8 +4,9 @@
 //! AssumeRoleWithWebIdentity unsigned. So the gate sends moto its own AssumeRoleWithWebIdentity,
 //! signed by the admin. moto then registers an assumed-role session for the role: the returned
 //! key resolves to `assumed-role/ROLE/SESSION` and S3 is authorized by the role's policies.
-//! (A signed `sts:AssumeRole` would not work: moto checks the trust policy for it, and the
-//! role trusts only the OIDC provider.) The client's token is not passed on.
+//! (A signed `sts:AssumeRole` would not work: moto checks the trust policy for it against the
+//! admin.) The client's token is not passed on. Role chaining (`role_chaining.rs`) mints its
+//! sessions the same way, once the gate has decided the caller may assume the role.
 
 use std::time::SystemTime;
 
@@ -41,6 +42,16 @@ pub async fn assume_role_in_moto(
         ("WebIdentityToken", "validated-by-podiam-gate"),
         ("DurationSeconds", &duration_seconds.to_string()),
     ]);
+    admin_sts_call(http, moto_url, admin, "AssumeRoleWithWebIdentity", body).await
+}
+
+async fn admin_sts_call(
+    http: &reqwest::Client,
+    moto_url: &str,
+    admin: &AdminCredentials,
+    action: &str,
+    body: String,
+) -> Result<RoleSessionCredentials> {
     let url = format!("{moto_url}/");
     let host = moto_url.trim_start_matches("http://");
     let content_type = "application/x-www-form-urlencoded; charset=utf-8";
@@ -73,22 +84,21 @@ pub async fn assume_role_in_moto(
     for (name, value) in instructions.headers() {
         request = request.header(name, value);
     }
-    let response = request.body(body).send().await.map_err(|err| {
-        anyhow!(
-            "STS AssumeRoleWithWebIdentity: {}",
-            hop_budgets::moto_failure(&err)
-        )
-    })?;
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|err| anyhow!("STS {action}: {}", hop_budgets::moto_failure(&err)))?;
     let status = response.status();
     let text = response.text().await.map_err(|err| {
         anyhow!(
-            "reading moto's AssumeRoleWithWebIdentity answer: {}",
+            "reading moto's {action} answer: {}",
             hop_budgets::moto_failure(&err)
         )
     })?;
     if !status.is_success() {
         let code = xml_text(&text, "Code").unwrap_or("unknown");
-        bail!("moto refused AssumeRoleWithWebIdentity: HTTP {status} {code}");
+        bail!("moto refused {action}: HTTP {status} {code}");
     }
     let field = |tag: &str| {
         xml_text(&text, tag)

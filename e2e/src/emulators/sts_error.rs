@@ -42,6 +42,27 @@ impl StsError {
         )
     }
 
+    /// `sts:AssumeRole` refused, in AWS's words: "User: CALLER is not authorized to perform:
+    /// sts:AssumeRole on resource: ROLE".
+    pub fn not_authorized_to_assume(caller_arn: &str, role_arn: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            format!(
+                "User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ),
+        )
+    }
+
+    /// A key the account does not know (AWS: InvalidClientTokenId).
+    pub fn invalid_client_token_id() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        )
+    }
+
     /// AWS's answer to a query-protocol call with no signature at all.
     pub fn missing_authentication_token() -> Self {
         Self::new(

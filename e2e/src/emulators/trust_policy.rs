@@ -109,6 +109,20 @@ pub enum Caller<'a> {
     OidcProvider(&'a str),
     /// An AWS service principal such as `pods.eks.amazonaws.com`.
     ServicePrincipal(&'a str),
+    /// An IAM principal calling `sts:AssumeRole` (see [`AwsPrincipal`]).
+    Aws(&'a AwsPrincipal),
+}
+
+/// An IAM principal (a role session or a user) as `{"AWS": …}` names it.
+#[derive(Debug, Clone)]
+pub struct AwsPrincipal {
+    pub account: String,
+    /// The ARNs that name exactly this principal: for a role session, the role's ARN (with its
+    /// path) and the session's `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`; for a user, its ARN.
+    pub arns: Vec<String>,
+    /// Only an exact ARN admits (no account or `*`): a role assuming itself, and the check of
+    /// whether the policy names the caller itself.
+    pub exact_only: bool,
 }
 
 /// The decision for one caller, action and condition context (keys lowercase).
@@ -173,6 +187,14 @@ fn principal_matches(principal: Option<&Value>, caller: Caller, is_allow: bool) 
             !is_allow && (anyone || federated.iter().any(|p| p == "*"))
         }
         Caller::ServicePrincipal(name) => anyone || listed("Service").iter().any(|s| s == name),
+        Caller::Aws(caller) => {
+            let aws = listed("AWS");
+            if aws.iter().any(|p| caller.arns.contains(p)) || (!is_allow && anyone) {
+                return true;
+            }
+            let root = format!("arn:aws:iam::{}:root", caller.account);
+            !caller.exact_only && (anyone || aws.iter().any(|p| *p == caller.account || *p == root))
+        }
     }
 }
 

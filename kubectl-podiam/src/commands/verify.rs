@@ -41,6 +41,7 @@ pub fn options(global: &GlobalFlags, args: &VerifyArgs) -> Result<VerifyOptions>
         gcp: super::gcp_target(global, &args.cloud),
         probe: crate::ephemeral::ProbeSettings::from_flags(&args.probe),
         allow_skip: args.allow_skip,
+        assume_roles: args.assume_roles.clone(),
         ..Default::default()
     })
 }

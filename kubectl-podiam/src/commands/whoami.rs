@@ -23,6 +23,7 @@ pub async fn run(global: &GlobalFlags, args: &WhoamiArgs) -> Result<Vec<ReportIt
         azure: super::azure_target(global, &args.cloud),
         probe: crate::ephemeral::ProbeSettings::from_flags(&args.probe),
         allow_skip: args.allow_skip,
+        assume_roles: args.assume_roles.clone(),
         ..Default::default()
     };
     let subject = pods::subject(

@@ -3,6 +3,7 @@
 //! overrides them.
 
 pub mod aws_account;
+pub mod aws_assume_role;
 pub mod aws_config;
 pub mod aws_eks;
 pub mod aws_eks_auth;

@@ -3,6 +3,7 @@
 
 pub mod aws_irsa;
 pub mod aws_pod_identity;
+pub mod aws_role_chain;
 pub mod azure_workload_identity;
 pub mod egress;
 pub mod gcp_workload_identity;

@@ -33,6 +33,22 @@ pub enum Caller<'a> {
     WebIdentity(&'a str),
     /// An AWS service principal, e.g. `pods.eks.amazonaws.com`.
     Service(&'a str),
+    /// A role session calling `sts:AssumeRole` (role chaining, `--assume-role`).
+    RoleSession(RoleSession<'a>),
+}
+
+/// A role session as an `{"AWS": …}` principal sees it: admitted by the role's ARN (any path),
+/// the session's ARN, the account (`ACCT` or `arn:aws:iam::ACCT:root`) or `*`. A role assuming
+/// itself is admitted only by its own role ARN named explicitly (IAM's behaviour since 2022:
+/// an account principal no longer grants self-assumption).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleSession<'a> {
+    pub account: &'a str,
+    pub role_name: &'a str,
+    /// `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`.
+    pub session_arn: &'a str,
+    /// The target role is the caller's own role.
+    pub assuming_itself: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -276,7 +292,49 @@ fn principal_mismatch(principal: Option<&Value>, effect: Effect, caller: Caller)
                 Some(format!("it does not name the service {service}"))
             }
         }
+        // Denying everyone denies a role assuming itself too.
+        Caller::RoleSession(_) if everyone && effect == Effect::Deny => None,
+        Caller::RoleSession(session) => role_session_mismatch(&named("AWS"), everyone, &session),
     }
+}
+
+/// Why an `{"AWS": …}` principal list does not admit `session` (`None` when it does).
+fn role_session_mismatch(aws: &[String], everyone: bool, session: &RoleSession) -> Option<String> {
+    let names_role = |p: &str| {
+        p.strip_prefix("arn:aws:iam::")
+            .and_then(|rest| rest.split_once(":role/"))
+            .is_some_and(|(account, path_name)| {
+                account == session.account
+                    && path_name.rsplit('/').next() == Some(session.role_name)
+            })
+    };
+    let names_account =
+        |p: &str| p == session.account || p == format!("arn:aws:iam::{}:root", session.account);
+    if aws
+        .iter()
+        .any(|p| names_role(p) || p == session.session_arn)
+    {
+        return None;
+    }
+    if session.assuming_itself {
+        return Some(format!(
+            "a role assuming itself must be named explicitly: add {{\"AWS\": \"arn:aws:iam::{}:role/{}\"}} (an account or wildcard principal no longer grants self-assumption)",
+            session.account, session.role_name
+        ));
+    }
+    if everyone || aws.iter().any(|p| names_account(p)) {
+        return None;
+    }
+    Some(if aws.is_empty() {
+        "it names no AWS principal".to_string()
+    } else {
+        format!(
+            "it trusts {}, not role {} of account {}",
+            aws.join(", "),
+            session.role_name,
+            session.account
+        )
+    })
 }
 
 fn action_matched(statement: &serde_json::Map<String, Value>, action: &str) -> bool {

@@ -386,6 +386,7 @@ async fn judge_exchange(
             });
             expected_role(out, options, &assumed.caller_arn);
             access_checks(out, options, host.config, &assumed).await;
+            super::aws_role_chain::follow(out, options, host.config, &assumed).await;
         }
         Err(CloudError::Unreachable(msg)) => {
             out.unreachable = true;

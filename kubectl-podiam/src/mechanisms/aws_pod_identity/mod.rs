@@ -289,6 +289,7 @@ async fn granted(
             });
             expected_role(out, options, &assumed.caller_arn);
             aws_irsa::access_checks(out, options, config, &assumed).await;
+            super::aws_role_chain::follow(out, options, config, &assumed).await;
         }
         Err(CloudError::Unreachable(msg)) => {
             out.unreachable = true;
