@@ -418,12 +418,16 @@ async fn no_token_or_credential_reaches_the_logs_at_any_level() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary start and drop their own subscribers on other threads; each
+    // rebuilds the global interest cache, which may have been computed without this one.
+    tracing::callsite::rebuild_interest_cache();
     let (_, session, _bin) = session(
         &["curl"],
         &[("AWS_WEB_IDENTITY_TOKEN_FILE", &token_path)],
         &["AWS_WEB_IDENTITY_TOKEN_FILE"],
     )
     .await;
+    tracing::callsite::rebuild_interest_cache();
     let answer = session.call(&sts_call(port, &token_path)).await.unwrap();
     assert!(String::from_utf8_lossy(&answer.body).contains("POD-SECRET-KEY"));
     let bearer = PodCall::get(format!("http://127.0.0.1:{port}/"), Duration::from_secs(2))

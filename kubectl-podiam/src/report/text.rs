@@ -118,7 +118,15 @@ pub fn verify(report: &Report, color: bool, verbose: bool) -> String {
         checks(&mut out, &shown, color);
         out.push('\n');
     }
-    let count = |v: Verdict| report.items.iter().filter(|i| i.verdict == v).count();
+    // Counted by pod, as the fleet summary is: a pod is as bad as its worst container.
+    let pods = super::summary::by_pod(&report.items);
+    let pod_verdict = |p: &Vec<&ReportItem>| {
+        p.iter()
+            .map(|i| i.verdict)
+            .min_by_key(|v| rank(*v))
+            .unwrap_or(Verdict::Pass)
+    };
+    let count = |v: Verdict| pods.iter().filter(|p| pod_verdict(p) == v).count();
     let _ = writeln!(
         out,
         "{} verified, {} failed, {} incomplete",
