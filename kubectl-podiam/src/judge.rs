@@ -65,14 +65,21 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
             }
         }
     }
-    // Static keys are judged per cloud (static_credentials::winning).
-    let winning_key = static_credentials::winning(pod, &findings, detected);
+    // Static keys are judged per cloud (static_credentials::winning). A pod claimed only by
+    // its node (GKE direct principals) chose no cloud: any key decides, as for an unwired pod.
+    let claimed_by_node = mechanism.is_some_and(|m| !m.detect(pod));
+    let key_against = if claimed_by_node {
+        MechanismId::None
+    } else {
+        detected
+    };
+    let winning_key = static_credentials::winning(pod, &findings, key_against);
     let static_keys_win = winning_key.is_some();
     let mut checks = vec![static_credentials::check(
         pod,
         &findings,
         &uninspected,
-        detected,
+        key_against,
     )];
 
     let mut identity = None;

@@ -344,3 +344,25 @@ fn gcp_key_file_in_an_irsa_container_is_reported_but_the_identity_stays_irsa() {
         "{message}"
     );
 }
+
+#[test]
+fn aws_key_on_a_gke_metadata_node_decides_the_identity() {
+    let mut pod = subject("static_aws_key_on_gke_metadata_node.yaml");
+    // Without the node: an unwired pod whose key decides.
+    assert_eq!(judged(&pod).mechanism, MechanismId::StaticCredentials);
+    // On a GKE Workload Identity node the KSA has a direct principal, but the pod chose no
+    // cloud: the AWS key still decides and fails, it does not merely warn.
+    pod.node_labels = Some(
+        [
+            ("iam.gke.io/gke-metadata-server-enabled", "true"),
+            ("cloud.google.com/gke-nodepool", "pool-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    let item = judged(&pod);
+    assert_eq!(item.mechanism, MechanismId::StaticCredentials, "{item:#?}");
+    assert_eq!(check(&item, "static-credentials.env").0, Status::Fail);
+    assert_eq!(item.identity.as_ref().map(|i| i.provider), Some("aws"));
+}

@@ -42,10 +42,11 @@ pub async fn with_association(pod: &PodSubject, options: &VerifyOptions) -> Opti
 }
 
 async fn lookup(pod: &PodSubject, options: &VerifyOptions, cluster: &str) -> EksAssociation {
+    // No credentials: not looked up (an info on IRSA templates), as without a cluster name.
+    // The name may be inferred from the kubeconfig: a failure here would make every template
+    // of an EKS user without AWS credentials incomplete.
     let Some(operator) = options.aws.operator().await else {
-        return EksAssociation::LookupFailed(
-            "no AWS credentials here to call ListPodIdentityAssociations".into(),
-        );
+        return EksAssociation::NotLookedUp;
     };
     let sa = pod.service_account_name();
     match aws_eks::find_association(&operator, cluster, &pod.namespace, sa).await {
