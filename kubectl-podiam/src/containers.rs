@@ -174,7 +174,45 @@ pub async fn judge_pod(
     }))
     .await;
     note_not_judged(&mut items, &selection.opted_out);
+    if requested.is_none() {
+        fold_unestablished_sidecars(&mut items);
+    }
     items
+}
+
+/// Containers after the first whose identity could not be established and where nothing failed
+/// (typically a distroless sidecar that never calls the cloud: no shell, no client to ask the
+/// metadata server with) are folded into an `info` line on the pod's first item: otherwise
+/// every such pod would end incomplete (exit 4) for a container the user did not ask about.
+/// Named with `-c`, a container is judged in full.
+pub fn fold_unestablished_sidecars(items: &mut Vec<ReportItem>) {
+    if items.len() < 2 {
+        return;
+    }
+    let folded: Vec<String> = items[1..]
+        .iter()
+        .filter(|i| unestablished(i))
+        .map(|i| i.pod.container.clone())
+        .collect();
+    if folded.is_empty() {
+        return;
+    }
+    let mut kept = vec![items.remove(0)];
+    kept.extend(items.drain(..).filter(|i| !unestablished(i)));
+    kept[0].checks.push(Check::info(
+        NOT_JUDGED,
+        format!(
+            "not judged: no cloud identity could be established for container(s) {} (nothing failed there; no shell or client to ask with, or no exchange answered)",
+            folded.join(", ")
+        ),
+        "name one with -c to judge it in full",
+    ));
+    kept[0].checks.sort_by_key(|c| c.status);
+    *items = kept;
+}
+
+fn unestablished(item: &ReportItem) -> bool {
+    item.verdict == crate::model::Verdict::Incomplete && item.identity.is_none()
 }
 
 #[cfg(test)]
@@ -209,6 +247,49 @@ mod tests {
             select(&meta, &spec, None).judged,
             ["logger", "app", "proxy"]
         );
+    }
+
+    #[test]
+    fn sidecars_without_an_identity_are_folded_into_an_info_line() {
+        use crate::model::{Identity, Verdict};
+        let pod = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(serde_json::json!({
+            "metadata": {"namespace": "ns", "name": "p"},
+            "spec": {"containers": [{"name": "app"}]}
+        }))
+        .unwrap();
+        let item = |container: &str, verdict: Verdict, identity: bool| {
+            let mut i = crate::unjudged::unreachable_item(&pod, None, "x");
+            i.unreachable = false;
+            i.checks.clear();
+            i.pod.container = container.into();
+            i.verdict = verdict;
+            i.identity = identity.then(|| Identity {
+                provider: "gcp",
+                principal: "p".into(),
+                source: "s".into(),
+            });
+            i
+        };
+        let mut items = vec![
+            item("app", Verdict::Pass, true),
+            item("mesh", Verdict::Incomplete, false),
+            item("logger", Verdict::Fail, false),
+        ];
+        fold_unestablished_sidecars(&mut items);
+        let names: Vec<&str> = items.iter().map(|i| i.pod.container.as_str()).collect();
+        // The failing sidecar stays; the one that merely could not be asked is folded.
+        assert_eq!(names, ["app", "logger"]);
+        let info = items[0].checks.iter().find(|c| c.id == NOT_JUDGED).unwrap();
+        assert_eq!(info.status, crate::model::Status::Info);
+        assert!(info.message.contains("mesh"), "{}", info.message);
+        // The first container is never folded, even without an identity.
+        let mut items = vec![
+            item("app", Verdict::Incomplete, false),
+            item("mesh", Verdict::Pass, true),
+        ];
+        fold_unestablished_sidecars(&mut items);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].verdict, Verdict::Incomplete);
     }
 
     #[test]
