@@ -111,12 +111,40 @@ impl Error {
                     message: status.message.clone(),
                 }
             }
+            // Not an answer from the API server: name where it was and every cause, as
+            // kubectl does ("dial tcp …: connection refused"), not just "client error (Connect)".
             _ => Error::Cluster {
                 what,
-                message: err.to_string(),
+                message: match CLUSTER_LOCATION.get() {
+                    Some(location) => format!("cannot reach {location}: {}", causes(&err)),
+                    None => causes(&err),
+                },
             },
         }
     }
+}
+
+/// Where the cluster is, once connected: the server URL and the kubeconfig context. Set once
+/// per process by `kube::client::connect` (a process talks to one cluster), read when a call
+/// fails without an answer.
+static CLUSTER_LOCATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn set_cluster_location(location: String) {
+    let _ = CLUSTER_LOCATION.set(location);
+}
+
+/// An error and its sources, outermost first, repeated texts dropped.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
 }
 
 fn bullet(lines: &[String]) -> String {

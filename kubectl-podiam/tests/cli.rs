@@ -237,7 +237,12 @@ fn unreachable_cluster_exits_3() {
         .arg(&kubeconfig)
         .assert()
         .code(3)
-        .stdout(predicate::str::is_empty());
+        .stdout(predicate::str::is_empty())
+        // Issue 13: names the server, the context and the cause, as kubectl does — not only
+        // "ServiceError: client error (Connect)".
+        .stderr(predicate::str::contains("https://127.0.0.1:1"))
+        .stderr(predicate::str::contains("context x"))
+        .stderr(predicate::str::contains("onnection refused"));
 }
 
 #[test]

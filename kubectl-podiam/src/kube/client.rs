@@ -34,15 +34,31 @@ pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
         cluster: flags.cluster.clone(),
         user: flags.user.clone(),
     };
-    let mut config = match &flags.kubeconfig {
+    let (mut config, current_context) = match &flags.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+            let current = kubeconfig.current_context.clone();
+            (
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await,
+                current,
+            )
         }
-        None => kube::Config::from_kubeconfig(&options).await,
-    }
-    .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        None => (
+            kube::Config::from_kubeconfig(&options).await,
+            Kubeconfig::read().ok().and_then(|k| k.current_context),
+        ),
+    };
+    let mut config = config.map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    crate::error::set_cluster_location(format!(
+        "the cluster at {} (context {})",
+        config.cluster_url,
+        flags
+            .context
+            .clone()
+            .or(current_context)
+            .unwrap_or_else(|| "none".into())
+    ));
     let timeout = flags.request_timeout.unwrap_or(DEFAULT_TIMEOUT);
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
