@@ -34,7 +34,7 @@ pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
         cluster: flags.cluster.clone(),
         user: flags.user.clone(),
     };
-    let (mut config, current_context) = match &flags.kubeconfig {
+    let (config, current_context) = match &flags.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
