@@ -60,6 +60,8 @@ pub enum EksAssociation {
         cluster: String,
         id: String,
         role_arn: String,
+        /// EKS Auth chains from `role_arn` to this role: the pod gets the target's credentials.
+        target_role_arn: Option<String>,
     },
 }
 

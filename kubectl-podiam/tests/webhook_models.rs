@@ -165,6 +165,7 @@ fn found(pod: &mut PodSubject) {
         cluster: "podiam-e2e".into(),
         id: "a-0123456789abcdef0".into(),
         role_arn: "arn:aws:iam::123456789012:role/pod-role".into(),
+        target_role_arn: None,
     };
 }
 
@@ -365,4 +366,43 @@ fn aws_key_on_a_gke_metadata_node_decides_the_identity() {
     assert_eq!(item.mechanism, MechanismId::StaticCredentials, "{item:#?}");
     assert_eq!(check(&item, "static-credentials.env").0, Status::Fail);
     assert_eq!(item.identity.as_ref().map(|i| i.provider), Some("aws"));
+}
+
+/// An association with a `targetRoleArn`: EKS Auth chains through its role to the target, so
+/// the template's role is the target, and the association check names both.
+#[test]
+fn pod_identity_association_with_a_target_role_gives_the_target() {
+    const ROLE: &str = "arn:aws:iam::123456789012:role/pod-role";
+    const TARGET: &str = "arn:aws:iam::210987654321:role/target-role";
+    let mut pod = subject("pod_identity_association_no_annotation.yaml");
+    pod.eks_association = EksAssociation::Found {
+        cluster: "podiam-e2e".into(),
+        id: "a-0123456789abcdef0".into(),
+        role_arn: ROLE.into(),
+        target_role_arn: Some(TARGET.into()),
+    };
+    let judged_expecting = |role: &str| {
+        tokio::runtime::Runtime::new().unwrap().block_on(judge(
+            &pod,
+            &Probe::Offline { token: None },
+            &VerifyOptions {
+                expect_role: Some(role.into()),
+                ..VerifyOptions::default()
+            },
+        ))
+    };
+    let item = judged_expecting(TARGET);
+    assert_eq!(item.mechanism, MechanismId::AwsPodIdentity);
+    let (status, message) = check(&item, "aws.pod-identity.association");
+    assert_eq!(status, Status::Pass, "{message}");
+    assert!(
+        message.contains(&format!("role {ROLE}, then target {TARGET}")),
+        "{message}"
+    );
+    let (status, message) = check(&item, "aws.sts.expected-role");
+    assert_eq!(status, Status::Pass, "{message}");
+    // The association's own role is not what the pod gets.
+    let (status, message) = check(&judged_expecting(ROLE), "aws.sts.expected-role");
+    assert_ne!(status, Status::Pass, "{message}");
+    assert!(message.contains(TARGET), "{message}");
 }

@@ -409,6 +409,7 @@ mod tests {
         let same = Association {
             id: "a-0123456789abcdefg".into(),
             role_arn: ROLE.into(),
+            target_role_arn: None,
         };
         assert!(
             plan_association("prod", "apps", "reader", Some(&same), ROLE, false)
@@ -419,6 +420,7 @@ mod tests {
         let other = Association {
             id: "a-0123456789abcdefg".into(),
             role_arn: "arn:aws:iam::123456789012:role/old".into(),
+            target_role_arn: None,
         };
         let refused =
             plan_association("prod", "apps", "reader", Some(&other), ROLE, false).unwrap_err();

@@ -9,6 +9,9 @@ use super::aws_sts::classify;
 pub struct Association {
     pub id: String,
     pub role_arn: String,
+    /// EKS cross-account chaining: EKS Auth assumes `role_arn`, then this role, and the pod
+    /// gets this role's credentials.
+    pub target_role_arn: Option<String>,
 }
 
 /// The association of `namespace`/`service_account` in `cluster`, if any (EKS allows one).
@@ -43,13 +46,17 @@ pub async fn find_association(
         .send()
         .await
         .map_err(classify)?;
+    let association = described.association();
     Ok(Some(Association {
         id: id.to_owned(),
-        role_arn: described
-            .association()
+        role_arn: association
             .and_then(|a| a.role_arn())
             .unwrap_or_default()
             .to_owned(),
+        target_role_arn: association
+            .and_then(|a| a.target_role_arn())
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
     }))
 }
 

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod checks;
 pub mod offline;
 pub mod platform;
+pub mod target_hop;
 pub mod webhook;
 
 use k8s_openapi::api::core::v1::PodSpec;
@@ -73,12 +74,26 @@ impl Mechanism for AwsPodIdentity {
             cluster,
             id,
             role_arn,
+            target_role_arn,
         } = &pod.eks_association
         {
+            // With a target, EKS Auth chains through `role_arn`: the pod gets the target.
+            let (principal, origin) = match target_role_arn {
+                Some(target) => (
+                    target.clone(),
+                    format!(
+                        "EKS Pod Identity association {id} in cluster {cluster} (through role {role_arn})"
+                    ),
+                ),
+                None => (
+                    role_arn.clone(),
+                    format!("EKS Pod Identity association {id} in cluster {cluster}"),
+                ),
+            };
             return Ok(super::Configured {
                 provider: "aws",
-                principal: role_arn.clone(),
-                origin: format!("EKS Pod Identity association {id} in cluster {cluster}"),
+                principal,
+                origin,
             });
         }
         Err("EKS Pod Identity's role is in the cluster's association, not in the pod's configuration (EKS Auth names it: give --eks-cluster-name and AWS credentials, or verify the live pod)".into())
@@ -355,7 +370,18 @@ async fn exchange_from_here(
             ));
         }
         Err(CloudError::Rejected { code, message }) => {
-            let check = rejection_check(pod, cluster, &code, &message);
+            // A chained association (targetRoleArn) has two hops: name the one that refused.
+            let hop = if code == "AccessDeniedException"
+                && !message.contains("eks-auth:AssumeRoleForPodIdentity")
+            {
+                target_hop::diagnose(pod, options, &operator, cluster).await
+            } else {
+                None
+            };
+            let check = match hop {
+                Some(hop) => hop_check(&hop, &code, &message),
+                None => rejection_check(pod, cluster, &code, &message),
+            };
             if check.status == crate::model::Status::Warn {
                 out.unreachable = true;
             }
@@ -413,6 +439,51 @@ fn rejection_check(pod: &PodSubject, cluster: &str, code: &str, message: &str) -
         _ => (
             "EKS Auth refused the exchange".to_string(),
             "see the AWS error above".to_string(),
+        ),
+    };
+    Check::fail(EXCHANGE, format!("{cause} — {said}"), fix)
+}
+
+/// An AccessDeniedException of a chained association, naming the hop that refused.
+fn hop_check(hop: &target_hop::Hop, code: &str, message: &str) -> Check {
+    let said = format!("EKS Auth said {code}: {message}");
+    let trust_service = format!(
+        "{{\"Effect\":\"Allow\",\"Principal\":{{\"Service\":\"{}\"}},\"Action\":[\"sts:AssumeRole\",\"sts:TagSession\"]}}",
+        a::TRUST_PRINCIPAL
+    );
+    let trust_role = |role: &str| {
+        format!(
+            "{{\"Effect\":\"Allow\",\"Principal\":{{\"AWS\":\"{role}\"}},\"Action\":[\"sts:AssumeRole\",\"sts:TagSession\"]}}"
+        )
+    };
+    let name = |arn: &str| aws_sts::role_name(arn).unwrap_or("<ROLE>").to_string();
+    let (cause, fix) = match hop {
+        target_hop::Hop::First { role, why } => (
+            format!(
+                "first hop: EKS cannot assume the association's role {role}: its trust policy must allow principal {{\"Service\": \"{}\"}} with sts:AssumeRole and sts:TagSession ({why})",
+                a::TRUST_PRINCIPAL
+            ),
+            format!(
+                "add to role {}'s trust policy the statement {trust_service} (aws iam update-assume-role-policy)",
+                name(role)
+            ),
+        ),
+        target_hop::Hop::Target { role, target, why } => (
+            format!(
+                "target hop: EKS assumed the association's role {role}, but the target role {target}'s trust policy does not trust {role} for sts:AssumeRole ({why})"
+            ),
+            format!(
+                "add to role {}'s trust policy the statement {} (aws iam update-assume-role-policy, in the target's account)",
+                name(target),
+                trust_role(role)
+            ),
+        ),
+        target_hop::Hop::Unknown { role, target, why } => (
+            format!(
+                "EKS Auth refused the chain role {role}, then target {target}: the first role must trust {{\"Service\": \"{}\"}} and the target must trust {role}; which hop refused is not known ({why})",
+                a::TRUST_PRINCIPAL
+            ),
+            "check both trust policies (aws iam get-role)".to_string(),
         ),
     };
     Check::fail(EXCHANGE, format!("{cause} — {said}"), fix)

@@ -54,6 +54,7 @@ async fn lookup(pod: &PodSubject, options: &VerifyOptions, cluster: &str) -> Eks
             cluster: cluster.to_string(),
             id: found.id,
             role_arn: found.role_arn,
+            target_role_arn: found.target_role_arn,
         },
         Ok(None) => EksAssociation::Absent {
             cluster: cluster.to_string(),
@@ -104,12 +105,14 @@ pub fn association_check(pod: &PodSubject) -> Option<Check> {
                 cluster,
                 id,
                 role_arn,
+                target_role_arn,
             },
             None,
         ) => Some(Check::pass(
             ID,
             format!(
-                "cluster {cluster} has Pod Identity association {id} for {sa} (role {role_arn}): the webhook wires the pod for Pod Identity at CREATE"
+                "cluster {cluster} has Pod Identity association {id} for {sa} ({}): the webhook wires the pod for Pod Identity at CREATE",
+                roles(role_arn, target_role_arn.as_deref())
             ),
         )),
         (
@@ -117,12 +120,14 @@ pub fn association_check(pod: &PodSubject) -> Option<Check> {
                 cluster,
                 id,
                 role_arn,
+                target_role_arn,
             },
             Some(annotated),
         ) => Some(Check::warn(
             ID,
             format!(
-                "cluster {cluster} has Pod Identity association {id} for {sa} (role {role_arn}), which wins in the webhook: the pod gets Pod Identity and no AWS_ROLE_ARN, so the ServiceAccount's {}={annotated} is ignored",
+                "cluster {cluster} has Pod Identity association {id} for {sa} ({}), which wins in the webhook: the pod gets Pod Identity and no AWS_ROLE_ARN, so the ServiceAccount's {}={annotated} is ignored",
+                roles(role_arn, target_role_arn.as_deref()),
                 irsa::ROLE_ARN
             ),
             format!(
@@ -146,5 +151,14 @@ pub fn association_check(pod: &PodSubject) -> Option<Check> {
             ),
         )),
         (EksAssociation::Absent { .. }, _) | (_, None) => None,
+    }
+}
+
+/// The association's roles as a message names them: "role R", or "role R, then target T" when
+/// EKS Auth chains to a target role (the pod gets T).
+pub fn roles(role_arn: &str, target_role_arn: Option<&str>) -> String {
+    match target_role_arn {
+        Some(target) => format!("role {role_arn}, then target {target}"),
+        None => format!("role {role_arn}"),
     }
 }
