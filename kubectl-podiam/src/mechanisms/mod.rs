@@ -102,6 +102,41 @@ pub async fn resolve_template(pod: &PodSubject, options: &VerifyOptions) -> Opti
     aws_pod_identity::offline::with_association(pod, options).await
 }
 
+/// What an env-wired mechanism's configuration names (`value`: `variable` as the target
+/// container sees it), and where that came from: the running container's environment, a preset
+/// in its spec, or the webhook injecting it from the ServiceAccount's `annotation`.
+pub fn configured_from_env(
+    pod: &PodSubject,
+    env: Option<&RuntimeEnv>,
+    value: Option<String>,
+    provider: &'static str,
+    variable: &str,
+    annotation: &str,
+    asks_for: &str,
+) -> Result<Configured, String> {
+    let principal = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        format!(
+            "container {} has no {variable}, so its SDK asks for no {asks_for}",
+            pod.container
+        )
+    })?;
+    let preset = pod
+        .all_containers()
+        .any(|c| c.name == pod.container && crate::subject::has_env(c, variable));
+    let origin = if env.is_some() {
+        format!("{variable} in container {}'s environment", pod.container)
+    } else if preset {
+        format!("{variable} preset in container {}", pod.container)
+    } else {
+        format!("the ServiceAccount annotation {annotation}, injected as {variable} by the webhook")
+    };
+    Ok(Configured {
+        provider,
+        principal,
+        origin,
+    })
+}
+
 /// The pod's mechanism: the first whose `detect` claims it, else the first whose
 /// `detect_unwired` does (GKE: an unannotated KSA on a metadata-server node).
 pub fn detect<'a>(

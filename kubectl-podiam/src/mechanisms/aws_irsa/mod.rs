@@ -60,38 +60,15 @@ impl Mechanism for AwsIrsa {
         spec: &PodSpec,
         env: Option<&RuntimeEnv>,
     ) -> Result<super::Configured, String> {
-        let role = container_var(pod, spec, env, a::ENV_ROLE_ARN)
-            .filter(|r| !r.trim().is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "container {} has no {}, so its SDK asks for no role",
-                    pod.container,
-                    a::ENV_ROLE_ARN
-                )
-            })?;
-        let preset = pod
-            .all_containers()
-            .any(|c| c.name == pod.container && has_env(c, a::ENV_ROLE_ARN));
-        let origin = if env.is_some() {
-            format!(
-                "{} in container {}'s environment",
-                a::ENV_ROLE_ARN,
-                pod.container
-            )
-        } else if preset {
-            format!("{} preset in container {}", a::ENV_ROLE_ARN, pod.container)
-        } else {
-            format!(
-                "the ServiceAccount annotation {}, injected as {} by the webhook",
-                a::ROLE_ARN,
-                a::ENV_ROLE_ARN
-            )
-        };
-        Ok(super::Configured {
-            provider: "aws",
-            principal: role,
-            origin,
-        })
+        super::configured_from_env(
+            pod,
+            env,
+            container_var(pod, spec, env, a::ENV_ROLE_ARN),
+            "aws",
+            a::ENV_ROLE_ARN,
+            a::ROLE_ARN,
+            "role",
+        )
     }
 
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {

@@ -62,38 +62,15 @@ impl Mechanism for AzureWorkloadIdentity {
         spec: &PodSpec,
         env: Option<&RuntimeEnv>,
     ) -> Result<super::Configured, String> {
-        let client_id = container_var(pod, spec, env, a::ENV_CLIENT_ID)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "container {} has no {}, so its SDK asks for no application",
-                    pod.container,
-                    a::ENV_CLIENT_ID
-                )
-            })?;
-        let preset = pod
-            .all_containers()
-            .any(|c| c.name == pod.container && has_env(c, a::ENV_CLIENT_ID));
-        let origin = if env.is_some() {
-            format!(
-                "{} in container {}'s environment",
-                a::ENV_CLIENT_ID,
-                pod.container
-            )
-        } else if preset {
-            format!("{} preset in container {}", a::ENV_CLIENT_ID, pod.container)
-        } else {
-            format!(
-                "the ServiceAccount annotation {}, injected as {} by the webhook",
-                a::CLIENT_ID,
-                a::ENV_CLIENT_ID
-            )
-        };
-        Ok(super::Configured {
-            provider: "azure",
-            principal: client_id,
-            origin,
-        })
+        super::configured_from_env(
+            pod,
+            env,
+            container_var(pod, spec, env, a::ENV_CLIENT_ID),
+            "azure",
+            a::ENV_CLIENT_ID,
+            a::CLIENT_ID,
+            "application",
+        )
     }
 
     fn static_checks(&self, pod: &PodSubject, spec: &PodSpec) -> Vec<Check> {
