@@ -35,6 +35,7 @@ use crate::scenario::schema::{ApplyStep, WaitStep};
 use crate::webhooks::azure_mutation::AzureMutationSettings;
 use crate::webhooks::{
     AzureWebhookOptions, AzureWorkloadIdentityWebhook, EksPodIdentityWebhook, WebhookOptions,
+    proxy_placement_of,
 };
 
 /// Which Kubernetes the scenarios run on.
@@ -214,6 +215,7 @@ impl Environment {
                 settings: AzureMutationSettings {
                     tenant_id: azure.tenant_id(),
                     authority_host,
+                    proxy_placement: proxy_placement_of(&client).await?,
                     ..AzureMutationSettings::default()
                 },
             },

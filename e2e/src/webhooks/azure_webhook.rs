@@ -31,7 +31,9 @@ use tokio::task::JoinHandle;
 use super::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReviewIn, AdmissionReviewOut,
 };
-use super::azure_mutation::{AzureMutationSettings, USE_LABEL, azure_mutation, hashed_pod_name};
+use super::azure_mutation::{
+    AzureMutationSettings, ProxySidecarPlacement, USE_LABEL, azure_mutation, hashed_pod_name,
+};
 use super::tls::serving_tls;
 use crate::https_server::serve_https;
 
@@ -262,6 +264,18 @@ impl Drop for AzureWorkloadIdentityWebhook {
     }
 }
 
+/// Where upstream would put the proxy sidecar in this cluster: it asks the API server's
+/// version once, at start (`AzureMutationSettings::proxy_placement`).
+pub async fn proxy_placement_of(client: &kube::Client) -> Result<ProxySidecarPlacement> {
+    let info = client
+        .apiserver_version()
+        .await
+        .context("reading the API server version for the Azure webhook")?;
+    Ok(ProxySidecarPlacement::for_server_version(
+        &info.git_version,
+    )?)
+}
+
 fn probe_pod(name: &str) -> Pod {
     Pod {
         metadata: ObjectMeta {
@@ -401,8 +415,7 @@ async fn decide(
     entry: &mut AzureAdmissionLogEntry,
 ) -> std::result::Result<AdmissionResponse, String> {
     let object = request.object.clone().ok_or("no object in the request")?;
-    let mut pod: Pod = serde_json::from_value(object).map_err(|e| e.to_string())?;
-    pod.metadata.namespace = Some(namespace.to_owned());
+    let pod: Pod = serde_json::from_value(object).map_err(|e| e.to_string())?;
     entry.pod = hashed_pod_name(&pod);
     let sa_name = pod
         .spec
@@ -424,7 +437,7 @@ async fn decide(
             ));
         }
     };
-    let mutation = azure_mutation(&pod, &sa, &state.settings)?;
+    let mutation = azure_mutation(&pod, namespace, &sa, &state.settings)?;
     entry.patch_operations = mutation.patch.len();
     entry.volume_name = mutation.volume_name.clone();
     AdmissionResponse::allow_with_patch(&mutation.patch).map_err(|e| e.to_string())

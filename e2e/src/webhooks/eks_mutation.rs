@@ -14,7 +14,12 @@
 //! - token expirations under 600 s are raised to 600; unparsable ones are ignored;
 //! - an invalid role ARN only warns: the pod is still mutated;
 //! - a pod whose ServiceAccount is unknown, or carries no (or an empty) role ARN, is not
-//!   mutated;
+//!   mutated; nor is a pod without `spec.serviceAccountName`: upstream looks up the name `""`
+//!   (in a cluster the ServiceAccount admission plugin fills the name in first);
+//! - an empty `audience` annotation leaves the projection without `audience` (Go's
+//!   `omitempty`), so the API server's default audience applies;
+//! - the containers sent back are Go-encoded: zero-valued `omitempty` fields such as a
+//!   mount's `readOnly: false` are dropped ([`super::go_omitempty`]);
 //! - an EKS Pod Identity association (the webhook's container-credentials identities) wins
 //!   over IRSA, and the default 86400 s expiration is then jittered into [79200, 86400].
 
@@ -29,6 +34,8 @@ use regex::Regex;
 use serde_json::{Value, json};
 
 use super::admission::PatchOperation;
+use super::go_omitempty::containers_as_go_encodes;
+use super::go_strconv;
 
 /// ServiceAccount annotation naming the role to assume.
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
@@ -177,10 +184,10 @@ fn sa_entry(sa: &ServiceAccount, settings: &MutationSettings) -> SaEntry {
         .cloned()
         .unwrap_or_else(|| settings.default_audience.clone());
     let regional_sts = get(STS_REGIONAL_ENDPOINTS_ANNOTATION)
-        .and_then(|v| parse_go_bool(v))
+        .and_then(|v| go_strconv::parse_bool(v))
         .unwrap_or(settings.regional_sts_default);
     let token_expiration = get(TOKEN_EXPIRATION_ANNOTATION)
-        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|v| go_strconv::parse_int(v, 64).ok())
         .map(raise_to_minimum)
         .unwrap_or(settings.default_token_expiration);
     SaEntry {
@@ -189,15 +196,6 @@ fn sa_entry(sa: &ServiceAccount, settings: &MutationSettings) -> SaEntry {
         regional_sts,
         token_expiration,
         warnings,
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
 }
 
@@ -233,6 +231,8 @@ pub fn mutation_patch(
 ) -> Mutation {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let sa_name = service_account_name(pod);
+    // Upstream looks up the name `""`, which no ServiceAccount has.
+    let sa = sa.filter(|_| !sa_name.is_empty());
     let entry = sa.map(|sa| sa_entry(sa, settings));
     let mut warnings = entry
         .as_ref()
@@ -326,14 +326,14 @@ pub fn mutation_patch(
     }
 }
 
-/// `spec.serviceAccountName`, `default` when unset (the ServiceAccount admission plugin has
-/// filled it in by the time webhooks run).
+/// `spec.serviceAccountName` as upstream reads it: `""` when unset. No `default` fallback:
+/// upstream has none (in a cluster the ServiceAccount admission plugin has filled the name
+/// in by the time webhooks run; a review sent directly can lack it).
 pub fn service_account_name(pod: &Pod) -> String {
     pod.spec
         .as_ref()
         .and_then(|s| s.service_account_name.clone())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".to_owned())
+        .unwrap_or_default()
 }
 
 fn pod_annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a String> {
@@ -342,7 +342,7 @@ fn pod_annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a String> {
 
 fn parse_pod_annotations(pod: &Pod, sa_expiration: i64) -> (i64, HashSet<String>) {
     let expiration = pod_annotation(pod, TOKEN_EXPIRATION_ANNOTATION)
-        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|v| go_strconv::parse_int(v, 64).ok())
         .map(raise_to_minimum)
         .unwrap_or(sa_expiration);
     let skip = pod_annotation(pod, SKIP_CONTAINERS_ANNOTATION)
@@ -498,12 +498,12 @@ fn pod_spec_patch(
 
     patch.push(PatchOperation::add(
         "/spec/containers",
-        to_json(&containers),
+        go_encoded(&containers),
     ));
     if !init_containers.is_empty() {
         patch.push(PatchOperation::add(
             "/spec/initContainers",
-            to_json(&init_containers),
+            go_encoded(&init_containers),
         ));
     }
     (patch, changed)
@@ -515,7 +515,8 @@ fn token_volume(config: &PatchConfig) -> Volume {
         projected: Some(ProjectedVolumeSource {
             sources: Some(vec![VolumeProjection {
                 service_account_token: Some(ServiceAccountTokenProjection {
-                    audience: Some(config.audience.clone()),
+                    // Go's `omitempty`: an empty audience is absent, not "".
+                    audience: Some(config.audience.clone()).filter(|a| !a.is_empty()),
                     expiration_seconds: Some(config.token_expiration),
                     path: config.token_path.to_owned(),
                 }),
@@ -525,6 +526,12 @@ fn token_volume(config: &PatchConfig) -> Volume {
         }),
         ..Volume::default()
     }
+}
+
+fn go_encoded(containers: &[Container]) -> Value {
+    let mut value = to_json(&containers);
+    containers_as_go_encodes(&mut value);
+    value
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {

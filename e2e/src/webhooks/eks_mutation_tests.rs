@@ -324,7 +324,8 @@ fn webhook_configuration_matches_eks() {
     assert_eq!(webhook["sideEffects"], "None");
     assert_eq!(webhook["timeoutSeconds"], 10);
     assert_eq!(webhook["reinvocationPolicy"], "IfNeeded");
-    assert_eq!(webhook["admissionReviewVersions"], json!(["v1", "v1beta1"]));
+    // Upstream's manifest: its answer has no apiVersion/kind, which only v1beta1 tolerates.
+    assert_eq!(webhook["admissionReviewVersions"], json!(["v1beta1"]));
     assert_eq!(
         webhook["rules"],
         json!([{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
@@ -627,4 +628,55 @@ fn association_for_another_namespace_does_not_apply() {
     s.pod_identity_associations = BTreeSet::from([("other".to_owned(), "app".to_owned())]);
     let m = mutation_patch(&pod(bare_pod()), Some(&irsa_sa()), &s);
     assert_eq!(m.method, Some(Method::WebIdentity));
+}
+
+// The nine differences measured against the real webhook v0.6.17 (FACTS.md, "Webhooks:
+// upstream vs the stand-ins"): the EKS rows.
+
+#[test]
+fn a_pod_without_service_account_name_is_not_mutated() {
+    // Upstream looks up the ServiceAccount named "", even when `default` is annotated.
+    let mut p = bare_pod();
+    p["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("serviceAccountName");
+    let mut default_sa = irsa_sa();
+    default_sa.metadata.name = Some("default".to_owned());
+    let m = mutation_patch(&pod(p.clone()), Some(&default_sa), &settings());
+    assert_eq!(m.method, None, "{m:?}");
+    assert!(m.patch.is_empty());
+    // An empty name is the same as none.
+    p["spec"]["serviceAccountName"] = json!("");
+    let m = mutation_patch(&pod(p), Some(&default_sa), &settings());
+    assert_eq!(m.method, None);
+}
+
+#[test]
+fn a_read_write_token_mount_comes_back_without_read_only() {
+    // Go re-encodes the container: `readOnly: false` (omitempty) is dropped, not kept.
+    let mut p = bare_pod();
+    p["spec"]["containers"][0]["volumeMounts"] = json!([{ "name": "aws-iam-token",
+        "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": false }]);
+    let out = mutate(&p, Some(&irsa_sa()), &settings());
+    assert_eq!(
+        out["spec"]["containers"][0]["volumeMounts"],
+        json!([{ "name": "aws-iam-token",
+                 "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount" }])
+    );
+    // The mount the webhook adds itself is read-only.
+    let out = mutate(&bare_pod(), Some(&irsa_sa()), &settings());
+    assert_eq!(
+        out["spec"]["containers"][0]["volumeMounts"],
+        json!([irsa_mount()])
+    );
+}
+
+#[test]
+fn an_empty_audience_annotation_leaves_the_projection_without_audience() {
+    let sa_empty_audience = sa(json!({ ROLE_ARN_ANNOTATION: ROLE, AUDIENCE_ANNOTATION: "" }));
+    let out = mutate(&bare_pod(), Some(&sa_empty_audience), &settings());
+    let projection = &out["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+    assert!(projection.get("audience").is_none(), "{projection}");
+    assert_eq!(projection["expirationSeconds"], 86400);
 }

@@ -371,7 +371,9 @@ pub fn webhook_configuration(url: &str, ca_pem: &str) -> MutatingWebhookConfigur
         },
         webhooks: Some(vec![MutatingWebhook {
             name: WEBHOOK_NAME.to_owned(),
-            admission_review_versions: vec!["v1".to_owned(), "v1beta1".to_owned()],
+            // As upstream's deploy manifest: its answer carries no apiVersion/kind, which the
+            // API server accepts for v1beta1 reviews only.
+            admission_review_versions: vec!["v1beta1".to_owned()],
             client_config: WebhookClientConfig {
                 url: Some(url.to_owned()),
                 ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
@@ -431,16 +433,15 @@ async fn mutate(
         )
             .into_response();
     }
-    let (review, response) = match serde_json::from_slice::<AdmissionReviewIn>(&body) {
-        Ok(review) => {
-            let response = review_pod(&state, &review).await;
-            (Some(review), response)
-        }
-        Err(e) => (None, AdmissionResponse::reject(e.to_string())),
+    let response = match serde_json::from_slice::<AdmissionReviewIn>(&body) {
+        Ok(review) => review_pod(&state, &review).await,
+        Err(e) => AdmissionResponse::reject(e.to_string()),
     };
+    // Upstream v0.6.17 answers a fresh `v1beta1.AdmissionReview{}` holding only the response:
+    // no apiVersion/kind, whatever the request's version (hence the v1beta1-only registration).
     let out = AdmissionReviewOut {
-        api_version: review.as_ref().and_then(|r| r.api_version.clone()),
-        kind: review.as_ref().and_then(|r| r.kind.clone()),
+        api_version: None,
+        kind: None,
         response,
     };
     axum::Json(out).into_response()
@@ -502,7 +503,15 @@ async fn decide(
     entry.service_account = sa_name.clone();
 
     let api: Api<ServiceAccount> = Api::namespaced(state.client.clone(), namespace);
-    let sa = match tokio::time::timeout(SA_LOOKUP_TIMEOUT, api.get_opt(&sa_name)).await {
+    let sa = match tokio::time::timeout(SA_LOOKUP_TIMEOUT, async {
+        // Upstream's cache holds no ServiceAccount named "": nothing to ask the API.
+        match sa_name.as_str() {
+            "" => Ok(None),
+            name => api.get_opt(name).await,
+        }
+    })
+    .await
+    {
         Ok(Ok(sa)) => sa,
         Ok(Err(e)) => {
             entry
@@ -615,8 +624,9 @@ mod tests {
                 .json()
                 .await
                 .unwrap();
-            assert_eq!(answer["apiVersion"], api_version);
-            assert_eq!(answer["kind"], "AdmissionReview");
+            // As upstream v0.6.17: no apiVersion/kind in the answer, for either version.
+            assert!(answer.get("apiVersion").is_none(), "{answer}");
+            assert!(answer.get("kind").is_none(), "{answer}");
             let response = &answer["response"];
             assert_eq!(response["uid"], "0b1c-uid");
             assert_eq!(response["allowed"], true);

@@ -33,12 +33,15 @@ pub mod azure_mutation;
 mod azure_webhook;
 mod eks_mutation;
 mod eks_pod_identity;
+mod go_omitempty;
+mod go_strconv;
 pub(crate) mod tls;
 
 pub use admission::PatchOperation;
 pub use azure_webhook::{
     AZURE_CONFIGURATION_NAME, AZURE_MUTATE_PATH, AZURE_WEBHOOK_NAME, AzureAdmissionLogEntry,
     AzureWebhookOptions, AzureWorkloadIdentityWebhook, azure_webhook_configuration,
+    proxy_placement_of,
 };
 pub use eks_mutation::{
     AUDIENCE_ANNOTATION, IRSA_MOUNT_PATH, IRSA_TOKEN_PATH, Jitter, Method, Mutation,
