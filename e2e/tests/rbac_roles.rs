@@ -220,7 +220,8 @@ fn every_api_call_of_the_plugin_has_a_documented_rule() {
                     && (r.resource == resource || r.resource.starts_with(&format!("{resource}/")))
             });
             if !covered {
-                missing.push(format!("{file}: {group}/{resource}"));
+                let group = if group.is_empty() { "core" } else { &group };
+                missing.push(format!("{file}: {group} {resource}"));
             }
         }
     }
@@ -286,8 +287,8 @@ fn every_documented_permission_is_in_its_role_and_nothing_more() {
     }
 }
 
-/// The ClusterRole a scenario's apply steps create inline.
-fn inline_cluster_role(scenario: &Path) -> Value {
+/// The ClusterRoles a scenario's apply steps create inline, by name.
+fn inline_cluster_roles(scenario: &Path) -> BTreeMap<String, Value> {
     let doc: Value =
         serde_saphyr::from_str(&read(scenario)).unwrap_or_else(|e| panic!("{scenario:?}: {e}"));
     doc["spec"]["steps"]
@@ -296,8 +297,39 @@ fn inline_cluster_role(scenario: &Path) -> Value {
         .iter()
         .filter_map(|step| step["apply"]["manifests"].as_str())
         .flat_map(yaml_documents)
-        .find(|d| d["kind"] == "ClusterRole")
-        .unwrap_or_else(|| panic!("{scenario:?} creates no ClusterRole"))
+        .filter(|d| d["kind"] == "ClusterRole")
+        .map(|d| {
+            (
+                d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                d,
+            )
+        })
+        .collect()
+}
+
+fn inline_cluster_role(scenario: &Path, name: &str) -> Value {
+    inline_cluster_roles(scenario)
+        .remove(name)
+        .unwrap_or_else(|| panic!("{scenario:?} creates no ClusterRole {name}"))
+}
+
+#[test]
+fn the_azure_least_privilege_scenario_inlines_exactly_the_shipped_roles() {
+    let scenario = repo().join("scenarios/rbac-least-privilege-azure.yaml");
+    let inline = inline_cluster_roles(&scenario);
+    assert_eq!(inline.len(), 3, "{:?}", inline.keys());
+    let shipped = shipped_roles();
+    for shipped_name in ["podiam-verify", "podiam-bind", "podiam-bind-issuer"] {
+        let name = format!("{shipped_name}-${{NAMESPACE}}");
+        assert_eq!(
+            permissions(&inline_cluster_role(&scenario, &name)),
+            shipped[shipped_name],
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -314,7 +346,11 @@ fn the_without_scenarios_remove_exactly_one_resource_from_podiam_verify() {
         ("rbac-without-nodes.yaml", "nodes"),
     ];
     for (file, removed) in cases {
-        let role = inline_cluster_role(&repo().join("scenarios").join(file));
+        let slug = removed.replace('/', "-");
+        let role = inline_cluster_role(
+            &repo().join("scenarios").join(file),
+            &format!("podiam-verify-without-{slug}-${{NAMESPACE}}"),
+        );
         let expected: BTreeSet<Permission> = shipped
             .iter()
             .filter(|(_, resource, _)| resource != removed)
