@@ -84,7 +84,12 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
         Ok(env) => env,
         Err(e) => panic!("the environment did not come up:\n{e:#}"),
     };
-    assert!(env.gcp.serves_pods_at_metadata_ip());
+    // Served on the bridge's host address; pods reach it at 169.254.169.254:80 by DNAT.
+    assert_eq!(
+        env.gcp.metadata_address().ip(),
+        std::net::IpAddr::from(podiam_e2e::cluster::GATEWAY_IP)
+    );
+    assert_eq!(env.link_local.len(), 2, "metadata and agent redirects");
     let nodes: Api<Node> = Api::all(env.client.clone());
     for node in nodes.list(&Default::default()).await.expect("nodes").items {
         let labels = node.metadata.labels.unwrap_or_default();

@@ -704,7 +704,8 @@ fn clean_leftovers(state_dir: &Path, binaries_dir: &Path, host: &HostPackages) -
     leftovers::remove_shim_socket_dir();
     network::remove_iptables_rules(&host.iptables);
     super::egress_faults::remove_faults_chain(&host.iptables);
-    network::remove_metadata_address();
+    super::link_local::remove_leftover_redirects(&host.iptables);
+    network::remove_legacy_link_local_addresses();
     network::delete_bridge();
     if !still_mounted.is_empty() {
         return Err(ClusterError::other(format!(

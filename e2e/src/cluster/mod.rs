@@ -26,11 +26,13 @@ mod existing;
 mod harness_ca;
 mod host;
 mod images;
+mod iptables;
 mod kind;
 mod kind_config;
 mod kubeconfig;
 mod kubelet;
 mod leftovers;
+pub mod link_local;
 mod local;
 mod network;
 mod pki;
@@ -47,6 +49,7 @@ pub use host::{HostPackages, ensure_host_packages, require_host_packages};
 pub use images::{
     BUSYBOX_IMAGE, CURL_IMAGE, DISTROLESS_IMAGE, DISTROLESS_SLEEP, PAUSE_IMAGE, PUBLIC_ONLY_BUNDLE,
 };
+pub use iptables::RULE_COMMENT;
 pub use kind::{
     KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster, KindClusterOptions, KindTools, KindUpTimings,
     pick_ipv4_gateway, require_kind_and_docker,
@@ -56,14 +59,12 @@ pub use kind_config::{
     LOCAL_PROVIDER_APISERVER_FLAGS, LocalApiServerFlags, NODE_PKI_DIR, PKI_DIR_VAR,
     PUBLIC_KEY_FILE, SIGNING_KEY_FILE, default_kind_config_path,
 };
+pub use link_local::{LinkLocalRedirect, METADATA_IP, POD_IDENTITY_AGENT_IP};
 pub use local::{
     ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, down_detached,
     failed_logs_dir, status_detached,
 };
-pub use network::{
-    BRIDGE_MAC, BRIDGE_NAME, GATEWAY_IP, METADATA_IP, POD_CIDR, add_bridge_address,
-    add_metadata_address, remove_bridge_address, remove_metadata_address,
-};
+pub use network::{BRIDGE_MAC, BRIDGE_NAME, GATEWAY_IP, POD_CIDR};
 pub use probe_image::PROBE_IMAGE;
 
 /// The Kubernetes release `e2e/k8s` pins and `e2e/k8s/build.sh` builds.

@@ -51,31 +51,13 @@ pub fn ensure_bridge() -> Result<()> {
     ip(&["link", "set", BRIDGE_NAME, "up"])
 }
 
-/// The GCE/GKE metadata address. Added to the bridge while the GKE metadata emulator runs, so
-/// pods reach it where GKE pods do.
-pub const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
-
-/// Adds [`METADATA_IP`]/32 to the bridge (which must exist).
-pub fn add_metadata_address() -> Result<()> {
-    add_bridge_address(&format!("{METADATA_IP}/32"))
-}
-
-/// Removes [`METADATA_IP`] from the bridge if it is there. Best effort.
-pub fn remove_metadata_address() {
-    remove_bridge_address(&format!("{METADATA_IP}/32"));
-}
-
-/// Adds `address` (CIDR, e.g. `169.254.170.23/32`) to the bridge, so a host service bound
-/// there is reachable from pods through their gateway (link-local service addresses; this
-/// kernel has no dummy interface module).
-pub fn add_bridge_address(address: &str) -> Result<()> {
-    ip(&["addr", "replace", address, "dev", BRIDGE_NAME])
-}
-
-/// Removes an address added by [`add_bridge_address`]; best effort.
-pub fn remove_bridge_address(address: &str) {
+/// Removes the link-local addresses earlier versions of the harness added to the bridge
+/// (they now reach pods by DNAT only). Best effort.
+pub fn remove_legacy_link_local_addresses() {
     if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {
-        let _ = ip(&["addr", "del", address, "dev", BRIDGE_NAME]);
+        for address in super::link_local::LEGACY_BRIDGE_ADDRESSES {
+            let _ = ip(&["addr", "del", address, "dev", BRIDGE_NAME]);
+        }
     }
 }
 
