@@ -87,7 +87,7 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
     // Served on the bridge's host address; pods reach it at 169.254.169.254:80 by DNAT.
     assert_eq!(
         env.gcp.metadata_address().ip(),
-        std::net::IpAddr::from(podiam_e2e::cluster::GATEWAY_IP)
+        std::net::IpAddr::from(podiam_e2e::cluster::pod_host_ip())
     );
     assert_eq!(env.link_local.len(), 2, "metadata and agent redirects");
     let nodes: Api<Node> = Api::all(env.client.clone());

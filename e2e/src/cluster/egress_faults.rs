@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::error::{ClusterError, Result};
-use super::network::BRIDGE_NAME;
+use super::pod_network::pod_network;
 
 /// The harness's chain in the filter table.
 pub const FAULTS_CHAIN: &str = "PODIAM-FAULTS";
@@ -95,7 +95,7 @@ impl EgressFaults {
         }
         for hook in HOOKS {
             // First in the chain: before the bridge's ACCEPT rules (forward.rs).
-            super::iptables::insert_once(iptables, "filter", hook, &jump(BRIDGE_NAME))?;
+            super::iptables::insert_once(iptables, "filter", hook, &jump(pod_network().bridge()))?;
         }
         Ok(faults)
     }
@@ -181,15 +181,15 @@ mod tests {
     #[test]
     fn a_rule_matches_one_pod_one_address_one_port() {
         let rule = EgressRule {
-            source: Ipv4Addr::new(10, 88, 0, 7),
-            destination: Ipv4Addr::new(10, 88, 0, 1),
+            source: Ipv4Addr::new(10, 213, 0, 7),
+            destination: Ipv4Addr::new(10, 213, 0, 1),
             port: 443,
             action: EgressAction::Reject,
             tag: "podiam-x".into(),
         };
         assert_eq!(
             rule.spec().join(" "),
-            "-s 10.88.0.7/32 -p tcp -m conntrack --ctorigdst 10.88.0.1/32 --ctorigdstport 443 -m comment --comment podiam-e2e podiam-x -j REJECT --reject-with tcp-reset"
+            "-s 10.213.0.7/32 -p tcp -m conntrack --ctorigdst 10.213.0.1/32 --ctorigdstport 443 -m comment --comment podiam-e2e podiam-x -j REJECT --reject-with tcp-reset"
         );
         let drop = EgressRule {
             action: EgressAction::Drop,

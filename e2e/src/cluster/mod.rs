@@ -23,6 +23,7 @@ mod control_plane;
 pub mod egress_faults;
 mod error;
 mod existing;
+mod forward;
 mod harness_ca;
 mod host;
 mod images;
@@ -36,6 +37,7 @@ pub mod link_local;
 mod local;
 mod network;
 mod pki;
+pub mod pod_network;
 mod probe_image;
 mod process;
 
@@ -64,7 +66,10 @@ pub use local::{
     ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, down_detached,
     failed_logs_dir, status_detached,
 };
-pub use network::{BRIDGE_MAC, BRIDGE_NAME, GATEWAY_IP, POD_CIDR};
+pub use pod_network::{
+    BRIDGE_ENV, DEFAULT_BRIDGE, DEFAULT_POD_CIDR, POD_CIDR_ENV, POD_HOST_VAR, PodNetwork,
+    PodNetworkError, configure_pod_network, pod_host_ip, pod_network,
+};
 pub use probe_image::PROBE_IMAGE;
 
 /// The Kubernetes release `e2e/k8s` pins and `e2e/k8s/build.sh` builds.

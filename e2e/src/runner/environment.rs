@@ -17,13 +17,14 @@ use anyhow::{Context, Result};
 use std::net::SocketAddr;
 
 use crate::cluster::{
-    EgressFaults, GATEWAY_IP, HarnessCa, LinkLocalRedirect, METADATA_IP, POD_IDENTITY_AGENT_IP,
+    EgressFaults, HarnessCa, LinkLocalRedirect, METADATA_IP, POD_IDENTITY_AGENT_IP, pod_host_ip,
+    pod_network,
 };
 use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
 };
-use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_HOST};
+use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators};
 use crate::emulators::gcp::{
     GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
 };
@@ -81,7 +82,7 @@ pub enum Cluster {
 pub struct Environment {
     /// The link-local services' DNAT rules (local provider only): removed first.
     pub link_local: Vec<LinkLocalRedirect>,
-    /// The clouds' real names on 10.88.0.1:443 (local provider only; on the bridge, so it
+    /// The clouds' real names on the pod bridge's host address, port 443 (local provider only; on the bridge, so it
     /// goes before the cluster).
     pub cloud_front: Option<CloudFront>,
     /// The harness's iptables chain for `block` steps (local provider only).
@@ -146,7 +147,7 @@ impl Environment {
                     local_cluster(&aws, state_root, signing_key).await?,
                 )),
                 SocketAddr::from(([127, 0, 0, 1], 0)),
-                POD_BRIDGE_HOST.to_owned(),
+                pod_host_ip().to_string(),
             ),
             Provider::Kind => {
                 let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
@@ -328,7 +329,7 @@ impl Environment {
         // pods resolve the clouds' names to the bridge's gateway, so serve them there. On a
         // remote cluster pods reach whatever their own DNS gives; nothing is started.
         let cloud_front = if std::path::Path::new("/sys/class/net")
-            .join(crate::cluster::BRIDGE_NAME)
+            .join(pod_network().bridge())
             .exists()
         {
             Some(start_cloud_front(&aws, &gcp, &azure, state_root)?)
@@ -434,8 +435,8 @@ async fn start_gcp(
         ..GcpEmulatorOptions::default()
     };
     if provider == Provider::Local {
-        options.metadata_bind = SocketAddr::from((GATEWAY_IP, 0));
-        options.api_bind_ip = GATEWAY_IP.into();
+        options.metadata_bind = SocketAddr::from((pod_host_ip(), 0));
+        options.api_bind_ip = pod_host_ip().into();
     }
     GcpEmulators::start(options)
         .await
@@ -491,7 +492,7 @@ fn start_cloud_front(
     let ca = HarnessCa::load_or_generate(&HarnessCa::default_dir())?;
     let oauth_token_url = gcp.oauth_token_url();
     let options = CloudFrontOptions {
-        bind: SocketAddr::from((GATEWAY_IP, 443)),
+        bind: SocketAddr::from((pod_host_ip(), 443)),
         upstreams: CloudFrontUpstreams {
             aws: aws.gate_url().to_owned(),
             entra: Some(azure.entra_url().to_owned()),
@@ -511,7 +512,7 @@ fn start_cloud_front(
 
 /// The agent on the bridge's host address, a random port (pods reach it by DNAT).
 fn start_pod_identity_agent(aws: &AwsEmulators) -> Result<PodIdentityAgent> {
-    let address = SocketAddr::from((GATEWAY_IP, 0));
+    let address = SocketAddr::from((pod_host_ip(), 0));
     PodIdentityAgent::bind(
         address,
         DEFAULT_CLUSTER_NAME,
@@ -539,7 +540,7 @@ fn link_local_redirects(
             };
             LinkLocalRedirect::install(
                 iptables,
-                crate::cluster::BRIDGE_NAME,
+                pod_network().bridge(),
                 std::net::SocketAddrV4::new(ip, 80),
                 target,
             )
