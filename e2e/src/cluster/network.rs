@@ -240,3 +240,27 @@ fn run_output(program: &Path, args: &[&str]) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cidr_overlapping_a_host_address_is_refused_naming_it() {
+        // Every host has 127.0.0.1/8 on lo.
+        let clash = PodNetwork::new("127.0.0.0/16", "podiam-t").unwrap();
+        let error = require_unused_cidr(&clash).unwrap_err().to_string();
+        assert!(
+            error.contains("127.0.0.0/16 overlaps address 127.0.0.1/8 of lo"),
+            "{error}"
+        );
+        assert!(error.contains("--pod-cidr"), "{error}");
+        let free = PodNetwork::new("10.251.0.0/16", "podiam-t").unwrap();
+        let in_use = ipv4_addresses()
+            .unwrap()
+            .into_iter()
+            .chain(ipv4_routes().unwrap())
+            .any(|(_, a, p)| p > 0 && free.overlaps(a, p));
+        assert_eq!(require_unused_cidr(&free).is_ok(), !in_use);
+    }
+}
