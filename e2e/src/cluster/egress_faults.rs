@@ -8,9 +8,8 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::error::{ClusterError, Result};
+use super::error::Result;
 use super::pod_network::pod_network;
 
 /// The harness's chain in the filter table.
@@ -116,11 +115,11 @@ impl EgressFaults {
 
     /// The chain as `iptables -S` prints it (for diagnostics and tests).
     pub fn listing(&self) -> Result<String> {
-        output(&self.iptables, &["-S", FAULTS_CHAIN])
+        super::iptables::run(&self.iptables, &["-S", FAULTS_CHAIN])
     }
 
     fn run(&self, args: &[&str]) -> Result<()> {
-        output(&self.iptables, args).map(|_| ())
+        super::iptables::run(&self.iptables, args).map(|_| ())
     }
 }
 
@@ -132,8 +131,8 @@ pub fn remove_faults_chain(iptables: &Path) {
             line.split_whitespace().nth(1) == Some(FAULTS_CHAIN)
         });
     }
-    let _ = output(iptables, &["-F", FAULTS_CHAIN]);
-    let _ = output(iptables, &["-X", FAULTS_CHAIN]);
+    let _ = super::iptables::run(iptables, &["-F", FAULTS_CHAIN]);
+    let _ = super::iptables::run(iptables, &["-X", FAULTS_CHAIN]);
 }
 
 /// The jump from INPUT and FORWARD for packets from `bridge`.
@@ -148,30 +147,6 @@ fn jump(bridge: &str) -> [&str; 8] {
         "-j",
         FAULTS_CHAIN,
     ]
-}
-
-/// Runs iptables waiting for the xtables lock (scenarios run in parallel).
-fn output(iptables: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(iptables)
-        .arg("-w")
-        .args(args)
-        .output()
-        .map_err(|e| {
-            ClusterError::other(format!(
-                "running {} {}: {e}",
-                iptables.display(),
-                args.join(" ")
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(ClusterError::other(format!(
-            "{} {} failed: {}",
-            iptables.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]
