@@ -258,7 +258,7 @@ async fn block_sts(
         .parse()?;
     let rule = crate::cluster::EgressRule {
         source: pod_ip,
-        destination: crate::cluster::GATEWAY_IP,
+        destination: crate::cluster::pod_host_ip(),
         port: 443,
         action: crate::cluster::EgressAction::Drop,
         tag: "demo".to_owned(),

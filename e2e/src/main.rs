@@ -22,6 +22,12 @@ const ENV_FILE_NAME: &str = "emulators.env";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The local provider's pod CIDR (run, demo, cluster); its first address is the host's.
+    #[arg(long, global = true, env = podiam_e2e::cluster::POD_CIDR_ENV, default_value = podiam_e2e::cluster::DEFAULT_POD_CIDR)]
+    pod_cidr: String,
+    /// The local provider's pod bridge (run, demo, cluster).
+    #[arg(long, global = true, env = podiam_e2e::cluster::BRIDGE_ENV, default_value = podiam_e2e::cluster::DEFAULT_BRIDGE)]
+    bridge: String,
 }
 
 #[derive(Subcommand)]
@@ -190,7 +196,12 @@ fn default_state_dir() -> PathBuf {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    podiam_e2e::cluster::configure_pod_network(podiam_e2e::cluster::PodNetwork::new(
+        &cli.pod_cidr,
+        &cli.bridge,
+    )?)?;
+    match cli.command {
         Command::Demo => {
             podiam_e2e::demo::run(&podiam_e2e::runner::suite::default_state_root()).await
         }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 const NAMESPACE: &str = "podiam-azure-webhook";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
-const AUTHORITY: &str = "https://10.88.0.1:4443/";
+const AUTHORITY: &str = "https://10.213.0.1:4443/";
 
 fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("fixture")

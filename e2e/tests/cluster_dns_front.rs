@@ -21,7 +21,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::AttachParams;
-use podiam_e2e::cluster::GATEWAY_IP;
+use podiam_e2e::cluster::pod_host_ip;
 use podiam_e2e::runner::environment::Environment;
 use tokio::io::AsyncReadExt;
 
@@ -87,7 +87,7 @@ async fn pods_resolve_the_clouds_names_to_the_front_and_trust_it() {
         .cloud_front
         .as_ref()
         .expect("the local provider runs the cloud front");
-    assert_eq!(front.address(), (GATEWAY_IP, 443).into());
+    assert_eq!(front.address(), (pod_host_ip(), 443).into());
 
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
     namespaces
@@ -132,7 +132,7 @@ async fn checks(pods: &Api<Pod>) -> Vec<String> {
             failures.push(format!("{what}:\n{output}"));
         }
     };
-    let front = GATEWAY_IP.to_string();
+    let front = pod_host_ip().to_string();
 
     // The kubelet points pods at CoreDNS on the gateway, with the cluster domain.
     let (resolv, _) = sh(pods, "busybox", "cat /etc/resolv.conf").await;

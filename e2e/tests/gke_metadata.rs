@@ -84,7 +84,12 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
         Ok(env) => env,
         Err(e) => panic!("the environment did not come up:\n{e:#}"),
     };
-    assert!(env.gcp.serves_pods_at_metadata_ip());
+    // Served on the bridge's host address; pods reach it at 169.254.169.254:80 by DNAT.
+    assert_eq!(
+        env.gcp.metadata_address().ip(),
+        std::net::IpAddr::from(podiam_e2e::cluster::pod_host_ip())
+    );
+    assert_eq!(env.link_local.len(), 2, "metadata and agent redirects");
     let nodes: Api<Node> = Api::all(env.client.clone());
     for node in nodes.list(&Default::default()).await.expect("nodes").items {
         let labels = node.metadata.labels.unwrap_or_default();
@@ -170,7 +175,15 @@ async fn pods_get_their_gke_identity_from_the_metadata_emulator() {
     assert!(ok);
     assert_eq!(email, "my-project.svc.id.goog");
 
-    let (email, ok) = exec(&pods, "hostnet", &flavored("email")).await;
+    // A hostNetwork pod is the host: 169.254.169.254 is served to the bridge's pods only (never
+    // routed for the host, see cluster/link_local.rs), so it calls the emulator where it
+    // listens, and is answered as the node.
+    let mut direct = flavored("email");
+    *direct.last_mut().unwrap() = format!(
+        "http://{}/computeMetadata/v1/instance/service-accounts/default/email",
+        env.gcp.metadata_address()
+    );
+    let (email, ok) = exec(&pods, "hostnet", &direct).await;
     assert!(ok);
     assert_eq!(email, DEFAULT_NODE_SERVICE_ACCOUNT);
 

@@ -71,14 +71,17 @@ async fn local_cluster_runs_a_pod_with_a_projected_token_and_down_stops_everythi
     wait_running(&pods, "distroless").await;
     // Pods joined the bridge: its MAC is still the one set, not the lowest of its ports (a
     // changing gateway MAC cut running pods off the host's services until ARP renewed).
-    let bridge = Path::new("/sys/class/net").join(podiam_e2e::cluster::BRIDGE_NAME);
+    let bridge = Path::new("/sys/class/net").join(podiam_e2e::cluster::pod_network().bridge());
     let read = |file: &str| {
         std::fs::read_to_string(bridge.join(file))
             .unwrap()
             .trim()
             .to_string()
     };
-    assert_eq!(read("address"), podiam_e2e::cluster::BRIDGE_MAC);
+    assert_eq!(
+        read("address"),
+        podiam_e2e::cluster::pod_network().bridge_mac()
+    );
     assert_eq!(
         read("addr_assign_type"),
         "3",

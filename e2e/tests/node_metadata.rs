@@ -37,6 +37,15 @@ fn pod_caller() -> Caller {
 
 /// 127.0.0.1 is `caller`; the node metadata router alone, on a random port.
 async fn serve(caller: Caller, route: Option<NodeRoute>, hold: Duration) -> SocketAddr {
+    serve_node(caller, route, hold).await.0
+}
+
+/// [`serve`], also returning the node metadata services.
+async fn serve_node(
+    caller: Caller,
+    route: Option<NodeRoute>,
+    hold: Duration,
+) -> (SocketAddr, Arc<NodeMetadata>) {
     let resolver = PodResolver::Static(HashMap::from([(LOCALHOST, caller)]));
     let node = Arc::new(NodeMetadata::new(Arc::new(resolver)).with_drop_hold(hold));
     if let Some(route) = route {
@@ -44,11 +53,11 @@ async fn serve(caller: Caller, route: Option<NodeRoute>, hold: Duration) -> Sock
     }
     let listener = tokio::net::TcpListener::bind((LOCALHOST, 0)).await.unwrap();
     let address = listener.local_addr().unwrap();
-    let service = router(node).into_make_service_with_connect_info::<ConnectionAddresses>();
+    let service = router(node.clone()).into_make_service_with_connect_info::<ConnectionAddresses>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, service).await;
     });
-    address
+    (address, node)
 }
 
 fn aws_route(aws: AwsNodeSetup) -> NodeRoute {
@@ -283,6 +292,39 @@ async fn hop_limit_one_drops_the_pods_token_but_not_the_nodes() {
         .await
         .unwrap();
     assert_eq!(v1.status(), 200);
+}
+
+/// What the runner does when a scenario ends (`node_identity::unregister`): the pod's held
+/// request is closed then, unanswered, not when the hold would have run out.
+#[tokio::test]
+async fn a_held_request_ends_with_its_scenario() {
+    let hardened = aws_route(AwsNodeSetup {
+        hop_limit: 1,
+        ..AwsNodeSetup::default()
+    });
+    let (address, node) = serve_node(pod_caller(), Some(hardened), Duration::from_secs(60)).await;
+    let put = tokio::spawn(raw_token_put(address));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node.held_count() == 0 {
+        assert!(Instant::now() < deadline, "the request was never held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.release_held("another-namespace");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(node.held_count(), 1, "another scenario's end released it");
+    node.unroute_namespace(NAMESPACE);
+    node.release_held(NAMESPACE);
+    let (received, waited) = put.await.unwrap();
+    assert!(
+        received.is_empty(),
+        "the pod got an answer: {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        waited < Duration::from_secs(4),
+        "closed after {waited:?}: not by the release"
+    );
+    assert_eq!(node.held_count(), 0);
 }
 
 #[tokio::test]

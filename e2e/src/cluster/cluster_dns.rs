@@ -219,20 +219,31 @@ mod tests {
             "run e2e/k8s/build.sh first: no {}",
             binaries.join("coredns").display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = ClusterDnsConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
-            cloud_front: Ipv4Addr::new(10, 88, 0, 1),
-            kubeconfig: None,
+        // CoreDNS binds its port itself (it takes no inherited socket), so a port found free
+        // here may be taken before it binds: a CoreDNS that does not come up is retried on
+        // another port.
+        let mut attempts = 0;
+        let (config, dir, mut coredns, ready) = loop {
+            attempts += 1;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = ClusterDnsConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], port)),
+                cloud_front: Ipv4Addr::new(10, 213, 0, 1),
+                kubeconfig: None,
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let files = ProcessFiles::new(dir.path(), dir.path(), "coredns");
+            let mut coredns = spawn(&binaries, dir.path(), &config, files).unwrap();
+            let ready = wait_answering(&mut coredns, &config, Duration::from_secs(20)).await;
+            if ready.is_ok() || attempts == 3 {
+                break (config, dir, coredns, ready);
+            }
+            coredns.stop(Duration::ZERO);
         };
-        let dir = tempfile::tempdir().unwrap();
-        let files = ProcessFiles::new(dir.path(), dir.path(), "coredns");
-        let mut coredns = spawn(&binaries, dir.path(), &config, files).unwrap();
-        let ready = wait_answering(&mut coredns, &config, Duration::from_secs(20)).await;
         let check = || -> std::result::Result<(), String> {
             ready.map_err(|e| e.to_string())?;
             let ask =
@@ -285,19 +296,19 @@ mod tests {
 
     #[test]
     fn parses_a_compressed_answer() {
-        // id, flags (response, NOERROR), 1 question, 1 answer; sts.amazonaws.com A 10.88.0.1.
+        // id, flags (response, NOERROR), 1 question, 1 answer; sts.amazonaws.com A 10.213.0.1.
         let mut msg = vec![0x5d, 0x1a, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
         for label in ["sts", "amazonaws", "com"] {
             msg.push(label.len() as u8);
             msg.extend_from_slice(label.as_bytes());
         }
         msg.extend_from_slice(&[0, 0, 1, 0, 1]);
-        msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 88, 0, 1]);
+        msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 213, 0, 1]);
         assert_eq!(
             parse_answer(&msg, 0x5d1a),
             Some(DnsAnswer {
                 rcode: 0,
-                addresses: vec![Ipv4Addr::new(10, 88, 0, 1)]
+                addresses: vec![Ipv4Addr::new(10, 213, 0, 1)]
             })
         );
         assert_eq!(parse_answer(&msg, 1), None, "another query's answer");

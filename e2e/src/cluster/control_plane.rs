@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::Result;
-use super::network::{GATEWAY_IP, SERVICE_CIDR};
+use super::network::SERVICE_CIDR;
 use super::pki::Pki;
+use super::pod_network::pod_host_ip;
 use super::process::{ManagedProcess, ProcessFiles};
 
 pub const ETCD_CLIENT_PORT: u16 = 2379;
@@ -58,7 +59,7 @@ pub fn spawn_apiserver(
         format!("--etcd-servers=http://127.0.0.1:{ETCD_CLIENT_PORT}"),
         "--bind-address=0.0.0.0".to_owned(),
         format!("--secure-port={APISERVER_PORT}"),
-        format!("--advertise-address={GATEWAY_IP}"),
+        format!("--advertise-address={}", pod_host_ip()),
         format!("--service-cluster-ip-range={SERVICE_CIDR}"),
         format!("--tls-cert-file={}", p(&pki.apiserver.cert)),
         format!("--tls-private-key-file={}", p(&pki.apiserver.key)),

@@ -1,16 +1,16 @@
 //! Egress faults for scenarios (`block` steps): iptables rules in a chain of the harness's own,
 //! `PODIAM-FAULTS` (filter table), jumped to for packets arriving from the pod bridge — from
-//! INPUT (to the host's own bridge addresses: the cloud front, CoreDNS, the metadata
-//! services) and from FORWARD (anywhere else). Each rule matches exactly one pod, one address
-//! and one TCP port, and drops (the pod's client times out) or resets (connection refused).
+//! INPUT (to the host's own bridge addresses: the cloud front, CoreDNS, and the link-local
+//! services DNATed there) and from FORWARD (anywhere else). Each rule matches exactly one pod,
+//! one original destination address and one TCP port, and drops (the pod's client times out)
+//! or resets (connection refused; the reset is translated back through the DNAT).
 //! The chain is emptied and removed by `cluster down` and by leftover cleanup.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::error::{ClusterError, Result};
-use super::network::BRIDGE_NAME;
+use super::error::Result;
+use super::pod_network::pod_network;
 
 /// The harness's chain in the filter table.
 pub const FAULTS_CHAIN: &str = "PODIAM-FAULTS";
@@ -41,14 +41,18 @@ pub struct EgressRule {
 impl EgressRule {
     /// The rule specification, the same for `-A` and `-D`.
     fn spec(&self) -> Vec<String> {
+        // The original destination: a link-local service reaches the host by DNAT
+        // (link_local.rs), and the filter table sees the rewritten address.
         let mut spec: Vec<String> = [
             "-s",
             &format!("{}/32", self.source),
-            "-d",
-            &format!("{}/32", self.destination),
             "-p",
             "tcp",
-            "--dport",
+            "-m",
+            "conntrack",
+            "--ctorigdst",
+            &format!("{}/32", self.destination),
+            "--ctorigdstport",
             &self.port.to_string(),
             "-m",
             "comment",
@@ -89,14 +93,8 @@ impl EgressFaults {
             faults.run(&["-F", FAULTS_CHAIN])?;
         }
         for hook in HOOKS {
-            let jump = ["-i", BRIDGE_NAME, "-j", FAULTS_CHAIN];
-            let mut check = vec!["-C", hook];
-            check.extend(jump);
-            if faults.run(&check).is_err() {
-                let mut insert = vec!["-I", hook, "1"];
-                insert.extend(jump);
-                faults.run(&insert)?;
-            }
+            // First in the chain: before the bridge's ACCEPT rules (forward.rs).
+            super::iptables::insert_once(iptables, "filter", hook, &jump(pod_network().bridge()))?;
         }
         Ok(faults)
     }
@@ -117,55 +115,38 @@ impl EgressFaults {
 
     /// The chain as `iptables -S` prints it (for diagnostics and tests).
     pub fn listing(&self) -> Result<String> {
-        output(&self.iptables, &["-S", FAULTS_CHAIN])
+        super::iptables::run(&self.iptables, &["-S", FAULTS_CHAIN])
     }
 
     fn run(&self, args: &[&str]) -> Result<()> {
-        output(&self.iptables, args).map(|_| ())
+        super::iptables::run(&self.iptables, args).map(|_| ())
     }
 }
 
 /// Removes the jumps, the rules and the chain. Best effort: nothing may be there.
 pub fn remove_faults_chain(iptables: &Path) {
     for hook in HOOKS {
-        // One jump per install, but an interrupted run may have left more.
-        for _ in 0..8 {
-            if output(
-                iptables,
-                &["-D", hook, "-i", BRIDGE_NAME, "-j", FAULTS_CHAIN],
-            )
-            .is_err()
-            {
-                break;
-            }
-        }
+        // Any bridge's jump, with or without the comment (earlier versions had none).
+        super::iptables::delete_matching(iptables, "filter", hook, |line| {
+            line.split_whitespace().nth(1) == Some(FAULTS_CHAIN)
+        });
     }
-    let _ = output(iptables, &["-F", FAULTS_CHAIN]);
-    let _ = output(iptables, &["-X", FAULTS_CHAIN]);
+    let _ = super::iptables::run(iptables, &["-F", FAULTS_CHAIN]);
+    let _ = super::iptables::run(iptables, &["-X", FAULTS_CHAIN]);
 }
 
-/// Runs iptables waiting for the xtables lock (scenarios run in parallel).
-fn output(iptables: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(iptables)
-        .arg("-w")
-        .args(args)
-        .output()
-        .map_err(|e| {
-            ClusterError::other(format!(
-                "running {} {}: {e}",
-                iptables.display(),
-                args.join(" ")
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(ClusterError::other(format!(
-            "{} {} failed: {}",
-            iptables.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// The jump from INPUT and FORWARD for packets from `bridge`.
+fn jump(bridge: &str) -> [&str; 8] {
+    [
+        "-i",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        super::iptables::RULE_COMMENT,
+        "-j",
+        FAULTS_CHAIN,
+    ]
 }
 
 #[cfg(test)]
@@ -175,15 +156,15 @@ mod tests {
     #[test]
     fn a_rule_matches_one_pod_one_address_one_port() {
         let rule = EgressRule {
-            source: Ipv4Addr::new(10, 88, 0, 7),
-            destination: Ipv4Addr::new(10, 88, 0, 1),
+            source: Ipv4Addr::new(10, 213, 0, 7),
+            destination: Ipv4Addr::new(10, 213, 0, 1),
             port: 443,
             action: EgressAction::Reject,
             tag: "podiam-x".into(),
         };
         assert_eq!(
             rule.spec().join(" "),
-            "-s 10.88.0.7/32 -d 10.88.0.1/32 -p tcp --dport 443 -m comment --comment podiam-e2e podiam-x -j REJECT --reject-with tcp-reset"
+            "-s 10.213.0.7/32 -p tcp -m conntrack --ctorigdst 10.213.0.1/32 --ctorigdstport 443 -m comment --comment podiam-e2e podiam-x -j REJECT --reject-with tcp-reset"
         );
         let drop = EgressRule {
             action: EgressAction::Drop,
@@ -191,7 +172,7 @@ mod tests {
             ..rule
         };
         let spec = drop.spec().join(" ");
-        assert!(spec.contains("--dport 80 "), "{spec}");
+        assert!(spec.contains("--ctorigdstport 80 "), "{spec}");
         assert!(spec.ends_with("-j DROP"), "{spec}");
     }
 }

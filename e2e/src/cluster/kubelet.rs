@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::error::{IoContext, Result};
-use super::network::GATEWAY_IP;
 use super::pki::Pki;
+use super::pod_network::pod_host_ip;
 use super::process::{ManagedProcess, ProcessFiles};
 
 pub const KUBELET_PORT: u16 = 10250;
@@ -80,7 +80,7 @@ pub fn write_config(paths: &KubeletPaths, pki: &Pki, runtime_endpoint: &str) -> 
         "volumePluginDir": paths.volume_plugin_dir,
         "resolvConf": "/etc/resolv.conf",
         // CoreDNS on the bridge gateway (no kube-proxy, so no Service IP): see cluster_dns.rs.
-        "clusterDNS": [GATEWAY_IP.to_string()],
+        "clusterDNS": [pod_host_ip().to_string()],
         "clusterDomain": super::cluster_dns::CLUSTER_DOMAIN,
         // No iptables chains of the kubelet's own on the host.
         "makeIPTablesUtilChains": false,
@@ -110,7 +110,7 @@ pub fn spawn(
         format!("--root-dir={}", paths.root_dir.display()),
         format!("--cert-dir={}", paths.root_dir.join("pki").display()),
         format!("--hostname-override={node_name}"),
-        format!("--node-ip={GATEWAY_IP}"),
+        format!("--node-ip={}", pod_host_ip()),
         "--v=1".to_owned(),
     ];
     ManagedProcess::spawn("kubelet", &binaries.join("kubelet"), &args, files)

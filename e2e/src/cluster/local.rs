@@ -25,8 +25,9 @@ use super::images;
 use super::kubeconfig;
 use super::kubelet::{self, KUBELET_HEALTHZ_PORT, KUBELET_PORT, KubeletPaths};
 use super::leftovers;
-use super::network::{self, GATEWAY_IP, KUBERNETES_SERVICE_IP};
+use super::network::{self, KUBERNETES_SERVICE_IP};
 use super::pki::{Pki, PkiSubjects};
+use super::pod_network::{PodNetwork, pod_host_ip, pod_network};
 use super::process::{self, ManagedProcess, ProcessFiles};
 use super::{KUBERNETES_BINARIES, KUBERNETES_VERSION, default_binaries_dir, default_state_dir};
 
@@ -161,7 +162,7 @@ impl LocalCluster {
 
         let state_dir = options.state_dir.clone();
         clean_leftovers(&state_dir, &options.binaries_dir, &host)?;
-        host::require_free_udp_port(GATEWAY_IP, 53, "the cluster DNS (CoreDNS)")?;
+        host::require_free_udp_port(pod_host_ip(), 53, "the cluster DNS (CoreDNS)")?;
         host::require_free_ports(&[
             (ETCD_CLIENT_PORT, "etcd"),
             (ETCD_PEER_PORT, "etcd peer"),
@@ -177,6 +178,7 @@ impl LocalCluster {
             fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         }
         set_mode(&state_dir.join("etcd"), 0o700)?;
+        record_pod_network(&state_dir)?;
         set_mode(&state_dir.join("pki"), 0o700)?;
 
         let phase = Instant::now();
@@ -184,7 +186,7 @@ impl LocalCluster {
             &state_dir.join("pki"),
             &PkiSubjects {
                 node_name: options.node_name.clone(),
-                ips: vec![GATEWAY_IP.into()],
+                ips: vec![pod_host_ip().into()],
                 service_ip: KUBERNETES_SERVICE_IP.into(),
             },
             options.service_account_signing_key_pem.as_deref(),
@@ -283,6 +285,7 @@ impl LocalCluster {
 
         let phase = Instant::now();
         network::ensure_bridge()?;
+        super::forward::allow_bridge(&self.host.iptables, pod_network().bridge())?;
         network::write_cni_config(&self.containerd.cni_conf_dir, &self.containerd.cni_ipam_dir)?;
         containerd::write_config(&self.containerd, &self.host)?;
         self.processes.push(containerd::spawn(
@@ -340,8 +343,8 @@ impl LocalCluster {
 
         // The cluster's DNS, before the kubelet writes its address into pods' resolv.conf.
         let dns = ClusterDnsConfig {
-            listen: (GATEWAY_IP, 53).into(),
-            cloud_front: GATEWAY_IP,
+            listen: (pod_host_ip(), 53).into(),
+            cloud_front: pod_host_ip(),
             kubeconfig: Some(self.admin_kubeconfig.clone()),
         };
         self.processes.push(cluster_dns::spawn(
@@ -547,7 +550,7 @@ impl LocalCluster {
     }
 
     pub fn node_ip(&self) -> Ipv4Addr {
-        GATEWAY_IP
+        pod_host_ip()
     }
 
     pub fn node_name(&self) -> &str {
@@ -704,8 +707,12 @@ fn clean_leftovers(state_dir: &Path, binaries_dir: &Path, host: &HostPackages) -
     leftovers::remove_shim_socket_dir();
     network::remove_iptables_rules(&host.iptables);
     super::egress_faults::remove_faults_chain(&host.iptables);
-    network::remove_metadata_address();
-    network::delete_bridge();
+    super::link_local::remove_leftover_redirects(&host.iptables);
+    super::forward::remove_leftover_rules(&host.iptables);
+    for bridge in bridges_of(state_dir) {
+        network::remove_legacy_link_local_addresses(&bridge);
+        network::delete_bridge(&bridge);
+    }
     if !still_mounted.is_empty() {
         return Err(ClusterError::other(format!(
             "could not unmount under {}: {}",
@@ -721,6 +728,29 @@ fn clean_leftovers(state_dir: &Path, binaries_dir: &Path, host: &HostPackages) -
         fs::remove_dir_all(state_dir).io_context(|| format!("removing {}", state_dir.display()))?;
     }
     Ok(())
+}
+
+/// `<state>/run/pod-network`: the CIDR and bridge this run uses, so the next run removes this
+/// bridge even if it is configured with another.
+fn record_pod_network(state_dir: &Path) -> Result<()> {
+    let path = state_dir.join("run").join("pod-network");
+    let network = pod_network();
+    fs::write(&path, format!("{} {}\n", network.cidr(), network.bridge()))
+        .io_context(|| format!("writing {}", path.display()))
+}
+
+/// The configured bridge and the one recorded in `state_dir` by an earlier run, if another.
+fn bridges_of(state_dir: &Path) -> Vec<String> {
+    let mut bridges = vec![pod_network().bridge().to_owned()];
+    let recorded =
+        fs::read_to_string(state_dir.join("run").join("pod-network")).unwrap_or_default();
+    if let Some((cidr, bridge)) = recorded.trim().split_once(' ')
+        && PodNetwork::new(cidr, bridge).is_ok()
+        && !bridges.iter().any(|b| b == bridge)
+    {
+        bridges.push(bridge.to_owned());
+    }
+    bridges
 }
 
 /// Where the logs of a failed `up` are kept: `<state_dir>.failed-logs`.

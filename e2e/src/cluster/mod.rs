@@ -23,17 +23,21 @@ mod control_plane;
 pub mod egress_faults;
 mod error;
 mod existing;
+mod forward;
 mod harness_ca;
 mod host;
 mod images;
+mod iptables;
 mod kind;
 mod kind_config;
 mod kubeconfig;
 mod kubelet;
 mod leftovers;
+pub mod link_local;
 mod local;
 mod network;
 mod pki;
+pub mod pod_network;
 mod probe_image;
 mod process;
 
@@ -47,6 +51,7 @@ pub use host::{HostPackages, ensure_host_packages, require_host_packages};
 pub use images::{
     BUSYBOX_IMAGE, CURL_IMAGE, DISTROLESS_IMAGE, DISTROLESS_SLEEP, PAUSE_IMAGE, PUBLIC_ONLY_BUNDLE,
 };
+pub use iptables::RULE_COMMENT;
 pub use kind::{
     KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster, KindClusterOptions, KindTools, KindUpTimings,
     pick_ipv4_gateway, require_kind_and_docker,
@@ -56,13 +61,14 @@ pub use kind_config::{
     LOCAL_PROVIDER_APISERVER_FLAGS, LocalApiServerFlags, NODE_PKI_DIR, PKI_DIR_VAR,
     PUBLIC_KEY_FILE, SIGNING_KEY_FILE, default_kind_config_path,
 };
+pub use link_local::{LinkLocalRedirect, METADATA_IP, POD_IDENTITY_AGENT_IP};
 pub use local::{
     ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, down_detached,
     failed_logs_dir, status_detached,
 };
-pub use network::{
-    BRIDGE_MAC, BRIDGE_NAME, GATEWAY_IP, METADATA_IP, POD_CIDR, add_bridge_address,
-    add_metadata_address, remove_bridge_address, remove_metadata_address,
+pub use pod_network::{
+    BRIDGE_ENV, DEFAULT_BRIDGE, DEFAULT_POD_CIDR, POD_CIDR_ENV, POD_HOST_VAR, PodNetwork,
+    PodNetworkError, configure_pod_network, pod_host_ip, pod_network,
 };
 pub use probe_image::PROBE_IMAGE;
 

@@ -1,5 +1,6 @@
-//! Pod network: a Linux bridge with the pods' gateway address, created before any component
-//! starts so the node (and emulators) can bind to the gateway from the start; the bridge +
+//! Pod network: a Linux bridge with the host's address (the pods' gateway; `pod_network.rs`
+//! says which bridge and CIDR), created before any component starts so the node (and
+//! emulators) can bind to it from the start; the bridge +
 //! host-local + portmap + loopback CNI configuration; and removal of what CNI left behind
 //! when pods are killed without a CNI DEL (their masquerade rules).
 
@@ -11,78 +12,119 @@ use std::process::Command;
 use serde_json::json;
 
 use super::error::{ClusterError, IoContext, Result};
+use super::pod_network::{POD_CIDR_ENV, PodNetwork, pod_network};
 
-/// The bridge pods attach to.
-pub const BRIDGE_NAME: &str = "podiam0";
-/// Pod addresses (local to this machine).
-pub const POD_CIDR: &str = "10.88.0.0/16";
-/// The bridge's address: the pods' gateway, the node's InternalIP, and the address on which
-/// host services (emulators, webhooks) are reachable from pods and from the host alike.
-pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
-const GATEWAY_PREFIX: u8 = 16;
 /// The CNI network name; CNI tags its iptables rules with it.
 pub const NETWORK_NAME: &str = "podiam";
 /// Services (no kube-proxy runs; the range only has to exist for the apiserver).
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 pub const KUBERNETES_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 
-/// The bridge's own MAC, set explicitly (locally administered, after the gateway address). A
-/// Linux bridge whose MAC was not set takes the lowest MAC of its ports, so every pod created
-/// or deleted could change it: pods that cached the old one lose their gateway — and with it
-/// the agent, the metadata service, the cloud front and DNS — until their ARP entry is renewed
-/// (the `bind-aws-pod-identity` flake: the pod's request to the agent never reached the host
-/// after a pod of a parallel scenario went away). Docker fixes docker0's MAC the same way.
-pub const BRIDGE_MAC: &str = "02:42:0a:58:00:01";
-
-/// Creates the bridge (if absent) with the gateway address and a fixed MAC, up.
+/// Creates the bridge (if absent) with the host address and a fixed MAC, up. A Linux bridge
+/// whose MAC was not set takes the lowest MAC of its ports, so every pod created or deleted
+/// could change it: pods that cached the old one lose their gateway — and with it the agent,
+/// the metadata service, the cloud front and DNS — until their ARP entry is renewed (the
+/// `bind-aws-pod-identity` flake). Docker fixes docker0's MAC the same way. Refuses a pod
+/// CIDR that overlaps an address or route of another interface.
 pub fn ensure_bridge() -> Result<()> {
-    let exists = Path::new("/sys/class/net").join(BRIDGE_NAME).exists();
+    let network = pod_network();
+    let bridge = network.bridge();
+    let exists = Path::new("/sys/class/net").join(bridge).exists();
     if !exists {
-        ip(&["link", "add", BRIDGE_NAME, "type", "bridge"])?;
+        require_unused_cidr(network)?;
+        ip(&["link", "add", bridge, "type", "bridge"])?;
     }
-    ip(&["link", "set", BRIDGE_NAME, "address", BRIDGE_MAC])?;
+    ip(&["link", "set", bridge, "address", &network.bridge_mac()])?;
     ip(&[
         "addr",
         "replace",
-        &format!("{GATEWAY_IP}/{GATEWAY_PREFIX}"),
+        &format!("{}/{}", network.host_ip(), network.prefix()),
         "dev",
-        BRIDGE_NAME,
+        bridge,
     ])?;
-    ip(&["link", "set", BRIDGE_NAME, "up"])
+    ip(&["link", "set", bridge, "up"])
 }
 
-/// The GCE/GKE metadata address. Added to the bridge while the GKE metadata emulator runs, so
-/// pods reach it where GKE pods do.
-pub const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
-
-/// Adds [`METADATA_IP`]/32 to the bridge (which must exist).
-pub fn add_metadata_address() -> Result<()> {
-    add_bridge_address(&format!("{METADATA_IP}/32"))
+/// Fails naming the interface or route that already uses part of the pod CIDR.
+fn require_unused_cidr(network: &PodNetwork) -> Result<()> {
+    let clash = |what: String| ClusterError::MissingPrerequisite {
+        what: format!(
+            "a pod CIDR no other network on this host uses: {} overlaps {what}",
+            network.cidr()
+        ),
+        fix: format!(
+            "choose another with --pod-cidr (or {POD_CIDR_ENV}), e.g. 10.214.0.0/16, or remove that network"
+        ),
+    };
+    for (dev, address, prefix) in ipv4_addresses()? {
+        if network.overlaps(address, prefix) {
+            return Err(clash(format!("address {address}/{prefix} of {dev}")));
+        }
+    }
+    for (dev, destination, prefix) in ipv4_routes()? {
+        // A default route covers everything and says nothing about this range.
+        if prefix > 0 && network.overlaps(destination, prefix) {
+            return Err(clash(format!("route {destination}/{prefix} via {dev}")));
+        }
+    }
+    Ok(())
 }
 
-/// Removes [`METADATA_IP`] from the bridge if it is there. Best effort.
-pub fn remove_metadata_address() {
-    remove_bridge_address(&format!("{METADATA_IP}/32"));
+/// `(interface, address, prefix)` of every IPv4 address on the host.
+pub fn ipv4_addresses() -> Result<Vec<(String, Ipv4Addr, u8)>> {
+    let listing: serde_json::Value = ip_json(&["-4", "addr", "show"])?;
+    let mut out = Vec::new();
+    for link in listing.as_array().into_iter().flatten() {
+        let dev = link["ifname"].as_str().unwrap_or_default().to_owned();
+        for info in link["addr_info"].as_array().into_iter().flatten() {
+            if let (Some(local), Some(prefix)) =
+                (info["local"].as_str(), info["prefixlen"].as_u64())
+                && let Ok(address) = local.parse()
+            {
+                out.push((dev.clone(), address, prefix as u8));
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// Adds `address` (CIDR, e.g. `169.254.170.23/32`) to the bridge, so a host service bound
-/// there is reachable from pods through their gateway (link-local service addresses; this
-/// kernel has no dummy interface module).
-pub fn add_bridge_address(address: &str) -> Result<()> {
-    ip(&["addr", "replace", address, "dev", BRIDGE_NAME])
+/// `(interface, destination, prefix)` of every IPv4 route of the main table.
+pub fn ipv4_routes() -> Result<Vec<(String, Ipv4Addr, u8)>> {
+    let listing: serde_json::Value = ip_json(&["-4", "route", "show"])?;
+    let mut out = Vec::new();
+    for route in listing.as_array().into_iter().flatten() {
+        let dev = route["dev"].as_str().unwrap_or_default().to_owned();
+        let dst = route["dst"].as_str().unwrap_or_default();
+        let (address, prefix) = match dst.split_once('/') {
+            _ if dst == "default" => (Ipv4Addr::UNSPECIFIED, 0),
+            Some((a, p)) => match (a.parse(), p.parse()) {
+                (Ok(a), Ok(p)) => (a, p),
+                _ => continue,
+            },
+            None => match dst.parse() {
+                Ok(a) => (a, 32),
+                Err(_) => continue,
+            },
+        };
+        out.push((dev, address, prefix));
+    }
+    Ok(out)
 }
 
-/// Removes an address added by [`add_bridge_address`]; best effort.
-pub fn remove_bridge_address(address: &str) {
-    if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {
-        let _ = ip(&["addr", "del", address, "dev", BRIDGE_NAME]);
+/// Removes the link-local addresses earlier versions of the harness added to the bridge
+/// (they now reach pods by DNAT only). Best effort.
+pub fn remove_legacy_link_local_addresses(bridge: &str) {
+    if Path::new("/sys/class/net").join(bridge).exists() {
+        for address in super::link_local::LEGACY_BRIDGE_ADDRESSES {
+            let _ = ip(&["addr", "del", address, "dev", bridge]);
+        }
     }
 }
 
-/// Deletes the bridge (its veths are gone once the pods' network namespaces are).
-pub fn delete_bridge() {
-    if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {
-        let _ = ip(&["link", "del", BRIDGE_NAME]);
+/// Deletes `bridge` (its veths are gone once the pods' network namespaces are).
+pub fn delete_bridge(bridge: &str) {
+    if Path::new("/sys/class/net").join(bridge).exists() {
+        let _ = ip(&["link", "del", bridge]);
     }
 }
 
@@ -90,19 +132,20 @@ pub fn delete_bridge() {
 pub fn write_cni_config(conf_dir: &Path, ipam_dir: &Path) -> Result<()> {
     fs::create_dir_all(conf_dir).io_context(|| format!("creating {}", conf_dir.display()))?;
     fs::create_dir_all(ipam_dir).io_context(|| format!("creating {}", ipam_dir.display()))?;
+    let network = pod_network();
     let conf = json!({
         "cniVersion": "1.0.0",
         "name": NETWORK_NAME,
         "plugins": [
             {
                 "type": "bridge",
-                "bridge": BRIDGE_NAME,
+                "bridge": network.bridge(),
                 "isGateway": true,
                 "ipMasq": true,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": POD_CIDR, "gateway": GATEWAY_IP.to_string()}]],
+                    "ranges": [[{"subnet": network.cidr(), "gateway": network.host_ip().to_string()}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                     "dataDir": ipam_dir,
                 },
@@ -173,10 +216,51 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+fn ip_json(args: &[&str]) -> Result<serde_json::Value> {
+    let output = Command::new("ip")
+        .arg("-j")
+        .args(args)
+        .output()
+        .map_err(|e| ClusterError::other(format!("running ip -j {}: {e}", args.join(" "))))?;
+    if !output.status.success() {
+        return Err(ClusterError::other(format!(
+            "ip -j {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| ClusterError::other(format!("ip -j {}: {e}", args.join(" "))))
+}
+
 fn run_output(program: &Path, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cidr_overlapping_a_host_address_is_refused_naming_it() {
+        // Every host has 127.0.0.1/8 on lo.
+        let clash = PodNetwork::new("127.0.0.0/16", "podiam-t").unwrap();
+        let error = require_unused_cidr(&clash).unwrap_err().to_string();
+        assert!(
+            error.contains("127.0.0.0/16 overlaps address 127.0.0.1/8 of lo"),
+            "{error}"
+        );
+        assert!(error.contains("--pod-cidr"), "{error}");
+        let free = PodNetwork::new("10.251.0.0/16", "podiam-t").unwrap();
+        let in_use = ipv4_addresses()
+            .unwrap()
+            .into_iter()
+            .chain(ipv4_routes().unwrap())
+            .any(|(_, a, p)| p > 0 && free.overlaps(a, p));
+        assert_eq!(require_unused_cidr(&free).is_ok(), !in_use);
+    }
 }

@@ -287,7 +287,7 @@ mod tests {
             dir.path(),
             &PkiSubjects {
                 node_name: "node-a".into(),
-                ips: vec!["10.88.0.1".parse().unwrap()],
+                ips: vec!["10.213.0.1".parse().unwrap()],
                 service_ip: "10.96.0.1".parse().unwrap(),
             },
             None,

@@ -77,7 +77,7 @@ pub struct CloudFrontUpstreams {
 
 #[derive(Debug, Clone)]
 pub struct CloudFrontOptions {
-    /// `10.88.0.1:443` in the local cluster (the pod bridge only, never 0.0.0.0).
+    /// the pod bridge's host address, port 443, in the local cluster (the pod bridge only, never 0.0.0.0).
     pub bind: SocketAddr,
     pub upstreams: CloudFrontUpstreams,
     /// Where arrivals and answers are written, one line each (truncated at start).
@@ -685,7 +685,11 @@ mod tests {
                 .send()
         };
         // Another namespace's hold does not touch this address.
-        front.hold_host("team-b", "10.88.0.99".parse().unwrap(), "sts.amazonaws.com");
+        front.hold_host(
+            "team-b",
+            "10.213.0.99".parse().unwrap(),
+            "sts.amazonaws.com",
+        );
         assert_eq!(get("sts.amazonaws.com").await.unwrap().status(), 200);
 
         front.hold_host("team-a", IpAddr::from([127, 0, 0, 1]), "STS.amazonaws.com");

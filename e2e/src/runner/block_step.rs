@@ -12,7 +12,7 @@ use kube::api::Api;
 
 use super::RunContext;
 use crate::cluster::cluster_dns::{self, QTYPE_A};
-use crate::cluster::{EgressAction, EgressRule, GATEWAY_IP};
+use crate::cluster::{EgressAction, EgressRule, pod_host_ip};
 use crate::scenario::{BlockAction, BlockStep, BlockVia};
 
 /// What a scenario has blocked so far.
@@ -107,7 +107,7 @@ async fn pod_address(client: &kube::Client, namespace: &str, name: &str) -> Resu
 /// The addresses the cluster DNS (CoreDNS on the bridge) gives pods for `host`.
 async fn resolve(host: &str) -> Result<Vec<Ipv4Addr>> {
     let name = host.to_owned();
-    let server = SocketAddr::from((GATEWAY_IP, 53));
+    let server = SocketAddr::from((pod_host_ip(), 53));
     let answer = tokio::task::spawn_blocking(move || {
         cluster_dns::query(server, &name, QTYPE_A, Duration::from_secs(2))
     })

@@ -16,12 +16,15 @@ use anyhow::{Context, Result};
 
 use std::net::SocketAddr;
 
-use crate::cluster::{EgressFaults, GATEWAY_IP, HarnessCa, METADATA_IP};
+use crate::cluster::{
+    EgressFaults, HarnessCa, LinkLocalRedirect, METADATA_IP, POD_IDENTITY_AGENT_IP, pod_host_ip,
+    pod_network,
+};
 use crate::cluster::{
     ExistingCluster, KindCluster, KindClusterOptions, KindConfig, KindConfigVars, LocalCluster,
     LocalClusterOptions, default_kind_config_path,
 };
-use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators, POD_BRIDGE_HOST};
+use crate::emulators::azure::{AzureEmulatorOptions, AzureEmulators};
 use crate::emulators::gcp::{
     GKE_METADATA_NODE_LABEL, GcpEmulatorOptions, GcpEmulators, PodResolver,
 };
@@ -77,24 +80,24 @@ pub enum Cluster {
     Existing(Box<ExistingCluster>),
 }
 
-/// The Pod Identity Agent's address in the local cluster (on the pod bridge, port 80).
-pub const POD_IDENTITY_AGENT_ADDRESS: &str = "169.254.170.23";
-
 pub struct Environment {
-    /// The clouds' real names on 10.88.0.1:443 (local provider only; on the bridge, so it
+    /// The link-local services' DNAT rules (local provider only): removed first.
+    pub link_local: Vec<LinkLocalRedirect>,
+    /// The clouds' real names on the pod bridge's host address, port 443 (local provider only; on the bridge, so it
     /// goes before the cluster).
     pub cloud_front: Option<CloudFront>,
     /// The harness's iptables chain for `block` steps (local provider only).
     pub egress_faults: Option<EgressFaults>,
     // Field order is drop order: GCP emulators (their metadata address is on the cluster's
     // bridge), webhooks, agent, then cluster, then the other emulators.
-    /// GKE Workload Identity: metadata server (169.254.169.254:80 on the local provider),
+    /// GKE Workload Identity: metadata server (pods reach it at 169.254.169.254:80 on the
+    /// local provider),
     /// STS, IAM Credentials, Cloud Storage.
     pub gcp: GcpEmulators,
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
     pub azure_webhook: Option<AzureWorkloadIdentityWebhook>,
-    /// The EKS Pod Identity Agent on `169.254.170.23:80` (local provider only).
+    /// The EKS Pod Identity Agent, reached by pods at `169.254.170.23:80` (local provider only).
     pub pod_identity_agent: Option<PodIdentityAgent>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
@@ -145,7 +148,7 @@ impl Environment {
                     local_cluster(&aws, state_root, signing_key).await?,
                 )),
                 SocketAddr::from(([127, 0, 0, 1], 0)),
-                POD_BRIDGE_HOST.to_owned(),
+                pod_host_ip().to_string(),
             ),
             Provider::Kind => {
                 let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
@@ -242,7 +245,16 @@ impl Environment {
             ),
             _ => None,
         };
+        let link_local = match &cluster {
+            Cluster::Local(c) => link_local_redirects(
+                c.iptables(),
+                gcp.metadata_address(),
+                pod_identity_agent.as_ref().map(PodIdentityAgent::address),
+            )?,
+            _ => Vec::new(),
+        };
         Ok(Environment {
+            link_local,
             cloud_front,
             egress_faults,
             gcp,
@@ -319,7 +331,7 @@ impl Environment {
         // pods resolve the clouds' names to the bridge's gateway, so serve them there. On a
         // remote cluster pods reach whatever their own DNS gives; nothing is started.
         let cloud_front = if std::path::Path::new("/sys/class/net")
-            .join(crate::cluster::BRIDGE_NAME)
+            .join(pod_network().bridge())
             .exists()
         {
             Some(start_cloud_front(&aws, &gcp, &azure, state_root)?)
@@ -327,6 +339,7 @@ impl Environment {
             None
         };
         Ok(Environment {
+            link_local: Vec::new(),
             cloud_front,
             egress_faults: None,
             gcp,
@@ -395,12 +408,11 @@ impl Environment {
 
     /// Stops the cluster (every process by pid, or `kind delete`) and then the emulators.
     pub async fn down(mut self) -> Result<()> {
+        self.link_local.clear();
         drop(self.cloud_front.take());
         // The chain itself goes with the cluster's other rules (clean_leftovers).
         drop(self.egress_faults.take());
-        if self.pod_identity_agent.take().is_some() {
-            crate::cluster::remove_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"));
-        }
+        drop(self.pod_identity_agent.take());
         match self.cluster.take() {
             Some(Cluster::Local(c)) => c.down()?,
             Some(Cluster::Kind(c)) => c.down()?,
@@ -411,9 +423,9 @@ impl Environment {
     }
 }
 
-/// On the local provider the metadata server answers pods at 169.254.169.254:80 (added to the
-/// bridge) and the Google APIs listen on the bridge's address; on kind only the host reaches
-/// them (the metadata server is not reachable from kind pods).
+/// On the local provider the metadata server and the Google APIs listen on the bridge's host
+/// address (pods reach the metadata server at 169.254.169.254:80 by DNAT); on kind only the
+/// host reaches them (the metadata server is not reachable from kind pods).
 async fn start_gcp(
     provider: Provider,
     client: &kube::Client,
@@ -425,9 +437,8 @@ async fn start_gcp(
         ..GcpEmulatorOptions::default()
     };
     if provider == Provider::Local {
-        options.metadata_bind = SocketAddr::from((METADATA_IP, 80));
-        options.add_metadata_address = true;
-        options.api_bind_ip = GATEWAY_IP.into();
+        options.metadata_bind = SocketAddr::from((pod_host_ip(), 0));
+        options.api_bind_ip = pod_host_ip().into();
     }
     GcpEmulators::start(options)
         .await
@@ -483,7 +494,7 @@ fn start_cloud_front(
     let ca = HarnessCa::load_or_generate(&HarnessCa::default_dir())?;
     let oauth_token_url = gcp.oauth_token_url();
     let options = CloudFrontOptions {
-        bind: SocketAddr::from((GATEWAY_IP, 443)),
+        bind: SocketAddr::from((pod_host_ip(), 443)),
         upstreams: CloudFrontUpstreams {
             aws: aws.gate_url().to_owned(),
             entra: Some(azure.entra_url().to_owned()),
@@ -501,11 +512,9 @@ fn start_cloud_front(
     CloudFront::start(options, &ca).context("starting the cloud front")
 }
 
-/// The agent on `169.254.170.23:80`, an address added to the pod bridge (removed in `down`).
+/// The agent on the bridge's host address, a random port (pods reach it by DNAT).
 fn start_pod_identity_agent(aws: &AwsEmulators) -> Result<PodIdentityAgent> {
-    crate::cluster::add_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"))
-        .context("adding the Pod Identity Agent's address to the pod bridge")?;
-    let address: SocketAddr = format!("{POD_IDENTITY_AGENT_ADDRESS}:80").parse()?;
+    let address = SocketAddr::from((pod_host_ip(), 0));
     PodIdentityAgent::bind(
         address,
         DEFAULT_CLUSTER_NAME,
@@ -514,4 +523,30 @@ fn start_pod_identity_agent(aws: &AwsEmulators) -> Result<PodIdentityAgent> {
             credentials: aws.admin().clone(),
         },
     )
+}
+
+/// Pods on the bridge reach the metadata server at 169.254.169.254:80 and the agent at
+/// 169.254.170.23:80; the host never has these addresses (`cluster::link_local`).
+fn link_local_redirects(
+    iptables: &Path,
+    metadata: SocketAddr,
+    agent: Option<SocketAddr>,
+) -> Result<Vec<LinkLocalRedirect>> {
+    let mut services = vec![(METADATA_IP, metadata)];
+    services.extend(agent.map(|a| (POD_IDENTITY_AGENT_IP, a)));
+    services
+        .into_iter()
+        .map(|(ip, target)| {
+            let SocketAddr::V4(target) = target else {
+                anyhow::bail!("{target} is not IPv4: cannot serve {ip} to pods");
+            };
+            LinkLocalRedirect::install(
+                iptables,
+                pod_network().bridge(),
+                std::net::SocketAddrV4::new(ip, 80),
+                target,
+            )
+            .with_context(|| format!("serving {ip}:80 to pods (DNAT to {target})"))
+        })
+        .collect()
 }

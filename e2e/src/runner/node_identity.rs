@@ -38,5 +38,7 @@ pub fn register(ctx: &RunContext<'_>, namespace: &str, node: &NodeSetup) -> Resu
 pub fn unregister(ctx: &RunContext<'_>, namespace: &str) {
     if let Some(node_metadata) = &ctx.node_metadata {
         node_metadata.unroute_namespace(namespace);
+        // Requests held open for the scenario's pods end with it.
+        node_metadata.release_held(namespace);
     }
 }

@@ -287,9 +287,15 @@ pub enum CatchItem {
 }
 
 impl Scenario {
+    /// Parses a scenario; `${POD_HOST}` anywhere in it is the host's address on the local
+    /// provider's pod bridge (`cluster::pod_host_ip`).
     pub fn from_yaml(path: &Path, text: &str) -> Result<Self> {
-        let mut scenario: Scenario =
-            serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = text.replace(
+            crate::cluster::POD_HOST_VAR,
+            &crate::cluster::pod_host_ip().to_string(),
+        );
+        let mut scenario: Scenario = serde_saphyr::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         scenario.path = path.to_path_buf();
         scenario.validate()?;
         Ok(scenario)
@@ -487,7 +493,7 @@ spec:
             ),
             ("{pod: p, address: 10.0.0.1, port: 0}", "port 0"),
             (
-                "{pod: p, address: 10.88.0.1, via: front}",
+                "{pod: p, address: 10.213.0.1, via: front}",
                 "via: front needs a host",
             ),
             ("{pod: p, host: example.org, via: front}", "serves no host"),

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use super::*;
 
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
-const AUTHORITY: &str = "https://10.88.0.1:4443/";
+const AUTHORITY: &str = "https://10.213.0.1:4443/";
 
 fn pod(value: &Value) -> Pod {
     serde_json::from_value(value.clone()).expect("fixture pod")

@@ -455,7 +455,7 @@ mod tests {
         assert!(refuse_unusable_issuer("https://kubernetes.default.svc").is_err());
         assert!(refuse_unusable_issuer("http://oidc.example/").is_err());
         assert!(refuse_unusable_issuer("https://eastus.oic.prod-aks.azure.com/t/c/").is_ok());
-        assert!(refuse_unusable_issuer("https://10.88.0.1:8443/issuer").is_ok());
+        assert!(refuse_unusable_issuer("https://10.213.0.1:8443/issuer").is_ok());
     }
 
     #[test]

@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn metadata_host_override() {
         assert_eq!(base_url(None), "http://169.254.169.254");
-        assert_eq!(base_url(Some("10.88.0.1:8080")), "http://10.88.0.1:8080");
+        assert_eq!(base_url(Some("10.213.0.1:8080")), "http://10.213.0.1:8080");
         assert_eq!(base_url(Some("  ")), "http://169.254.169.254");
     }
 

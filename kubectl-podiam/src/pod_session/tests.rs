@@ -258,10 +258,7 @@ async fn an_error_status_is_an_answer_with_the_clouds_body_where_the_client_show
 
 #[tokio::test]
 async fn failures_are_named_by_cause_for_every_client() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_held, closed) = closed_port();
     let silent = silent_server().await;
     let (_file, token_path) = token_file();
     for client in ["curl", "busybox-wget", "python3"] {
@@ -374,10 +371,7 @@ async fn busybox_wget_alone_proves_only_the_tcp_half_of_https() {
             let _ = socket.write_all(STS_ANSWER.as_bytes()).await;
         }
     });
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_held, closed) = closed_port();
     let (_, session, _bin) = session(&["busybox-wget"], &[], &[]).await;
     let reached = PodCall::get(format!("https://127.0.0.1:{open}/"), Duration::from_secs(2));
     let failure = session.call(&reached).await.unwrap_err();
@@ -448,4 +442,14 @@ async fn no_token_or_credential_reaches_the_logs_at_any_level() {
     ] {
         assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
     }
+}
+
+/// A port nothing listens on, held for the whole test: bound but never listening, so a
+/// connection is refused and no other socket on the machine can take the port meanwhile (a
+/// port bound and released could be).
+fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }

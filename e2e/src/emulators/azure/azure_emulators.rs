@@ -33,9 +33,6 @@ pub const AZURE_CA_FILE_NAME: &str = "azure-ca.pem";
 /// File name of the bundle: this CA plus every trusted issuer CA (`SSL_CERT_FILE` for clients).
 pub const CA_BUNDLE_FILE_NAME: &str = "ca-bundle.pem";
 
-/// The host address of the local cluster's pod bridge: pods reach the host there.
-pub const POD_BRIDGE_HOST: &str = "10.88.0.1";
-
 /// How to start [`AzureEmulators`].
 #[derive(Debug, Clone)]
 pub struct AzureEmulatorOptions {
@@ -45,7 +42,8 @@ pub struct AzureEmulatorOptions {
     /// pods must reach it (the pod bridge appears only once the cluster is up).
     pub entra_bind_ip: IpAddr,
     /// Host pods and the plugin use in `AZURE_AUTHORITY_HOST` (default `127.0.0.1`). It is
-    /// in the certificate, as are 127.0.0.1, localhost and 10.88.0.1.
+    /// in the certificate, as are 127.0.0.1, localhost and the host's address on the pod bridge
+    /// (`cluster::pod_host_ip`).
     pub authority_hostname: String,
     /// CA PEM files to trust when fetching issuers' OIDC discovery and JWKS (the cluster's
     /// issuer CA).
@@ -104,7 +102,7 @@ impl AzureEmulators {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let mut san_ips: Vec<IpAddr> = vec![POD_BRIDGE_HOST.parse()?];
+        let mut san_ips: Vec<IpAddr> = vec![crate::cluster::pod_host_ip().into()];
         if let Ok(ip) = options.authority_hostname.parse::<IpAddr>() {
             san_ips.push(ip);
         }
@@ -286,7 +284,7 @@ impl AzureEmulators {
     }
 
     /// `https://HOST:PORT/`: `AZURE_AUTHORITY_HOST` for pods (HOST is the configured
-    /// authority hostname, e.g. 10.88.0.1 on the local cluster).
+    /// authority hostname, e.g. the pod bridge's host address on the local cluster).
     pub fn authority_host(&self) -> &str {
         &self.authority_host
     }

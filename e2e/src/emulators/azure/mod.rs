@@ -28,7 +28,7 @@ pub mod setup;
 
 pub use access_token::{AccessTokenClaims, IssuedToken, object_id_for, token_issuer};
 pub use azure_emulators::{
-    AZURE_CA_FILE_NAME, AzureEmulatorOptions, AzureEmulators, CA_BUNDLE_FILE_NAME, POD_BRIDGE_HOST,
+    AZURE_CA_FILE_NAME, AzureEmulatorOptions, AzureEmulators, CA_BUNDLE_FILE_NAME,
 };
 pub use blob_front::STORAGE_RESOURCE;
 pub use entra::JWT_BEARER_ASSERTION_TYPE;

@@ -24,18 +24,16 @@ use super::pod_resolver::PodResolver;
 use super::setup::GcpSetup;
 use super::state::GcpState;
 use super::{gcs_front, iam_credentials, iam_policy_api, metadata_server, oauth_token, sts};
-use crate::cluster::{METADATA_IP, add_metadata_address, remove_metadata_address};
 use crate::setup::SetupVariables;
 
 /// How to start [`GcpEmulators`]. `Default` suits contract tests (all on 127.0.0.1, static
 /// resolver with no pods, no issuer of its own).
 pub struct GcpEmulatorOptions {
-    /// Where the metadata server listens. In the local cluster: `169.254.169.254:80`.
+    /// Where the metadata server listens. In the local cluster: the bridge's host address on
+    /// a random port, which pods reach at `169.254.169.254:80` by DNAT (`cluster::link_local`).
     pub metadata_bind: SocketAddr,
-    /// Add [`METADATA_IP`] to the `podiam0` bridge before binding (and remove it on drop).
-    pub add_metadata_address: bool,
-    /// Address STS, IAM Credentials and GCS listen on (random ports). `10.88.0.1` makes them
-    /// reachable from pods as well as from the host.
+    /// Address STS, IAM Credentials and GCS listen on (random ports). The bridge's host
+    /// address makes them reachable from pods as well as from the host.
     pub api_bind_ip: IpAddr,
     /// How the metadata server identifies callers.
     pub resolver: PodResolver,
@@ -50,7 +48,6 @@ impl Default for GcpEmulatorOptions {
     fn default() -> Self {
         Self {
             metadata_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            add_metadata_address: false,
             api_bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             resolver: PodResolver::Static(Default::default()),
             trusted_ca_files: Vec::new(),
@@ -59,8 +56,7 @@ impl Default for GcpEmulatorOptions {
     }
 }
 
-/// Running GCP emulators. Dropping this stops the servers (and removes the metadata address
-/// if it was added).
+/// Running GCP emulators. Dropping this stops the servers.
 pub struct GcpEmulators {
     state: Arc<GcpState>,
     metadata_addr: SocketAddr,
@@ -74,7 +70,6 @@ pub struct GcpEmulators {
     operator_credentials_file: PathBuf,
     issuer: Option<OidcIssuer>,
     servers: Vec<JoinHandle<()>>,
-    added_metadata_address: bool,
     _temporary_dir: Option<tempfile::TempDir>,
     // Last: the servers above run on it.
     _runtime: BackgroundRuntime,
@@ -150,22 +145,9 @@ impl GcpEmulators {
             gcs_front::router(state.clone(), &gcs_url),
         ));
 
-        if options.add_metadata_address {
-            add_metadata_address().context("adding 169.254.169.254 to the pod bridge")?;
-        }
         let metadata_listener = StdTcpListener::bind(options.metadata_bind)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l));
-        let metadata_listener = match metadata_listener {
-            Ok(listener) => listener,
-            Err(err) => {
-                if options.add_metadata_address {
-                    remove_metadata_address();
-                }
-                return Err(err).with_context(|| {
-                    format!("binding the metadata server on {}", options.metadata_bind)
-                });
-            }
-        };
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .with_context(|| format!("binding the metadata server on {}", options.metadata_bind))?;
         let metadata_addr = metadata_listener.local_addr()?;
         // One listener, as on a node: `/latest/` (EC2) and `/metadata/` (Azure) beside GKE's.
         let metadata_router = metadata_server::router(state.clone())
@@ -190,7 +172,6 @@ impl GcpEmulators {
             operator_credentials_file,
             issuer,
             servers,
-            added_metadata_address: options.add_metadata_address,
             _temporary_dir: temporary_dir,
             _runtime: runtime,
         })
@@ -252,9 +233,9 @@ impl GcpEmulators {
         self.metadata_addr.to_string()
     }
 
-    /// Whether the metadata server serves pods at `169.254.169.254:80`.
-    pub fn serves_pods_at_metadata_ip(&self) -> bool {
-        self.metadata_addr == SocketAddr::from((METADATA_IP, 80))
+    /// Where the metadata server listens (pods may reach it by DNAT at 169.254.169.254:80).
+    pub fn metadata_address(&self) -> SocketAddr {
+        self.metadata_addr
     }
 
     /// `http://IP:PORT` of STS.
@@ -350,9 +331,6 @@ impl Drop for GcpEmulators {
     fn drop(&mut self) {
         for server in &self.servers {
             server.abort();
-        }
-        if self.added_metadata_address {
-            remove_metadata_address();
         }
     }
 }

@@ -27,6 +27,7 @@ use super::pod_resolver::{Caller, CallingPod};
 use super::principal::Principal;
 use super::setup::GcpSetup;
 use super::state::GcpState;
+use crate::emulators::node_metadata::NodeMetadata;
 
 /// GKE's exact answer to a request without the header.
 pub const MISSING_FLAVOR_MESSAGE: &str = r#"Missing required header "Metadata-Flavor": "Google""#;
@@ -194,7 +195,7 @@ async fn answer_for_caller(
         Caller::Node | Caller::Unknown => None,
     };
     if let (Caller::Pod(pod), None) = (&caller, &node_account) {
-        hold_until_ready(pod, project.metadata_startup_delay_seconds).await;
+        hold_until_ready(&state.node, pod, project.metadata_startup_delay_seconds).await;
     }
     let identity = match (&caller, node_account) {
         (Caller::Unknown, _) => {
@@ -229,14 +230,15 @@ async fn answer_for_caller(
     (answer(state, &project, &identity, path, query), who)
 }
 
-/// Sleeps until the pod is `delay_seconds` old (see the module docs).
-async fn hold_until_ready(pod: &CallingPod, delay_seconds: u64) {
+/// Sleeps until the pod is `delay_seconds` old (see the module docs), or until its scenario
+/// ends (the runner releases the namespace's held requests).
+async fn hold_until_ready(node: &NodeMetadata, pod: &CallingPod, delay_seconds: u64) {
     let Some(started_at) = pod.started_at else {
         return;
     };
     let ready_at = started_at + Duration::from_secs(delay_seconds);
     if let Ok(remaining) = ready_at.duration_since(SystemTime::now()) {
-        tokio::time::sleep(remaining).await;
+        node.hold(&pod.namespace, remaining).await;
     }
 }
 

@@ -10,7 +10,6 @@
 //! as on EC2. Only the PUT is affected (IMDSv1 GETs are answered when tokens are optional).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use axum::body::{Body, Bytes};
@@ -65,7 +64,8 @@ pub async fn handle(
         }
         if caller.is_pod() && aws.hop_limit < 2 {
             state.record(method.as_str(), &path, who, "no answer (hop limit 1)");
-            return dropped(state.drop_hold).await;
+            let namespace = caller.pod_namespace().unwrap_or_default();
+            return dropped(&state, namespace).await;
         }
         let response = token(&state, &caller, &headers);
         return record(&state, &method, &path, who, response);
@@ -304,10 +304,11 @@ fn set_common_headers(response: &mut Response, content_type: &'static str) {
     headers.insert(header::SERVER, HeaderValue::from_static("EC2ws"));
 }
 
-/// No answer: after `hold`, the response body fails before its head is written, so the
-/// server closes the connection without sending a byte (the pod's view of a dropped reply).
-async fn dropped(hold: Duration) -> Response {
-    tokio::time::sleep(hold).await;
+/// No answer: after the drop hold (or when the pod's scenario ends), the response body fails
+/// before its head is written, so the server closes the connection without sending a byte
+/// (the pod's view of a dropped reply).
+async fn dropped(state: &NodeMetadata, namespace: &str) -> Response {
+    state.hold(namespace, state.drop_hold).await;
     let failing = futures::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::other("dropped by the hop limit"))
     });

@@ -47,7 +47,7 @@ impl Ec2Instance {
             "instanceType": INSTANCE_TYPE,
             "kernelId": null,
             "pendingTime": "2026-01-01T00:00:00Z",
-            "privateIp": "10.88.0.1",
+            "privateIp": crate::cluster::pod_host_ip().to_string(),
             "ramdiskId": null,
             "region": self.region,
             "version": "2017-09-30",

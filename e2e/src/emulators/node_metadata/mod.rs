@@ -9,6 +9,7 @@ mod aws_imds;
 mod azure_imds;
 mod ec2_instance;
 mod ec2_trust;
+pub mod held_requests;
 mod imds_token;
 mod node_route;
 pub mod node_setup;
@@ -42,6 +43,8 @@ pub struct NodeMetadata {
     tokens: ImdsTokens,
     log: RequestLog,
     drop_hold: Duration,
+    /// Requests held open on purpose (here and by the GKE metadata server), per namespace.
+    held: held_requests::HeldRequests,
     /// For moto (instance role credentials).
     http: reqwest::Client,
 }
@@ -66,6 +69,14 @@ impl NodeCaller {
     fn is_pod(&self) -> bool {
         matches!(self.location, Location::Pod { .. })
     }
+
+    /// The calling pod's namespace (whichever node answers it).
+    fn pod_namespace(&self) -> Option<&str> {
+        match &self.location {
+            Location::Pod { namespace, .. } => Some(namespace),
+            Location::Node | Location::Unknown => None,
+        }
+    }
 }
 
 impl NodeMetadata {
@@ -76,6 +87,7 @@ impl NodeMetadata {
             tokens: ImdsTokens::default(),
             log: RequestLog::default(),
             drop_hold: DEFAULT_DROP_HOLD,
+            held: held_requests::HeldRequests::default(),
             http: reqwest::Client::new(),
         }
     }
@@ -93,6 +105,21 @@ impl NodeMetadata {
 
     pub fn unroute_namespace(&self, namespace: &str) {
         self.lock_routes().remove(namespace);
+    }
+
+    /// Ends every request held open for pods of `namespace` (its scenario is over).
+    pub fn release_held(&self, namespace: &str) {
+        self.held.release(namespace);
+    }
+
+    /// Requests held open right now.
+    pub fn held_count(&self) -> usize {
+        self.held.count()
+    }
+
+    /// Holds a pod's request for `duration` or until its namespace is released.
+    pub(crate) async fn hold(&self, namespace: &str, duration: Duration) -> held_requests::HoldEnd {
+        self.held.hold(namespace, duration).await
     }
 
     /// The node service account declared for `namespace`'s node (GCE metadata, no GKE
