@@ -35,7 +35,7 @@ mod local;
 mod network;
 mod pki;
 mod probe_image;
-mod process;
+pub mod process;
 
 use std::path::PathBuf;
 
