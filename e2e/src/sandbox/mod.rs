@@ -39,8 +39,8 @@ pub const STATE_FILE: &str = "sandbox.json";
 pub enum SandboxError {
     #[error("a sandbox is up (pid {pid}): podiam-e2e down first")]
     AlreadyUp { pid: u32 },
-    #[error("no sandbox is up in {}", dir.display())]
-    NotUp { dir: PathBuf },
+    #[error("a sandbox stopped without cleaning up ({}): podiam-e2e down first", dir.display())]
+    LeftOver { dir: PathBuf },
     #[error("unknown cloud {0:?} in --clouds (want aws, gcp, azure)")]
     UnknownCloud(String),
     #[error("the sandbox daemon exited before it was ready; its log ({}) ends with:\n{tail}", log.display())]
@@ -149,9 +149,12 @@ pub fn running_daemon(state_dir: &Path) -> Option<u32> {
 
 /// For commands that would start their own cluster (`run`, `demo`): the machine has one pod
 /// bridge and one apiserver port, so a running sandbox must be stopped first, not destroyed.
+/// A crashed sandbox's processes may still hold them too.
 pub fn refuse_if_up() -> Result<(), SandboxError> {
-    match running_daemon(&default_state_dir()) {
+    let dir = default_state_dir();
+    match running_daemon(&dir) {
         Some(pid) => Err(SandboxError::AlreadyUp { pid }),
+        None if down::leftovers_exist(&dir) => Err(SandboxError::LeftOver { dir }),
         None => Ok(()),
     }
 }
