@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use podiam_e2e::sandbox::processes::RecordedProcess;
@@ -36,6 +37,13 @@ fn copied_binaries(dir: &Path) -> PathBuf {
         std::fs::copy(binary, &copy).expect("copy binary");
     }
     dir.join("podiam-e2e")
+}
+
+/// One cluster per machine: the tests of this file take turns.
+static ONE_CLUSTER: Mutex<()> = Mutex::new(());
+
+fn one_cluster() -> MutexGuard<'static, ()> {
+    ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct Sandbox {
@@ -138,6 +146,7 @@ fn command_stdout(program: &str, args: &[&str]) -> String {
 
 #[test]
 fn up_seed_verify_status_down_leaves_nothing() {
+    let _turn = one_cluster();
     let work = podiam_e2e::cluster::cache_dir().join("sandbox-test");
     let sandbox = Sandbox {
         harness: copied_binaries(&work.join("bin")),
@@ -266,4 +275,63 @@ fn up_seed_verify_status_down_leaves_nothing() {
     assert!(!status.status.success(), "status after down must fail");
     let down_again = sandbox.podiam_e2e(&["down"]);
     assert!(down_again.status.success(), "down is idempotent");
+}
+
+#[test]
+fn after_a_crash_status_fails_run_refuses_and_up_cleans_first() {
+    let _turn = one_cluster();
+    let work = podiam_e2e::cluster::cache_dir().join("sandbox-crash-test");
+    let sandbox = Sandbox {
+        harness: copied_binaries(&work.join("bin")),
+        state_dir: work.join("state"),
+    };
+    let _ = sandbox.podiam_e2e(&["down"]);
+    let up = sandbox.podiam_e2e(&["up", "--clouds", "aws"]);
+    assert!(up.status.success(), "up\n{}", text(&up));
+    let first = SandboxState::read(&sandbox.state_dir)
+        .expect("state file")
+        .expect("state written");
+
+    // The daemon dies without tearing down: its cluster and emulators keep running.
+    let killed = Command::new("kill")
+        .args(["-9", &first.daemon.pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while first.daemon.is_alive() && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let orphans: Vec<&RecordedProcess> = first.processes.iter().filter(|p| p.is_alive()).collect();
+    assert!(!orphans.is_empty(), "the crash left nothing to clean");
+
+    let status = sandbox.podiam_e2e(&["status"]);
+    assert!(
+        !status.status.success(),
+        "status must fail over a dead daemon"
+    );
+    assert!(String::from_utf8_lossy(&status.stdout).contains("DEAD"));
+    let run = sandbox.podiam_e2e(&["run", "scenarios/aws-irsa-happy-path.yaml"]);
+    assert!(
+        !run.status.success()
+            && String::from_utf8_lossy(&run.stderr)
+                .contains("a sandbox stopped without cleaning up"),
+        "{}",
+        text(&run)
+    );
+
+    let again = sandbox.podiam_e2e(&["up", "--clouds", "aws"]);
+    assert!(again.status.success(), "up after a crash\n{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("cleaning what an earlier sandbox left")
+    );
+    let alive: Vec<&RecordedProcess> = first.processes.iter().filter(|p| p.is_alive()).collect();
+    assert!(
+        alive.is_empty(),
+        "the crashed sandbox's processes survived: {alive:?}"
+    );
+    let status = sandbox.podiam_e2e(&["status"]);
+    assert!(status.status.success(), "status\n{}", text(&status));
+    let down = sandbox.podiam_e2e(&["down"]);
+    assert!(down.status.success(), "down\n{}", text(&down));
 }
