@@ -155,6 +155,17 @@ fn up_seed_verify_status_down_leaves_nothing() {
     // Whatever an earlier, killed run of this test left.
     let _ = sandbox.podiam_e2e(&["down"]);
 
+    // A descriptor `up`'s caller leaves open across exec (as `flock LOCK podiam-e2e up` does):
+    // the daemon must not keep it for its lifetime.
+    let inherited_path = work.join("inherited-descriptor");
+    let inherited = std::fs::File::create(&inherited_path).expect("inherited file");
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on a descriptor this test owns.
+        let cleared = unsafe { libc::fcntl(inherited.as_raw_fd(), libc::F_SETFD, 0) };
+        assert_eq!(cleared, 0, "clearing FD_CLOEXEC");
+    }
+
     let started = Instant::now();
     let up = sandbox.podiam_e2e(&["up", "--seed"]);
     let up_took = started.elapsed();
@@ -181,6 +192,17 @@ fn up_seed_verify_status_down_leaves_nothing() {
     }
     let secrets = secrets_in(&sandbox.state_dir.join("credentials"));
     assert_no_secret(&secrets, "up", &up);
+    let daemon_pid = std::fs::read_to_string(sandbox.state_dir.join("daemon.pid")).expect("pid");
+    let daemon_fds: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{}/fd", daemon_pid.trim()))
+        .expect("daemon's descriptors")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .collect();
+    assert!(daemon_fds.len() > 3, "{daemon_fds:?}");
+    assert!(
+        !daemon_fds.contains(&inherited_path),
+        "the daemon kept its caller's descriptor"
+    );
+    drop(inherited);
 
     // Idempotent: the same lines again.
     let again = sandbox.podiam_e2e(&["up", "--seed"]);

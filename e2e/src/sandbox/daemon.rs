@@ -35,6 +35,7 @@ pub fn environment_root(state_dir: &Path) -> PathBuf {
 }
 
 pub async fn run(options: DaemonOptions) -> Result<()> {
+    close_inherited_descriptors();
     // Installed before anything starts, so a SIGTERM during start-up still tears down.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -158,4 +159,26 @@ fn endpoints(env: &Environment) -> Vec<Endpoint> {
             address,
         })
         .collect()
+}
+
+/// Descriptors `up`'s caller left open (no close-on-exec: everything this process opened has
+/// it): a CI step's pipe or the `flock` of `flock LOCK podiam-e2e up` would otherwise stay held
+/// as long as the sandbox runs (a later `flock LOCK podiam-e2e down` would wait forever).
+fn close_inherited_descriptors() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<libc::c_int> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl/close on a descriptor number; a closed or invalid one returns -1.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags != -1 && flags & libc::FD_CLOEXEC == 0 {
+                libc::close(fd);
+            }
+        }
+    }
 }
