@@ -243,6 +243,19 @@ fn up_seed_verify_status_down_leaves_nothing() {
     assert!(!status_text.contains("DEAD"), "{status_text}");
     assert_no_secret(&secrets, "status", &status);
 
+    // A second sandbox elsewhere would tear this one's network down: it refuses first.
+    let second = Command::new(&sandbox.harness)
+        .args(["up", "--state-dir"])
+        .arg(work.join("second"))
+        .output()
+        .expect("second up");
+    assert!(
+        !second.status.success()
+            && String::from_utf8_lossy(&second.stderr).contains("another cluster runs"),
+        "{}",
+        text(&second)
+    );
+
     // A scenario run would destroy the sandbox's cluster: it refuses before touching anything.
     let state = SandboxState::read(&sandbox.state_dir)
         .expect("state file")

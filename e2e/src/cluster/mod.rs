@@ -39,6 +39,7 @@ pub mod process;
 
 use std::path::PathBuf;
 
+pub use control_plane::APISERVER_PORT;
 pub use egress_faults::{EgressAction, EgressFaults, EgressRule, FAULTS_CHAIN};
 pub use error::ClusterError;
 pub use existing::ExistingCluster;

@@ -41,6 +41,10 @@ pub enum SandboxError {
     AlreadyUp { pid: u32 },
     #[error("a sandbox stopped without cleaning up ({}): podiam-e2e down first", dir.display())]
     LeftOver { dir: PathBuf },
+    #[error(
+        "another cluster runs on this machine ({address} answers: a scenario run or `cluster up`); stop it first"
+    )]
+    ClusterRunning { address: std::net::SocketAddr },
     #[error("unknown cloud {0:?} in --clouds (want aws, gcp, azure)")]
     UnknownCloud(String),
     #[error("the sandbox daemon exited before it was ready; its log ({}) ends with:\n{tail}", log.display())]

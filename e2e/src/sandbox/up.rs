@@ -35,6 +35,15 @@ pub fn up(options: &UpOptions) -> Result<String, SandboxError> {
     if let Some(pid) = running_daemon(dir) {
         if dir.join(READY_FILE).exists() {
             eprintln!("podiam-e2e: the sandbox is already up (pid {pid}); its settings again:");
+            if let Ok(Some(state)) = super::state::SandboxState::read(dir)
+                && (state.clouds != options.clouds || options.seed && !state.seeded)
+            {
+                eprintln!(
+                    "podiam-e2e: it runs with --clouds {}{}: podiam-e2e down first to change that",
+                    state.clouds,
+                    if state.seeded { " --seed" } else { "" }
+                );
+            }
             return read_env(dir);
         }
         eprintln!("podiam-e2e: the sandbox (pid {pid}) is starting; waiting for it");
@@ -47,6 +56,7 @@ pub fn up(options: &UpOptions) -> Result<String, SandboxError> {
         );
         down::clean(dir, down::STOP_GRACE)?;
     }
+    refuse_if_a_cluster_runs()?;
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).map_err(io("creating", &logs))?;
     let log_path = daemon_log(dir);
@@ -84,6 +94,16 @@ pub fn up(options: &UpOptions) -> Result<String, SandboxError> {
         log_path.display()
     );
     wait_ready(dir, pid, Some(child), options.timeout)
+}
+
+/// Another cluster's apiserver on the fixed port: starting ours would fail on it, after the
+/// leftover cleanup every local cluster runs first had torn that cluster's network down.
+fn refuse_if_a_cluster_runs() -> Result<(), SandboxError> {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], crate::cluster::APISERVER_PORT));
+    match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)) {
+        Ok(_) => Err(SandboxError::ClusterRunning { address }),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Polls for the ready file, relaying the daemon's log to stderr; fails (and cleans up) when
