@@ -13,6 +13,7 @@ use crate::emulators::ACCOUNT_ID;
 use crate::emulators::azure::AzureSetup;
 use crate::runner::environment::Environment;
 use crate::runner::plugin_command::{add_gcp_env, host_side_args, plugin_command};
+use crate::sandbox::Clouds;
 use crate::setup::{CloudSetup, SetupVariables};
 
 /// The seed's manifests, embedded so the demo runs from any directory.
@@ -113,19 +114,19 @@ pub async fn run(state_root: &Path) -> Result<()> {
     let result = demo_steps(&env, &plugin).await;
     env.down().await?;
     println!("# Cluster stopped; emulators stopped.");
+    println!(
+        "# To type these commands yourself: eval \"$(podiam-e2e up --seed)\", then kubectl podiam verify s3-pod"
+    );
+    println!("#   (podiam-e2e status shows what runs; podiam-e2e down stops it all)");
     result
 }
 
 async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
-    env.aws.apply(&CloudSetup::seed_aws()).await?;
+    create_seed(env, Clouds::only_aws(), MISCONFIGURED, &["staging-pod"]).await?;
     env.aws.apply(&CloudSetup::from_yaml(STAGING_ROLE)?).await?;
     println!(
         "#   role my-pod-role trusts system:serviceaccount:default:s3-reader; bucket my-bucket"
     );
-    let manifests = format!("{SEED_SERVICE_ACCOUNT}\n---\n{SEED_POD}\n---\n{MISCONFIGURED}");
-    env.create_pods("default", &manifests, &["s3-pod", "staging-pod"])
-        .await
-        .context("creating the seed's ServiceAccount and pods")?;
     println!();
     println!("# 1. The seed's pod, as wired: s3-reader → my-pod-role");
     let whoami = podiam(env, plugin, &["whoami", "s3-pod"]).await?;
@@ -147,18 +148,11 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
     .await?;
     println!();
 
-    let variables = SetupVariables {
-        issuer: env.issuer.clone(),
-        account_id: ACCOUNT_ID.to_owned(),
+    let gke_and_aks = Clouds {
+        aws: false,
+        ..Clouds::default()
     };
-    env.gcp.apply(&CloudSetup::seed_gcp().gcp, &variables)?;
-    env.azure.apply(&AzureSetup::seed(), &variables)?;
-    let manifests = format!(
-        "{GCP_SERVICE_ACCOUNT}\n---\n{GCP_POD}\n---\n{AZURE_SERVICE_ACCOUNT}\n---\n{AZURE_POD}"
-    );
-    env.create_pods("default", &manifests, &["gcs-pod", "azure-pod"])
-        .await
-        .context("creating the seed's GKE and AKS ServiceAccounts and pods")?;
+    create_seed(env, gke_and_aks, "", &[]).await?;
     println!("# 2. The seed's GKE pod: gke-service-account → gke-service-account@my-project");
     let gcp_whoami = podiam(env, plugin, &["whoami", "gcs-pod"]).await?;
     println!();
@@ -238,6 +232,48 @@ async fn demo_steps(env: &Environment, plugin: &Path) -> Result<()> {
     } else {
         bail!("demo: unexpected exit codes {codes:?} (want 0 for each seed pod, then 1)")
     }
+}
+
+/// The seed of each of `clouds` (its roles, accounts and buckets; its ServiceAccount and
+/// pod: `s3-pod`, `gcs-pod`, `azure-pod` in `default`), with `extra` manifests applied in the
+/// same go, then waits until the seed's pods and `extra_pods` run. `demo` and `up --seed`.
+pub async fn create_seed(
+    env: &Environment,
+    clouds: Clouds,
+    extra: &str,
+    extra_pods: &[&str],
+) -> Result<()> {
+    let variables = SetupVariables {
+        issuer: env.issuer.clone(),
+        account_id: ACCOUNT_ID.to_owned(),
+    };
+    let mut manifests = Vec::new();
+    let mut pods = Vec::new();
+    if clouds.aws {
+        env.aws.apply(&CloudSetup::seed_aws()).await?;
+        manifests.extend([SEED_SERVICE_ACCOUNT, SEED_POD]);
+        pods.push("s3-pod");
+    }
+    if clouds.gcp {
+        env.gcp.apply(&CloudSetup::seed_gcp().gcp, &variables)?;
+        manifests.extend([GCP_SERVICE_ACCOUNT, GCP_POD]);
+        pods.push("gcs-pod");
+    }
+    if clouds.azure {
+        env.azure.apply(&AzureSetup::seed(), &variables)?;
+        manifests.extend([AZURE_SERVICE_ACCOUNT, AZURE_POD]);
+        pods.push("azure-pod");
+    }
+    if !extra.is_empty() {
+        manifests.push(extra);
+    }
+    pods.extend_from_slice(extra_pods);
+    if manifests.is_empty() {
+        return Ok(());
+    }
+    env.create_pods("default", &manifests.join("\n---\n"), &pods)
+        .await
+        .with_context(|| format!("creating the seed's ServiceAccounts and pods ({clouds})"))
 }
 
 /// Drops s3-pod's packets to the regional STS endpoint's address (the cloud front) on 443.

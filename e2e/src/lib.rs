@@ -18,6 +18,7 @@ pub mod manual_anchor;
 pub mod prerequisites;
 pub mod python_env;
 pub mod runner;
+pub mod sandbox;
 pub mod scenario;
 pub mod setup;
 pub mod webhooks;

@@ -90,6 +90,43 @@ enum Command {
         #[command(subcommand)]
         target: BenchTarget,
     },
+    /// Start a sandbox to type into (emulators, local cluster, webhooks) detached, and print
+    /// the lines to `eval` (KUBECONFIG, PATH with kubectl and kubectl-podiam, endpoints,
+    /// credential files): `eval "$(podiam-e2e up --seed)"`.
+    Up {
+        /// The clouds offered (seed pods and settings).
+        #[arg(long, default_value = "aws,gcp,azure")]
+        clouds: podiam_e2e::sandbox::Clouds,
+        /// Create the seed's pods (s3-pod, gcs-pod, azure-pod) and their cloud setup.
+        #[arg(long)]
+        seed: bool,
+        /// Where pid files, logs, credentials and the cluster go (env PODIAM_SANDBOX_DIR).
+        #[arg(long, default_value_os_t = podiam_e2e::sandbox::default_state_dir())]
+        state_dir: PathBuf,
+        /// Seconds to wait until it is ready.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+    },
+    /// What the sandbox runs; exits non-zero when nothing is up or something died.
+    Status {
+        #[arg(long, default_value_os_t = podiam_e2e::sandbox::default_state_dir())]
+        state_dir: PathBuf,
+    },
+    /// Stop the sandbox (by pid) and remove everything it made; idempotent.
+    Down {
+        #[arg(long, default_value_os_t = podiam_e2e::sandbox::default_state_dir())]
+        state_dir: PathBuf,
+    },
+    /// The detached process `up` starts (not for direct use).
+    #[command(hide = true)]
+    SandboxDaemon {
+        #[arg(long)]
+        state_dir: PathBuf,
+        #[arg(long, default_value = "aws,gcp,azure")]
+        clouds: podiam_e2e::sandbox::Clouds,
+        #[arg(long)]
+        seed: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -203,6 +240,7 @@ async fn main() -> Result<()> {
     )?)?;
     match cli.command {
         Command::Demo => {
+            podiam_e2e::sandbox::refuse_if_up()?;
             podiam_e2e::demo::run(&podiam_e2e::runner::suite::default_state_root()).await
         }
         Command::Cluster {
@@ -238,6 +276,9 @@ async fn main() -> Result<()> {
                 && (kubeconfig.is_some() || context.is_some())
             {
                 anyhow::bail!("--kubeconfig and --context apply to --provider existing only");
+            }
+            if provider != podiam_e2e::runner::environment::Provider::Existing {
+                podiam_e2e::sandbox::refuse_if_up()?;
             }
             let outcomes =
                 podiam_e2e::runner::suite::run_suite(&podiam_e2e::runner::suite::SuiteOptions {
@@ -332,6 +373,61 @@ async fn main() -> Result<()> {
             }
             println!("{report}");
             Ok(())
+        }
+        Command::Up {
+            clouds,
+            seed,
+            state_dir,
+            timeout,
+        } => {
+            let lines = tokio::task::spawn_blocking(move || {
+                podiam_e2e::sandbox::up(&podiam_e2e::sandbox::UpOptions {
+                    state_dir,
+                    clouds,
+                    seed,
+                    timeout: std::time::Duration::from_secs(timeout),
+                })
+            })
+            .await??;
+            // Only lines to eval on stdout; no secret among them (credentials are files).
+            print!("{lines}");
+            Ok(())
+        }
+        Command::Status { state_dir } => {
+            let status = podiam_e2e::sandbox::status(&state_dir)?;
+            print!("{status}");
+            if !status.healthy() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Down { state_dir } => {
+            let report = tokio::task::spawn_blocking(move || podiam_e2e::sandbox::down(&state_dir))
+                .await??;
+            match (report.daemon, report.cleaned) {
+                (Some(pid), _) => eprintln!(
+                    "podiam-e2e: sandbox (pid {pid}) stopped in {:.1}s",
+                    report.took.as_secs_f64()
+                ),
+                (None, true) => eprintln!(
+                    "podiam-e2e: cleaned what a stopped sandbox left ({:.1}s)",
+                    report.took.as_secs_f64()
+                ),
+                (None, false) => eprintln!("podiam-e2e: no sandbox was up"),
+            }
+            Ok(())
+        }
+        Command::SandboxDaemon {
+            state_dir,
+            clouds,
+            seed,
+        } => {
+            podiam_e2e::sandbox::daemon::run(podiam_e2e::sandbox::daemon::DaemonOptions {
+                state_dir,
+                clouds,
+                seed,
+            })
+            .await
         }
         Command::Bench {
             target: BenchTarget::Sts { requests },

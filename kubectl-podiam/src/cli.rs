@@ -78,7 +78,7 @@ pub struct CloudFlags {
     #[arg(long, value_name = "EMAIL")]
     pub expect_gsa: Option<String>,
     /// Entra authority for the token exchange (default: the pod's AZURE_AUTHORITY_HOST)
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "PODIAM_AZURE_AUTHORITY_HOST")]
     pub azure_authority_host: Option<String>,
     /// Azure Blob endpoint, path style: URL/ACCOUNT/CONTAINER (default: https://ACCOUNT.blob.core.windows.net)
     #[arg(long, value_name = "URL", env = "PODIAM_AZURE_BLOB_ENDPOINT")]

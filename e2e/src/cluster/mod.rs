@@ -39,10 +39,11 @@ mod network;
 mod pki;
 pub mod pod_network;
 mod probe_image;
-mod process;
+pub mod process;
 
 use std::path::PathBuf;
 
+pub use control_plane::APISERVER_PORT;
 pub use egress_faults::{EgressAction, EgressFaults, EgressRule, FAULTS_CHAIN};
 pub use error::ClusterError;
 pub use existing::ExistingCluster;
