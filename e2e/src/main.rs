@@ -27,7 +27,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The main job on the embedded default: emulators + the seed's pod, verified.
-    Demo,
+    Demo {
+        #[command(flatten)]
+        aws: AwsBackendArgs,
+    },
     /// A local cluster on its own, left running for manual use (`kubectl`, `kubectl podiam`).
     Cluster {
         #[command(subcommand)]
@@ -68,6 +71,8 @@ enum Command {
         /// Where the cluster's and emulators' state go.
         #[arg(long, default_value_os_t = podiam_e2e::runner::suite::default_state_root())]
         state_dir: PathBuf,
+        #[command(flatten)]
+        aws: AwsBackendArgs,
     },
     /// Run emulators until Ctrl-C.
     Emulate {
@@ -84,6 +89,26 @@ enum Command {
         #[command(subcommand)]
         target: BenchTarget,
     },
+}
+
+/// `--aws-backend` and `--localstack-image` (run, demo; `up` may flatten it too).
+#[derive(clap::Args, Debug, Clone)]
+struct AwsBackendArgs {
+    /// What the strict AWS gate fronts for IAM, STS and S3: moto, localstack (host mode, pinned
+    /// venv), localstack-docker, or the URL of a running LocalStack (docs/localstack.md).
+    #[arg(long, default_value = "moto")]
+    aws_backend: podiam_e2e::emulators::AwsBackend,
+    /// `--aws-backend localstack-docker`: the image (default: one built locally from the pins).
+    #[arg(long)]
+    localstack_image: Option<String>,
+}
+
+impl AwsBackendArgs {
+    fn backend(self) -> Result<podiam_e2e::emulators::AwsBackend> {
+        Ok(self
+            .aws_backend
+            .with_localstack_image(self.localstack_image)?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -191,8 +216,12 @@ fn default_state_dir() -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Demo => {
-            podiam_e2e::demo::run(&podiam_e2e::runner::suite::default_state_root()).await
+        Command::Demo { aws } => {
+            podiam_e2e::demo::run_with(
+                &podiam_e2e::runner::suite::default_state_root(),
+                aws.backend()?,
+            )
+            .await
         }
         Command::Cluster {
             action,
@@ -222,7 +251,9 @@ async fn main() -> Result<()> {
             keep,
             jobs,
             state_dir,
+            aws,
         } => {
+            let aws_backend = aws.backend()?;
             if provider != podiam_e2e::runner::environment::Provider::Existing
                 && (kubeconfig.is_some() || context.is_some())
             {
@@ -239,6 +270,7 @@ async fn main() -> Result<()> {
                         provider,
                         kubeconfig,
                         context,
+                        aws_backend,
                     },
                     jobs,
                 })
