@@ -116,7 +116,6 @@ impl LocalStackServer {
             .env("DNS_ADDRESS", "0")
             .env("DISABLE_EVENTS", "1")
             .env("SKIP_SSL_CERT_DOWNLOAD", "1")
-            .env("SKIP_INFRA_DOWNLOADS", "1")
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(stderr)
