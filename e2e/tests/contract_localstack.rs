@@ -537,6 +537,61 @@ async fn moto_and_localstack_differ_as_documented() {
         .to_owned();
     let moto_status = moto_unknown.raw_response().map(|r| r.status().as_u16());
     eprintln!("measured: moto unknown key on STS -> HTTP {moto_status:?} code {moto_code:?}");
+    // Unsigned AssumeRoleWithWebIdentity straight to moto (IAM enforced): a 500, which is why
+    // the gate signs its own call.
+    let moto_unsigned = sts_with(moto.backend_url(), None)
+        .assume_role_with_web_identity()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{ROLE}"))
+        .role_session_name("m")
+        .web_identity_token("not-a-jwt")
+        .send()
+        .await
+        .expect_err("moto fails an unsigned call");
+    assert_eq!(
+        moto_unsigned.raw_response().map(|r| r.status().as_u16()),
+        Some(500)
+    );
+    // Access keys of IAM users: the admin's in moto, a new user's in LocalStack.
+    assert!(moto.admin().access_key_id.starts_with("AKIA"));
+    let ls_iam = localstack.admin().iam_client(localstack.backend_url());
+    ls_iam
+        .create_user()
+        .user_name("measured")
+        .send()
+        .await
+        .expect("CreateUser");
+    let user_key = ls_iam
+        .create_access_key()
+        .user_name("measured")
+        .send()
+        .await
+        .expect("CreateAccessKey");
+    assert!(
+        user_key
+            .access_key()
+            .expect("key")
+            .access_key_id()
+            .starts_with("LKIA")
+    );
+    // A missing role, on both.
+    for emulators in [&moto, &localstack] {
+        let missing = emulators
+            .admin()
+            .iam_client(emulators.backend_url())
+            .get_role()
+            .role_name("nope")
+            .send()
+            .await
+            .expect_err("no such role");
+        let service = missing.as_service_error().expect("service error");
+        eprintln!(
+            "measured: {} GetRole missing -> {:?} {:?}",
+            emulators.backend(),
+            service.code(),
+            service.message()
+        );
+        assert_eq!(service.code(), Some("NoSuchEntity"));
+    }
     // Unsigned AssumeRoleWithWebIdentity on a role that does not exist, with any token:
     // LocalStack grants it.
     let granted = sts_with(localstack.backend_url(), None)
