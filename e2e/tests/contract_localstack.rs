@@ -384,6 +384,54 @@ async fn url_backend_fronts_a_running_localstack() {
     );
 }
 
+/// `--aws-backend localstack-docker` with the default image (built here from the pinned venv
+/// with mmdebstrap + `docker import` when missing). Needs a running Docker daemon.
+#[tokio::test(flavor = "multi_thread")]
+async fn gate_in_front_of_localstack_in_docker() {
+    let emulators = seeded(AwsBackend::LocalStackDocker { image: None }).await;
+    assert!(
+        !emulators.backend_url().contains("127.0.0.1"),
+        "the container publishes no host port: {}",
+        emulators.backend_url()
+    );
+    let output = assume(&emulators, &TokenSpec::new("default", "s3-reader"))
+        .await
+        .expect("granted through the gate");
+    let c = output.credentials().expect("credentials");
+    assert!(c.access_key_id().starts_with("LSIA"));
+    let s3 = s3_with(
+        emulators.gate_url(),
+        key(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token()),
+        ),
+    );
+    let object = s3
+        .get_object()
+        .bucket("my-bucket")
+        .key("hello.txt")
+        .send()
+        .await
+        .expect("GetObject is allowed");
+    assert_eq!(
+        &object.body.collect().await.expect("body").into_bytes()[..],
+        b"hello from podiam"
+    );
+    let (code, _) = s3_error(
+        s3.put_object()
+            .bucket("my-bucket")
+            .key("x")
+            .body(b"x".to_vec().into())
+            .send()
+            .await,
+    );
+    assert_eq!(code, "AccessDenied");
+    let log = emulators.backend_log_file().expect("the container's log");
+    let text = fs::read_to_string(log).expect("log");
+    assert!(text.contains("Ready."), "{}", log.display());
+}
+
 #[tokio::test]
 async fn url_backend_that_does_not_answer_is_a_clear_error() {
     // A port nothing listens on: bound and released at once.

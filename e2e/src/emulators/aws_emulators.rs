@@ -11,6 +11,7 @@ use super::aws_gate::AwsGate;
 use super::background_runtime::BackgroundRuntime;
 use super::credentials::AdminCredentials;
 use super::localstack::{LocalStackServer, check_health};
+use super::localstack_docker::LocalStackContainer;
 use super::moto::{MotoAuth, MotoServer};
 use super::oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
 use super::request_log::RequestLogEntry;
@@ -58,6 +59,7 @@ impl Default for AwsEmulatorOptions {
 enum RunningBackend {
     Moto(MotoServer),
     LocalStack(LocalStackServer),
+    Container(Box<LocalStackContainer>),
     /// `--aws-backend URL`: somebody else's.
     External(String),
 }
@@ -67,6 +69,7 @@ impl RunningBackend {
         match self {
             RunningBackend::Moto(moto) => moto.url(),
             RunningBackend::LocalStack(localstack) => localstack.url(),
+            RunningBackend::Container(container) => container.url(),
             RunningBackend::External(url) => url,
         }
     }
@@ -104,9 +107,10 @@ async fn start_backend(
             check_health(url).await?;
             Ok((RunningBackend::External(url.clone()), localstack_root()))
         }
-        AwsBackend::LocalStackDocker { .. } => anyhow::bail!(
-            "--aws-backend localstack-docker is not implemented yet; use localstack or a URL"
-        ),
+        AwsBackend::LocalStackDocker { image } => {
+            let container = LocalStackContainer::start(image.as_deref(), state_dir).await?;
+            Ok((RunningBackend::Container(Box::new(container)), localstack_root()))
+        }
     }
 }
 
@@ -223,11 +227,12 @@ impl AwsEmulators {
         self.backend_choice.kind()
     }
 
-    /// LocalStack's log (host mode only): `STATE_DIR/localstack.log`.
+    /// LocalStack's log (host mode or container): `STATE_DIR/localstack.log`.
     pub fn backend_log_file(&self) -> Option<&Path> {
         match &self.backend {
             RunningBackend::LocalStack(server) => Some(server.log_file()),
-            _ => None,
+            RunningBackend::Container(container) => Some(container.log_file()),
+            RunningBackend::External(_) | RunningBackend::Moto(_) => None,
         }
     }
 

@@ -21,6 +21,7 @@ mod ids;
 mod jwks_cache;
 pub mod localstack;
 mod localstack_callers;
+pub mod localstack_docker;
 mod moto;
 mod moto_web_identity;
 pub mod node_metadata;
