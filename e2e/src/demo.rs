@@ -101,13 +101,22 @@ pub fn plugin_path() -> Result<PathBuf> {
 }
 
 pub async fn run(state_root: &Path) -> Result<()> {
+    run_with(state_root, crate::emulators::AwsBackend::default()).await
+}
+
+/// The demo with the AWS gate in front of `aws_backend` (`demo --aws-backend`).
+pub async fn run_with(state_root: &Path, aws_backend: crate::emulators::AwsBackend) -> Result<()> {
     let plugin = plugin_path()?;
     println!("# Setup: host packages, Kubernetes v1.34.4 and etcd (built once, cached), moto venv");
     tokio::task::spawn_blocking(crate::prerequisites::ensure_all).await??;
     println!(
         "# Starting the emulators (AWS, GCP, Azure), a local Kubernetes cluster and the webhooks"
     );
-    let env = Environment::start_local(state_root).await?;
+    let mut options = super::runner::environment::ProviderOptions::new(
+        super::runner::environment::Provider::Local,
+    );
+    options.aws_backend = aws_backend;
+    let env = Environment::start(&options, state_root).await?;
     for (what, took) in &env.timings {
         println!("#   {what}: {:.1}s", took.as_secs_f64());
     }

@@ -14,6 +14,7 @@ pub mod cpu_time;
 pub mod demo;
 pub mod emulators;
 pub mod https_server;
+pub mod localstack_env;
 pub mod manual_anchor;
 pub mod prerequisites;
 pub mod python_env;

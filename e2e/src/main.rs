@@ -33,7 +33,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The main job on the embedded default: emulators + the seed's pod, verified.
-    Demo,
+    Demo {
+        #[command(flatten)]
+        aws: AwsBackendArgs,
+    },
     /// A local cluster on its own, left running for manual use (`kubectl`, `kubectl podiam`).
     Cluster {
         #[command(subcommand)]
@@ -74,6 +77,8 @@ enum Command {
         /// Where the cluster's and emulators' state go.
         #[arg(long, default_value_os_t = podiam_e2e::runner::suite::default_state_root())]
         state_dir: PathBuf,
+        #[command(flatten)]
+        aws: AwsBackendArgs,
     },
     /// Run emulators until Ctrl-C.
     Emulate {
@@ -127,6 +132,26 @@ enum Command {
         #[arg(long)]
         seed: bool,
     },
+}
+
+/// `--aws-backend` and `--localstack-image` (run, demo; `up` may flatten it too).
+#[derive(clap::Args, Debug, Clone)]
+struct AwsBackendArgs {
+    /// What the strict AWS gate fronts for IAM, STS and S3: moto, localstack (host mode, pinned
+    /// venv), localstack-docker, or the URL of a running LocalStack (docs/localstack.md).
+    #[arg(long, default_value = "moto")]
+    aws_backend: podiam_e2e::emulators::AwsBackend,
+    /// `--aws-backend localstack-docker`: the image (default: one built locally from the pins).
+    #[arg(long)]
+    localstack_image: Option<String>,
+}
+
+impl AwsBackendArgs {
+    fn backend(self) -> Result<podiam_e2e::emulators::AwsBackend> {
+        Ok(self
+            .aws_backend
+            .with_localstack_image(self.localstack_image)?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -239,9 +264,13 @@ async fn main() -> Result<()> {
         &cli.bridge,
     )?)?;
     match cli.command {
-        Command::Demo => {
+        Command::Demo { aws } => {
             podiam_e2e::sandbox::refuse_if_up()?;
-            podiam_e2e::demo::run(&podiam_e2e::runner::suite::default_state_root()).await
+            podiam_e2e::demo::run_with(
+                &podiam_e2e::runner::suite::default_state_root(),
+                aws.backend()?,
+            )
+            .await
         }
         Command::Cluster {
             action,
@@ -271,7 +300,9 @@ async fn main() -> Result<()> {
             keep,
             jobs,
             state_dir,
+            aws,
         } => {
+            let aws_backend = aws.backend()?;
             if provider != podiam_e2e::runner::environment::Provider::Existing
                 && (kubeconfig.is_some() || context.is_some())
             {
@@ -291,6 +322,7 @@ async fn main() -> Result<()> {
                         provider,
                         kubeconfig,
                         context,
+                        aws_backend,
                     },
                     jobs,
                 })

@@ -1,19 +1,24 @@
-//! Everything an AWS test needs, started together: OIDC issuer, moto, and the strict gate.
+//! Everything an AWS test needs, started together: OIDC issuer, the backend (moto by default,
+//! or LocalStack: `AwsBackend`), and the strict gate in front of it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::aws_backend::{AwsBackend, BackendKind};
 use super::aws_gate::AwsGate;
 use super::background_runtime::BackgroundRuntime;
 use super::credentials::AdminCredentials;
+use super::localstack::{LocalStackServer, check_health};
+use super::localstack_docker::LocalStackContainer;
 use super::moto::{MotoAuth, MotoServer};
 use super::oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
 use super::request_log::RequestLogEntry;
 use super::signing_key::SigningKey;
 use super::web_identity_token::TokenSpec;
 use super::{ACCOUNT_ID, REGION};
+use crate::localstack_env::LocalStackEnv;
 use crate::python_env::PythonEnv;
 use crate::setup::{CloudSetup, SetupVariables};
 
@@ -33,6 +38,8 @@ pub struct AwsEmulatorOptions {
     pub persist_signing_key: bool,
     /// More CA PEM files the gate trusts when fetching JWKS (e.g. a cluster's issuer CA).
     pub extra_trusted_ca_files: Vec<PathBuf>,
+    /// What the gate fronts for IAM, STS and S3 (`--aws-backend`).
+    pub backend: AwsBackend,
 }
 
 impl Default for AwsEmulatorOptions {
@@ -43,6 +50,66 @@ impl Default for AwsEmulatorOptions {
             signing_key_file: None,
             persist_signing_key: false,
             extra_trusted_ca_files: Vec::new(),
+            backend: AwsBackend::default(),
+        }
+    }
+}
+
+/// The backend as it runs: stopped (if ours) when dropped.
+enum RunningBackend {
+    Moto(MotoServer),
+    LocalStack(LocalStackServer),
+    Container(Box<LocalStackContainer>),
+    /// `--aws-backend URL`: somebody else's.
+    External(String),
+}
+
+impl RunningBackend {
+    fn url(&self) -> &str {
+        match self {
+            RunningBackend::Moto(moto) => moto.url(),
+            RunningBackend::LocalStack(localstack) => localstack.url(),
+            RunningBackend::Container(container) => container.url(),
+            RunningBackend::External(url) => url,
+        }
+    }
+}
+
+/// LocalStack's admin: the account's root. LocalStack takes a 12-digit access key id as the
+/// account id and checks no secret; the secret is still never printed.
+fn localstack_root() -> AdminCredentials {
+    AdminCredentials {
+        access_key_id: ACCOUNT_ID.to_owned(),
+        secret_access_key: "localstack-checks-no-secret".to_owned(),
+    }
+}
+
+async fn start_backend(
+    backend: &AwsBackend,
+    state_dir: &Path,
+) -> Result<(RunningBackend, AdminCredentials)> {
+    match backend {
+        AwsBackend::Moto => {
+            let python = tokio::task::spawn_blocking(PythonEnv::ensure).await??;
+            let moto = MotoServer::start(&python, MotoAuth::Enforced).await?;
+            let admin = moto
+                .admin_credentials()
+                .cloned()
+                .context("moto started without an admin")?;
+            Ok((RunningBackend::Moto(moto), admin))
+        }
+        AwsBackend::LocalStack => {
+            let env = tokio::task::spawn_blocking(LocalStackEnv::ensure).await??;
+            let server = LocalStackServer::start(&env, state_dir).await?;
+            Ok((RunningBackend::LocalStack(server), localstack_root()))
+        }
+        AwsBackend::Url(url) => {
+            check_health(url).await?;
+            Ok((RunningBackend::External(url.clone()), localstack_root()))
+        }
+        AwsBackend::LocalStackDocker { image } => {
+            let container = LocalStackContainer::start(image.as_deref(), state_dir).await?;
+            Ok((RunningBackend::Container(Box::new(container)), localstack_root()))
         }
     }
 }
@@ -50,15 +117,16 @@ impl Default for AwsEmulatorOptions {
 /// File name of the persisted signing key inside the state directory.
 pub const SIGNING_KEY_FILE_NAME: &str = "signing-key.pem";
 
-/// Running emulators. Dropping this stops the servers and kills moto.
+/// Running emulators. Dropping this stops the servers and the backend (if started here).
 ///
 /// The servers run on a runtime of their own, so a test may block its thread (run the
 /// plugin with `std::process::Command`) while they answer.
 pub struct AwsEmulators {
-    // Field order is drop order: the gate stops before moto goes away.
+    // Field order is drop order: the gate stops before the backend goes away.
     gate: AwsGate,
     issuer: OidcIssuer,
-    moto: MotoServer,
+    backend: RunningBackend,
+    backend_choice: AwsBackend,
     admin: AdminCredentials,
     state_dir: PathBuf,
     _temporary_state_dir: Option<tempfile::TempDir>,
@@ -67,7 +135,8 @@ pub struct AwsEmulators {
 }
 
 impl AwsEmulators {
-    /// Starts issuer, moto (IAM enforced) and gate. Creates the Python venv on first use.
+    /// Starts issuer, backend (moto with IAM enforced, or LocalStack) and gate. Creates the
+    /// backend's Python venv on first use.
     pub async fn start(options: AwsEmulatorOptions) -> Result<Self> {
         let (state_dir, temporary_state_dir) = match &options.state_dir {
             Some(dir) => {
@@ -84,7 +153,6 @@ impl AwsEmulators {
             (None, true) => SigningKey::load_or_generate(&state_dir.join(SIGNING_KEY_FILE_NAME))?,
             (None, false) => SigningKey::generate()?,
         };
-        let python = tokio::task::spawn_blocking(PythonEnv::ensure).await??;
         let runtime = BackgroundRuntime::new()?;
         let issuer = OidcIssuer::start(
             &state_dir,
@@ -92,11 +160,9 @@ impl AwsEmulators {
             signing_key,
             &runtime.handle(),
         )?;
-        let moto = MotoServer::start(&python, MotoAuth::Enforced).await?;
-        let admin = moto
-            .admin_credentials()
-            .cloned()
-            .context("moto started without an admin")?;
+        let (backend, admin) = start_backend(&options.backend, &state_dir)
+            .await
+            .with_context(|| format!("starting the AWS backend ({})", options.backend))?;
 
         let mut trusted_ca_pems = vec![fs::read_to_string(issuer.ca_file())?];
         for file in &options.extra_trusted_ca_files {
@@ -104,8 +170,9 @@ impl AwsEmulators {
                 fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
             );
         }
-        let gate = AwsGate::start(
-            moto.url(),
+        let gate = AwsGate::start_in_front_of(
+            options.backend.kind(),
+            backend.url(),
             admin.clone(),
             ACCOUNT_ID,
             &trusted_ca_pems,
@@ -114,7 +181,8 @@ impl AwsEmulators {
         Ok(Self {
             gate,
             issuer,
-            moto,
+            backend,
+            backend_choice: options.backend.clone(),
             admin,
             state_dir,
             _temporary_state_dir: temporary_state_dir,
@@ -137,10 +205,35 @@ impl AwsEmulators {
         self.gate.url()
     }
 
-    /// moto itself, bypassing the gate. IAM written here is not seen by the gate until
-    /// [`AwsEmulators::forget_iam_cache`]; prefer [`AwsEmulators::gate_url`].
+    /// The backend itself (moto or LocalStack), bypassing the gate. IAM written here is not
+    /// seen by the gate until [`AwsEmulators::forget_iam_cache`]; prefer
+    /// [`AwsEmulators::gate_url`].
     pub fn moto_url(&self) -> &str {
-        self.moto.url()
+        self.backend.url()
+    }
+
+    /// Same as [`AwsEmulators::moto_url`], named for what it is with any backend.
+    pub fn backend_url(&self) -> &str {
+        self.backend.url()
+    }
+
+    /// Which backend the gate fronts.
+    pub fn backend(&self) -> &AwsBackend {
+        &self.backend_choice
+    }
+
+    /// Whether the gate (LocalStack) or the backend (moto) authorizes S3.
+    pub fn backend_kind(&self) -> BackendKind {
+        self.backend_choice.kind()
+    }
+
+    /// LocalStack's log (host mode or container): `STATE_DIR/localstack.log`.
+    pub fn backend_log_file(&self) -> Option<&Path> {
+        match &self.backend {
+            RunningBackend::LocalStack(server) => Some(server.log_file()),
+            RunningBackend::Container(container) => Some(container.log_file()),
+            RunningBackend::External(_) | RunningBackend::Moto(_) => None,
+        }
     }
 
     /// `https://127.0.0.1:PORT/id/…`

@@ -1,6 +1,8 @@
 //! The AWS endpoint clients talk to: strict AssumeRoleWithWebIdentity, EKS Auth
 //! AssumeRoleForPodIdentity (see `eks_auth`), the EKS control plane's Pod Identity association
-//! API (see `eks_associations`), everything else passed through to moto unchanged.
+//! API (see `eks_associations`), everything else passed through to moto unchanged. In front of
+//! LocalStack, which enforces nothing, the gate also refuses keys the backend does not know and
+//! authorizes S3 requests by the caller's identity policies (`s3_authorization`).
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
+use super::aws_backend::BackendKind;
 use super::credentials::AdminCredentials;
 use super::eks_associations::{EksApiCall, EksControlPlane};
 use super::eks_auth::{EksAuthDeps, EksAuthStore};
@@ -22,9 +25,13 @@ use super::hop_budgets;
 use super::iam_directory::IamDirectory;
 use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
+use super::localstack_callers::{LocalStackCallers, role_name_of};
 use super::moto_web_identity::assume_role_in_moto;
 use super::request_log::{RequestLog, RequestSummary};
 use super::role_chaining::{self, ChainDeps};
+use super::s3_authorization::{
+    PolicyDecision, S3Error, evaluate_identity_policies, required_permission,
+};
 use super::sessions::{KeyOwner, SessionDirectory, signing_key_id};
 use super::sts_error::{StsError, xml_escape};
 use super::token_namespace::token_namespace;
@@ -46,6 +53,10 @@ struct GateState {
     eks_auth: Arc<EksAuthStore>,
     /// Who each key the gate knows belongs to (the caller of a signed AssumeRole).
     sessions: SessionDirectory,
+    /// The admin key's principal (moto: the bootstrap user; LocalStack: the account's root).
+    admin_arn: String,
+    /// LocalStack only: owners of keys the gate did not hand out.
+    callers: Option<LocalStackCallers>,
 }
 
 /// A running gate on `127.0.0.1:<random>`; stops when dropped.
@@ -57,8 +68,29 @@ pub struct AwsGate {
 }
 
 impl AwsGate {
-    /// `trusted_ca_pems`: CAs to trust when fetching issuers' JWKS. Serves from `runtime`.
+    /// In front of moto with IAM enforced. `trusted_ca_pems`: CAs to trust when fetching
+    /// issuers' JWKS. Serves from `runtime`.
     pub fn start(
+        moto_url: &str,
+        admin: AdminCredentials,
+        account_id: &str,
+        trusted_ca_pems: &[String],
+        runtime: &Handle,
+    ) -> Result<Self> {
+        Self::start_in_front_of(
+            BackendKind::Moto,
+            moto_url,
+            admin,
+            account_id,
+            trusted_ca_pems,
+            runtime,
+        )
+    }
+
+    /// In front of `backend` at `backend_url`; `admin` is moto's bootstrap user or, for
+    /// LocalStack, the account's root key.
+    pub fn start_in_front_of(
+        backend: BackendKind,
         moto_url: &str,
         admin: AdminCredentials,
         account_id: &str,
@@ -67,12 +99,20 @@ impl AwsGate {
     ) -> Result<Self> {
         let log = RequestLog::default();
         let sessions = SessionDirectory::default();
+        let admin_arn = match backend {
+            BackendKind::Moto => {
+                format!("arn:aws:iam::{account_id}:user/{}", super::moto::ADMIN_USER)
+            }
+            BackendKind::LocalStack => format!("arn:aws:iam::{account_id}:root"),
+        };
         sessions.record(
             &admin.access_key_id,
             KeyOwner::User {
-                arn: format!("arn:aws:iam::{account_id}:user/{}", super::moto::ADMIN_USER),
+                arn: admin_arn.clone(),
             },
         );
+        let callers = (backend == BackendKind::LocalStack)
+            .then(|| LocalStackCallers::new(moto_url, account_id));
         let state = Arc::new(GateState {
             moto_url: moto_url.to_owned(),
             directory: IamDirectory::new(moto_url, &admin),
@@ -83,6 +123,8 @@ impl AwsGate {
             log: log.clone(),
             eks_auth: Arc::new(EksAuthStore::default()),
             sessions,
+            admin_arn,
+            callers,
         });
         let listener = bind_localhost().context("binding the AWS gate port")?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -191,6 +233,17 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
             let error = StsError::missing_authentication_token();
             let code = error.code.to_owned();
             (error.into_response(), code)
+        } else if let Some(refusal) = authorize_for_localstack(
+            &state,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &params,
+            &action,
+        )
+        .await
+        {
+            refusal
         } else if action == "AssumeRole" {
             // moto checks AssumeRole against resource `*` and reads no trust policy for it.
             match assume_role(&state, &parts.headers, &params).await {
@@ -230,6 +283,97 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
     };
     pending.answer(outcome);
     response
+}
+
+/// In front of LocalStack only (moto decides for itself): a signed request whose key the
+/// backend does not know in this account is refused, and an S3 request must be allowed by the
+/// caller's identity policies. `None`: pass on.
+async fn authorize_for_localstack(
+    state: &GateState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+    action: &str,
+) -> Option<(Response, String)> {
+    let callers = state.callers.as_ref()?;
+    let is_s3 = action.is_empty();
+    let refuse = |response: Response, code: &str| Some((response, code.to_owned()));
+    let Some(key_id) = request_key_id(headers, params) else {
+        // Unsigned query-protocol calls were refused before; this is anonymous S3.
+        let error = S3Error::anonymous();
+        let code = error.code;
+        return refuse(error.into_response(), code);
+    };
+    let caller = match state.sessions.owner(&key_id) {
+        Some(owner) => Some(owner.caller_arn().to_owned()),
+        None => match callers.caller_arn(&key_id).await {
+            Ok(caller) => caller,
+            Err(message) => {
+                return if is_s3 {
+                    let error = S3Error::internal(message);
+                    let code = error.code;
+                    refuse(error.into_response(), code)
+                } else {
+                    let error = StsError::internal(message);
+                    let code = error.code;
+                    refuse(error.into_response(), code)
+                };
+            }
+        },
+    };
+    let Some(caller) = caller else {
+        return if is_s3 {
+            let error = S3Error::invalid_access_key_id();
+            let code = error.code;
+            refuse(error.into_response(), code)
+        } else {
+            let error = StsError::invalid_client_token_id();
+            let code = error.code;
+            refuse(error.into_response(), code)
+        };
+    };
+    if !is_s3 || caller == state.admin_arn {
+        return None;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let permission = required_permission(method, host, uri.path(), params);
+    let decision = match role_name_of(&caller) {
+        Some(role) => match state.directory.role_identity_policies(role).await {
+            Ok(policies) => evaluate_identity_policies(&policies, &permission),
+            Err(err) => {
+                let error = S3Error::internal(format!("reading {role}'s policies: {err:#}"));
+                let code = error.code;
+                return refuse(error.into_response(), code);
+            }
+        },
+        // IAM users other than the admin: their policies are not modelled.
+        None => PolicyDecision::NoAllow,
+    };
+    if decision == PolicyDecision::Allowed {
+        return None;
+    }
+    let error = S3Error::access_denied(&caller, &permission, decision);
+    let code = error.code;
+    refuse(error.into_response(), code)
+}
+
+/// The access key id a request is signed with: SigV4 header or presigned query.
+fn request_key_id(headers: &HeaderMap, params: &[(String, String)]) -> Option<String> {
+    if let Some(authorization) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return signing_key_id(authorization).map(str::to_owned);
+    }
+    params.iter().find_map(|(key, value)| match key.as_str() {
+        "X-Amz-Credential" => value.split('/').next().map(str::to_owned),
+        "AWSAccessKeyId" => Some(value.clone()),
+        _ => None,
+    })
 }
 
 /// IAM writes AWS refuses but moto accepts: an OIDC provider whose URL is not https.

@@ -1,9 +1,10 @@
-//! Strict cloud-identity emulators: an OIDC issuer, an AWS gate in front of moto (STS, EKS
+//! Strict cloud-identity emulators: an OIDC issuer, an AWS gate in front of moto or LocalStack (STS, EKS
 //! Auth, EKS Pod Identity associations), the EKS Pod Identity Agent, GCP's metadata server,
 //! STS, IAM Credentials and Cloud Storage ([`gcp`]), Azure's Entra ID and Blob endpoints
 //! ([`azure`]), and the node's own metadata services: EC2 IMDS and Azure IMDS
 //! ([`node_metadata`]).
 
+mod aws_backend;
 mod aws_emulators;
 mod aws_gate;
 pub mod azure;
@@ -18,6 +19,9 @@ pub mod hop_budgets;
 pub mod iam_directory;
 mod ids;
 mod jwks_cache;
+pub mod localstack;
+mod localstack_callers;
+pub mod localstack_docker;
 mod moto;
 mod moto_web_identity;
 pub mod node_metadata;
@@ -27,6 +31,7 @@ pub mod pod_identity_trust;
 pub mod policy_condition;
 mod request_log;
 pub mod role_chaining;
+pub mod s3_authorization;
 pub mod sessions;
 mod signing_key;
 mod sts_error;
@@ -35,6 +40,7 @@ pub mod trust_policy;
 mod web_identity_check;
 mod web_identity_token;
 
+pub use aws_backend::{AwsBackend, AwsBackendError, BackendKind};
 pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};
 pub use aws_gate::AwsGate;
 pub use cloud_front::{CloudFront, CloudFrontOptions, CloudFrontUpstreams, GoogleUpstreams};

@@ -30,8 +30,9 @@ use crate::emulators::gcp::{
 };
 use crate::emulators::pod_identity_agent::AgentRoute;
 use crate::emulators::{
-    AwsEmulatorOptions, AwsEmulators, CloudFront, CloudFrontOptions, CloudFrontUpstreams,
-    DEFAULT_CLUSTER_NAME, GoogleUpstreams, PodIdentityAgent, SIGNING_KEY_FILE_NAME,
+    AwsBackend, AwsEmulatorOptions, AwsEmulators, CloudFront, CloudFrontOptions,
+    CloudFrontUpstreams, DEFAULT_CLUSTER_NAME, GoogleUpstreams, PodIdentityAgent,
+    SIGNING_KEY_FILE_NAME,
 };
 use crate::scenario::PodPhase;
 use crate::scenario::schema::{ApplyStep, WaitStep};
@@ -61,6 +62,8 @@ pub struct ProviderOptions {
     /// `existing` only: the kubeconfig file and context (defaults as kubectl's).
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// What the AWS gate fronts for IAM, STS and S3 (`--aws-backend`); every worker's set too.
+    pub aws_backend: AwsBackend,
 }
 
 impl ProviderOptions {
@@ -69,6 +72,7 @@ impl ProviderOptions {
             provider,
             kubeconfig: None,
             context: None,
+            aws_backend: AwsBackend::default(),
         }
     }
 }
@@ -132,6 +136,7 @@ impl Environment {
         let aws = AwsEmulators::start(AwsEmulatorOptions {
             state_dir: Some(state_root.join("aws")),
             persist_signing_key: true,
+            backend: options.aws_backend.clone(),
             ..AwsEmulatorOptions::default()
         })
         .await
@@ -303,6 +308,7 @@ impl Environment {
         let aws = AwsEmulators::start(AwsEmulatorOptions {
             state_dir: Some(state_root.join("aws")),
             extra_trusted_ca_files: extra_trusted_ca_files.clone(),
+            backend: options.aws_backend.clone(),
             ..AwsEmulatorOptions::default()
         })
         .await
@@ -390,6 +396,7 @@ impl Environment {
                 state_dir: Some(state_root.join(format!("aws-worker-{}", i + 1))),
                 signing_key_file: key_file.exists().then(|| key_file.clone()),
                 extra_trusted_ca_files: trusted.clone(),
+                backend: self.aws.backend().clone(),
                 ..AwsEmulatorOptions::default()
             })
             .await
