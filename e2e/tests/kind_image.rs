@@ -117,7 +117,6 @@ fn kind_cluster_from_the_local_node_image_runs_a_pod_that_resolves_the_api_servi
         "kind create cluster: {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let started = Instant::now();
 
     let started = Instant::now();
     let ready = ok(
