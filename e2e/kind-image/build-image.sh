@@ -53,6 +53,12 @@ if [[ $mode == inputs ]]; then inputs_hash; exit 0; fi
 
 inputs=$(inputs_hash)
 mkdir -p "$work"
+# docker_build TAG CONTEXT: its stderr only when it fails (the client's legacy-builder notice otherwise).
+docker_build() {
+  docker build -q -t "$1" "$2" >/dev/null 2>"$work/docker-build.err" \
+    || { cat "$work/docker-build.err" >&2; return 1; }
+}
+previous=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 start=$(date +%s)
 step() { log "$1 done in $(( $(date +%s) - step_start ))s"; step_start=$(date +%s); }
 step_start=$start
@@ -124,7 +130,7 @@ ENV container=docker
 STOPSIGNAL SIGRTMIN+3
 ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]
 EOF
-  docker build -q -t "$base_tag" "$ctx" >/dev/null
+  docker_build "$base_tag" "$ctx"
   rm -rf "$ctx"
 fi
 step "base image $base_tag"
@@ -139,7 +145,7 @@ image() {
   ctx=$(mktemp -d "$img/ctx.XXXX")
   [[ $# -gt 0 ]] && cp -a "$@" "$ctx/"
   printf '%s\n' "$dockerfile" > "$ctx/Dockerfile"
-  docker build -q -t "$t" "$ctx" >/dev/null
+  docker_build "$t" "$ctx"
   rm -rf "$ctx"
 }
 mapfile -t required < <("$bin/kubeadm" config images list --kubernetes-version "$k8s_version")
@@ -172,7 +178,7 @@ done
 tar -C "$proxy_ctx/root" -cf "$proxy_ctx/rootfs.tar" . && rm -rf "$proxy_ctx/root"
 printf 'FROM scratch\nADD rootfs.tar /\nENV PATH=%s\n%s\n' \
   /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$label" > "$proxy_ctx/Dockerfile"
-docker build -q -t "$(ref kube-proxy)" "$proxy_ctx" >/dev/null
+docker_build "$(ref kube-proxy)" "$proxy_ctx"
 rm -rf "$proxy_ctx"
 
 image "$(ref etcd)" "FROM scratch
@@ -236,8 +242,15 @@ FROM $raw_tag
 COPY default-cni.yaml /kind/manifests/default-cni.yaml
 LABEL podiam.inputs=$inputs podiam.kubernetes=$k8s_version
 EOF
-docker build -q -t "$tag" "$ctx" >/dev/null
+docker_build "$tag" "$ctx"
 rm -rf "$img"
-docker rmi "$raw_tag" >/dev/null 2>&1 || true
+# What is in the node image need not stay in Docker: the intermediate images, the image this
+# one replaces, base images of other inputs. The busybox image stays (the smoke test loads it).
+docker rmi "$raw_tag" "${extra[@]}" >/dev/null 2>&1 || true
+for c in kube-apiserver kube-controller-manager kube-scheduler; do docker rmi "$(ref "$c")" >/dev/null 2>&1 || true; done
+current=$(docker image inspect --format '{{.Id}}' "$tag")
+if [[ -n $previous && $previous != "$current" ]]; then docker rmi "$previous" >/dev/null 2>&1 || true; fi
+docker images --format '{{.Repository}}:{{.Tag}}' podiam.local/kind-base | grep -vxF "$base_tag" \
+  | xargs -r docker rmi >/dev/null 2>&1 || true
 step "final image $tag"
 log "built $tag in $(( $(date +%s) - start ))s"
