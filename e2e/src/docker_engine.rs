@@ -186,6 +186,11 @@ pub fn ensure_running() -> Result<DockerEngine> {
                 wrapper: runc_wrapper_path(),
             });
         }
+        if runtime == RUNTIME_NAME && is_root() {
+            // Keep the wrapper current (written atomically; read at each container start).
+            write_wrapper(&runc_wrapper_path(), &missing)?;
+        }
+        check_forward_policy()?;
         return Ok(DockerEngine {
             pid: read_pid(&dir.join("dockerd.pid")),
             started_now: false,
@@ -334,10 +339,14 @@ fn start_dockerd(dir: &Path) -> Result<u32> {
     }
 }
 
-/// After dockerd started: the FORWARD policy must still be ACCEPT (the local provider's pods
-/// on this host depend on it). Docker only changes it when forwarding was off; if it did
-/// anyway, this restores ACCEPT and says so.
+/// With dockerd running: the FORWARD policy must be ACCEPT (the local provider's pods on this
+/// host depend on it). Docker only sets DROP when it starts with forwarding off; if it did
+/// (this one or one started by hand), this restores ACCEPT and says so.
 fn check_forward_policy() -> Result<()> {
+    if !is_root() {
+        // iptables needs root even to read; whoever runs without root did not start dockerd.
+        return Ok(());
+    }
     let output = Command::new("iptables")
         .args(["-S", "FORWARD"])
         .output()
@@ -355,10 +364,12 @@ fn check_forward_policy() -> Result<()> {
         .is_ok_and(|s| s.success());
     if !restored {
         return Err(DockerEngineError::Forward(format!(
-            "not ACCEPT after dockerd started and `iptables -P FORWARD ACCEPT` failed:\n{rules}"
+            "not ACCEPT with dockerd running, and `iptables -P FORWARD ACCEPT` failed:\n{rules}"
         )));
     }
-    eprintln!("podiam-e2e: dockerd set the FORWARD policy to DROP; restored ACCEPT");
+    eprintln!(
+        "podiam-e2e: the FORWARD policy was DROP (dockerd started with forwarding off); restored ACCEPT"
+    );
     Ok(())
 }
 
@@ -406,9 +417,13 @@ fn apt_get(args: &[&str]) -> Result<()> {
     })
 }
 
-fn require_root(what: &str) -> Result<()> {
+fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn require_root(what: &str) -> Result<()> {
+    if !is_root() {
         return Err(DockerEngineError::NotRoot { what: what.into() });
     }
     Ok(())
