@@ -12,9 +12,12 @@ pub mod cloud_hosts;
 pub mod cluster;
 pub mod cpu_time;
 pub mod demo;
+pub mod docker_engine;
 pub mod emulators;
 pub mod https_server;
 pub mod localstack_env;
+
+pub mod kind_image;
 pub mod manual_anchor;
 pub mod prerequisites;
 pub mod python_env;

@@ -48,7 +48,12 @@ enum Command {
         state_dir: PathBuf,
     },
     /// Install and build what the local cluster needs (packages, Kubernetes, etcd, moto venv).
-    Setup,
+    Setup {
+        /// Also Docker (Debian's docker.io, dockerd started detached), kind and the kind node
+        /// image `podiam.local/kind-node:<Kubernetes version>`, built locally, cached.
+        #[arg(long)]
+        kind: bool,
+    },
     /// Run scenarios on the local cluster (real Kubernetes) against the emulators.
     Run {
         /// Scenario files or directories.
@@ -282,13 +287,19 @@ async fn main() -> Result<()> {
             }
             cluster_command(action, state_dir).await
         }
-        Command::Setup => {
+        Command::Setup { kind } => {
             let report =
                 tokio::task::spawn_blocking(podiam_e2e::prerequisites::ensure_all).await??;
             eprintln!(
                 "podiam-e2e: setup done in {:.1}s {report:?}",
                 report.took.as_secs_f64()
             );
+            if kind {
+                let report =
+                    tokio::task::spawn_blocking(podiam_e2e::kind_image::ensure_node_image_report)
+                        .await??;
+                eprintln!("podiam-e2e: kind node image ready: {report:?}");
+            }
             Ok(())
         }
         Command::Run {

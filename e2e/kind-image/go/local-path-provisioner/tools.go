@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools only records, for `go mod tidy`, the main packages that
+// ../../build-bins.sh compiles from this module.
+package tools
+
+import (
+	_ "github.com/rancher/local-path-provisioner"
+)
