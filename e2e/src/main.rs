@@ -56,6 +56,10 @@ enum Command {
         /// `--provider existing`: the context (default: the current one).
         #[arg(long)]
         context: Option<String>,
+        /// `--provider kind`: the node image (default: podiam.local/kind-node:v1.34.4, built
+        /// by `setup --kind`; GitHub's workflow passes kindest/node:v1.34.0).
+        #[arg(long)]
+        kind_node_image: Option<String>,
         /// Write a JUnit report here.
         #[arg(long)]
         junit: Option<PathBuf>,
@@ -218,6 +222,7 @@ async fn main() -> Result<()> {
             provider,
             kubeconfig,
             context,
+            kind_node_image,
             junit,
             keep,
             jobs,
@@ -227,6 +232,11 @@ async fn main() -> Result<()> {
                 && (kubeconfig.is_some() || context.is_some())
             {
                 anyhow::bail!("--kubeconfig and --context apply to --provider existing only");
+            }
+            if provider != podiam_e2e::runner::environment::Provider::Kind
+                && kind_node_image.is_some()
+            {
+                anyhow::bail!("--kind-node-image applies to --provider kind only");
             }
             let outcomes =
                 podiam_e2e::runner::suite::run_suite(&podiam_e2e::runner::suite::SuiteOptions {
@@ -239,6 +249,7 @@ async fn main() -> Result<()> {
                         provider,
                         kubeconfig,
                         context,
+                        kind_node_image,
                     },
                     jobs,
                 })

@@ -28,6 +28,7 @@ mod host;
 mod images;
 mod kind;
 mod kind_config;
+pub mod kind_network;
 mod kubeconfig;
 mod kubelet;
 mod leftovers;
@@ -48,12 +49,12 @@ pub use images::{
     BUSYBOX_IMAGE, CURL_IMAGE, DISTROLESS_IMAGE, DISTROLESS_SLEEP, PAUSE_IMAGE, PUBLIC_ONLY_BUNDLE,
 };
 pub use kind::{
-    KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster, KindClusterOptions, KindTools, KindUpTimings,
-    pick_ipv4_gateway, require_kind_and_docker,
+    DEFAULT_KIND_NODE_IMAGE, KIND_BINARY_ENV, KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster,
+    KindClusterOptions, KindTools, KindUpTimings, pick_ipv4_gateway, require_kind_and_docker,
 };
 pub use kind_config::{
-    ExtraMount, ISSUER_VAR, KIND_CONFIG_FILE, KindConfig, KindConfigVars,
-    LOCAL_PROVIDER_APISERVER_FLAGS, LocalApiServerFlags, NODE_PKI_DIR, PKI_DIR_VAR,
+    CNI_DIR_VAR, ExtraMount, ISSUER_VAR, KIND_CONFIG_FILE, KindConfig, KindConfigVars,
+    LOCAL_PROVIDER_APISERVER_FLAGS, LocalApiServerFlags, NODE_CNI_DIR, NODE_PKI_DIR, PKI_DIR_VAR,
     PUBLIC_KEY_FILE, SIGNING_KEY_FILE, default_kind_config_path,
 };
 pub use local::{

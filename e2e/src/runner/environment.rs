@@ -57,6 +57,9 @@ pub struct ProviderOptions {
     /// `existing` only: the kubeconfig file and context (defaults as kubectl's).
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// `kind` only: the node image (`kind create cluster --image`); default
+    /// [`crate::cluster::DEFAULT_KIND_NODE_IMAGE`].
+    pub kind_node_image: Option<String>,
 }
 
 impl ProviderOptions {
@@ -65,6 +68,7 @@ impl ProviderOptions {
             provider,
             kubeconfig: None,
             context: None,
+            kind_node_image: None,
         }
     }
 }
@@ -147,9 +151,12 @@ impl Environment {
                 POD_BRIDGE_HOST.to_owned(),
             ),
             Provider::Kind => {
-                let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
-                options.state_dir = state_root.join("kind");
-                let kind = KindCluster::up(options)
+                let mut kind_options = KindClusterOptions::new(aws.issuer_url(), signing_key);
+                kind_options.state_dir = state_root.join("kind");
+                if let Some(image) = &options.kind_node_image {
+                    kind_options.node_image = image.clone();
+                }
+                let kind = KindCluster::up(kind_options)
                     .await
                     .context("starting the kind cluster")?;
                 // The apiserver runs in a container: it reaches the host on the network's gateway.
@@ -186,27 +193,22 @@ impl Environment {
         timings.push(("webhook registered", t.elapsed()));
 
         let t = Instant::now();
-        let gcp = start_gcp(provider, &client, &aws).await?;
+        let gcp = start_gcp(&cluster, &client, &aws).await?;
         label_nodes_for_gke_metadata(&client).await?;
         timings.push(("GCP emulators", t.elapsed()));
 
         let t = Instant::now();
-        // Local pods reach Entra as on AKS, at login.microsoftonline.com through the cloud front;
-        // kind pods reach the host's address (listen everywhere: their network exists only now).
-        let local = provider == Provider::Local;
+        // Pods reach Entra as on AKS, at login.microsoftonline.com through the cloud front
+        // (local and kind alike: the cluster's DNS answers the name with the front's address).
         let azure = AzureEmulators::start(AzureEmulatorOptions {
             state_dir: Some(state_root.join("azure")),
-            entra_bind_ip: std::net::IpAddr::from(if local { [127, 0, 0, 1] } else { [0; 4] }),
+            entra_bind_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             authority_hostname: pod_facing_host,
             trusted_ca_files: vec![aws.ca_file().to_path_buf()],
         })
         .await
         .context("starting the Azure emulators")?;
-        let authority_host = if local {
-            AzureMutationSettings::default().authority_host
-        } else {
-            azure.authority_host().to_owned()
-        };
+        let authority_host = AzureMutationSettings::default().authority_host;
         let azure_webhook = AzureWorkloadIdentityWebhook::start(
             client.clone(),
             AzureWebhookOptions {
@@ -224,14 +226,27 @@ impl Environment {
             .await
             .context("the apiserver never called the Azure workload identity webhook")?;
         timings.push(("Azure emulators and webhook", t.elapsed()));
-        let pod_identity_agent = match provider {
-            Provider::Local => Some(start_pod_identity_agent(&aws)?),
-            // kind nodes cannot reach an address on this host's bridge.
-            _ => None,
-        };
-        let cloud_front = match provider {
-            Provider::Local => Some(start_cloud_front(&aws, &gcp, &azure, state_root)?),
-            _ => None,
+        let (pod_identity_agent, cloud_front) = match &cluster {
+            Cluster::Local(_) => (
+                Some(start_pod_identity_agent(&aws)?),
+                Some(start_cloud_front(
+                    &aws,
+                    &gcp,
+                    &azure,
+                    state_root,
+                    SocketAddr::from((GATEWAY_IP, 443)),
+                )?),
+            ),
+            Cluster::Kind(kind) => {
+                let t = Instant::now();
+                let wiring = kind_wiring(kind, &client, &aws, &gcp, &azure, state_root).await?;
+                timings.push((
+                    "kind: agent, cloud front, link-local DNAT, DNS",
+                    t.elapsed(),
+                ));
+                (Some(wiring.0), Some(wiring.1))
+            }
+            Cluster::Existing(_) => (None, None),
         };
         let egress_faults = match &cluster {
             Cluster::Local(c) => Some(
@@ -320,7 +335,13 @@ impl Environment {
             .join(crate::cluster::BRIDGE_NAME)
             .exists()
         {
-            Some(start_cloud_front(&aws, &gcp, &azure, state_root)?)
+            Some(start_cloud_front(
+                &aws,
+                &gcp,
+                &azure,
+                state_root,
+                SocketAddr::from((GATEWAY_IP, 443)),
+            )?)
         } else {
             None
         };
@@ -396,7 +417,8 @@ impl Environment {
         drop(self.cloud_front.take());
         // The chain itself goes with the cluster's other rules (clean_leftovers).
         drop(self.egress_faults.take());
-        if self.pod_identity_agent.take().is_some() {
+        let local = matches!(self.cluster, Some(Cluster::Local(_)));
+        if self.pod_identity_agent.take().is_some() && local {
             crate::cluster::remove_bridge_address(&format!("{POD_IDENTITY_AGENT_ADDRESS}/32"));
         }
         match self.cluster.take() {
@@ -410,10 +432,10 @@ impl Environment {
 }
 
 /// On the local provider the metadata server answers pods at 169.254.169.254:80 (added to the
-/// bridge) and the Google APIs listen on the bridge's address; on kind only the host reaches
-/// them (the metadata server is not reachable from kind pods).
+/// bridge) and the Google APIs listen on the bridge's address; on kind they listen on the
+/// `kind` network's gateway (a free port: the node DNATs 169.254.169.254:80 to it).
 async fn start_gcp(
-    provider: Provider,
+    cluster: &Cluster,
     client: &kube::Client,
     aws: &AwsEmulators,
 ) -> Result<GcpEmulators> {
@@ -422,10 +444,17 @@ async fn start_gcp(
         trusted_ca_files: vec![aws.ca_file().to_path_buf()],
         ..GcpEmulatorOptions::default()
     };
-    if provider == Provider::Local {
-        options.metadata_bind = SocketAddr::from((METADATA_IP, 80));
-        options.add_metadata_address = true;
-        options.api_bind_ip = GATEWAY_IP.into();
+    match cluster {
+        Cluster::Local(_) => {
+            options.metadata_bind = SocketAddr::from((METADATA_IP, 80));
+            options.add_metadata_address = true;
+            options.api_bind_ip = GATEWAY_IP.into();
+        }
+        Cluster::Kind(kind) => {
+            options.metadata_bind = SocketAddr::new(kind.host_gateway_ip(), 0);
+            options.api_bind_ip = kind.host_gateway_ip();
+        }
+        Cluster::Existing(_) => {}
     }
     GcpEmulators::start(options)
         .await
@@ -477,11 +506,12 @@ fn start_cloud_front(
     gcp: &GcpEmulators,
     azure: &AzureEmulators,
     state_root: &Path,
+    bind: SocketAddr,
 ) -> Result<CloudFront> {
     let ca = HarnessCa::load_or_generate(&HarnessCa::default_dir())?;
     let oauth_token_url = gcp.oauth_token_url();
     let options = CloudFrontOptions {
-        bind: SocketAddr::from((GATEWAY_IP, 443)),
+        bind,
         upstreams: CloudFrontUpstreams {
             aws: aws.gate_url().to_owned(),
             entra: Some(azure.entra_url().to_owned()),
@@ -512,4 +542,59 @@ fn start_pod_identity_agent(aws: &AwsEmulators) -> Result<PodIdentityAgent> {
             credentials: aws.admin().clone(),
         },
     )
+}
+
+/// kind: what the local provider puts on its bridge, on the `kind` network's gateway instead —
+/// the Pod Identity agent (a free port), the cloud front (port 443) — then the node's DNAT of
+/// 169.254.169.254:80 and 169.254.170.23:80 to the metadata server and the agent, and kind's
+/// CoreDNS answering the clouds' names with the gateway (`cluster/kind_network.rs`).
+async fn kind_wiring(
+    kind: &KindCluster,
+    client: &kube::Client,
+    aws: &AwsEmulators,
+    gcp: &GcpEmulators,
+    azure: &AzureEmulators,
+    state_root: &Path,
+) -> Result<(PodIdentityAgent, CloudFront)> {
+    use crate::cluster::kind_network::LinkLocalForward;
+    use std::net::{IpAddr, SocketAddrV4};
+    let IpAddr::V4(gateway) = kind.host_gateway_ip() else {
+        anyhow::bail!("the kind network's gateway is not IPv4");
+    };
+    let agent = PodIdentityAgent::bind(
+        SocketAddr::from((gateway, 0)),
+        DEFAULT_CLUSTER_NAME,
+        AgentRoute {
+            endpoint: aws.gate_url().to_owned(),
+            credentials: aws.admin().clone(),
+        },
+    )?;
+    let front = start_cloud_front(
+        aws,
+        gcp,
+        azure,
+        state_root,
+        SocketAddr::from((gateway, 443)),
+    )?;
+    let v4 = |address: SocketAddr| match address {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(a) => Err(anyhow::anyhow!("{a} is not IPv4")),
+    };
+    let metadata: SocketAddr = gcp.metadata_host().parse()?;
+    let forwards = [
+        LinkLocalForward {
+            service: SocketAddrV4::new(METADATA_IP, 80),
+            target: v4(metadata)?,
+        },
+        LinkLocalForward {
+            service: SocketAddrV4::new(POD_IDENTITY_AGENT_ADDRESS.parse()?, 80),
+            target: v4(agent.address())?,
+        },
+    ];
+    kind.forward_link_local(&forwards)
+        .context("DNAT of the link-local addresses in the kind node")?;
+    kind.configure_dns(client, Duration::from_secs(120))
+        .await
+        .context("pointing kind's CoreDNS at the cloud front")?;
+    Ok((agent, front))
 }
