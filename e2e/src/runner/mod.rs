@@ -10,6 +10,7 @@ pub mod images;
 pub mod node_identity;
 pub mod plugin_command;
 pub mod podiam_step;
+pub mod provider_support;
 pub mod state_step;
 pub mod suite;
 pub mod wait;
@@ -74,6 +75,8 @@ pub struct ScenarioOutcome {
     pub failure: Option<String>,
     /// Diagnostics collected by `catch` (only on failure).
     pub diagnostics: String,
+    /// Not run: why this provider cannot run it (`provider_support`).
+    pub skipped: Option<String>,
 }
 
 impl ScenarioOutcome {
@@ -144,6 +147,7 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
         duration: start.elapsed(),
         failure,
         diagnostics,
+        skipped: None,
     }
 }
 
