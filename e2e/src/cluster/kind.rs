@@ -288,13 +288,8 @@ impl KindCluster {
         for rule in kind_network::remove_link_local_rules() {
             let _ = self.node_iptables(&node, &rule);
         }
-        for (i, rule) in kind_network::link_local_rules(forwards).iter().enumerate() {
-            // `-N` of a chain that exists fails; everything else must succeed.
-            if let Err(e) = self.node_iptables(&node, rule)
-                && i > 0
-            {
-                return Err(e);
-            }
+        for rule in kind_network::link_local_rules(forwards) {
+            self.node_iptables(&node, &rule)?;
         }
         Ok(())
     }

@@ -63,37 +63,65 @@ pub struct LinkLocalForward {
     pub target: SocketAddrV4,
 }
 
-/// `iptables` argument lists, run in order inside the node, that (re)create
-/// [`LINK_LOCAL_CHAIN`] with one DNAT rule per forward and jump to it first from PREROUTING
-/// (pods) and OUTPUT (hostNetwork pods and the node itself). Idempotent when run after
-/// [`remove_link_local_rules`].
+/// `iptables` argument lists, run in order inside the node, that create [`LINK_LOCAL_CHAIN`]
+/// in the nat table with one DNAT rule per forward, jumped to first from PREROUTING (pods) and
+/// OUTPUT (hostNetwork pods and the node itself), and the same chain in the filter table
+/// (from FORWARD and OUTPUT, after DNAT) resetting TCP to any other port of those addresses.
+/// Run after [`remove_link_local_rules`].
 pub fn link_local_rules(forwards: &[LinkLocalForward]) -> Vec<Vec<String>> {
     let mut rules: Vec<Vec<String>> = vec![
         args(&["-t", "nat", "-N", LINK_LOCAL_CHAIN]),
-        args(&["-t", "nat", "-F", LINK_LOCAL_CHAIN]),
+        args(&["-t", "filter", "-N", LINK_LOCAL_CHAIN]),
     ];
     for forward in forwards {
+        let service = format!("{}/32", forward.service.ip());
+        let port = forward.service.port().to_string();
+        let target = forward.target.to_string();
         rules.push(args(&[
             "-t",
             "nat",
             "-A",
             LINK_LOCAL_CHAIN,
             "-d",
-            &format!("{}/32", forward.service.ip()),
+            &service,
             "-p",
             "tcp",
             "--dport",
-            &forward.service.port().to_string(),
+            &port,
             "-j",
             "DNAT",
             "--to-destination",
-            &forward.target.to_string(),
+            &target,
         ]));
     }
-    for hook in ["PREROUTING", "OUTPUT"] {
+    let mut addresses: Vec<Ipv4Addr> = forwards.iter().map(|f| *f.service.ip()).collect();
+    addresses.dedup();
+    for address in addresses {
+        let address = format!("{address}/32");
         rules.push(args(&[
             "-t",
-            "nat",
+            "filter",
+            "-A",
+            LINK_LOCAL_CHAIN,
+            "-d",
+            &address,
+            "-p",
+            "tcp",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ]));
+    }
+    for (table, hook) in [
+        ("nat", "PREROUTING"),
+        ("nat", "OUTPUT"),
+        ("filter", "FORWARD"),
+        ("filter", "OUTPUT"),
+    ] {
+        rules.push(args(&[
+            "-t",
+            table,
             "-I",
             hook,
             "1",
@@ -106,12 +134,17 @@ pub fn link_local_rules(forwards: &[LinkLocalForward]) -> Vec<Vec<String>> {
 
 /// The argument lists that undo [`link_local_rules`] (each may fail when absent).
 pub fn remove_link_local_rules() -> Vec<Vec<String>> {
-    let mut rules: Vec<Vec<String>> = ["PREROUTING", "OUTPUT"]
-        .iter()
-        .map(|hook| args(&["-t", "nat", "-D", hook, "-j", LINK_LOCAL_CHAIN]))
-        .collect();
-    rules.push(args(&["-t", "nat", "-F", LINK_LOCAL_CHAIN]));
-    rules.push(args(&["-t", "nat", "-X", LINK_LOCAL_CHAIN]));
+    let mut rules = Vec::new();
+    for (table, hooks) in [
+        ("nat", ["PREROUTING", "OUTPUT"]),
+        ("filter", ["FORWARD", "OUTPUT"]),
+    ] {
+        for hook in hooks {
+            rules.push(args(&["-t", table, "-D", hook, "-j", LINK_LOCAL_CHAIN]));
+        }
+        rules.push(args(&["-t", table, "-F", LINK_LOCAL_CHAIN]));
+        rules.push(args(&["-t", table, "-X", LINK_LOCAL_CHAIN]));
+    }
     rules
 }
 
@@ -199,6 +232,22 @@ mod tests {
         // Pods (PREROUTING) and hostNetwork pods (OUTPUT) both jump to it, first.
         assert!(rules.contains(&"-t nat -I PREROUTING 1 -j PODIAM-LINK-LOCAL".to_owned()));
         assert!(rules.contains(&"-t nat -I OUTPUT 1 -j PODIAM-LINK-LOCAL".to_owned()));
+        // Other ports of those addresses are refused, after DNAT (filter FORWARD and OUTPUT).
+        assert!(
+            rules.contains(
+                &"-t filter -A PODIAM-LINK-LOCAL -d 169.254.170.23/32 -p tcp -j REJECT \
+              --reject-with tcp-reset"
+                    .to_owned()
+            )
+        );
+        assert!(rules.contains(&"-t filter -I FORWARD 1 -j PODIAM-LINK-LOCAL".to_owned()));
+        let dnat = rules.iter().position(|r| r.contains("DNAT")).unwrap();
+        let reject = rules.iter().position(|r| r.contains("REJECT")).unwrap();
+        let hooks = rules.iter().position(|r| r.contains(" -I ")).unwrap();
+        assert!(
+            dnat < hooks && reject < hooks,
+            "chains are filled before any jump"
+        );
         // Nothing routes or masquerades: DNAT only.
         assert!(
             rules
@@ -209,7 +258,8 @@ mod tests {
             .iter()
             .map(|r| r.join(" "))
             .collect();
-        assert_eq!(undo.last().unwrap(), "-t nat -X PODIAM-LINK-LOCAL");
+        assert_eq!(undo.last().unwrap(), "-t filter -X PODIAM-LINK-LOCAL");
+        assert!(undo.contains(&"-t nat -X PODIAM-LINK-LOCAL".to_owned()));
         assert!(undo.contains(&"-t nat -D OUTPUT -j PODIAM-LINK-LOCAL".to_owned()));
     }
 
