@@ -487,10 +487,7 @@ impl Drop for KindCluster {
 /// Finds `kind` and `docker` on PATH and checks the Docker engine answers; fails naming
 /// whichever is missing. Never a reason to skip: the kind provider cannot run without them.
 pub fn require_kind_and_docker() -> Result<KindTools> {
-    let kind = std::env::var_os(KIND_BINARY_ENV)
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .or_else(|| host::which("kind"));
+    let kind = find_kind();
     let docker = host::which("docker");
     let missing: Vec<&str> = [("kind", &kind), ("docker", &docker)]
         .into_iter()
@@ -503,8 +500,8 @@ pub fn require_kind_and_docker() -> Result<KindTools> {
                 "{} on PATH (the kind provider runs the cluster in Docker)",
                 missing.join(" and ")
             ),
-            fix: "install Docker (engine and CLI) and kind \
-                  (`go install sigs.k8s.io/kind@v0.30.0`), or use --provider local"
+            fix: "podiam-e2e setup --kind (Docker engine, kind and the node image), or install \
+                  Docker and kind (`go install sigs.k8s.io/kind@v0.30.0`), or use --provider local"
                 .into(),
         });
     };
@@ -531,6 +528,23 @@ pub fn require_kind_and_docker() -> Result<KindTools> {
         }
     }
     Ok(KindTools { kind, docker })
+}
+
+/// `$PODIAM_KIND`, else the kind `podiam-e2e setup --kind` builds
+/// (`~/.cache/podiam/kind-node-<Kubernetes version>/bin/kind`, kind v0.30.0), else `kind` on
+/// PATH (GitHub's workflow installs it with `go install`).
+pub fn find_kind() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(KIND_BINARY_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    let built = cache_dir()
+        .join(format!("kind-node-{KUBERNETES_VERSION}"))
+        .join("bin")
+        .join("kind");
+    if built.is_file() {
+        return Some(built);
+    }
+    host::which("kind")
 }
 
 /// A `podiam.local/` node image must have been built here (`podiam-e2e setup --kind`);

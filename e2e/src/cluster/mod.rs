@@ -50,7 +50,8 @@ pub use images::{
 };
 pub use kind::{
     DEFAULT_KIND_NODE_IMAGE, KIND_BINARY_ENV, KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster,
-    KindClusterOptions, KindTools, KindUpTimings, pick_ipv4_gateway, require_kind_and_docker,
+    KindClusterOptions, KindTools, KindUpTimings, find_kind, pick_ipv4_gateway,
+    require_kind_and_docker,
 };
 pub use kind_config::{
     CNI_DIR_VAR, ExtraMount, ISSUER_VAR, KIND_CONFIG_FILE, KindConfig, KindConfigVars,
