@@ -1,18 +1,17 @@
-//! The `kind` provider, for CI machines with a Docker engine: a one-node kind cluster made
-//! from `kind-config.yaml` (see [`kind_config`](super::kind_config)), signing
-//! service-account tokens with the emulated OIDC issuer's key, with the harness's busybox
-//! images loaded (no registry is needed: pods use `imagePullPolicy: Never`).
+//! The `kind` provider: a one-node kind cluster made from `kind-config.yaml` (see
+//! [`kind_config`](super::kind_config)) with the node image built here by `setup --kind` or a
+//! public `kindest/node`, signing service-account tokens with the emulated OIDC issuer's key,
+//! with the harness's images loaded (no registry is needed: pods use `imagePullPolicy: Never`).
 //!
 //! Where things run: the cluster is a container on Docker's `kind` network; the emulators,
-//! the webhook stand-in and the plugin run on the host. The host is reachable from the node
-//! at the `kind` network's gateway, the host side of its bridge
-//! (`docker network inspect kind --format '{{range .IPAM.Config}}{{.Gateway}} {{end}}'`),
+//! the webhook stand-ins, the agent, the cloud front and the plugin run on the host. The host
+//! is reachable from the node at the `kind` network's gateway, the host side of its bridge,
 //! which [`KindCluster::host_gateway_ip`] returns. A host service the apiserver or a pod must
-//! call (the webhook) binds that address, and its serving certificate must name it:
-//! `EksPodIdentityWebhook` with `WebhookOptions { bind: (gateway, 0).into(), .. }` does both,
-//! since it puts its bind address in the URL and the certificate. Services only host
-//! processes call (the OIDC issuer, fetched by the AWS gate; the gate, called by the plugin)
-//! stay on 127.0.0.1: the apiserver never fetches its own issuer.
+//! call binds that address (the webhooks also name it in their certificates). How pods see
+//! those services as on the local provider — the CNI config without masquerade, the host route
+//! to the pods, DNAT of the link-local addresses in the node, CoreDNS — is
+//! [`kind_network`](super::kind_network); `up` does the route, [`KindCluster::forward_link_local`]
+//! and [`KindCluster::configure_dns`] the rest once the emulators listen.
 //!
 //! ```no_run
 //! # async fn demo(issuer: &str, key_pem: String) -> Result<(), podiam_e2e::cluster::ClusterError> {

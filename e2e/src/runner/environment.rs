@@ -3,9 +3,10 @@
 //! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
 //! by URL; then the GCP emulators (their metadata server identifies pods through the cluster's
 //! API, their STS trusts the cluster's issuer), the Azure emulators (trusting the cluster's
-//! issuer) and the Azure Workload Identity webhook stand-in; on the local provider last the
-//! cloud front, where the cluster's DNS sends the clouds' real names (kind pods reach Entra on
-//! the host's address). On the `existing` provider nothing is created in the cluster but
+//! issuer) and the Azure Workload Identity webhook stand-in; last the Pod Identity agent and
+//! the cloud front, where the cluster's DNS sends the clouds' real names (on kind, bound to the
+//! `kind` network's gateway, with the node's DNAT and CoreDNS set up by `kind_wiring`). On
+//! the `existing` provider nothing is created in the cluster but
 //! namespaces: the cluster's own issuer is read from its discovery document, its own webhooks
 //! mutate pods, and no node is labelled (pods there reach GKE's own metadata server).
 
@@ -42,7 +43,9 @@ use crate::webhooks::{
 pub enum Provider {
     /// Real binaries on this machine (needs root).
     Local,
-    /// kind (needs Docker); the webhook stand-in listens on the kind network's gateway.
+    /// kind (needs Docker): the emulators, webhooks, agent and cloud front listen on the kind
+    /// network's gateway; pods reach them as on `local` (docs/architecture.md, "The kind
+    /// provider").
     Kind,
     /// The cluster of the current kubeconfig (or `--kubeconfig`/`--context`): no webhook is
     /// installed and nothing cluster-scoped is created beyond what a scenario applies itself
@@ -84,8 +87,8 @@ pub enum Cluster {
 pub const POD_IDENTITY_AGENT_ADDRESS: &str = "169.254.170.23";
 
 pub struct Environment {
-    /// The clouds' real names on 10.88.0.1:443 (local provider only; on the bridge, so it
-    /// goes before the cluster).
+    /// The clouds' real names on the pods' gateway, port 443 (local and kind; dropped before
+    /// the cluster).
     pub cloud_front: Option<CloudFront>,
     /// The harness's iptables chain for `block` steps (local provider only).
     pub egress_faults: Option<EgressFaults>,
@@ -97,7 +100,8 @@ pub struct Environment {
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
     pub azure_webhook: Option<AzureWorkloadIdentityWebhook>,
-    /// The EKS Pod Identity Agent on `169.254.170.23:80` (local provider only).
+    /// The EKS Pod Identity Agent: `169.254.170.23:80` on the local provider, DNATed to a port
+    /// of the gateway on kind.
     pub pod_identity_agent: Option<PodIdentityAgent>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
