@@ -293,6 +293,42 @@ impl KindCluster {
         Ok(())
     }
 
+    /// Creates the node's `block` chain ([`kind_network::FAULTS_CHAIN`]), empty.
+    pub fn install_faults(&self) -> Result<()> {
+        let node = self.node_name();
+        for rule in kind_network::faults_chain_rules() {
+            self.node_iptables(&node, &rule)?;
+        }
+        Ok(())
+    }
+
+    /// Blocks TCP from a pod to what it dials (`rule.destination:rule.port`, before DNAT) in
+    /// the node, until [`Self::remove_fault`].
+    pub fn add_fault(&self, rule: &super::EgressRule) -> Result<()> {
+        self.fault("-A", rule)
+    }
+
+    pub fn remove_fault(&self, rule: &super::EgressRule) -> Result<()> {
+        self.fault("-D", rule)
+    }
+
+    fn fault(&self, verb: &str, rule: &super::EgressRule) -> Result<()> {
+        let mut args = vec![
+            "-t".to_owned(),
+            "filter".to_owned(),
+            verb.to_owned(),
+            kind_network::FAULTS_CHAIN.to_owned(),
+        ];
+        args.extend(kind_network::fault_spec(
+            rule.source,
+            rule.destination,
+            rule.port,
+            rule.action == super::EgressAction::Reject,
+            &rule.tag,
+        ));
+        self.node_iptables(&self.node_name(), &args)
+    }
+
     fn node_iptables(&self, node: &str, rule: &[String]) -> Result<()> {
         capture(
             Command::new(&self.tools.docker)

@@ -11,6 +11,9 @@
 //!   Pod Identity agent) are DNAT rules inside the node container (PREROUTING for pods,
 //!   OUTPUT for hostNetwork pods) to the emulators on the network's gateway. The addresses are
 //!   never put on a host interface nor routed for the host.
+//! - **Faults** (`block` steps): a filter chain [`FAULTS_CHAIN`] in the node, jumped to
+//!   first from FORWARD, matching a pod's address and the connection's original destination
+//!   (`conntrack --ctorigdst`, so a block of `169.254.170.23:80` holds after the DNAT).
 //! - **DNS**: kind's own CoreDNS gets [`corefile`]: the clouds' names answer with the gateway
 //!   (where the cloud front listens on 443), `cluster.local` from the apiserver, every other
 //!   name NXDOMAIN (nothing is forwarded), as the local provider's CoreDNS answers.
@@ -29,6 +32,54 @@ pub const KIND_POD_CIDR: &str = "10.244.0.0/16";
 pub const CNI_CONFLIST_FILE: &str = "10-podiam-kind.conflist";
 /// The harness's nat chain in the node, jumped to from PREROUTING and OUTPUT.
 pub const LINK_LOCAL_CHAIN: &str = "PODIAM-LINK-LOCAL";
+/// The harness's filter chain in the node for `block` steps, jumped to first from FORWARD.
+pub const FAULTS_CHAIN: &str = "PODIAM-FAULTS";
+
+/// `iptables` argument lists creating [`FAULTS_CHAIN`] (empty) and its jump from FORWARD.
+pub fn faults_chain_rules() -> Vec<Vec<String>> {
+    vec![
+        args(&["-t", "filter", "-N", FAULTS_CHAIN]),
+        args(&["-t", "filter", "-I", "FORWARD", "1", "-j", FAULTS_CHAIN]),
+    ]
+}
+
+/// The rule specification (after `-A`/`-D FAULTS_CHAIN`) blocking TCP from `source` to what
+/// the pod dialled, `destination:port` (before any DNAT in the node).
+pub fn fault_spec(
+    source: Ipv4Addr,
+    destination: Ipv4Addr,
+    port: u16,
+    reject: bool,
+    tag: &str,
+) -> Vec<String> {
+    let source = format!("{source}/32");
+    let destination = format!("{destination}/32");
+    let port = port.to_string();
+    let comment = format!("podiam-e2e {tag}");
+    let mut spec = args(&[
+        "-s",
+        &source,
+        "-p",
+        "tcp",
+        "-m",
+        "conntrack",
+        "--ctorigdst",
+        &destination,
+        "--ctorigdstport",
+        &port,
+        "-m",
+        "comment",
+        "--comment",
+        &comment,
+        "-j",
+    ]);
+    if reject {
+        spec.extend(args(&["REJECT", "--reject-with", "tcp-reset"]));
+    } else {
+        spec.push("DROP".to_owned());
+    }
+    spec
+}
 
 /// The single-node CNI config: a point-to-point veth per pod, addresses from
 /// [`KIND_POD_CIDR`], `hostPort` through portmap, no masquerade (see the module docs).
@@ -261,6 +312,37 @@ mod tests {
         assert_eq!(undo.last().unwrap(), "-t filter -X PODIAM-LINK-LOCAL");
         assert!(undo.contains(&"-t nat -X PODIAM-LINK-LOCAL".to_owned()));
         assert!(undo.contains(&"-t nat -D OUTPUT -j PODIAM-LINK-LOCAL".to_owned()));
+    }
+
+    #[test]
+    fn faults_match_the_pod_and_the_original_destination() {
+        let spec = fault_spec(
+            Ipv4Addr::new(10, 244, 0, 7),
+            Ipv4Addr::new(169, 254, 170, 23),
+            80,
+            false,
+            "ns",
+        )
+        .join(" ");
+        assert_eq!(
+            spec,
+            "-s 10.244.0.7/32 -p tcp -m conntrack --ctorigdst 169.254.170.23/32 \
+             --ctorigdstport 80 -m comment --comment podiam-e2e ns -j DROP"
+        );
+        let reject = fault_spec(
+            Ipv4Addr::new(10, 244, 0, 7),
+            Ipv4Addr::new(172, 18, 0, 1),
+            443,
+            true,
+            "ns",
+        );
+        assert!(
+            reject
+                .join(" ")
+                .ends_with("-j REJECT --reject-with tcp-reset")
+        );
+        let chain: Vec<String> = faults_chain_rules().iter().map(|r| r.join(" ")).collect();
+        assert_eq!(chain[1], "-t filter -I FORWARD 1 -j PODIAM-FAULTS");
     }
 
     #[test]

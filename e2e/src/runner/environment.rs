@@ -597,6 +597,8 @@ async fn kind_wiring(
     ];
     kind.forward_link_local(&forwards)
         .context("DNAT of the link-local addresses in the kind node")?;
+    kind.install_faults()
+        .context("the block steps' chain in the kind node")?;
     kind.configure_dns(client, Duration::from_secs(120))
         .await
         .context("pointing kind's CoreDNS at the cloud front")?;

@@ -64,6 +64,8 @@ pub struct RunContext<'a> {
     pub cloud_front: Option<&'a CloudFront>,
     /// The harness's iptables chain on the pod bridge (local provider), for `block` steps.
     pub egress_faults: Option<&'a crate::cluster::EgressFaults>,
+    /// The kind cluster (kind provider): `block` steps are rules in its node.
+    pub kind: Option<&'a crate::cluster::KindCluster>,
 }
 
 #[derive(Debug, Clone)]

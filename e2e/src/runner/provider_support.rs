@@ -7,7 +7,7 @@ use crate::scenario::{BlockVia, Scenario, Step};
 
 /// Why `provider` cannot run `scenario`, or `None` when it can.
 pub fn unsupported(scenario: &Scenario, provider: Provider) -> Option<String> {
-    if provider != Provider::Kind {
+    if provider != Provider::Existing {
         return None;
     }
     let iptables_block = scenario
@@ -16,8 +16,8 @@ pub fn unsupported(scenario: &Scenario, provider: Provider) -> Option<String> {
         .iter()
         .any(|step| matches!(step, Step::Block(b) if b.via == BlockVia::Iptables));
     iptables_block.then(|| {
-        "a `block` step cuts a pod's egress with iptables on the local provider's pod bridge \
-         (cluster/egress_faults.rs); the kind provider has no such chain (`via: front` works)"
+        "a `block` step cuts a pod's egress with the harness's own iptables chain (on the local \
+         provider's pod bridge, in the kind node); a cluster the harness did not make has none"
             .to_owned()
     })
 }
@@ -36,14 +36,15 @@ mod tests {
     }
 
     #[test]
-    fn iptables_blocks_are_unsupported_on_kind_only() {
+    fn iptables_blocks_are_unsupported_on_a_cluster_the_harness_did_not_make() {
         let blocked = scenario("    - block: {pod: p, host: sts.amazonaws.com}\n");
-        let reason = unsupported(&blocked, Provider::Kind).unwrap();
+        let reason = unsupported(&blocked, Provider::Existing).unwrap();
         assert!(reason.contains("iptables"), "{reason}");
         assert_eq!(unsupported(&blocked, Provider::Local), None);
+        assert_eq!(unsupported(&blocked, Provider::Kind), None);
 
         let front = scenario("    - block: {pod: p, host: sts.amazonaws.com, via: front}\n");
-        assert_eq!(unsupported(&front, Provider::Kind), None);
-        assert_eq!(unsupported(&scenario(""), Provider::Kind), None);
+        assert_eq!(unsupported(&front, Provider::Existing), None);
+        assert_eq!(unsupported(&scenario(""), Provider::Existing), None);
     }
 }

@@ -93,6 +93,10 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             node_metadata: Some(env.gcp.node_metadata()),
             cloud_front: env.cloud_front.as_ref(),
             egress_faults: env.egress_faults.as_ref(),
+            kind: match &env.cluster {
+                Some(super::environment::Cluster::Kind(kind)) => Some(kind.as_ref()),
+                _ => None,
+            },
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
