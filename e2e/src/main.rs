@@ -70,6 +70,10 @@ enum Command {
         /// `--provider existing`: the context (default: the current one).
         #[arg(long)]
         context: Option<String>,
+        /// `--provider kind`: the node image (default: podiam.local/kind-node:v1.34.4, built
+        /// by `setup --kind`; GitHub's workflow passes kindest/node:v1.34.0).
+        #[arg(long)]
+        kind_node_image: Option<String>,
         /// Write a JUnit report here.
         #[arg(long)]
         junit: Option<PathBuf>,
@@ -307,6 +311,7 @@ async fn main() -> Result<()> {
             provider,
             kubeconfig,
             context,
+            kind_node_image,
             junit,
             keep,
             jobs,
@@ -322,6 +327,11 @@ async fn main() -> Result<()> {
             if provider != podiam_e2e::runner::environment::Provider::Existing {
                 podiam_e2e::sandbox::refuse_if_up()?;
             }
+            if provider != podiam_e2e::runner::environment::Provider::Kind
+                && kind_node_image.is_some()
+            {
+                anyhow::bail!("--kind-node-image applies to --provider kind only");
+            }
             let outcomes =
                 podiam_e2e::runner::suite::run_suite(&podiam_e2e::runner::suite::SuiteOptions {
                     paths,
@@ -334,6 +344,7 @@ async fn main() -> Result<()> {
                         kubeconfig,
                         context,
                         aws_backend,
+                        kind_node_image,
                     },
                     jobs,
                 })

@@ -1,18 +1,17 @@
-//! The `kind` provider, for CI machines with a Docker engine: a one-node kind cluster made
-//! from `kind-config.yaml` (see [`kind_config`](super::kind_config)), signing
-//! service-account tokens with the emulated OIDC issuer's key, with the harness's busybox
-//! images loaded (no registry is needed: pods use `imagePullPolicy: Never`).
+//! The `kind` provider: a one-node kind cluster made from `kind-config.yaml` (see
+//! [`kind_config`](super::kind_config)) with the node image built here by `setup --kind` or a
+//! public `kindest/node`, signing service-account tokens with the emulated OIDC issuer's key,
+//! with the harness's images loaded (no registry is needed: pods use `imagePullPolicy: Never`).
 //!
 //! Where things run: the cluster is a container on Docker's `kind` network; the emulators,
-//! the webhook stand-in and the plugin run on the host. The host is reachable from the node
-//! at the `kind` network's gateway, the host side of its bridge
-//! (`docker network inspect kind --format '{{range .IPAM.Config}}{{.Gateway}} {{end}}'`),
+//! the webhook stand-ins, the agent, the cloud front and the plugin run on the host. The host
+//! is reachable from the node at the `kind` network's gateway, the host side of its bridge,
 //! which [`KindCluster::host_gateway_ip`] returns. A host service the apiserver or a pod must
-//! call (the webhook) binds that address, and its serving certificate must name it:
-//! `EksPodIdentityWebhook` with `WebhookOptions { bind: (gateway, 0).into(), .. }` does both,
-//! since it puts its bind address in the URL and the certificate. Services only host
-//! processes call (the OIDC issuer, fetched by the AWS gate; the gate, called by the plugin)
-//! stay on 127.0.0.1: the apiserver never fetches its own issuer.
+//! call binds that address (the webhooks also name it in their certificates). How pods see
+//! those services as on the local provider — the CNI config without masquerade, the host route
+//! to the pods, DNAT of the link-local addresses in the node, CoreDNS — is
+//! [`kind_network`](super::kind_network); `up` does the route, [`KindCluster::forward_link_local`]
+//! and [`KindCluster::configure_dns`] the rest once the emulators listen.
 //!
 //! ```no_run
 //! # async fn demo(issuer: &str, key_pem: String) -> Result<(), podiam_e2e::cluster::ClusterError> {
@@ -24,7 +23,7 @@
 //! ```
 
 use std::fs;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -36,9 +35,10 @@ use super::error::{ClusterError, IoContext, Result};
 use super::host;
 use super::images;
 use super::kind_config::{
-    KindConfig, KindConfigVars, NODE_PKI_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE,
+    KindConfig, KindConfigVars, NODE_CNI_DIR, NODE_PKI_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE,
     default_kind_config_path,
 };
+use super::kind_network::{self, CNI_CONFLIST_FILE, KIND_POD_CIDR, LinkLocalForward};
 use super::{KUBERNETES_VERSION, cache_dir};
 
 /// The cluster's name (`kind create cluster --name`); its node container is
@@ -46,6 +46,10 @@ use super::{KUBERNETES_VERSION, cache_dir};
 pub const KIND_CLUSTER_NAME: &str = "podiam";
 /// The Docker network kind puts every cluster on.
 pub const KIND_NETWORK: &str = "kind";
+/// The node image `podiam-e2e setup --kind` builds on this machine (no registry).
+pub const DEFAULT_KIND_NODE_IMAGE: &str = "podiam.local/kind-node:v1.34.4";
+/// Overrides where the `kind` binary is taken from (else `kind` on PATH).
+pub const KIND_BINARY_ENV: &str = "PODIAM_KIND";
 
 #[derive(Debug, Clone)]
 pub struct KindClusterOptions {
@@ -64,6 +68,9 @@ pub struct KindClusterOptions {
     /// A statically linked busybox, the images' only binary. Default `/usr/bin/busybox`
     /// (Debian/Ubuntu `busybox-static`).
     pub busybox: PathBuf,
+    /// `kind create cluster --image`. Default [`DEFAULT_KIND_NODE_IMAGE`]; GitHub's workflow
+    /// passes the public `kindest/node` image.
+    pub node_image: String,
     /// `kind create cluster --wait`: for the control plane to be Ready.
     pub ready_timeout: Duration,
     /// Leave the cluster when the `KindCluster` is dropped without `down` (debugging).
@@ -82,6 +89,7 @@ impl KindClusterOptions {
             service_account_issuer: service_account_issuer.into(),
             service_account_signing_key_pem: service_account_signing_key_pem.into(),
             busybox: PathBuf::from("/usr/bin/busybox"),
+            node_image: DEFAULT_KIND_NODE_IMAGE.to_owned(),
             ready_timeout: Duration::from_secs(180),
             keep_running_on_drop: false,
         }
@@ -104,6 +112,8 @@ pub struct KindCluster {
     config: KindConfig,
     kubeconfig: PathBuf,
     gateway: IpAddr,
+    /// The node's address on the `kind` network: the host routes [`KIND_POD_CIDR`] there.
+    node_ip: Option<Ipv4Addr>,
     timings: KindUpTimings,
     down: bool,
 }
@@ -147,18 +157,32 @@ impl KindCluster {
         if state.exists() {
             fs::remove_dir_all(state).io_context(|| format!("removing {}", state.display()))?;
         }
+        require_node_image(&tools, &options.node_image)?;
         let pki_dir = state.join("pki");
-        for dir in [state.clone(), pki_dir.clone(), state.join("images")] {
+        let cni_dir = state.join("cni");
+        for dir in [
+            state.clone(),
+            pki_dir.clone(),
+            cni_dir.clone(),
+            state.join("images"),
+        ] {
             fs::create_dir_all(&dir).io_context(|| format!("creating {}", dir.display()))?;
         }
         let pki_dir =
             fs::canonicalize(&pki_dir).io_context(|| format!("resolving {}", pki_dir.display()))?;
+        let cni_dir =
+            fs::canonicalize(&cni_dir).io_context(|| format!("resolving {}", cni_dir.display()))?;
         write_key_pair(&pki_dir, &options.service_account_signing_key_pem)?;
+        let conflist = cni_dir.join(CNI_CONFLIST_FILE);
+        fs::write(&conflist, kind_network::cni_conflist())
+            .io_context(|| format!("writing {}", conflist.display()))?;
 
-        let vars =
-            KindConfigVars::new(options.service_account_issuer.clone()).with_host_pki_dir(&pki_dir);
+        let vars = KindConfigVars::new(options.service_account_issuer.clone())
+            .with_host_pki_dir(&pki_dir)
+            .with_host_cni_dir(&cni_dir);
         let config = KindConfig::load(&options.config_template, &vars)?;
         check_config(&config, &options, &pki_dir)?;
+        check_network_config(&config, &options, &cni_dir)?;
         let rendered = state.join("kind-config.yaml");
         config.write(&rendered)?;
 
@@ -173,6 +197,23 @@ impl KindCluster {
             harness_ca_pem: harness_ca.cert_pem().to_owned(),
         };
         let archive = images::build_archive(&state.join("images"), &inputs)?;
+        // The probe trusts what the pods' images trust (the public roots and the harness CA).
+        let mut bundle = fs::read(&inputs.public_ca_bundle).unwrap_or_default();
+        if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(harness_ca.cert_pem().as_bytes());
+        let probe_archive = match super::probe_image::probe_binary() {
+            Ok(probe) => Some(super::probe_image::build_archive(
+                &state.join("images"),
+                &probe,
+                Some(&bundle),
+            )?),
+            Err(e) => {
+                tracing::warn!(error = %e, "no podiam-probe image: --probe=ephemeral scenarios will fail");
+                None
+            }
+        };
 
         let phase = Instant::now();
         let create_log = state.join("kind-create.log");
@@ -180,6 +221,7 @@ impl KindCluster {
             kind_command(&tools)
                 .args(["create", "cluster", "--name", &options.name, "--config"])
                 .arg(&rendered)
+                .args(["--image", &options.node_image])
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
                 .arg(format!("--wait={}s", options.ready_timeout.as_secs())),
@@ -204,6 +246,7 @@ impl KindCluster {
             config,
             kubeconfig,
             gateway: IpAddr::from([0, 0, 0, 0]),
+            node_ip: None,
             timings: KindUpTimings {
                 create,
                 ..KindUpTimings::default()
@@ -211,16 +254,164 @@ impl KindCluster {
             down: false,
         };
         let phase = Instant::now();
-        run_logged(
-            kind_command(&cluster.tools)
-                .args(["load", "image-archive", "--name", &cluster.options.name])
-                .arg(&archive),
-            &cluster.options.state_dir.join("kind-load.log"),
-        )?;
+        for (i, archive) in std::iter::once(&archive)
+            .chain(probe_archive.as_ref())
+            .enumerate()
+        {
+            run_logged(
+                kind_command(&cluster.tools)
+                    .args(["load", "image-archive", "--name", &cluster.options.name])
+                    .arg(archive),
+                &cluster.options.state_dir.join(format!("kind-load-{i}.log")),
+            )?;
+        }
         cluster.timings.load_images = phase.elapsed();
         cluster.gateway = host_gateway(&cluster.tools, &cluster.node_name())?;
+        let node_ip = node_ipv4(&cluster.tools, &cluster.node_name())?;
+        ip(&kind_network::host_route(true, node_ip))?;
+        cluster.node_ip = Some(node_ip);
         cluster.timings.total = started.elapsed();
         Ok(cluster)
+    }
+
+    /// The node's address on the `kind` network.
+    pub fn node_ip(&self) -> Option<Ipv4Addr> {
+        self.node_ip
+    }
+
+    /// Serves each link-local `service` address to the node's pods (and hostNetwork pods) at
+    /// its `target` on this host: DNAT rules in the node's nat table (module
+    /// [`kind_network`]). Replaces any earlier forwards.
+    pub fn forward_link_local(&self, forwards: &[LinkLocalForward]) -> Result<()> {
+        let node = self.node_name();
+        for rule in kind_network::remove_link_local_rules() {
+            let _ = self.node_iptables(&node, &rule);
+        }
+        for rule in kind_network::link_local_rules(forwards) {
+            self.node_iptables(&node, &rule)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the node's `block` chain ([`kind_network::FAULTS_CHAIN`]), empty.
+    pub fn install_faults(&self) -> Result<()> {
+        let node = self.node_name();
+        for rule in kind_network::faults_chain_rules() {
+            self.node_iptables(&node, &rule)?;
+        }
+        Ok(())
+    }
+
+    /// Blocks TCP from a pod to what it dials (`rule.destination:rule.port`, before DNAT) in
+    /// the node, until [`Self::remove_fault`].
+    pub fn add_fault(&self, rule: &super::EgressRule) -> Result<()> {
+        self.fault("-A", rule)
+    }
+
+    pub fn remove_fault(&self, rule: &super::EgressRule) -> Result<()> {
+        self.fault("-D", rule)
+    }
+
+    fn fault(&self, verb: &str, rule: &super::EgressRule) -> Result<()> {
+        let mut args = vec![
+            "-t".to_owned(),
+            "filter".to_owned(),
+            verb.to_owned(),
+            kind_network::FAULTS_CHAIN.to_owned(),
+        ];
+        args.extend(kind_network::fault_spec(
+            rule.source,
+            rule.destination,
+            rule.port,
+            rule.action == super::EgressAction::Reject,
+            &rule.tag,
+        ));
+        self.node_iptables(&self.node_name(), &args)
+    }
+
+    fn node_iptables(&self, node: &str, rule: &[String]) -> Result<()> {
+        capture(
+            Command::new(&self.tools.docker)
+                .args(["exec", node, "iptables"])
+                .args(rule),
+        )
+        .map(drop)
+    }
+
+    /// Points kind's CoreDNS at [`kind_network::corefile`] (the clouds' names answer with the
+    /// gateway), restarts its pods and waits until each answers `sts.amazonaws.com` with the
+    /// gateway, asked from this host over the pod route.
+    pub async fn configure_dns(&self, client: &kube::Client, timeout: Duration) -> Result<()> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+        use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+        let IpAddr::V4(gateway) = self.gateway else {
+            return Err(ClusterError::other(
+                "the kind network's gateway is not IPv4",
+            ));
+        };
+        let fail = |what: &str, e: kube::Error| ClusterError::other(format!("{what}: {e}"));
+        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+        let patch = serde_json::json!({"data": {"Corefile": kind_network::corefile(gateway)}});
+        config_maps
+            .patch("coredns", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| fail("patching ConfigMap kube-system/coredns", e))?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+        let selector = ListParams::default().labels("k8s-app=kube-dns");
+        let old: Vec<String> = pods
+            .list(&selector)
+            .await
+            .map_err(|e| fail("listing CoreDNS pods", e))?
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.uid)
+            .collect();
+        pods.delete_collection(&DeleteParams::default(), &selector)
+            .await
+            .map_err(|e| fail("restarting CoreDNS pods", e))?;
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no CoreDNS pod yet");
+        loop {
+            let listed = pods
+                .list(&selector)
+                .await
+                .map_err(|e| fail("listing CoreDNS pods", e))?;
+            let fresh: Vec<Ipv4Addr> = listed
+                .items
+                .iter()
+                .filter(|p| p.metadata.uid.as_ref().is_some_and(|u| !old.contains(u)))
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.status.as_ref()?.pod_ip.as_ref()?.parse().ok())
+                .collect();
+            let answers: Vec<String> = fresh
+                .iter()
+                .map(|ip| {
+                    match super::cluster_dns::query(
+                        (*ip, 53).into(),
+                        "sts.amazonaws.com",
+                        super::cluster_dns::QTYPE_A,
+                        Duration::from_millis(500),
+                    ) {
+                        Ok(a) if a.addresses == [gateway] => String::new(),
+                        Ok(a) => format!("{ip}: {a:?}"),
+                        Err(e) => format!("{ip}: {e}"),
+                    }
+                })
+                .collect();
+            if !fresh.is_empty() && answers.iter().all(String::is_empty) {
+                return Ok(());
+            }
+            if !answers.is_empty() {
+                last = answers.join("; ");
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::other(format!(
+                    "kind's CoreDNS never answered sts.amazonaws.com with {gateway} within \
+                     {timeout:?} (asked from this host over the route to {KIND_POD_CIDR}): {last}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// The kubeconfig kind wrote (only this file: `~/.kube/config` is left alone).
@@ -300,6 +491,7 @@ impl KindCluster {
     /// `kind delete cluster`, then removes the state directory.
     pub fn down(mut self) -> Result<()> {
         self.down = true;
+        self.remove_host_route();
         delete_cluster(&self.tools, &self.options.name, &self.kubeconfig)?;
         let state = &self.options.state_dir;
         if state.exists() {
@@ -309,10 +501,19 @@ impl KindCluster {
     }
 }
 
+impl KindCluster {
+    fn remove_host_route(&mut self) {
+        if let Some(node_ip) = self.node_ip.take() {
+            let _ = ip(&kind_network::host_route(false, node_ip));
+        }
+    }
+}
+
 impl Drop for KindCluster {
     fn drop(&mut self) {
         if !self.down && !self.options.keep_running_on_drop {
             self.down = true;
+            self.remove_host_route();
             let _ = delete_cluster(&self.tools, &self.options.name, &self.kubeconfig);
         }
     }
@@ -321,7 +522,7 @@ impl Drop for KindCluster {
 /// Finds `kind` and `docker` on PATH and checks the Docker engine answers; fails naming
 /// whichever is missing. Never a reason to skip: the kind provider cannot run without them.
 pub fn require_kind_and_docker() -> Result<KindTools> {
-    let kind = host::which("kind");
+    let kind = find_kind();
     let docker = host::which("docker");
     let missing: Vec<&str> = [("kind", &kind), ("docker", &docker)]
         .into_iter()
@@ -334,8 +535,8 @@ pub fn require_kind_and_docker() -> Result<KindTools> {
                 "{} on PATH (the kind provider runs the cluster in Docker)",
                 missing.join(" and ")
             ),
-            fix: "install Docker (engine and CLI) and kind \
-                  (`go install sigs.k8s.io/kind@v0.30.0`), or use --provider local"
+            fix: "podiam-e2e setup --kind (Docker engine, kind and the node image), or install \
+                  Docker and kind (`go install sigs.k8s.io/kind@v0.30.0`), or use --provider local"
                 .into(),
         });
     };
@@ -362,6 +563,99 @@ pub fn require_kind_and_docker() -> Result<KindTools> {
         }
     }
     Ok(KindTools { kind, docker })
+}
+
+/// `$PODIAM_KIND`, else the kind `podiam-e2e setup --kind` builds
+/// (`~/.cache/podiam/kind-node-<Kubernetes version>/bin/kind`, kind v0.30.0), else `kind` on
+/// PATH (GitHub's workflow installs it with `go install`).
+pub fn find_kind() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(KIND_BINARY_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    let built = cache_dir()
+        .join(format!("kind-node-{KUBERNETES_VERSION}"))
+        .join("bin")
+        .join("kind");
+    if built.is_file() {
+        return Some(built);
+    }
+    host::which("kind")
+}
+
+/// A `podiam.local/` node image must have been built here (`podiam-e2e setup --kind`);
+/// any other image kind pulls itself.
+fn require_node_image(tools: &KindTools, image: &str) -> Result<()> {
+    if !image.starts_with("podiam.local/") {
+        return Ok(());
+    }
+    let present = Command::new(&tools.docker)
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        Ok(())
+    } else {
+        Err(ClusterError::MissingPrerequisite {
+            what: format!("the kind node image {image} (built on this machine, never pulled)"),
+            fix: "podiam-e2e setup --kind, or pass --kind-node-image kindest/node:v1.34.0".into(),
+        })
+    }
+}
+
+/// The node container's IPv4 address on the `kind` network.
+fn node_ipv4(tools: &KindTools, node: &str) -> Result<Ipv4Addr> {
+    let text = capture(
+        Command::new(&tools.docker)
+            .args(["inspect", node, "--format"])
+            .arg(format!(
+                "{{{{with index .NetworkSettings.Networks \"{KIND_NETWORK}\"}}}}{{{{.IPAddress}}}}{{{{end}}}}"
+            )),
+    )?;
+    text.trim().parse().map_err(|_| {
+        ClusterError::other(format!(
+            "no IPv4 address of {node} on the {KIND_NETWORK} network: {:?}",
+            text.trim()
+        ))
+    })
+}
+
+/// `ip ARGS` on this host.
+fn ip(args: &[String]) -> Result<()> {
+    capture(Command::new("ip").args(args)).map(drop)
+}
+
+/// The CNI directory must be mounted at the node's `/etc/cni/net.d`, kind's own CNI disabled,
+/// and the pod subnet the one the host routes to the node, or pods would be masqueraded (the
+/// metadata emulator would see the node, not the pod) or unreachable from this host.
+fn check_network_config(
+    config: &KindConfig,
+    options: &KindClusterOptions,
+    cni_dir: &Path,
+) -> Result<()> {
+    let template = options.config_template.display();
+    match config.host_path_for(NODE_CNI_DIR) {
+        Some(host) if Path::new(&host) == cni_dir => {}
+        other => {
+            return Err(ClusterError::other(format!(
+                "{template}: the control-plane node must mount ${{PODIAM_CNI_DIR}} at \
+                 {NODE_CNI_DIR} (extraMounts), found {other:?}"
+            )));
+        }
+    }
+    if !config.disables_default_cni() {
+        return Err(ClusterError::other(format!(
+            "{template}: networking.disableDefaultCNI must be true (the harness's CNI config \
+             replaces kindnetd)"
+        )));
+    }
+    if config.pod_subnet() != Some(KIND_POD_CIDR) {
+        return Err(ClusterError::other(format!(
+            "{template}: networking.podSubnet must be {KIND_POD_CIDR}, found {:?}",
+            config.pod_subnet()
+        )));
+    }
+    Ok(())
 }
 
 /// The IPv4 gateway of the `kind` network, falling back to the node container's gateway.
@@ -573,11 +867,15 @@ mod tests {
         let options = KindClusterOptions::new(issuer, String::new());
         let config = KindConfig::load(
             &options.config_template,
-            &KindConfigVars::new(issuer).with_host_pki_dir(&pki),
+            &KindConfigVars::new(issuer)
+                .with_host_pki_dir(&pki)
+                .with_host_cni_dir(&pki),
         )
         .unwrap();
         check_config(&config, &options, &pki).unwrap();
         assert!(check_config(&config, &options, Path::new("/elsewhere")).is_err());
+        check_network_config(&config, &options, &pki).unwrap();
+        assert!(check_network_config(&config, &options, Path::new("/elsewhere")).is_err());
     }
 
     #[test]

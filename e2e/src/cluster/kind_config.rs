@@ -37,6 +37,11 @@ pub const KIND_CONFIG_FILE: &str = "kind-config.yaml";
 pub const ISSUER_VAR: &str = "PODIAM_ISSUER";
 /// Placeholder for the absolute host directory mounted at [`NODE_PKI_DIR`].
 pub const PKI_DIR_VAR: &str = "PODIAM_PKI_DIR";
+/// Placeholder for the absolute host directory mounted at [`NODE_CNI_DIR`] (the kind
+/// provider's CNI config, `kind_network::cni_conflist`).
+pub const CNI_DIR_VAR: &str = "PODIAM_CNI_DIR";
+/// The node's CNI config directory.
+pub const NODE_CNI_DIR: &str = "/etc/cni/net.d";
 /// Where the kind node sees the service-account key pair (under kubeadm's certificatesDir,
 /// which kubeadm mounts into the apiserver and controller-manager static pods).
 pub const NODE_PKI_DIR: &str = "/etc/kubernetes/pki/podiam";
@@ -71,6 +76,8 @@ pub struct KindConfigVars {
     pub issuer: String,
     /// `${PODIAM_PKI_DIR}`: needed for kind, not for the local provider.
     pub host_pki_dir: Option<PathBuf>,
+    /// `${PODIAM_CNI_DIR}`: needed for kind, not for the local provider.
+    pub host_cni_dir: Option<PathBuf>,
 }
 
 impl KindConfigVars {
@@ -78,6 +85,7 @@ impl KindConfigVars {
         Self {
             issuer: issuer.into(),
             host_pki_dir: None,
+            host_cni_dir: None,
         }
     }
 
@@ -86,35 +94,43 @@ impl KindConfigVars {
         self
     }
 
+    pub fn with_host_cni_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.host_cni_dir = Some(dir.into());
+        self
+    }
+
     /// `(name, value)` of every known placeholder; `None` when not given.
     fn values(&self) -> Result<Vec<(&'static str, Option<String>)>> {
-        let pki = match &self.host_pki_dir {
-            None => None,
-            Some(dir) => {
-                if !dir.is_absolute() {
-                    return Err(ClusterError::other(format!(
-                        "{PKI_DIR_VAR} must be an absolute path (kind resolves relative mounts \
-                         against its working directory), got {}",
-                        dir.display()
-                    )));
-                }
-                Some(
-                    dir.to_str()
-                        .ok_or_else(|| {
-                            ClusterError::other(format!(
-                                "{PKI_DIR_VAR} is not UTF-8: {}",
-                                dir.display()
-                            ))
-                        })?
-                        .to_owned(),
-                )
-            }
-        };
         Ok(vec![
             (ISSUER_VAR, Some(self.issuer.clone())),
-            (PKI_DIR_VAR, pki),
+            (
+                PKI_DIR_VAR,
+                absolute_dir(PKI_DIR_VAR, self.host_pki_dir.as_deref())?,
+            ),
+            (
+                CNI_DIR_VAR,
+                absolute_dir(CNI_DIR_VAR, self.host_cni_dir.as_deref())?,
+            ),
         ])
     }
+}
+
+/// A mount's host directory as text: absolute (kind resolves relative mounts against its
+/// working directory) and UTF-8.
+fn absolute_dir(var: &str, dir: Option<&Path>) -> Result<Option<String>> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    if !dir.is_absolute() {
+        return Err(ClusterError::other(format!(
+            "{var} must be an absolute path (kind resolves relative mounts against its working \
+             directory), got {}",
+            dir.display()
+        )));
+    }
+    dir.to_str()
+        .map(|s| Some(s.to_owned()))
+        .ok_or_else(|| ClusterError::other(format!("{var} is not UTF-8: {}", dir.display())))
 }
 
 /// A host directory mounted into a node.
@@ -196,6 +212,20 @@ impl KindConfig {
     /// `name:` (kind's default cluster name for this file).
     pub fn cluster_name(&self) -> Option<&str> {
         self.doc.get("name").and_then(Value::as_str)
+    }
+
+    /// `networking.podSubnet`, if set.
+    pub fn pod_subnet(&self) -> Option<&str> {
+        self.doc.get("networking")?.get("podSubnet")?.as_str()
+    }
+
+    /// `networking.disableDefaultCNI` (kind's default: false).
+    pub fn disables_default_cni(&self) -> bool {
+        self.doc
+            .get("networking")
+            .and_then(|n| n.get("disableDefaultCNI"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     /// The control-plane node's `image`.
@@ -563,10 +593,24 @@ mod tests {
 
     #[test]
     fn the_repository_file_mounts_the_key_pair_where_the_flags_point() {
-        let config = repo_config(&KindConfigVars::new(ISSUER).with_host_pki_dir("/tmp/podiam-pki"));
+        let config = repo_config(
+            &KindConfigVars::new(ISSUER)
+                .with_host_pki_dir("/tmp/podiam-pki")
+                .with_host_cni_dir("/tmp/podiam-cni"),
+        );
         assert_eq!(
             config.host_path_for(NODE_PKI_DIR).as_deref(),
             Some("/tmp/podiam-pki")
+        );
+        assert_eq!(
+            config.host_path_for(NODE_CNI_DIR).as_deref(),
+            Some("/tmp/podiam-cni")
+        );
+        // kindnetd masquerades pod traffic; the mounted CNI config replaces it.
+        assert!(config.disables_default_cni());
+        assert_eq!(
+            config.pod_subnet(),
+            Some(super::super::kind_network::KIND_POD_CIDR)
         );
         assert!(config.text().contains("hostPath: \"/tmp/podiam-pki\""));
         let dir = tempfile::tempdir().unwrap();

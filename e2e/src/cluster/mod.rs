@@ -30,6 +30,7 @@ mod images;
 mod iptables;
 mod kind;
 mod kind_config;
+pub mod kind_network;
 mod kubeconfig;
 mod kubelet;
 mod leftovers;
@@ -54,12 +55,13 @@ pub use images::{
 };
 pub use iptables::RULE_COMMENT;
 pub use kind::{
-    KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster, KindClusterOptions, KindTools, KindUpTimings,
-    pick_ipv4_gateway, require_kind_and_docker,
+    DEFAULT_KIND_NODE_IMAGE, KIND_BINARY_ENV, KIND_CLUSTER_NAME, KIND_NETWORK, KindCluster,
+    KindClusterOptions, KindTools, KindUpTimings, find_kind, pick_ipv4_gateway,
+    require_kind_and_docker,
 };
 pub use kind_config::{
-    ExtraMount, ISSUER_VAR, KIND_CONFIG_FILE, KindConfig, KindConfigVars,
-    LOCAL_PROVIDER_APISERVER_FLAGS, LocalApiServerFlags, NODE_PKI_DIR, PKI_DIR_VAR,
+    CNI_DIR_VAR, ExtraMount, ISSUER_VAR, KIND_CONFIG_FILE, KindConfig, KindConfigVars,
+    LOCAL_PROVIDER_APISERVER_FLAGS, LocalApiServerFlags, NODE_CNI_DIR, NODE_PKI_DIR, PKI_DIR_VAR,
     PUBLIC_KEY_FILE, SIGNING_KEY_FILE, default_kind_config_path,
 };
 pub use link_local::{LinkLocalRedirect, METADATA_IP, POD_IDENTITY_AGENT_IP};

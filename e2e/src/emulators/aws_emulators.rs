@@ -109,7 +109,10 @@ async fn start_backend(
         }
         AwsBackend::LocalStackDocker { image } => {
             let container = LocalStackContainer::start(image.as_deref(), state_dir).await?;
-            Ok((RunningBackend::Container(Box::new(container)), localstack_root()))
+            Ok((
+                RunningBackend::Container(Box::new(container)),
+                localstack_root(),
+            ))
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `block` step: cut a pod's egress to an address and port until the scenario ends — an
-//! iptables rule on the pod bridge (drop: the pod's client times out; reject: refused), or the
-//! cloud front holding one host name for the namespace (`via: front`). Every block is recorded
-//! so [`release`] removes it when the scenario ends, pass or fail.
+//! iptables rule on the pod bridge (local) or in the kind node (drop: the pod's client times
+//! out; reject: refused), or the cloud front holding one host name for the namespace (`via:
+//! front`). Every block is recorded so [`release`] removes it when the scenario ends, pass or
+//! fail.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub enum Block {
     },
 }
 
-const NEEDS_LOCAL: &str = "block needs the local provider (iptables on the pod bridge and the cloud front); this run uses another provider";
+const NEEDS_LOCAL: &str = "block needs the local or kind provider (iptables on the pod bridge or in the kind node, and the cloud front); this run uses another provider";
 
 pub async fn run(
     ctx: &RunContext<'_>,
@@ -43,10 +44,15 @@ pub async fn run(
         });
         return Ok(());
     }
-    let faults = ctx.egress_faults.context(NEEDS_LOCAL)?;
+    if ctx.kind.is_none() && ctx.egress_faults.is_none() {
+        bail!(NEEDS_LOCAL);
+    }
     let destinations = match (&step.host, &step.address) {
         (_, Some(address)) => vec![address.parse::<Ipv4Addr>()?],
-        (Some(host), None) => resolve(host).await?,
+        (Some(host), None) => match ctx.kind {
+            Some(_) => resolve_in_kind(&ctx.client, host).await?,
+            None => resolve(host).await?,
+        },
         (None, None) => bail!("block needs a host or an address"),
     };
     for destination in destinations {
@@ -60,7 +66,12 @@ pub async fn run(
             },
             tag: namespace.to_owned(),
         };
-        faults.add(&rule).with_context(|| {
+        match (ctx.kind, ctx.egress_faults) {
+            (Some(kind), _) => kind.add_fault(&rule).map_err(anyhow::Error::from),
+            (None, Some(faults)) => faults.add(&rule).map_err(anyhow::Error::from),
+            (None, None) => bail!(NEEDS_LOCAL),
+        }
+        .with_context(|| {
             format!(
                 "blocking {}:{} for pod {}",
                 destination, rule.port, step.pod
@@ -76,9 +87,12 @@ pub fn release(ctx: &RunContext<'_>, blocks: Vec<Block>) {
     for block in blocks {
         match block {
             Block::Rule(rule) => {
-                if let Some(faults) = ctx.egress_faults
-                    && let Err(e) = faults.remove(&rule)
-                {
+                let removed = match (ctx.kind, ctx.egress_faults) {
+                    (Some(kind), _) => kind.remove_fault(&rule),
+                    (None, Some(faults)) => faults.remove(&rule),
+                    (None, None) => Ok(()),
+                };
+                if let Err(e) = removed {
                     eprintln!("podiam-e2e: removing a block: {e}");
                 }
             }
@@ -104,10 +118,30 @@ async fn pod_address(client: &kube::Client, namespace: &str, name: &str) -> Resu
         .with_context(|| format!("pod {name}'s address {ip:?} is not IPv4"))
 }
 
+/// The addresses kind's CoreDNS gives pods for `host`, asked of a running CoreDNS pod over
+/// the host's route to the pods.
+async fn resolve_in_kind(client: &kube::Client, host: &str) -> Result<Vec<Ipv4Addr>> {
+    use kube::api::ListParams;
+    let pods = Api::<Pod>::namespaced(client.clone(), "kube-system")
+        .list(&ListParams::default().labels("k8s-app=kube-dns"))
+        .await
+        .context("listing kind's CoreDNS pods")?;
+    let server: Ipv4Addr = pods
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .find_map(|p| p.status.as_ref()?.pod_ip.as_ref()?.parse().ok())
+        .context("kind's CoreDNS has no running pod")?;
+    resolve_at(SocketAddr::from((server, 53)), host).await
+}
+
 /// The addresses the cluster DNS (CoreDNS on the bridge) gives pods for `host`.
 async fn resolve(host: &str) -> Result<Vec<Ipv4Addr>> {
+    resolve_at(SocketAddr::from((pod_host_ip(), 53)), host).await
+}
+
+async fn resolve_at(server: SocketAddr, host: &str) -> Result<Vec<Ipv4Addr>> {
     let name = host.to_owned();
-    let server = SocketAddr::from((pod_host_ip(), 53));
     let answer = tokio::task::spawn_blocking(move || {
         cluster_dns::query(server, &name, QTYPE_A, Duration::from_secs(2))
     })

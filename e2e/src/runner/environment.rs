@@ -3,9 +3,10 @@
 //! EKS publishes its issuer), the cluster, and the EKS pod-identity webhook stand-in registered
 //! by URL; then the GCP emulators (their metadata server identifies pods through the cluster's
 //! API, their STS trusts the cluster's issuer), the Azure emulators (trusting the cluster's
-//! issuer) and the Azure Workload Identity webhook stand-in; on the local provider last the
-//! cloud front, where the cluster's DNS sends the clouds' real names (kind pods reach Entra on
-//! the host's address). On the `existing` provider nothing is created in the cluster but
+//! issuer) and the Azure Workload Identity webhook stand-in; last the Pod Identity agent and
+//! the cloud front, where the cluster's DNS sends the clouds' real names (on kind, bound to the
+//! `kind` network's gateway, with the node's DNAT and CoreDNS set up by `kind_wiring`). On
+//! the `existing` provider nothing is created in the cluster but
 //! namespaces: the cluster's own issuer is read from its discovery document, its own webhooks
 //! mutate pods, and no node is labelled (pods there reach GKE's own metadata server).
 
@@ -47,7 +48,9 @@ use crate::webhooks::{
 pub enum Provider {
     /// Real binaries on this machine (needs root).
     Local,
-    /// kind (needs Docker); the webhook stand-in listens on the kind network's gateway.
+    /// kind (needs Docker): the emulators, webhooks, agent and cloud front listen on the kind
+    /// network's gateway; pods reach them as on `local` (docs/architecture.md, "The kind
+    /// provider").
     Kind,
     /// The cluster of the current kubeconfig (or `--kubeconfig`/`--context`): no webhook is
     /// installed and nothing cluster-scoped is created beyond what a scenario applies itself
@@ -64,6 +67,9 @@ pub struct ProviderOptions {
     pub context: Option<String>,
     /// What the AWS gate fronts for IAM, STS and S3 (`--aws-backend`); every worker's set too.
     pub aws_backend: AwsBackend,
+    /// `kind` only: the node image (`kind create cluster --image`); default
+    /// [`crate::cluster::DEFAULT_KIND_NODE_IMAGE`].
+    pub kind_node_image: Option<String>,
 }
 
 impl ProviderOptions {
@@ -73,6 +79,7 @@ impl ProviderOptions {
             kubeconfig: None,
             context: None,
             aws_backend: AwsBackend::default(),
+            kind_node_image: None,
         }
     }
 }
@@ -87,8 +94,8 @@ pub enum Cluster {
 pub struct Environment {
     /// The link-local services' DNAT rules (local provider only): removed first.
     pub link_local: Vec<LinkLocalRedirect>,
-    /// The clouds' real names on the pod bridge's host address, port 443 (local provider only; on the bridge, so it
-    /// goes before the cluster).
+    /// The clouds' real names on the pods' gateway, port 443 (local and kind; dropped before
+    /// the cluster).
     pub cloud_front: Option<CloudFront>,
     /// The harness's iptables chain for `block` steps (local provider only).
     pub egress_faults: Option<EgressFaults>,
@@ -101,7 +108,8 @@ pub struct Environment {
     /// `None` on the `existing` provider: the cluster's own webhooks mutate pods.
     pub webhook: Option<EksPodIdentityWebhook>,
     pub azure_webhook: Option<AzureWorkloadIdentityWebhook>,
-    /// The EKS Pod Identity Agent, reached by pods at `169.254.170.23:80` (local provider only).
+    /// The EKS Pod Identity Agent: pods reach it at `169.254.170.23:80`, DNATed on the
+    /// local bridge or in the kind node to where it listens.
     pub pod_identity_agent: Option<PodIdentityAgent>,
     pub cluster: Option<Cluster>,
     pub client: kube::Client,
@@ -156,9 +164,12 @@ impl Environment {
                 pod_host_ip().to_string(),
             ),
             Provider::Kind => {
-                let mut options = KindClusterOptions::new(aws.issuer_url(), signing_key);
-                options.state_dir = state_root.join("kind");
-                let kind = KindCluster::up(options)
+                let mut kind_options = KindClusterOptions::new(aws.issuer_url(), signing_key);
+                kind_options.state_dir = state_root.join("kind");
+                if let Some(image) = &options.kind_node_image {
+                    kind_options.node_image = image.clone();
+                }
+                let kind = KindCluster::up(kind_options)
                     .await
                     .context("starting the kind cluster")?;
                 // The apiserver runs in a container: it reaches the host on the network's gateway.
@@ -195,27 +206,22 @@ impl Environment {
         timings.push(("webhook registered", t.elapsed()));
 
         let t = Instant::now();
-        let gcp = start_gcp(provider, &client, &aws).await?;
+        let gcp = start_gcp(&cluster, &client, &aws).await?;
         label_nodes_for_gke_metadata(&client).await?;
         timings.push(("GCP emulators", t.elapsed()));
 
         let t = Instant::now();
-        // Local pods reach Entra as on AKS, at login.microsoftonline.com through the cloud front;
-        // kind pods reach the host's address (listen everywhere: their network exists only now).
-        let local = provider == Provider::Local;
+        // Pods reach Entra as on AKS, at login.microsoftonline.com through the cloud front
+        // (local and kind alike: the cluster's DNS answers the name with the front's address).
         let azure = AzureEmulators::start(AzureEmulatorOptions {
             state_dir: Some(state_root.join("azure")),
-            entra_bind_ip: std::net::IpAddr::from(if local { [127, 0, 0, 1] } else { [0; 4] }),
+            entra_bind_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             authority_hostname: pod_facing_host,
             trusted_ca_files: vec![aws.ca_file().to_path_buf()],
         })
         .await
         .context("starting the Azure emulators")?;
-        let authority_host = if local {
-            AzureMutationSettings::default().authority_host
-        } else {
-            azure.authority_host().to_owned()
-        };
+        let authority_host = AzureMutationSettings::default().authority_host;
         let azure_webhook = AzureWorkloadIdentityWebhook::start(
             client.clone(),
             AzureWebhookOptions {
@@ -234,14 +240,27 @@ impl Environment {
             .await
             .context("the apiserver never called the Azure workload identity webhook")?;
         timings.push(("Azure emulators and webhook", t.elapsed()));
-        let pod_identity_agent = match provider {
-            Provider::Local => Some(start_pod_identity_agent(&aws)?),
-            // kind nodes cannot reach an address on this host's bridge.
-            _ => None,
-        };
-        let cloud_front = match provider {
-            Provider::Local => Some(start_cloud_front(&aws, &gcp, &azure, state_root)?),
-            _ => None,
+        let (pod_identity_agent, cloud_front) = match &cluster {
+            Cluster::Local(_) => (
+                Some(start_pod_identity_agent(&aws)?),
+                Some(start_cloud_front(
+                    &aws,
+                    &gcp,
+                    &azure,
+                    state_root,
+                    SocketAddr::from((pod_host_ip(), 443)),
+                )?),
+            ),
+            Cluster::Kind(kind) => {
+                let t = Instant::now();
+                let wiring = kind_wiring(kind, &client, &aws, &gcp, &azure, state_root).await?;
+                timings.push((
+                    "kind: agent, cloud front, link-local DNAT, DNS",
+                    t.elapsed(),
+                ));
+                (Some(wiring.0), Some(wiring.1))
+            }
+            Cluster::Existing(_) => (None, None),
         };
         let egress_faults = match &cluster {
             Cluster::Local(c) => Some(
@@ -340,7 +359,13 @@ impl Environment {
             .join(pod_network().bridge())
             .exists()
         {
-            Some(start_cloud_front(&aws, &gcp, &azure, state_root)?)
+            Some(start_cloud_front(
+                &aws,
+                &gcp,
+                &azure,
+                state_root,
+                SocketAddr::from((pod_host_ip(), 443)),
+            )?)
         } else {
             None
         };
@@ -431,10 +456,11 @@ impl Environment {
 }
 
 /// On the local provider the metadata server and the Google APIs listen on the bridge's host
-/// address (pods reach the metadata server at 169.254.169.254:80 by DNAT); on kind only the
-/// host reaches them (the metadata server is not reachable from kind pods).
+/// address (pods reach the metadata server at 169.254.169.254:80 by DNAT); on kind they
+/// listen on the `kind` network's gateway (a free port: the node DNATs 169.254.169.254:80
+/// to it).
 async fn start_gcp(
-    provider: Provider,
+    cluster: &Cluster,
     client: &kube::Client,
     aws: &AwsEmulators,
 ) -> Result<GcpEmulators> {
@@ -443,9 +469,16 @@ async fn start_gcp(
         trusted_ca_files: vec![aws.ca_file().to_path_buf()],
         ..GcpEmulatorOptions::default()
     };
-    if provider == Provider::Local {
-        options.metadata_bind = SocketAddr::from((pod_host_ip(), 0));
-        options.api_bind_ip = pod_host_ip().into();
+    match cluster {
+        Cluster::Local(_) => {
+            options.metadata_bind = SocketAddr::from((pod_host_ip(), 0));
+            options.api_bind_ip = pod_host_ip().into();
+        }
+        Cluster::Kind(kind) => {
+            options.metadata_bind = SocketAddr::new(kind.host_gateway_ip(), 0);
+            options.api_bind_ip = kind.host_gateway_ip();
+        }
+        Cluster::Existing(_) => {}
     }
     GcpEmulators::start(options)
         .await
@@ -497,11 +530,12 @@ fn start_cloud_front(
     gcp: &GcpEmulators,
     azure: &AzureEmulators,
     state_root: &Path,
+    bind: SocketAddr,
 ) -> Result<CloudFront> {
     let ca = HarnessCa::load_or_generate(&HarnessCa::default_dir())?;
     let oauth_token_url = gcp.oauth_token_url();
     let options = CloudFrontOptions {
-        bind: SocketAddr::from((pod_host_ip(), 443)),
+        bind,
         upstreams: CloudFrontUpstreams {
             aws: aws.gate_url().to_owned(),
             entra: Some(azure.entra_url().to_owned()),
@@ -556,4 +590,61 @@ fn link_local_redirects(
             .with_context(|| format!("serving {ip}:80 to pods (DNAT to {target})"))
         })
         .collect()
+}
+
+/// kind: what the local provider puts on its bridge, on the `kind` network's gateway instead —
+/// the Pod Identity agent (a free port), the cloud front (port 443) — then the node's DNAT of
+/// 169.254.169.254:80 and 169.254.170.23:80 to the metadata server and the agent, and kind's
+/// CoreDNS answering the clouds' names with the gateway (`cluster/kind_network.rs`).
+async fn kind_wiring(
+    kind: &KindCluster,
+    client: &kube::Client,
+    aws: &AwsEmulators,
+    gcp: &GcpEmulators,
+    azure: &AzureEmulators,
+    state_root: &Path,
+) -> Result<(PodIdentityAgent, CloudFront)> {
+    use crate::cluster::kind_network::LinkLocalForward;
+    use std::net::{IpAddr, SocketAddrV4};
+    let IpAddr::V4(gateway) = kind.host_gateway_ip() else {
+        anyhow::bail!("the kind network's gateway is not IPv4");
+    };
+    let agent = PodIdentityAgent::bind(
+        SocketAddr::from((gateway, 0)),
+        DEFAULT_CLUSTER_NAME,
+        AgentRoute {
+            endpoint: aws.gate_url().to_owned(),
+            credentials: aws.admin().clone(),
+        },
+    )?;
+    let front = start_cloud_front(
+        aws,
+        gcp,
+        azure,
+        state_root,
+        SocketAddr::from((gateway, 443)),
+    )?;
+    let v4 = |address: SocketAddr| match address {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(a) => Err(anyhow::anyhow!("{a} is not IPv4")),
+    };
+    let metadata: SocketAddr = gcp.metadata_host().parse()?;
+    let forwards = [
+        LinkLocalForward {
+            service: SocketAddrV4::new(METADATA_IP, 80),
+            target: v4(metadata)?,
+        },
+        LinkLocalForward {
+            service: SocketAddrV4::new(POD_IDENTITY_AGENT_IP, 80),
+            target: v4(agent.address())?,
+        },
+    ];
+    kind.forward_link_local(&forwards)
+        .context("DNAT of the link-local addresses in the kind node")?;
+    kind.install_faults()
+        .context("the block steps' chain in the kind node")?;
+    kind.configure_dns(client, Duration::from_secs(120))
+        .await
+        .context("pointing kind's CoreDNS at the cloud front")?;
+    Ok((agent, front))
 }

@@ -10,6 +10,7 @@ pub mod images;
 pub mod node_identity;
 pub mod plugin_command;
 pub mod podiam_step;
+pub mod provider_support;
 pub mod state_step;
 pub mod suite;
 pub mod wait;
@@ -63,6 +64,8 @@ pub struct RunContext<'a> {
     pub cloud_front: Option<&'a CloudFront>,
     /// The harness's iptables chain on the pod bridge (local provider), for `block` steps.
     pub egress_faults: Option<&'a crate::cluster::EgressFaults>,
+    /// The kind cluster (kind provider): `block` steps are rules in its node.
+    pub kind: Option<&'a crate::cluster::KindCluster>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,8 @@ pub struct ScenarioOutcome {
     pub failure: Option<String>,
     /// Diagnostics collected by `catch` (only on failure).
     pub diagnostics: String,
+    /// Not run: why this provider cannot run it (`provider_support`).
+    pub skipped: Option<String>,
 }
 
 impl ScenarioOutcome {
@@ -144,6 +149,7 @@ pub async fn run(scenario: &Scenario, ctx: &RunContext<'_>) -> ScenarioOutcome {
         duration: start.elapsed(),
         failure,
         diagnostics,
+        skipped: None,
     }
 }
 

@@ -35,9 +35,31 @@ pub fn default_state_root() -> PathBuf {
 
 pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
     // Validate every file before starting anything: a typo fails in a second, not a minute.
-    let scenarios = Scenario::load_all(&options.paths)?;
-    if scenarios.is_empty() {
+    let all = Scenario::load_all(&options.paths)?;
+    if all.is_empty() {
         bail!("no scenarios found in {:?}", options.paths);
+    }
+    // Scenarios this provider cannot run are reported as skipped, with the reason.
+    let provider = options.provider.provider;
+    let (scenarios, skipped): (Vec<Scenario>, Vec<Scenario>) = all
+        .into_iter()
+        .partition(|s| super::provider_support::unsupported(s, provider).is_none());
+    let skipped: Vec<ScenarioOutcome> = skipped
+        .into_iter()
+        .map(|s| ScenarioOutcome {
+            name: s.metadata.name.clone(),
+            file: s.path.clone(),
+            duration: std::time::Duration::ZERO,
+            failure: None,
+            diagnostics: String::new(),
+            skipped: super::provider_support::unsupported(&s, provider),
+        })
+        .collect();
+    for outcome in &skipped {
+        report(outcome);
+    }
+    if scenarios.is_empty() {
+        bail!("every scenario given is unsupported on --provider {provider:?}: nothing would run");
     }
     let started = Instant::now();
     eprintln!(
@@ -71,6 +93,10 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             node_metadata: Some(env.gcp.node_metadata()),
             cloud_front: env.cloud_front.as_ref(),
             egress_faults: env.egress_faults.as_ref(),
+            kind: match &env.cluster {
+                Some(super::environment::Cluster::Kind(kind)) => Some(kind.as_ref()),
+                _ => None,
+            },
         })
         .collect();
     // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
@@ -106,7 +132,8 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
         .flatten()
         .collect();
     indexed.sort_by_key(|(i, _)| *i);
-    let outcomes: Vec<ScenarioOutcome> = indexed.into_iter().map(|(_, o)| o).collect();
+    let mut outcomes: Vec<ScenarioOutcome> = indexed.into_iter().map(|(_, o)| o).collect();
+    outcomes.extend(skipped);
     drop(contexts);
     if let Some(path) = &options.junit {
         write_junit(path, &outcomes)?;
@@ -115,12 +142,25 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
         env.down().await?;
     }
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
-    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
+    if skipped == 0 {
+        println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    } else {
+        println!(
+            "{} passed, {} failed, {skipped} skipped (unsupported on {provider:?})",
+            outcomes.len() - failed - skipped,
+            failed
+        );
+    }
     eprintln!("podiam-e2e: {:.1}s in all", started.elapsed().as_secs_f64());
     Ok(outcomes)
 }
 
 fn report(outcome: &ScenarioOutcome) {
+    if let Some(reason) = &outcome.skipped {
+        eprintln!("SKIP {}: {reason}", outcome.name);
+        return;
+    }
     eprintln!(
         "{} {} ({:.1}s)",
         if outcome.passed() { "PASS" } else { "FAIL" },
@@ -142,6 +182,11 @@ fn write_junit(path: &Path, outcomes: &[ScenarioOutcome]) -> Result<()> {
     let mut suite = TestSuite::new("podiam-e2e scenarios");
     for o in outcomes {
         let status = match &o.failure {
+            None if o.skipped.is_some() => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(o.skipped.clone().unwrap_or_default());
+                s
+            }
             None => TestCaseStatus::success(),
             Some(f) => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);

@@ -12,9 +12,7 @@ use super::eval_lines::{link_binaries, write_shell_env};
 use super::processes::{RecordedProcess, descendants};
 use super::state::{Endpoint, SandboxState, write_atomically};
 use super::{Clouds, ENV_FILE, READY_FILE};
-use crate::runner::environment::{
-    Cluster, Environment, POD_IDENTITY_AGENT_ADDRESS, Provider, ProviderOptions,
-};
+use crate::runner::environment::{Cluster, Environment, Provider, ProviderOptions};
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -140,11 +138,13 @@ fn endpoints(env: &Environment) -> Vec<Endpoint> {
         list.push(("Azure workload identity webhook", webhook.url().to_owned()));
     }
     if let Some(agent) = &env.pod_identity_agent {
-        list.push(("EKS Pod Identity Agent", agent.address().to_string()));
-    } else {
         list.push((
             "EKS Pod Identity Agent",
-            format!("{POD_IDENTITY_AGENT_ADDRESS}:80 (not started)"),
+            format!(
+                "{} (pods: {}:80)",
+                agent.address(),
+                crate::cluster::POD_IDENTITY_AGENT_IP
+            ),
         ));
     }
     if let Some(front) = &env.cloud_front {
