@@ -259,13 +259,46 @@ fn mutated_manifests_of_every_kind() {
     );
 }
 
+/// A secret a manifest holds (a Secret's `stringData`).
+const SECRET: &str = "s3cr3t-in-the-manifest";
+
 #[test]
 fn hostile_text_documents() {
     runner(CI_TEXT)
-        .run(&hostile_text(), |text| {
-            check(Path::new("hostile.yaml"), &text)
+        .run(&(any::<bool>(), hostile_text()), |(with_secret, text)| {
+            let text = if with_secret {
+                format!("stringData:\n  password: {SECRET}\n{text}")
+            } else {
+                text
+            };
+            check(Path::new("hostile.yaml"), &text)?;
+            // A syntax error names the line; it never quotes the file (kubectl neither).
+            if let Err(e) = documents::parse(Path::new("hostile.yaml"), &text) {
+                let shown = e.to_string();
+                prop_assert!(
+                    !(shown.contains("invalid YAML") && shown.contains(SECRET)),
+                    "{}",
+                    shown
+                );
+            }
+            Ok(())
         })
         .expect("hostile text is parsed or refused with a typed error");
+}
+
+/// Found by `hostile_text_documents`: a YAML syntax error quoted the lines around it (the
+/// parser's snippet), a Secret's value included. Fixed in `manifest/documents.rs`.
+#[test]
+fn regression_a_yaml_error_quotes_no_line_of_the_manifest() {
+    let text = format!("apiVersion: v1\nkind: Secret\nstringData:\n  password: {SECRET}\n  x: [\n");
+    let shown = documents::parse(Path::new("s.yaml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shown.starts_with("s.yaml: invalid YAML") && shown.contains("line"),
+        "{shown}"
+    );
+    assert!(!shown.contains(SECRET), "{shown}");
 }
 
 #[test]
