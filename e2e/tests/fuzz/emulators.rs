@@ -17,7 +17,7 @@ use super::support::{hostile_text, runner};
 const CI_CASES: u32 = 250;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn rt() -> tokio::runtime::Runtime {
+pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -25,16 +25,16 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 #[derive(Debug, Clone)]
-struct Request {
-    method: reqwest::Method,
-    path: String,
-    content_type: Option<&'static str>,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
+pub struct Request {
+    pub method: reqwest::Method,
+    pub path: String,
+    pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
 }
 
 /// Sends `r` to `base` and answers its status, or why no HTTP answer came.
-fn send(
+pub fn send(
     rt: &tokio::runtime::Runtime,
     client: &reqwest::Client,
     base: &str,
@@ -206,7 +206,7 @@ fn check(
     Ok(())
 }
 
-fn http() -> reqwest::Client {
+pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         // A fresh connection per request: a reused one the server closed after an early

@@ -7,6 +7,7 @@
 //! Deterministic in CI (fixed seed, fixed cases); `PROPTEST_CASES` and
 //! `PROPTEST_RNG_SEED=random` for long runs (docs/fuzzing.md, `scripts/fuzz`).
 
+mod aws;
 mod emulators;
 mod scenario;
 mod support;
