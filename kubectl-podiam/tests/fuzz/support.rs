@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
-/// `PROPTEST_CASES` overrides a target's CI count (long runs, docs/fuzzing.md).
+/// A target's case count: `PROPTEST_CASES` if set, else its CI count times
+/// `PODIAM_FUZZ_SCALE` (default 1; `scripts/fuzz` sets it for long runs, docs/fuzzing.md).
 pub fn cases(ci: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ci)
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    env("PROPTEST_CASES")
+        .unwrap_or_else(|| ci.saturating_mul(env("PODIAM_FUZZ_SCALE").unwrap_or(1)))
 }
 
 /// A fixed seed, so CI tries the same inputs every run; `PROPTEST_RNG_SEED=random` (or a
