@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 use crate::error::{Error, Result};
 
@@ -28,6 +28,20 @@ pub struct Connection {
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The error without the YAML parser's snippet: it quotes lines of the file, and a kubeconfig
+/// holds tokens and client keys (found by the kubeconfig fuzz target).
+fn message(e: &KubeconfigError) -> String {
+    match e {
+        KubeconfigError::Parse(yaml) => {
+            format!(
+                "failed to parse kubeconfig YAML: {}",
+                yaml.without_snippet()
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
     let options = KubeConfigOptions {
         context: flags.context.clone(),
@@ -37,7 +51,7 @@ pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
     let (config, current_context) = match &flags.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                .map_err(|e| Error::Kubeconfig(format!("{}: {}", path.display(), message(&e))))?;
             let current = kubeconfig.current_context.clone();
             (
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options).await,
@@ -49,7 +63,7 @@ pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
             Kubeconfig::read().ok().and_then(|k| k.current_context),
         ),
     };
-    let mut config = config.map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    let mut config = config.map_err(|e| Error::Kubeconfig(message(&e)))?;
     crate::error::set_cluster_location(format!(
         "the cluster at {} (context {})",
         config.cluster_url,

@@ -124,7 +124,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Document>> {
         // kubectl reads YAML 1.1: `defaultMode: 0600` is octal there.
         let options = serde_saphyr::options! { legacy_octal_numbers: true };
         let values: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
-            .map_err(|e| input_error(format!("invalid YAML: {e}")))?;
+            // Without the parser's snippet: it quotes the file's lines, Secrets' values too.
+            .map_err(|e| input_error(format!("invalid YAML: {}", e.without_snippet())))?;
         let starts = document_starts(text);
         // Empty documents are skipped by the parser, so line numbers are best effort then.
         values
