@@ -120,6 +120,8 @@ enum Command {
         /// Seconds to wait until it is ready.
         #[arg(long, default_value_t = 900)]
         timeout: u64,
+        #[command(flatten)]
+        aws: AwsBackendArgs,
     },
     /// What the sandbox runs; exits non-zero when nothing is up or something died.
     Status {
@@ -140,10 +142,12 @@ enum Command {
         clouds: podiam_e2e::sandbox::Clouds,
         #[arg(long)]
         seed: bool,
+        #[command(flatten)]
+        aws: AwsBackendArgs,
     },
 }
 
-/// `--aws-backend` and `--localstack-image` (run, demo; `up` may flatten it too).
+/// `--aws-backend` and `--localstack-image` (run, demo, up).
 #[derive(clap::Args, Debug, Clone)]
 struct AwsBackendArgs {
     /// What the strict AWS gate fronts for IAM, STS and S3: moto, localstack (host mode, pinned
@@ -433,12 +437,15 @@ async fn main() -> Result<()> {
             seed,
             state_dir,
             timeout,
+            aws,
         } => {
+            let aws_backend = aws.backend()?;
             let lines = tokio::task::spawn_blocking(move || {
                 podiam_e2e::sandbox::up(&podiam_e2e::sandbox::UpOptions {
                     state_dir,
                     clouds,
                     seed,
+                    aws_backend,
                     timeout: std::time::Duration::from_secs(timeout),
                 })
             })
@@ -475,11 +482,13 @@ async fn main() -> Result<()> {
             state_dir,
             clouds,
             seed,
+            aws,
         } => {
             podiam_e2e::sandbox::daemon::run(podiam_e2e::sandbox::daemon::DaemonOptions {
                 state_dir,
                 clouds,
                 seed,
+                aws_backend: aws.backend()?,
             })
             .await
         }

@@ -19,12 +19,15 @@ pub struct DaemonOptions {
     pub state_dir: PathBuf,
     pub clouds: Clouds,
     pub seed: bool,
+    pub aws_backend: crate::emulators::AwsBackend,
 }
 
 /// The environment the sandbox runs: the local provider, as `run` and `demo` start it. The
 /// one place options that `up` passes through (a cloud backend, say) reach the environment.
-pub fn environment_options(_options: &DaemonOptions) -> ProviderOptions {
-    ProviderOptions::new(Provider::Local)
+pub fn environment_options(options: &DaemonOptions) -> ProviderOptions {
+    let mut provider = ProviderOptions::new(Provider::Local);
+    provider.aws_backend = options.aws_backend.clone();
+    provider
 }
 
 /// Where the environment keeps its own state (cluster, emulators) inside the sandbox's.
@@ -96,6 +99,7 @@ async fn prepare(
         daemon: RecordedProcess::of(me).context("reading the daemon's own /proc entry")?,
         clouds: options.clouds,
         seeded: options.seed,
+        aws_backend: options.aws_backend.to_string(),
         kubeconfig: env.kubeconfig.clone(),
         cluster_state_dir: environment_root(state_dir).join("cluster"),
         api_server: match &env.cluster {

@@ -18,6 +18,9 @@ pub struct SandboxState {
     pub daemon: RecordedProcess,
     pub clouds: Clouds,
     pub seeded: bool,
+    /// `--aws-backend` as given (`moto` when the state predates it).
+    #[serde(default = "moto")]
+    pub aws_backend: String,
     pub kubeconfig: PathBuf,
     /// The cluster's state directory (its pid files, for cleanup after a crash).
     pub cluster_state_dir: PathBuf,
@@ -25,6 +28,10 @@ pub struct SandboxState {
     pub endpoints: Vec<Endpoint>,
     /// The daemon's descendants when it became ready (moto, containerd, etcd, kube-*, …).
     pub processes: Vec<RecordedProcess>,
+}
+
+fn moto() -> String {
+    "moto".to_owned()
 }
 
 impl SandboxState {
@@ -72,6 +79,7 @@ mod tests {
             daemon: RecordedProcess::of(std::process::id()).expect("self"),
             clouds: Clouds::default(),
             seeded: true,
+            aws_backend: "localstack".into(),
             kubeconfig: dir.path().join("kubeconfig"),
             cluster_state_dir: dir.path().join("env/cluster"),
             api_server: "https://127.0.0.1:6443".into(),

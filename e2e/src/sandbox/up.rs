@@ -20,8 +20,20 @@ pub struct UpOptions {
     pub state_dir: PathBuf,
     pub clouds: Clouds,
     pub seed: bool,
+    /// What the AWS gate fronts (`--aws-backend`, `--localstack-image`).
+    pub aws_backend: crate::emulators::AwsBackend,
     /// How long to wait for the daemon to be ready (the first setup may build binaries).
     pub timeout: Duration,
+}
+
+/// `--localstack-image IMAGE` when `up` was given one.
+fn localstack_image_args(backend: &crate::emulators::AwsBackend) -> Vec<String> {
+    match backend {
+        crate::emulators::AwsBackend::LocalStackDocker { image: Some(image) } => {
+            vec!["--localstack-image".to_owned(), image.clone()]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The daemon's log, relative to the state directory.
@@ -36,12 +48,15 @@ pub fn up(options: &UpOptions) -> Result<String, SandboxError> {
         if dir.join(READY_FILE).exists() {
             eprintln!("podiam-e2e: the sandbox is already up (pid {pid}); its settings again:");
             if let Ok(Some(state)) = super::state::SandboxState::read(dir)
-                && (state.clouds != options.clouds || options.seed && !state.seeded)
+                && (state.clouds != options.clouds
+                    || options.seed && !state.seeded
+                    || state.aws_backend != options.aws_backend.to_string())
             {
                 eprintln!(
-                    "podiam-e2e: it runs with --clouds {}{}: podiam-e2e down first to change that",
+                    "podiam-e2e: it runs with --clouds {}{} --aws-backend {}: podiam-e2e down first to change that",
                     state.clouds,
-                    if state.seeded { " --seed" } else { "" }
+                    if state.seeded { " --seed" } else { "" },
+                    state.aws_backend
                 );
             }
             return read_env(dir);
@@ -71,6 +86,14 @@ pub fn up(options: &UpOptions) -> Result<String, SandboxError> {
         .arg("--clouds")
         .arg(options.clouds.to_string())
         .args(options.seed.then_some("--seed"))
+        .arg("--aws-backend")
+        .arg(options.aws_backend.to_string())
+        .args(localstack_image_args(&options.aws_backend))
+        // The global flags, so a --pod-cidr/--bridge given to `up` reaches the daemon too.
+        .arg("--pod-cidr")
+        .arg(crate::cluster::pod_network().cidr())
+        .arg("--bridge")
+        .arg(crate::cluster::pod_network().bridge())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
