@@ -17,7 +17,9 @@ use super::support::{hostile_text, raw_bytes, runner, within};
 const CI_STRUCTURED: u32 = 300;
 const CI_TEXT: u32 = 300;
 const CI_BYTES: u32 = 150;
-const BOUND: Duration = Duration::from_secs(5);
+/// A hang, not a speed target (speed is benched): a debug build on a loaded 2-core CI machine
+/// parsed the 2000-document input in 8 s; a loop or a quadratic blow-up takes far longer.
+const BOUND: Duration = Duration::from_secs(30);
 
 fn pod_spec() -> Value {
     json!({
@@ -355,7 +357,7 @@ fn large_and_deep_inputs_are_bounded() {
         let started = std::time::Instant::now();
         let _ = check(path, text).map_err(|e| panic!("{name}: {e}"));
         assert!(
-            started.elapsed() < BOUND * 2,
+            started.elapsed() < BOUND,
             "{name} took {:?}",
             started.elapsed()
         );
