@@ -116,6 +116,8 @@ pub struct KindCluster {
     node_ip: Option<Ipv4Addr>,
     timings: KindUpTimings,
     down: bool,
+    /// The machine's cluster lock, released after `Drop` has deleted the cluster.
+    _lock: super::MachineLock,
 }
 
 /// The `kind` and `docker` executables, found on PATH.
@@ -137,6 +139,8 @@ impl KindCluster {
     }
 
     fn up_blocking(options: KindClusterOptions) -> Result<Self> {
+        let lock = super::MachineLock::acquire()
+            .io_context(|| format!("taking {}", super::MACHINE_LOCK_PATH))?;
         let started = Instant::now();
         let tools = require_kind_and_docker()?;
         if !host::is_static_elf(&options.busybox) {
@@ -252,6 +256,7 @@ impl KindCluster {
                 ..KindUpTimings::default()
             },
             down: false,
+            _lock: lock,
         };
         let phase = Instant::now();
         for (i, archive) in std::iter::once(&archive)

@@ -140,6 +140,8 @@ pub struct LocalCluster {
     processes: Vec<ManagedProcess>,
     timings: UpTimings,
     down: bool,
+    /// The machine's cluster lock, released after `Drop` has torn the cluster down.
+    _lock: super::MachineLock,
 }
 
 impl LocalCluster {
@@ -151,6 +153,8 @@ impl LocalCluster {
         let started = Instant::now();
         let mut timings = UpTimings::default();
         host::require_root()?;
+        let lock = super::MachineLock::acquire()
+            .io_context(|| format!("taking {}", super::MACHINE_LOCK_PATH))?;
         require_binaries(&options.binaries_dir)?;
         let host = if options.install_host_packages {
             host::ensure_host_packages()?
@@ -239,6 +243,7 @@ impl LocalCluster {
             processes: Vec::new(),
             timings,
             down: false,
+            _lock: lock,
         };
         // From here on, a failure tears down whatever was started, keeping the logs.
         if let Err(error) = cluster

@@ -36,6 +36,7 @@ mod kubelet;
 mod leftovers;
 pub mod link_local;
 mod local;
+mod machine_lock;
 mod network;
 mod pki;
 pub mod pod_network;
@@ -69,6 +70,7 @@ pub use local::{
     ClusterStatus, ComponentStatus, LocalCluster, LocalClusterOptions, UpTimings, down_detached,
     failed_logs_dir, status_detached,
 };
+pub use machine_lock::{MACHINE_LOCK_PATH, MachineLock};
 pub use pod_network::{
     BRIDGE_ENV, DEFAULT_BRIDGE, DEFAULT_POD_CIDR, POD_CIDR_ENV, POD_HOST_VAR, PodNetwork,
     PodNetworkError, configure_pod_network, pod_host_ip, pod_network,
