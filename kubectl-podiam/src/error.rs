@@ -52,11 +52,21 @@ pub enum Error {
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
 
+    /// `--context`, `--cluster` or `--user` names what the kubeconfig does not hold: a bad
+    /// flag (exit 2), where a kubeconfig that cannot be used is a cluster problem (exit 3).
+    #[error("kubeconfig: {0}")]
+    KubeconfigName(String),
+
     #[error("{what}: {message}")]
     Cluster { what: String, message: String },
 
     #[error("{what}: forbidden: {message}")]
     Forbidden { what: String, message: String },
+
+    /// The apiserver answered 401: it did not accept the kubeconfig's credentials at all
+    /// (expired or revoked token, expired client certificate, another cluster's credentials).
+    #[error("{what}: unauthorized: {message}")]
+    Unauthorized { what: String, message: String },
 
     #[error("{what}: not found")]
     NotFound { what: String },
@@ -87,12 +97,15 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Usage(_) | Error::Input { .. } | Error::Read { .. } | Error::NotFound { .. } => {
-                Exit::Usage
-            }
+            Error::Usage(_)
+            | Error::Input { .. }
+            | Error::Read { .. }
+            | Error::NotFound { .. }
+            | Error::KubeconfigName(_) => Exit::Usage,
             Error::Kubeconfig(_)
             | Error::Cluster { .. }
             | Error::Forbidden { .. }
+            | Error::Unauthorized { .. }
             | Error::Cloud(_) => Exit::Unreachable,
             Error::Output(_) => Exit::Usage,
             Error::Refused(_) => Exit::VerificationFailed,
@@ -105,18 +118,34 @@ impl Error {
         let what = what.into();
         match &err {
             kube::Error::Api(status) if status.code == 404 => Error::NotFound { what },
-            kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
-                Error::Forbidden {
-                    what,
-                    message: status.message.clone(),
-                }
-            }
+            kube::Error::Api(status) if status.code == 401 => Error::Unauthorized {
+                what,
+                message: match CLUSTER_LOCATION.get() {
+                    Some(at) => format!(
+                        "{} answered 401 ({}) to the credentials of {} from {}: {}; get new credentials (e.g. your cloud's get-credentials command) and try again",
+                        at.place(),
+                        status.message,
+                        at.user
+                            .as_deref()
+                            .map_or("no user".into(), |u| format!("user {u:?}")),
+                        at.kubeconfig,
+                        at.credentials_expired.as_deref().unwrap_or(
+                            "an expired or revoked token, an expired client certificate, or credentials of another cluster"
+                        ),
+                    ),
+                    None => format!("401 ({})", status.message),
+                },
+            },
+            kube::Error::Api(status) if status.code == 403 => Error::Forbidden {
+                what,
+                message: status.message.clone(),
+            },
             // Not an answer from the API server: name where it was and every cause, as
             // kubectl does ("dial tcp …: connection refused"), not just "client error (Connect)".
             _ => Error::Cluster {
                 what,
                 message: match CLUSTER_LOCATION.get() {
-                    Some(location) => format!("cannot reach {location}: {}", causes(&err)),
+                    Some(at) => format!("cannot reach {}: {}", at.place(), causes(&err)),
                     None => causes(&err),
                 },
             },
@@ -124,13 +153,41 @@ impl Error {
     }
 }
 
-/// Where the cluster is, once connected: the server URL and the kubeconfig context. Set once
-/// per process by `kube::client::connect` (a process talks to one cluster), read when a call
-/// fails without an answer.
-static CLUSTER_LOCATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// Where the cluster is, once connected: the server URL, the kubeconfig context and user,
+/// and the kubeconfig. Set once per process by `kube::client::connect` (a process talks to one
+/// cluster), read when a call fails without an answer or is refused as unauthorized.
+#[derive(Debug, Clone)]
+pub struct ClusterLocation {
+    pub server: String,
+    pub context: String,
+    pub user: Option<String>,
+    /// E.g. "kubeconfig /home/me/.kube/config".
+    pub kubeconfig: String,
+    /// E.g. "its token expired 3d ago" (`kube::credential_expiry`): the token or client
+    /// certificate is known to have expired.
+    pub credentials_expired: Option<String>,
+}
 
-pub fn set_cluster_location(location: String) {
+impl ClusterLocation {
+    fn place(&self) -> String {
+        format!("the cluster at {} (context {})", self.server, self.context)
+    }
+}
+
+static CLUSTER_LOCATION: std::sync::OnceLock<ClusterLocation> = std::sync::OnceLock::new();
+
+pub fn set_cluster_location(location: ClusterLocation) {
     let _ = CLUSTER_LOCATION.set(location);
+}
+
+/// `seconds` as a short duration: "42s", "5m", "3h", "2d".
+pub fn duration_text(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
 }
 
 /// An error and its sources, outermost first, repeated texts dropped.

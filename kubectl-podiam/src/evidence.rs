@@ -34,15 +34,17 @@ impl OfflineToken {
     pub fn read(path: &Path) -> Result<Self, crate::error::Error> {
         use std::io::Read;
         let mut bytes = Vec::new();
+        // Bounded, stdin too: a token is small; a huge file or an endless stream is not a
+        // token (the claims check then says it is too large).
+        let limit = token_claims::MAX_TOKEN_BYTES as u64 + 1;
         let result = if path == Path::new("-") {
-            std::io::stdin().read_to_end(&mut bytes).map(drop)
+            std::io::stdin()
+                .lock()
+                .take(limit)
+                .read_to_end(&mut bytes)
+                .map(drop)
         } else {
-            std::fs::File::open(path).and_then(|f| {
-                // Bounded: a token is small; a huge file is not a token.
-                f.take(token_claims::MAX_TOKEN_BYTES as u64 + 1)
-                    .read_to_end(&mut bytes)
-                    .map(drop)
-            })
+            std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut bytes).map(drop))
         };
         result.map_err(|source| crate::error::Error::Read {
             path: path.into(),

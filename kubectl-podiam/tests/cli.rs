@@ -669,3 +669,449 @@ fn access_on_another_cloud_is_decided_by_the_configuration() {
     assert!(!cannot.is_empty(), "{report:#}");
     assert!(cannot.iter().all(|c| c["status"] == "pass"), "{report:#}");
 }
+
+// Bad input (docs/bad-input.md): each class is refused with exit 2 (3 for the cluster), a
+// message naming what failed and where, and nothing on stdout.
+
+fn assert_refused(out: &std::process::Output, code: i32, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "a report was printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
+    }
+    stderr
+}
+
+fn verify_file(name: &str, bytes: &[u8], needles: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, bytes).unwrap();
+    let out = podiam().args(["verify", "-f"]).arg(&file).output().unwrap();
+    assert_refused(&out, 2, needles)
+}
+
+/// A file cut short: inside a JSON object, inside a quoted YAML scalar, and at a clean YAML
+/// boundary (valid YAML, but the Pod lost its containers). Each names the file and the line.
+#[test]
+fn truncated_manifests_exit_2_with_file_and_line() {
+    verify_file(
+        "cut.json",
+        br#"{"apiVersion": "v1", "kind": "Pod",
+ "metadata": {"name": "p"},
+ "spec": {"containers": [{"name": "a", "#,
+        &["cut.json: line 3 column", "EOF"],
+    );
+    verify_file(
+        "cut-quoted.yaml",
+        b"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s3-reader}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: app\n    image: \"amazonli",
+        &["cut-quoted.yaml: invalid YAML", "line 11"],
+    );
+    verify_file(
+        "cut-clean.yaml",
+        b"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s3-reader}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n",
+        &["cut-clean.yaml: line 5: Pod p has no containers"],
+    );
+}
+
+/// Not Kubernetes objects at all (a Helm values file), and an object of the right kind whose
+/// fields have the wrong type: the file, the line and what was expected.
+#[test]
+fn wrong_kind_or_shape_exits_2_with_file_and_line() {
+    verify_file(
+        "values.yaml",
+        b"replicaCount: 2\nimage: {repository: nginx}\n",
+        &["values.yaml: line 1: not a Kubernetes object"],
+    );
+    verify_file(
+        "shape.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: app}\n",
+        &["shape.yaml: line 5: invalid Pod", "invalid type"],
+    );
+}
+
+/// Latin-1 bytes are not UTF-8: the file, line and column of the first such byte, no panic.
+/// Random bytes on stdin likewise. UTF-16 with a byte-order mark (PowerShell's `>`) is read,
+/// as kubectl reads it.
+#[test]
+fn non_utf8_manifests_are_an_input_error_naming_line_and_column() {
+    verify_file(
+        "latin1.yaml",
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: caf\xe9\nspec: {containers: [{name: a, image: i}]}\n",
+        &["latin1.yaml: line 4 column 12: not UTF-8 text (byte 0xE9)"],
+    );
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let out = podiam()
+        .args(["verify", "-f", "-"])
+        .write_stdin(bytes)
+        .output()
+        .unwrap();
+    assert_refused(&out, 2, &["-: line"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(examples().join("serviceaccount.yaml")).unwrap()
+        + "---\n"
+        + &std::fs::read_to_string(examples().join("pod.yaml")).unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let file = dir.path().join("powershell.yaml");
+    std::fs::write(&file, utf16).unwrap();
+    let (code, report) = code_and_report(&[], &file);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["items"][0]["pod"]["name"], "s3-pod");
+    assert_eq!(report["items"][0]["verdict"], "pass");
+}
+
+/// A manifest larger than the limit is refused from its size, before a byte is read: an
+/// 8 GiB sparse file takes no disk and no time, and would take 8 GiB of memory if read.
+#[test]
+fn huge_manifest_file_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge.yaml");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    let out = podiam().args(["verify", "-f"]).arg(&file).output().unwrap();
+    assert_refused(&out, 2, &["huge.yaml: the input is larger than the 64 MiB"]);
+    // In a directory too, where the limit is for all files together.
+    let out = podiam()
+        .args(["verify", "-f"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_refused(&out, 2, &["huge.yaml: the input is larger than the 64 MiB"]);
+}
+
+/// An endless stream on stdin (`-f -`, `--token-file -`) is read only to the limit: the plugin
+/// stops, and the writer's next write fails. Counted here: what the plugin took before that.
+fn bytes_taken_from_endless_stdin(args: &[&str]) -> (u64, std::process::Output) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-podiam"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = [b"# an endless manifest\n".as_slice(); 2978].concat();
+        let mut written = 0u64;
+        // 16 GiB at most, so a plugin that read without bound fails this test, not the host.
+        while written < 16 << 30 {
+            match stdin.write(&chunk) {
+                Ok(n) => written += n as u64,
+                Err(_) => break,
+            }
+        }
+        written
+    });
+    let out = child.wait_with_output().unwrap();
+    (writer.join().unwrap(), out)
+}
+
+#[test]
+fn endless_stdin_is_refused_at_the_limit() {
+    let (written, out) = bytes_taken_from_endless_stdin(&["verify", "-f", "-"]);
+    assert_refused(&out, 2, &["-: the input is larger than the 64 MiB"]);
+    let limit = podiam::manifest::documents::MAX_INPUT_BYTES;
+    // Past the limit by at most what a pipe and one write hold.
+    assert!(
+        written > limit && written < limit + (4 << 20),
+        "{written} bytes written"
+    );
+}
+
+#[test]
+fn endless_token_on_stdin_is_bounded() {
+    let examples = examples();
+    let (written, out) = bytes_taken_from_endless_stdin(&[
+        "verify",
+        "-o",
+        "json",
+        "--token-file",
+        "-",
+        "-f",
+        examples.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let claims = checks_with_id(&report, "aws.token.claims");
+    assert_eq!(claims[0]["status"], "fail", "{report:#}");
+    assert!(written < 8 << 20, "{written} bytes written");
+}
+
+/// A misspelt field is warned about with the file, line, object and kubectl's path of the
+/// field; the object is judged without it (podiam changes nothing, so it does not refuse).
+#[test]
+fn unknown_fields_are_warned_with_file_line_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        examples().join("serviceaccount.yaml"),
+        dir.path().join("serviceaccount.yaml"),
+    )
+    .unwrap();
+    let pod = std::fs::read_to_string(examples().join("pod.yaml"))
+        .unwrap()
+        .replace(
+            "      image: amazonlinux\n",
+            "      image: amazonlinux\n      imagePullPolice: Always\n",
+        );
+    std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
+    let out = podiam()
+        .args(["verify", "-o", "json", "-f"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "pod.yaml: line 1: Pod default/s3-pod: unknown field \"spec.containers[0].imagePullPolice\""
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("unknown field").count(), 1, "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["items"][0]["verdict"], "pass");
+}
+
+/// A kubeconfig with contexts `ci` (current) and `other`, both of user `deployer` whose
+/// credentials are `user` (a YAML flow mapping, e.g. `{token: t}`).
+fn kubeconfig_at(
+    dir: &std::path::Path,
+    server: &str,
+    ca_pem: Option<&str>,
+    user: &str,
+) -> std::path::PathBuf {
+    use base64::Engine;
+    let ca = ca_pem.map_or(String::new(), |pem| {
+        format!(
+            ", certificate-authority-data: {}",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        )
+    });
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}'{ca}}}}}]\nusers: [{{name: deployer, user: {user}}}]\ncontexts: [{{name: ci, context: {{cluster: c, user: deployer, namespace: default}}}}, {{name: other, context: {{cluster: c, user: deployer}}}}]\ncurrent-context: ci\n"),
+    )
+    .unwrap();
+    path
+}
+
+/// `--context`, `--cluster` or `--user` naming what the kubeconfig lacks is a usage error
+/// naming the name, the kubeconfig and what it holds; no cluster is called.
+#[test]
+fn wrong_context_names_the_context_and_the_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_at(
+        dir.path(),
+        "https://127.0.0.1:1",
+        None,
+        "{token: placeholder}",
+    );
+    let shown = kubeconfig.display().to_string();
+    for (flag, name, what) in [
+        ("--context", "prod", "context \"prod\" does not exist in"),
+        (
+            "--cluster",
+            "gone",
+            "cluster \"gone\" (of context \"ci\") does not exist in",
+        ),
+        (
+            "--user",
+            "admin",
+            "user \"admin\" (of context \"ci\") does not exist in",
+        ),
+    ] {
+        let out = podiam()
+            .args(["verify", "s3-pod", flag, name, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        assert_refused(&out, 2, &[what, &shown]);
+    }
+    let out = podiam()
+        .args(["verify", "s3-pod", "--context", "prod", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert_refused(&out, 2, &["its contexts: ci, other"]);
+    // Through $KUBECONFIG, it names the variable's value.
+    let out = podiam()
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["verify", "s3-pod", "--context", "prod"])
+        .output()
+        .unwrap();
+    assert_refused(&out, 2, &[&format!("KUBECONFIG={shown}")]);
+}
+
+/// A fake apiserver over HTTPS answering 401 to everything, as kube-apiserver answers
+/// credentials it does not accept (an expired or revoked token; an expired client certificate
+/// is not authenticated either). Returns its URL and its CA.
+fn unauthorized_apiserver() -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone(), ca_cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let listener = podiam_e2e::https_server::bind_localhost().unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let router = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#,
+        )
+    });
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                podiam_e2e::https_server::serve_https(listener, std::sync::Arc::new(tls), router)
+                    .await
+            })
+    });
+    (url, ca_cert.pem())
+}
+
+/// Credentials the apiserver answers 401 to: exit 3, naming the server, the context, the user,
+/// the kubeconfig and the cause (an expired JWT says when), never the token; no report.
+#[test]
+fn expired_kubeconfig_credentials_exit_3_naming_server_context_and_cause() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let (server, ca) = unauthorized_apiserver();
+    let dir = tempfile::tempdir().unwrap();
+    // A ServiceAccount token that expired in September 2020.
+    let claims = b64(
+        r#"{"iss":"https://kubernetes.default.svc","sub":"system:serviceaccount:ci:deployer","exp":1600000000}"#,
+    );
+    let jwt = format!(
+        "{}.{claims}.c2lnbmF0dXJl",
+        b64(r#"{"alg":"RS256","kid":"k"}"#)
+    );
+    let kubeconfig = kubeconfig_at(
+        dir.path(),
+        &server,
+        Some(&ca),
+        &format!("{{token: '{jwt}'}}"),
+    );
+    let out = podiam()
+        .args([
+            "verify",
+            "s3-pod",
+            "--request-timeout",
+            "10s",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = assert_refused(
+        &out,
+        3,
+        &[
+            "pod default/s3-pod: unauthorized",
+            &server,
+            "(context ci) answered 401 (Unauthorized)",
+            "user \"deployer\"",
+            &format!("kubeconfig {}", kubeconfig.display()),
+            "its token expired",
+        ],
+    );
+    assert!(!stderr.contains(&claims), "the token is printed: {stderr}");
+    // An opaque token (or a client certificate) gives no expiry: every likely cause is named.
+    let opaque = "opaque-token-7f3a9c";
+    let kubeconfig = kubeconfig_at(
+        dir.path(),
+        &server,
+        Some(&ca),
+        &format!("{{token: '{opaque}'}}"),
+    );
+    let out = podiam()
+        .args(["verify", "-A", "--request-timeout", "10s", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = assert_refused(
+        &out,
+        3,
+        &[
+            "list pods",
+            "answered 401",
+            "an expired or revoked token, an expired client certificate",
+        ],
+    );
+    assert!(!stderr.contains(opaque), "the token is printed: {stderr}");
+    // A client certificate past its notAfter: said so (the apiserver does not authenticate it).
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["deployer".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 9, 13);
+    let cert = params.self_signed(&key).unwrap();
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    let kubeconfig = kubeconfig_at(
+        dir.path(),
+        &server,
+        Some(&ca),
+        &format!(
+            "{{client-certificate-data: {}, client-key-data: {}}}",
+            b64(cert.pem()),
+            b64(key.serialize_pem())
+        ),
+    );
+    let out = podiam()
+        .args([
+            "verify",
+            "s3-pod",
+            "--request-timeout",
+            "10s",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = assert_refused(&out, 3, &["answered 401", "its client certificate expired"]);
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+}

@@ -105,3 +105,48 @@ fn doc_rows_are_read_as_ids() {
     let sample = "| id | fails when | fix |\n| --- | --- | --- |\n| `aws.a.b` | see `aws.c.d` | x |\nText `k8s.e.f`.\n";
     assert_eq!(ids_in_docs(sample), BTreeSet::from(["aws.a.b".to_owned()]));
 }
+
+/// Every test docs/bad-input.md names in its last column exists (as `fn NAME` under tests/ or
+/// src/, or a `module::tests` path under src/), so a row cannot claim a test that was renamed
+/// or removed; and no row is left without one.
+#[test]
+fn every_bad_input_row_names_an_existing_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("../docs/bad-input.md")).unwrap();
+    let mut files = Vec::new();
+    source_files(&root.join("src"), &mut files);
+    source_files(&root.join("tests"), &mut files);
+    let code: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let name = regex::Regex::new(r"`([a-z0-9_:]+)`").unwrap();
+    let mut rows = 0;
+    for line in doc
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| input") && !l.starts_with("| ---"))
+    {
+        rows += 1;
+        let last = line.trim_end_matches('|').rsplit('|').next().unwrap();
+        let tests: Vec<&str> = name
+            .captures_iter(last)
+            .map(|c| c.get(1).unwrap().as_str())
+            .collect();
+        assert!(!tests.is_empty(), "a row names no test: {line}");
+        for test in tests {
+            let leaf = test.rsplit("::").next().unwrap();
+            let found = if leaf == "tests" {
+                let module = test.trim_end_matches("::tests").replace("::", "/");
+                root.join("src").join(format!("{module}.rs")).exists()
+                    || root.join("src").join(&module).join("tests.rs").exists()
+            } else {
+                code.contains(&format!("fn {leaf}("))
+            };
+            assert!(
+                found,
+                "docs/bad-input.md names {test}, which is no test: {line}"
+            );
+        }
+    }
+    assert!(rows >= 20, "only {rows} rows read from docs/bad-input.md");
+}

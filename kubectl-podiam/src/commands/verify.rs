@@ -59,6 +59,10 @@ pub async fn run(global: &GlobalFlags, args: &VerifyArgs) -> Result<Vec<ReportIt
             return Err(Error::Usage("give either POD or -f, not both".into()));
         }
         let docs = documents::load(path)?;
+        // Warned, not refused: see manifest::unknown_fields.
+        for warning in crate::manifest::unknown_fields::warnings(&docs) {
+            eprintln!("warning: {warning}");
+        }
         let namespace = global.namespace.as_deref().unwrap_or("default");
         let subjects = subjects::subjects(&docs, namespace, args.container.as_deref())?;
         let mut options = options;

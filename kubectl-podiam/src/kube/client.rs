@@ -42,37 +42,128 @@ fn message(e: &KubeconfigError) -> String {
     }
 }
 
+/// Where the kubeconfig came from, for messages: `--kubeconfig`, `$KUBECONFIG` (a list of
+/// files kubectl merges) or the default file, as kubectl resolves it.
+fn kubeconfig_source(flag: Option<&std::path::Path>) -> String {
+    if let Some(path) = flag {
+        return path.display().to_string();
+    }
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(value) => format!("KUBECONFIG={}", value.to_string_lossy()),
+        None => match std::env::home_dir() {
+            Some(home) => home.join(".kube/config").display().to_string(),
+            None => "the default kubeconfig (no home directory)".into(),
+        },
+    }
+}
+
+/// The context, cluster and user `flags` select, checked as kubectl checks them: a name the
+/// kubeconfig does not hold is an error naming it and the kubeconfig (kube-rs would say only
+/// "failed to load current context", and would use no credentials for an unknown --user).
+fn selected(kubeconfig: &Kubeconfig, flags: &ConnectionFlags, source: &str) -> Result<Selection> {
+    let names = |list: Vec<&String>| {
+        if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let Some(context) = flags
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+    else {
+        return Err(Error::Kubeconfig(format!(
+            "{source} sets no current-context and no --context was given (its contexts: {})",
+            names(kubeconfig.contexts.iter().map(|c| &c.name).collect())
+        )));
+    };
+    // A name from a flag is a usage error; one from the kubeconfig itself, a broken kubeconfig.
+    let error = |from_flag: bool, message: String| {
+        if from_flag {
+            Error::KubeconfigName(message)
+        } else {
+            Error::Kubeconfig(message)
+        }
+    };
+    let Some(named) = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+    else {
+        return Err(error(
+            flags.context.is_some(),
+            format!(
+                "context {context:?} does not exist in {source} (its contexts: {})",
+                names(kubeconfig.contexts.iter().map(|c| &c.name).collect())
+            ),
+        ));
+    };
+    let cluster = flags
+        .cluster
+        .clone()
+        .unwrap_or_else(|| named.cluster.clone());
+    if !kubeconfig.clusters.iter().any(|c| c.name == cluster) {
+        return Err(error(
+            flags.cluster.is_some(),
+            format!(
+                "cluster {cluster:?} (of context {context:?}) does not exist in {source} (its clusters: {})",
+                names(kubeconfig.clusters.iter().map(|c| &c.name).collect())
+            ),
+        ));
+    }
+    // A context naming a user the kubeconfig lacks connects without credentials, as client-go
+    // does (kube-rs#1594); `--user` naming one is refused, as kubectl refuses it.
+    let user = flags.user.clone().or_else(|| named.user.clone());
+    if let Some(user) = &flags.user
+        && !kubeconfig.auth_infos.iter().any(|u| &u.name == user)
+    {
+        return Err(error(
+            true,
+            format!(
+                "user {user:?} (of context {context:?}) does not exist in {source} (its users: {})",
+                names(kubeconfig.auth_infos.iter().map(|u| &u.name).collect())
+            ),
+        ));
+    }
+    Ok(Selection { context, user })
+}
+
+struct Selection {
+    context: String,
+    user: Option<String>,
+}
+
 pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
     let options = KubeConfigOptions {
         context: flags.context.clone(),
         cluster: flags.cluster.clone(),
         user: flags.user.clone(),
     };
-    let (config, current_context) = match &flags.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| Error::Kubeconfig(format!("{}: {}", path.display(), message(&e))))?;
-            let current = kubeconfig.current_context.clone();
-            (
-                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await,
-                current,
-            )
-        }
-        None => (
-            kube::Config::from_kubeconfig(&options).await,
-            Kubeconfig::read().ok().and_then(|k| k.current_context),
+    let source = kubeconfig_source(flags.kubeconfig.as_deref());
+    let kubeconfig = match &flags.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path),
+        None => Kubeconfig::read(),
+    }
+    .map_err(|e| Error::Kubeconfig(format!("{source}: {}", message(&e))))?;
+    let selection = selected(&kubeconfig, flags, &source)?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| Error::Kubeconfig(format!("{source}: {}", message(&e))))?;
+    crate::error::set_cluster_location(crate::error::ClusterLocation {
+        server: config.cluster_url.to_string(),
+        context: selection.context,
+        user: selection.user,
+        kubeconfig: format!("kubeconfig {source}"),
+        credentials_expired: super::credential_expiry::expired(
+            &config.auth_info,
+            crate::token_claims::now(),
         ),
-    };
-    let mut config = config.map_err(|e| Error::Kubeconfig(message(&e)))?;
-    crate::error::set_cluster_location(format!(
-        "the cluster at {} (context {})",
-        config.cluster_url,
-        flags
-            .context
-            .clone()
-            .or(current_context)
-            .unwrap_or_else(|| "none".into())
-    ));
+    });
     let timeout = flags.request_timeout.unwrap_or(DEFAULT_TIMEOUT);
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);

@@ -2,6 +2,7 @@
 
 pub mod access_review;
 pub mod client;
+pub mod credential_expiry;
 pub mod eks_cluster;
 pub mod exec;
 pub mod issuer;

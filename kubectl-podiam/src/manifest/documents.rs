@@ -29,24 +29,63 @@ impl Document {
     }
 }
 
-/// Loads every `.yaml`, `.yml` and `.json` file under `path` (sorted), a single file, or `-`.
-pub fn load(path: &Path) -> Result<Vec<Document>> {
-    if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
+/// The most `-f` reads in one run, every file and stdin together. Far above any real set of
+/// manifests (a `kubectl get pods -A -o yaml` of a few thousand pods fits); the bound keeps a
+/// wrong file or an endless stream (`-f /dev/urandom`, a multi-GB pipe) from being read into
+/// memory: reading stops one byte past it.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What is left of [`MAX_INPUT_BYTES`] while one `-f` is read.
+struct Budget {
+    left: u64,
+}
+
+impl Budget {
+    fn too_large(path: &Path) -> Error {
+        Error::Input {
+            path: path.into(),
+            message: format!(
+                "the input is larger than the {} MiB podiam reads with -f; nothing was judged (split it and verify each part)",
+                MAX_INPUT_BYTES / (1024 * 1024)
+            ),
+        }
+    }
+
+    /// Reads `reader` to its end, or fails as soon as it passes what is left.
+    fn read(&mut self, path: &Path, reader: impl Read) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        reader
+            .take(self.left + 1)
+            .read_to_end(&mut bytes)
             .map_err(|source| Error::Read {
                 path: path.into(),
                 source,
             })?;
-        return parse(path, &text);
+        let read = bytes.len() as u64;
+        if read > self.left {
+            return Err(Budget::too_large(path));
+        }
+        self.left -= read;
+        Ok(bytes)
+    }
+}
+
+/// Loads every `.yaml`, `.yml` and `.json` file under `path` (sorted), a single file, or `-`.
+pub fn load(path: &Path) -> Result<Vec<Document>> {
+    let mut budget = Budget {
+        left: MAX_INPUT_BYTES,
+    };
+    if path == Path::new("-") {
+        let bytes = budget.read(path, std::io::stdin().lock())?;
+        return parse(path, &decode(path, bytes)?);
     }
     let meta = std::fs::metadata(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
     })?;
-    if meta.is_file() {
-        return parse_file(path);
+    // Not only regular files: `-f <(helm template ...)` names a pipe, as kubectl allows.
+    if !meta.is_dir() {
+        return parse_file(path, &mut budget);
     }
     let mut files = Vec::new();
     collect(path, &mut files)?;
@@ -59,7 +98,7 @@ pub fn load(path: &Path) -> Result<Vec<Document>> {
     }
     let mut docs = Vec::new();
     for f in files {
-        match parse_file(&f) {
+        match parse_file(&f, &mut budget) {
             Ok(found) => docs.extend(found),
             // A directory may hold other JSON (IAM policies beside the manifests): skip files
             // with no Kubernetes object at all, but never a syntax error.
@@ -91,12 +130,65 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn parse_file(path: &Path) -> Result<Vec<Document>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+fn parse_file(path: &Path, budget: &mut Budget) -> Result<Vec<Document>> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
     })?;
-    parse(path, &text)
+    // A regular file's size is known: refuse it before reading a byte.
+    if file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > budget.left)
+    {
+        return Err(Budget::too_large(path));
+    }
+    let bytes = budget.read(path, file)?;
+    parse(path, &decode(path, bytes)?)
+}
+
+/// The text of a manifest as kubectl reads it: UTF-8, with or without a byte-order mark, or
+/// UTF-16 with one (PowerShell's `>` writes UTF-16LE). Anything else is an input error naming
+/// the line and column of the first byte that is not UTF-8, never a panic.
+fn decode(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    let utf16 = |units: Vec<u16>| {
+        String::from_utf16(&units).map_err(|_| Error::Input {
+            path: path.into(),
+            message: "not valid UTF-16 text (it starts with a UTF-16 byte-order mark)".into(),
+        })
+    };
+    match bytes.as_slice() {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => return decode(path, rest.to_vec()),
+        [0xFF, 0xFE, rest @ ..] => {
+            return utf16(
+                rest.chunks(2)
+                    .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                    .collect(),
+            );
+        }
+        [0xFE, 0xFF, rest @ ..] => {
+            return utf16(
+                rest.chunks(2)
+                    .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                    .collect(),
+            );
+        }
+        _ => {}
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        // Counted in characters, as an editor does; the bytes before `at` are valid UTF-8.
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        Error::Input {
+            path: path.into(),
+            message: format!(
+                "line {line} column {column}: not UTF-8 text (byte 0x{:02X}); manifests are UTF-8, or UTF-16 with a byte-order mark (convert it, e.g. iconv -f LATIN1 -t UTF-8)",
+                e.as_bytes()[at]
+            ),
+        }
+    })
 }
 
 /// Line numbers (1-based) where each YAML document starts.

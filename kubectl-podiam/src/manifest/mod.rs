@@ -2,3 +2,4 @@
 
 pub mod documents;
 pub mod subjects;
+pub mod unknown_fields;
