@@ -85,7 +85,11 @@ pub fn forged_framing(boundary: &str, head: &[u8], files: &[FileRead]) -> Option
         return Some(format!(
             "the session's boundary appeared {occurrences} times where the script prints it {} times{}",
             2 * files.len(),
-            if distinct { "" } else { ", a token file framed twice" }
+            if distinct {
+                ""
+            } else {
+                ", a token file framed twice"
+            }
         ));
     }
     None

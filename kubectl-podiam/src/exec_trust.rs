@@ -249,9 +249,15 @@ mod tests {
             .await
             .expect("a check");
         assert_eq!(check.status, crate::model::Status::Fail);
-        assert!(check.message.contains("more than 4194304 bytes"), "{}", check.message);
+        assert!(
+            check.message.contains("more than 4194304 bytes"),
+            "{}",
+            check.message
+        );
         let slow = ReadFailure::NoExec(ExecError::Timeout(std::time::Duration::from_secs(5)));
-        let check = judge(&pod, &spec, None, Some(&slow)).await.expect("a check");
+        let check = judge(&pod, &spec, None, Some(&slow))
+            .await
+            .expect("a check");
         assert_eq!(check.status, crate::model::Status::Warn);
         assert!(check.message.contains("5s"), "{}", check.message);
         let other = ReadFailure::NoExec(ExecError::Forbidden("no".into()));

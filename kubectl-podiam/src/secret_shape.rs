@@ -29,7 +29,8 @@ pub fn is_secret_shaped(value: &str) -> bool {
     JWT.is_match(value)
         || LONG_SECRET.find_iter(value).any(|m| {
             let run = m.as_str();
-            run.chars().any(|c| c.is_ascii_uppercase()) && run.chars().any(|c| c.is_ascii_lowercase())
+            run.chars().any(|c| c.is_ascii_uppercase())
+                && run.chars().any(|c| c.is_ascii_lowercase())
         })
 }
 

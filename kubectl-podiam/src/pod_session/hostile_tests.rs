@@ -66,8 +66,7 @@ async fn a_huge_token_file_is_read_only_past_the_largest_token() {
     let token = dir.path().join("token");
     // 8 MiB: twice the session's bound; the script reads one byte past a token's maximum.
     std::fs::write(&token, vec![b'A'; 8 * 1024 * 1024]).unwrap();
-    let (opening, session, _bin) =
-        session(&[], &[("T", token.to_str().unwrap())], &["T"]).await;
+    let (opening, session, _bin) = session(&[], &[("T", token.to_str().unwrap())], &["T"]).await;
     assert_eq!(opening.forged, None);
     assert_eq!(opening.files.len(), 1);
     let read = opening.files[0].result.as_ref().expect("read");
@@ -88,8 +87,16 @@ async fn an_endless_environment_stops_at_the_bound() {
     );
     let started = Instant::now();
     let result = start_with(&sh, &[], &[], Duration::from_secs(20)).await;
-    assert!(matches!(result, Err(OpenError::TooLarge)), "{:?}", result.err());
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        matches!(result, Err(OpenError::TooLarge)),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -103,7 +110,11 @@ async fn a_shell_that_never_answers_is_bounded_by_the_timeout() {
         "{:?}",
         result.err()
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -261,8 +261,7 @@ impl PodSession {
 const TOO_MUCH: &str = "the pod printed more than 4 MiB";
 
 /// Why a session stops when frames come out of turn.
-pub const FORGED_FRAMES: &str =
-    "the pod printed the session's frames out of turn (something in the container forges what exec returns)";
+pub const FORGED_FRAMES: &str = "the pod printed the session's frames out of turn (something in the container forges what exec returns)";
 
 /// Reads whatever the pod prints within `within` into `pending` (bounded like every read).
 async fn read_for(io: &mut Io, within: Duration) {
