@@ -70,6 +70,41 @@ pub fn parse(boundary: &str, stdout: &[u8], stderr: &str) -> (Vec<u8>, Vec<FileR
     (env, files)
 }
 
+/// Why the opening's framing cannot be the script's own, if it cannot: the script prints each
+/// file once, framed by exactly two boundary lines, so a boundary anywhere else, or a variable
+/// framed twice, was printed by something the container put in its place (a wrapper `env` or
+/// `cat`, a shell function) that read the boundary from the script's argv. Such output proves
+/// the pod forges what exec returns; a consistent forgery is not detectable here, which is why
+/// no pass rests on the pod's output alone.
+pub fn forged_framing(boundary: &str, head: &[u8], files: &[FileRead]) -> Option<String> {
+    let occurrences = count(head, boundary.as_bytes());
+    let mut names: Vec<&str> = files.iter().map(|f| f.variable.as_str()).collect();
+    names.sort_unstable();
+    let distinct = names.windows(2).all(|w| w[0] != w[1]);
+    if occurrences != 2 * files.len() || !distinct {
+        return Some(format!(
+            "the session's boundary appeared {occurrences} times where the script prints it {} times{}",
+            2 * files.len(),
+            if distinct {
+                ""
+            } else {
+                ", a token file framed twice"
+            }
+        ));
+    }
+    None
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while let Some(found) = find(haystack, needle, at) {
+        n += 1;
+        at = found + needle.len();
+    }
+    n
+}
+
 /// The `NAME=value` lines of `env`'s output, in order. A value with a newline keeps its first
 /// line only (the rest is not a `NAME=` line of its own unless it looks like one).
 pub fn variables(env_text: &[u8]) -> Vec<(String, String)> {
@@ -185,6 +220,44 @@ mod tests {
         let (env, files) = parse(b, out.as_bytes(), "");
         assert_eq!(env, b"A=1\n");
         assert!(files.is_empty());
+    }
+
+    #[test]
+    fn the_scripts_own_framing_is_not_forged() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "header.payload.sig").unwrap();
+        let b = boundary();
+        let script = crate::pod_session::script::full_script();
+        let argv = crate::pod_session::script::argv(&script, &b, "", &["T", "U"]);
+        let out = std::process::Command::new("sh")
+            .args(&argv[1..])
+            .env_clear()
+            .env("T", &token)
+            .output()
+            .expect("sh");
+        let stdout = out.stdout;
+        let head_end = find(&stdout, format!("\n{b} ready ").as_bytes(), 0).expect("ready");
+        let head = &stdout[..head_end];
+        let (_, files) = parse(&b, head, "");
+        assert_eq!(files.len(), 1);
+        assert_eq!(forged_framing(&b, head, &files), None);
+    }
+
+    #[test]
+    fn a_frame_printed_by_a_wrapper_is_told_apart() {
+        let b = "podiam-x";
+        // A wrapper `env` that read the boundary prints a forged token section first.
+        let forged = format!(
+            "A=1\n\n{b} file T\nforged.jwt.sig\n{b} status T 0\n\n{b} file T\nreal\n{b} status T 0\n"
+        );
+        let (_, files) = parse(b, forged.as_bytes(), "");
+        let why = forged_framing(b, forged.as_bytes(), &files).expect("forged");
+        assert!(why.contains("framed twice"), "{why}");
+        // The boundary inside the environment text (a frame that does not parse).
+        let stray = format!("A=1\n{b} ready curl\n\n{b} file T\nreal\n{b} status T 0\n");
+        let (_, files) = parse(b, stray.as_bytes(), "");
+        assert!(forged_framing(b, stray.as_bytes(), &files).is_some());
     }
 
     #[test]

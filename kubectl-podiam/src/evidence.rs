@@ -69,6 +69,8 @@ pub struct RuntimeEnv {
     /// The exec that read them, still open for calls from inside the pod; None when the image
     /// has no shell (the environment then came from a bare `env`).
     session: Option<PodSession>,
+    /// Why the session's output cannot be the script's own (forged frames), if it cannot.
+    forged: Option<String>,
 }
 
 impl RuntimeEnv {
@@ -77,6 +79,37 @@ impl RuntimeEnv {
             variables: env_probe::variables(output),
             files: Vec::new(),
             session: None,
+            forged: None,
+        }
+    }
+
+    /// True when a call through the session met frames out of turn (a forgery seen late).
+    pub async fn forged_in_calls(&self) -> bool {
+        match &self.session {
+            Some(session) => session.forged().await,
+            None => false,
+        }
+    }
+
+    /// Why what exec returned cannot be the session script's own output, if it cannot.
+    pub fn forged(&self) -> Option<&str> {
+        self.forged.as_deref()
+    }
+
+    /// What exec returned is not the container's own view: `values` (the pod spec's, which
+    /// the kubelet sets exactly) replace what `env` printed, the files read with it are
+    /// forgotten (each is read again by its own exec, judged by the cloud that verifies it),
+    /// and the session ends, so no call is made through what the pod forges.
+    pub async fn distrust(&mut self, values: &[(String, String)]) {
+        for (name, value) in values {
+            match self.variables.iter_mut().find(|(k, _)| k == name) {
+                Some(slot) => slot.1 = value.clone(),
+                None => self.variables.push((name.clone(), value.clone())),
+            }
+        }
+        self.files.clear();
+        if let Some(session) = self.session.take() {
+            session.close().await;
         }
     }
 
@@ -147,10 +180,12 @@ async fn open_session(
     .map_err(|e| match e {
         pod_session::OpenError::Timeout(d) => ExecError::Timeout(d),
         pod_session::OpenError::Ended(why) => ExecError::Failed(why),
+        pod_session::OpenError::TooLarge => ExecError::TooLarge(pod_session::MAX_STDOUT),
     })?;
     let mut env = RuntimeEnv::parse(&opening.env);
     env.files = opening.files;
     env.session = Some(session);
+    env.forged = opening.forged;
     Ok(env)
 }
 

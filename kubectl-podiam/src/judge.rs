@@ -39,16 +39,20 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     // One exec for the container's environment (and the mechanism's token files), shared by
     // every check that needs it.
     let file_vars = mechanism.map_or(&[][..], |m| m.token_file_vars());
-    let env: Option<RuntimeEnv> = match probe.env(pod, file_vars).await {
+    let (mut env, env_failure): (Option<RuntimeEnv>, _) = match probe.env(pod, file_vars).await {
         Ok(env) => {
             tracing::debug!(variables = ?env, "runtime environment read by exec");
-            Some(env)
+            (Some(env), None)
         }
         Err(e) => {
             tracing::debug!(reason = ?e, "no runtime environment; judging the spec's env");
-            None
+            (None, Some(e))
         }
     };
+    // A container controls what exec returns: a visible forgery fails the pod, and the
+    // mechanisms then judge the spec's values with no call through the pod's session.
+    let exec_trust = crate::exec_trust::judge(pod, &spec, env.as_mut(), env_failure.as_ref()).await;
+    let env = env;
 
     // Exec in the container → the ephemeral probe (when asked) → the exchange from this machine.
     let detected = mechanism.map_or(MechanismId::None, |m| m.id());
@@ -81,6 +85,7 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
         &uninspected,
         key_against,
     )];
+    checks.extend(exec_trust);
 
     let mut identity = None;
     let mut unreachable = false;
@@ -179,6 +184,9 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
             offline,
         },
     );
+    if !checks.iter().any(|c| c.id == crate::exec_trust::ID) {
+        checks.extend(crate::exec_trust::after_calls(pod, env.as_ref()).await);
+    }
     // The calls from inside the pod are done: end its session.
     if let Some(env) = env {
         env.close().await;
@@ -186,6 +194,8 @@ pub async fn judge(pod: &PodSubject, probe: &Probe, options: &VerifyOptions) -> 
     // The Kubernetes half of the identity: RBAC and the API token (warnings and skips only).
     let access = crate::rbac::review(pod, probe, &options.rbac, &options.answers).await;
     checks.extend(access.checks);
+    // Whatever a message quotes from the pod, no token leaves in it.
+    checks.iter_mut().for_each(crate::secret_shape::scrub_check);
     checks.sort_by_key(|c| c.status);
     ReportItem {
         pod: PodRef {

@@ -38,7 +38,9 @@ pub struct NamedRef {
 pub enum ClaimsError {
     #[error("the token is empty")]
     Empty,
-    #[error("the token is {0} bytes, more than any ServiceAccount token ({MAX_TOKEN_BYTES} max)")]
+    #[error(
+        "the token is more than {MAX_TOKEN_BYTES} bytes ({0} read), larger than any ServiceAccount token"
+    )]
     TooLarge(usize),
     #[error("the token is not a JWT ({0})")]
     Malformed(String),

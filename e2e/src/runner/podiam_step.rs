@@ -36,16 +36,50 @@ pub async fn run(
     if let Some(gcp) = ctx.gcp {
         super::plugin_command::add_gcp_env(&mut command, gcp);
     }
-    let output = command
+    command
         .args(&ctx.plugin_args)
         .args(&args)
         .args(super::plugin_command::host_side_args(&args, ctx.azure))
         .args(["-n", namespace, "-o", "json"])
-        .output()
-        .await
-        .with_context(|| format!("running {}", ctx.plugin.display()))?;
+        .kill_on_drop(true);
+    let started = std::time::Instant::now();
+    let running = command.output();
+    let output = match step.within_seconds {
+        Some(limit) => tokio::time::timeout(std::time::Duration::from_secs(limit), running)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "kubectl podiam {}: still running after {limit}s (withinSeconds)",
+                    args.join(" ")
+                )
+            })?,
+        None => running.await,
+    }
+    .with_context(|| format!("running {}", ctx.plugin.display()))?;
+    tracing::info!(
+        "kubectl podiam {}: {} ms",
+        args.join(" "),
+        started.elapsed().as_millis()
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // Nothing the pod showed as a secret (or forged) comes back out.
+    let leaked: Vec<&String> = step
+        .output_excludes
+        .iter()
+        .filter(|text| stdout.contains(text.as_str()) || stderr.contains(text.as_str()))
+        .collect();
+    if !leaked.is_empty() {
+        bail!(
+            "kubectl podiam {}: its output contains {} text(s) it must never print (outputExcludes: {:?}…)",
+            args.join(" "),
+            leaked.len(),
+            leaked
+                .iter()
+                .map(|t| t.chars().take(12).collect::<String>())
+                .collect::<Vec<_>>()
+        );
+    }
     // Whatever the step asserts, the operator's secrets never reach the plugin's output.
     if operator_secrets(ctx)
         .iter()

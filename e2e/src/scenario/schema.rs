@@ -170,6 +170,13 @@ pub struct PodiamStep {
     /// Keep the JSON output under this name for later `sameAs` assertions.
     #[serde(default)]
     pub capture: Option<String>,
+    /// The command must end within this many seconds (it is killed then, and the step fails):
+    /// a hostile pod must not hold the plugin.
+    #[serde(default)]
+    pub within_seconds: Option<u64>,
+    /// Texts neither stdout nor stderr may contain (a secret or forged value the pod showed).
+    #[serde(default)]
+    pub output_excludes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -27,6 +27,9 @@ pub enum ExecError {
     Timeout(Duration),
     #[error("exec failed: {0}")]
     Failed(String),
+    /// A hostile or broken container: output past our bound is not an environment or a token.
+    #[error("the container printed more than {0} bytes: not an environment or a token")]
+    TooLarge(usize),
 }
 
 pub async fn run(
@@ -74,6 +77,11 @@ async fn run_unbounded(
         String::from_utf8_lossy(&buf).into_owned()
     };
     let (stdout, stderr) = tokio::join!(read_out, read_err);
+    // Past the bound the command may print forever: stop it (dropping the exec aborts it)
+    // instead of waiting for a status that may never come.
+    if stdout.len() as u64 >= MAX_CAPTURE || stderr.len() as u64 >= MAX_CAPTURE {
+        return Err(ExecError::TooLarge(MAX_CAPTURE as usize - 1));
+    }
     let status = match status {
         Some(s) => s.await,
         None => None,

@@ -21,7 +21,7 @@ pub use call::{Method, PodCall, SecretFromFile, form};
 pub use outcome::{CallAnswer, CallFailure, CallOutcome};
 
 /// The most a session reads from the pod: a hostile container controls its output.
-const MAX_STDOUT: usize = 4 * 1024 * 1024;
+pub const MAX_STDOUT: usize = 4 * 1024 * 1024;
 const MAX_STDERR: usize = 256 * 1024;
 /// Added to a call's own bound: the exec's streaming and the client's start-up.
 const CALL_GRACE: Duration = Duration::from_secs(5);
@@ -35,6 +35,9 @@ pub struct Opening {
     pub files: Vec<crate::env_probe::FileRead>,
     /// The client the image offers (`curl`, `wget`, `python3`), if any.
     pub client: Option<String>,
+    /// Why this output cannot be the script's own (`env_probe::forged_framing`, or frames
+    /// after `ready`), if it cannot.
+    pub forged: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +46,8 @@ pub enum OpenError {
     Timeout(Duration),
     #[error("the session script ended before it was ready: {0}")]
     Ended(String),
+    #[error("the container printed more than {MAX_STDOUT} bytes before the session was ready")]
+    TooLarge,
 }
 
 struct Io {
@@ -95,7 +100,13 @@ impl PodSession {
         let head = tokio::time::timeout(timeout, read_through(&mut io, ready.as_bytes()))
             .await
             .map_err(|_| OpenError::Timeout(timeout))?
-            .map_err(OpenError::Ended)?;
+            .map_err(|e| {
+                if e == TOO_MUCH {
+                    OpenError::TooLarge
+                } else {
+                    OpenError::Ended(e)
+                }
+            })?;
         let client_line = tokio::time::timeout(timeout, read_through(&mut io, b"\n"))
             .await
             .map_err(|_| OpenError::Timeout(timeout))?
@@ -103,11 +114,24 @@ impl PodSession {
         let client = String::from_utf8_lossy(&client_line).trim().to_string();
         // cat's errors for the files are on stderr; wait for the script's marker there.
         let stderr_marker = format!("\n{boundary} readyerr");
-        wait_for(&stderr_buf, &stderr_marker, Duration::from_secs(2)).await;
+        let seen = wait_for(&stderr_buf, &stderr_marker, Duration::from_secs(2)).await;
         let stderr_text =
             String::from_utf8_lossy(&stderr_buf.lock().unwrap_or_else(|p| p.into_inner()))
                 .into_owned();
         let (env, files) = crate::env_probe::parse(&boundary, &head, &stderr_text);
+        let mut forged = crate::env_probe::forged_framing(&boundary, &head, &files);
+        if forged.is_none() && stderr_text.matches(&stderr_marker).count() > 1 {
+            forged = Some("the session's ready marker was printed twice on stderr".into());
+        }
+        // The script prints nothing on stdout between `ready` and the first request: a frame
+        // there means something printed `ready` before the script did (the script's own
+        // output then follows). Looked at once its stderr marker is seen, briefly.
+        if forged.is_none() && seen {
+            read_for(&mut io, Duration::from_millis(20)).await;
+            if find_from(&io.pending, boundary.as_bytes(), 0).is_some() {
+                forged = Some("the session's frames were printed again after ready".into());
+            }
+        }
         let session = PodSession {
             io: tokio::sync::Mutex::new(io),
             stderr: stderr_buf,
@@ -120,6 +144,7 @@ impl PodSession {
                 env,
                 files,
                 client: session.client.clone(),
+                forged,
             },
             session,
         ))
@@ -127,6 +152,11 @@ impl PodSession {
 
     pub fn client(&self) -> Option<&str> {
         self.client.as_deref()
+    }
+
+    /// True when a call found the session's frames out of turn ([`FORGED_FRAMES`]).
+    pub async fn forged(&self) -> bool {
+        self.io.lock().await.broken.as_deref() == Some(FORGED_FRAMES)
     }
 
     /// Makes `call` from inside the pod. Calls are made one at a time.
@@ -189,7 +219,11 @@ impl PodSession {
             .await
             .map_err(|e| format!("writing to the pod: {e}"))?;
         let begin = format!("\n{} call {id} begin\n", self.boundary);
-        read_through(io, begin.as_bytes()).await?;
+        let skipped = read_through(io, begin.as_bytes()).await?;
+        // The script prints nothing between an answer and the next call's frame.
+        if find_from(&skipped, self.boundary.as_bytes(), 0).is_some() {
+            return Err(FORGED_FRAMES.to_string());
+        }
         let end = format!("\n{} call {id} end ", self.boundary);
         let stdout = read_through(io, end.as_bytes()).await?;
         let tail = read_through(io, b"\n").await?;
@@ -223,6 +257,24 @@ impl PodSession {
     }
 }
 
+/// Why a read stops at [`MAX_STDOUT`].
+const TOO_MUCH: &str = "the pod printed more than 4 MiB";
+
+/// Why a session stops when frames come out of turn.
+pub const FORGED_FRAMES: &str = "the pod printed the session's frames out of turn (something in the container forges what exec returns)";
+
+/// Reads whatever the pod prints within `within` into `pending` (bounded like every read).
+async fn read_for(io: &mut Io, within: Duration) {
+    let until = tokio::time::Instant::now() + within;
+    while io.pending.len() <= MAX_STDOUT {
+        let mut chunk = [0u8; 16 * 1024];
+        match tokio::time::timeout_at(until, io.stdout.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => io.pending.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    }
+}
+
 /// Reads until `marker` and returns what came before it (the marker is consumed).
 async fn read_through(io: &mut Io, marker: &[u8]) -> Result<Vec<u8>, String> {
     let mut searched = 0;
@@ -234,7 +286,7 @@ async fn read_through(io: &mut Io, marker: &[u8]) -> Result<Vec<u8>, String> {
         }
         searched = io.pending.len().saturating_sub(marker.len());
         if io.pending.len() > MAX_STDOUT {
-            return Err(format!("the pod printed more than {MAX_STDOUT} bytes"));
+            return Err(TOO_MUCH.to_string());
         }
         let mut chunk = [0u8; 16 * 1024];
         let n = io
@@ -262,17 +314,18 @@ async fn drain(mut stderr: Reader, into: Arc<Mutex<Vec<u8>>>) {
     }
 }
 
-async fn wait_for(buf: &Arc<Mutex<Vec<u8>>>, marker: &str, within: Duration) {
+/// Waits until `marker` is in `buf`; false when it did not come within `within`.
+async fn wait_for(buf: &Arc<Mutex<Vec<u8>>>, marker: &str, within: Duration) -> bool {
     let started = tokio::time::Instant::now();
     loop {
         {
             let b = buf.lock().unwrap_or_else(|p| p.into_inner());
             if find_from(&b, marker.as_bytes(), 0).is_some() {
-                return;
+                return true;
             }
         }
         if started.elapsed() >= within {
-            return;
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -288,5 +341,7 @@ fn find_from(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

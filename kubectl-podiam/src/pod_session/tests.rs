@@ -71,14 +71,14 @@ async fn silent_server() -> u16 {
 
 /// Starts the script with the host's `sh`, a PATH holding only `clients` (linked from the
 /// host), and `env`.
-async fn session(
+pub(super) async fn session(
     clients: &[&str],
     env: &[(&str, &str)],
     file_vars: &[&str],
 ) -> (Opening, PodSession, tempfile::TempDir) {
     let bin = tempfile::tempdir().unwrap();
     // The shell's own tools (cat, env, printf are builtins or here), plus the chosen clients.
-    for tool in ["cat", "env", "timeout", "sh"] {
+    for tool in ["cat", "env", "timeout", "sh", "head"] {
         if let Some(path) = which(tool) {
             std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();
         }
@@ -130,7 +130,7 @@ async fn session(
     (opening, session, bin)
 }
 
-fn which(tool: &str) -> Option<std::path::PathBuf> {
+pub(super) fn which(tool: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(tool))

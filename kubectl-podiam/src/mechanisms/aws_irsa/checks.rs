@@ -102,7 +102,8 @@ fn role_arn_valid(role: &str) -> Check {
         Check::fail(
             ID,
             format!(
-                "{role:?} is not an IAM role ARN (arn:<partition>:iam::<12-digit account>:role/<name>); the webhook still injects it and STS rejects it"
+                "{} is not an IAM role ARN (arn:<partition>:iam::<12-digit account>:role/<name>); the webhook still injects it and STS rejects it",
+                crate::secret_shape::shown(role)
             ),
             "annotate the ServiceAccount with the role's full ARN, e.g. arn:aws:iam::123456789012:role/my-role",
         )
