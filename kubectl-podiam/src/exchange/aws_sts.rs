@@ -3,7 +3,9 @@
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
-use super::CloudError;
+use aws_sdk_sts::config::http::HttpResponse;
+
+use super::{CloudError, sdk_retry};
 
 #[derive(Debug, Clone)]
 pub struct AssumedRole {
@@ -66,16 +68,31 @@ pub async fn caller_identity(
 }
 
 /// Service errors keep AWS's code and message; everything else means no answer.
-pub fn classify<E, R>(err: SdkError<E, R>) -> CloudError
+pub fn classify<E>(err: SdkError<E, HttpResponse>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     match &err {
-        SdkError::ServiceError(service) => CloudError::Rejected {
-            code: service.err().code().unwrap_or("Unknown").to_string(),
-            message: service.err().message().unwrap_or_default().to_string(),
-        },
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            // The SDK's standard retry already made its attempts: a throttle or a 5xx is the
+            // service being unavailable now, not a verdict on the configuration.
+            if sdk_retry::retryable(status, code) {
+                return CloudError::Unreachable(sdk_retry::exhausted(
+                    "AWS",
+                    status,
+                    code,
+                    message,
+                    sdk_retry::MAX_ATTEMPTS,
+                ));
+            }
+            CloudError::Rejected {
+                code: code.to_string(),
+                message: message.to_string(),
+            }
+        }
         _ => CloudError::Unreachable(error_chain(&err)),
     }
 }

@@ -13,7 +13,8 @@ use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{
-    AsyncRawResponse, ClientMethodOptions, ClientOptions, Context, Request, RetryOptions,
+    AsyncRawResponse, ClientMethodOptions, ClientOptions, Context, ExponentialRetryOptions,
+    Request, RetryOptions,
 };
 use azure_identity::{
     ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions,
@@ -238,8 +239,13 @@ async fn exchange_owned(
     let options = ClientAssertionCredentialOptions {
         client_options: ClientOptions {
             cloud: Some(Arc::new(cloud)),
-            // One attempt: the report is about this answer, and retries would hide timing.
-            retry: RetryOptions::none(),
+            // The SDK's own exponential retry (408, 429, 5xx; Retry-After honoured on 429 and
+            // 503), as the pod's azure-identity would retry, with three attempts in all as the
+            // other clouds' standard modes: a throttle that clears is no finding.
+            retry: RetryOptions::exponential(ExponentialRetryOptions {
+                max_retries: 2,
+                ..Default::default()
+            }),
             per_try_policies: vec![capture.clone()],
             ..Default::default()
         },

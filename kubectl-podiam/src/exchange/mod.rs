@@ -20,6 +20,7 @@ pub mod gcp_iam;
 pub mod gcp_metadata;
 pub mod gcp_sts;
 pub mod gcs;
+pub mod sdk_retry;
 
 /// Why a cloud call did not produce an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,13 +11,24 @@ use super::*;
 /// Serves `response` (a whole HTTP/1.0 answer) to every connection; returns its port and the
 /// requests it received (head and body, as text).
 async fn canned_server(response: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+    scripted_server(vec![response]).await
+}
+
+/// Serves `responses[i]` to the i-th connection, the last one to every later connection
+/// (a fault that clears after some attempts); returns its port and the requests received.
+pub(crate) async fn scripted_server(
+    responses: Vec<&'static str>,
+) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     tokio::spawn(async move {
+        let mut served = 0;
         while let Ok((mut socket, _)) = listener.accept().await {
             let log = log.clone();
+            let response = responses[served.min(responses.len() - 1)];
+            served += 1;
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -71,7 +82,7 @@ async fn silent_server() -> u16 {
 
 /// Starts the script with the host's `sh`, a PATH holding only `clients` (linked from the
 /// host), and `env`.
-pub(super) async fn session(
+pub(crate) async fn session(
     clients: &[&str],
     env: &[(&str, &str)],
     file_vars: &[&str],
@@ -168,7 +179,7 @@ const STS_ANSWER: &str =
     "HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<AssumeRoleWithWebIdentityResponse/>";
 const STS_DENIED: &str = "HTTP/1.0 403 Forbidden\r\nContent-Type: text/xml\r\n\r\n<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
 
-fn token_file() -> (tempfile::NamedTempFile, String) {
+pub(crate) fn token_file() -> (tempfile::NamedTempFile, String) {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut f, b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln").unwrap();
     let path = f.path().to_str().unwrap().to_string();

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::endpoints::aws_sts::{self, SdkFamily, StsEndpoint};
 use crate::evidence::RuntimeEnv;
-use crate::exchange::CloudError;
 use crate::exchange::aws_sts_answer::{self, WebIdentityAnswer};
+use crate::exchange::{CloudError, sdk_retry};
 use crate::mechanisms::pod_path::{self, Endpoint};
 use crate::model::Check;
 use crate::pod_session::{PodCall, PodSession, SecretFromFile, form};
@@ -17,6 +17,8 @@ pub enum PodExchange {
     /// STS answered the pod: the credentials, or AWS's error code.
     Answered {
         result: Result<WebIdentityAnswer, CloudError>,
+        /// The HTTP status of the (last) answer.
+        status: u16,
         client: String,
     },
     /// STS answered with an error status whose body the pod's client does not show
@@ -91,13 +93,68 @@ pub async fn exchange(
         name: "WebIdentityToken".into(),
     })
     .with_ca_file(aws_ca_bundle(env));
-    match session.call(&call).await {
+    let mut attempt = 1;
+    loop {
+        let outcome = call_once(session, env, endpoint, &call).await;
+        let Some((status, code)) = retryable(&outcome) else {
+            return outcome;
+        };
+        if attempt >= sdk_retry::MAX_ATTEMPTS {
+            return exhausted(outcome, status, &code, attempt);
+        }
+        let wait = sdk_retry::backoff(attempt);
+        tracing::debug!(attempt, status, %code, ?wait, "STS answered the pod with a retryable error; retrying as the SDK would");
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+/// The status and code of an answer the pod's SDK would retry (standard mode).
+fn retryable(outcome: &PodExchange) -> Option<(u16, String)> {
+    let (status, code) = match outcome {
+        PodExchange::Answered {
+            result: Err(CloudError::Rejected { code, .. }),
+            status,
+            ..
+        } => (*status, code.clone()),
+        PodExchange::StatusOnly { status, .. } => (*status, String::new()),
+        _ => return None,
+    };
+    sdk_retry::retryable(status, &code).then_some((status, code))
+}
+
+/// The last retryable answer, as the cause that no usable answer came (exit 3).
+fn exhausted(outcome: PodExchange, status: u16, code: &str, attempts: u32) -> PodExchange {
+    match outcome {
+        PodExchange::Answered {
+            result: Err(CloudError::Rejected { message, .. }),
+            client,
+            ..
+        } => PodExchange::Answered {
+            result: Err(CloudError::Unreachable(sdk_retry::exhausted(
+                "STS", status, code, &message, attempts,
+            ))),
+            status,
+            client,
+        },
+        other => other,
+    }
+}
+
+async fn call_once(
+    session: &PodSession,
+    env: &RuntimeEnv,
+    endpoint: &StsEndpoint,
+    call: &PodCall,
+) -> PodExchange {
+    match session.call(call).await {
         Ok(answer) if !answer.body_available => PodExchange::StatusOnly {
             status: answer.status,
             client: answer.client,
         },
         Ok(answer) => PodExchange::Answered {
             result: aws_sts_answer::parse(answer.status, &answer.body),
+            status: answer.status,
             client: answer.client,
         },
         Err(failure) => match pod_path::unusable(&failure) {
@@ -108,7 +165,7 @@ pub async fn exchange(
                     service: "STS",
                     because: &endpoint.because,
                 },
-                &call,
+                call,
                 env,
                 &failure,
             ))),
@@ -169,6 +226,88 @@ mod tests {
             primary.url,
             others.into_iter().map(|(e, f)| (e.url, f)).collect(),
         )
+    }
+
+    use crate::pod_session::tests::{scripted_server, session, token_file};
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/my-pod-role";
+    const THROTTLED: &str = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/xml\r\n\r\n<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
+    const UNAVAILABLE: &str =
+        "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nbusy";
+    const DENIED: &str = "HTTP/1.0 403 Forbidden\r\nContent-Type: text/xml\r\n\r\n<ErrorResponse><Error><Code>AccessDenied</Code><Message>Not authorized</Message></Error></ErrorResponse>";
+    const ANSWER: &str = "HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/my-pod-role/podiam-x</Arn><AssumedRoleId>AROA:podiam-x</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
+
+    /// The pod's exchange (curl, then python3: both show STS's body) against a server
+    /// answering `responses` in turn; returns each client's outcome and the calls received.
+    async fn exchanged(responses: Vec<&'static str>) -> Vec<(PodExchange, usize)> {
+        let (_file, token_path) = token_file();
+        let mut outcomes = Vec::new();
+        for client in ["curl", "python3"] {
+            let (port, seen) = scripted_server(responses.clone()).await;
+            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+            let endpoint = StsEndpoint {
+                url: format!("http://127.0.0.1:{port}/"),
+                host: "127.0.0.1".into(),
+                port,
+                signing_region: None,
+                because: "the test's endpoint".into(),
+            };
+            let env = RuntimeEnv::parse(b"");
+            let outcome = exchange(&pod, &env, &endpoint, ROLE, &token_path, "podiam-x").await;
+            let calls = seen.lock().unwrap().len();
+            outcomes.push((outcome, calls));
+        }
+        outcomes
+    }
+
+    #[tokio::test]
+    async fn throttling_then_a_5xx_are_retried_as_the_sdk_would_then_the_answer_counts() {
+        for (outcome, calls) in exchanged(vec![THROTTLED, UNAVAILABLE, ANSWER]).await {
+            match outcome {
+                PodExchange::Answered {
+                    result: Ok(answer),
+                    status: 200,
+                    ..
+                } => assert!(answer.assumed_role_arn.ends_with("/podiam-x")),
+                _ => panic!("the third attempt's credentials were not used"),
+            }
+            assert_eq!(calls, 3, "one call per attempt");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_that_keeps_throttling_is_a_named_cause_after_three_attempts() {
+        for (outcome, calls) in exchanged(vec![THROTTLED]).await {
+            match outcome {
+                PodExchange::Answered {
+                    result: Err(CloudError::Unreachable(cause)),
+                    ..
+                } => {
+                    assert!(
+                        cause.contains("STS throttled each of 3 attempts")
+                            && cause.contains("HTTP 400 Throttling: Rate exceeded")
+                            && cause.contains("retry later"),
+                        "{cause}"
+                    );
+                }
+                _ => panic!("a throttle after the last attempt must be a cause, not a verdict"),
+            }
+            assert_eq!(calls, 3, "the SDKs' standard mode makes three attempts");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_never_retried() {
+        for (outcome, calls) in exchanged(vec![DENIED, ANSWER]).await {
+            assert!(
+                matches!(
+                    &outcome,
+                    PodExchange::Answered { result: Err(CloudError::Rejected { code, .. }), status: 403, .. } if code == "AccessDenied"
+                ),
+                "AccessDenied must stay the answer"
+            );
+            assert_eq!(calls, 1);
+        }
     }
 
     #[test]

@@ -226,7 +226,7 @@ async fn runtime(
             let (endpoint, other_endpoints) = in_pod::sts_endpoints(env);
             match in_pod::exchange(pod_session, env, &endpoint, &role, &token_path, &session).await
             {
-                in_pod::PodExchange::Answered { result, client } => {
+                in_pod::PodExchange::Answered { result, client, .. } => {
                     out.checks.push(Check::pass(
                         in_pod::REACHABLE,
                         format!(

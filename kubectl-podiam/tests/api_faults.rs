@@ -1,0 +1,328 @@
+//! Faults of the Kubernetes side, no cluster: the built plugin runs `verify -A` against a fake
+//! API server (plain HTTP on 127.0.0.1) that lists three running IRSA pods (the seed's
+//! `s3-reader`, strict AWS emulators behind), then misbehaves:
+//! - it is restarting: the first reads after the list answer 503 with `Retry-After` (kube's
+//!   client retries 429/503/504, honouring it),
+//! - `hangs`' exec is accepted and never answered: the exec timeout is named, and the pod is
+//!   still judged with an equivalent token (TokenRequest),
+//! - `gone` was deleted after the list: every read of it is 404, and so is a TokenRequest
+//!   bound to it,
+//! - `steady`'s exec is refused (403): judged with an equivalent token.
+//!
+//! Every pod gets an item; only the one that could not be judged makes the run exit 3.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Default)]
+struct Api {
+    /// What TokenRequests answer: a token the emulators' issuer signed.
+    token: String,
+    /// Reads (after the list) still answered 503 "the server is restarting".
+    restarting: AtomicUsize,
+    /// Requests seen: method and path.
+    seen: Mutex<Vec<String>>,
+}
+
+fn pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"namespace": "default", "name": name, "uid": format!("uid-{name}")},
+        // As the EKS webhook mutates it.
+        "spec": {"serviceAccountName": "s3-reader", "nodeName": "node-1",
+                 "containers": [{"name": "app", "image": "busybox",
+                     "env": [{"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"},
+                             {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+                             {"name": "AWS_REGION", "value": "us-east-1"},
+                             {"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::123456789012:role/my-pod-role"},
+                             {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}],
+                     "volumeMounts": [{"name": "aws-iam-token", "readOnly": true,
+                                       "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount"}]}],
+                 "volumes": [{"name": "aws-iam-token", "projected": {"defaultMode": 420, "sources": [
+                     {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}}]},
+        "status": {"phase": "Running", "podIP": "10.213.0.9",
+                   "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0,
+                                          "image": "busybox", "imageID": "", "state": {"running": {}}}]}
+    })
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "message": message, "reason": reason, "code": code}),
+    )
+}
+
+/// The answer to one request; None: hold the connection without answering (a hung exec).
+fn answer(api: &Api, method: &str, path: &str, body: &[u8]) -> Option<(u16, Value)> {
+    let route = path.split('?').next().unwrap_or(path);
+    let parts: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    if route == "/api/v1/pods" {
+        return Some((
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
+                   "items": [pod("gone"), pod("hangs"), pod("steady")]}),
+        ));
+    }
+    if api
+        .restarting
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return Some(status(
+            503,
+            "ServiceUnavailable",
+            "the server is restarting",
+        ));
+    }
+    let gone = || Some(status(404, "NotFound", "pods \"gone\" not found"));
+    match parts.as_slice() {
+        ["api", "v1", "namespaces", "default", "pods", "gone", ..] => gone(),
+        [
+            "api",
+            "v1",
+            "namespaces",
+            "default",
+            "pods",
+            "hangs",
+            "exec",
+        ] => None,
+        ["api", "v1", "namespaces", "default", "pods", _, "exec"] => Some(status(
+            403,
+            "Forbidden",
+            "pods/exec is forbidden for this user",
+        )),
+        ["api", "v1", "namespaces", "default", "pods", name] if method == "GET" => {
+            Some((200, pod(name)))
+        }
+        [
+            "api",
+            "v1",
+            "namespaces",
+            "default",
+            "serviceaccounts",
+            "s3-reader",
+        ] if method == "GET" => Some((
+            200,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"namespace": "default", "name": "s3-reader",
+                                    "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/my-pod-role"}}}),
+        )),
+        [
+            "api",
+            "v1",
+            "namespaces",
+            "default",
+            "serviceaccounts",
+            "s3-reader",
+            "token",
+        ] => {
+            let request: Value = serde_json::from_slice(body).unwrap_or_default();
+            if request["spec"]["boundObjectRef"]["name"] == "gone" {
+                return gone();
+            }
+            Some((
+                201,
+                json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                       "spec": request["spec"],
+                       "status": {"token": api.token, "expirationTimestamp": "2099-01-01T00:00:00Z"}}),
+            ))
+        }
+        ["api", "v1", "nodes", name] => Some((
+            200,
+            json!({"apiVersion": "v1", "kind": "Node",
+                   "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux"}}}),
+        )),
+        _ => Some(status(403, "Forbidden", "forbidden by the fake API server")),
+    }
+}
+
+async fn serve(api: Arc<Api>, mut socket: TcpStream) {
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head, body) = loop {
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        request.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&request).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                break (text[..end].to_string(), request[end + 4..].to_vec());
+            }
+        }
+    };
+    let mut words = head.split_whitespace();
+    let method = words.next().unwrap_or_default().to_string();
+    let path = words.next().unwrap_or_default().to_string();
+    api.seen.lock().unwrap().push(format!("{method} {path}"));
+    let Some((code, body)) = answer(&api, &method, &path, &body) else {
+        // Accepted, never answered: keep the socket until the client gives up.
+        let _ = socket.read(&mut chunk).await;
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        return;
+    };
+    let body = serde_json::to_vec(&body).unwrap();
+    let retry_after = if code == 503 {
+        "Retry-After: 1\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\n{retry_after}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = socket.write_all(head.as_bytes()).await;
+    let _ = socket.write_all(&body).await;
+    let _ = socket.shutdown().await;
+}
+
+/// Starts the fake API server; returns a kubeconfig file pointing at it.
+async fn fake_api(api: Arc<Api>, dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve(api.clone(), socket));
+        }
+    });
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'http://{address}'}}}}]\nusers: [{{name: u, user: {{token: placeholder}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: default}}}}]\ncurrent-context: x\n"),
+    )
+    .unwrap();
+    kubeconfig
+}
+
+fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["pod"]["name"] == name)
+        .unwrap_or_else(|| panic!("no item for {name} in {report:#}"))
+}
+
+fn check<'a>(item: &'a Value, id: &str) -> Option<&'a Value> {
+    item["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarting_server_a_hung_exec_and_a_deleted_pod_cost_only_those_pods() {
+    let emulators = AwsEmulators::start_seeded()
+        .await
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
+    let gate = emulators.gate_url().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let api = Arc::new(Api {
+        token: emulators
+            .mint_token(&TokenSpec::new("default", "s3-reader"))
+            .unwrap(),
+        ..Api::default()
+    });
+    api.restarting.store(2, Ordering::SeqCst);
+    let kubeconfig = fake_api(api.clone(), &dir).await;
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("kubectl-podiam")
+            .unwrap()
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", gate)
+            .env("AWS_REGION", "us-east-1")
+            .args(["verify", "-A", "-o", "json", "--request-timeout", "2s"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr: {stderr}"));
+    let seen = api.seen.lock().unwrap().clone();
+    eprintln!("{} API requests, {elapsed:?}", seen.len());
+
+    // The restart was ridden out: the 503s were retried, nothing was lost to them.
+    assert_eq!(
+        api.restarting.load(Ordering::SeqCst),
+        0,
+        "both 503s answered"
+    );
+    let sa_reads = seen
+        .iter()
+        .filter(|l| *l == "GET /api/v1/namespaces/default/serviceaccounts/s3-reader")
+        .count();
+    assert!(sa_reads >= 3, "the 503s were retried: {seen:?}");
+    assert_eq!(report["items"].as_array().unwrap().len(), 3, "{report:#}");
+
+    let steady = item(&report, "steady");
+    assert_eq!(steady["verdict"], "pass", "{steady:#}");
+
+    // The hung exec is named, bounded by --request-timeout, and the pod is still judged.
+    let hangs = item(&report, "hangs");
+    assert_eq!(hangs["verdict"], "pass", "{hangs:#}");
+    let source = check(hangs, "aws.token.source").expect("the token's source is named");
+    assert_eq!(source["status"], "warn");
+    assert!(
+        source["message"]
+            .as_str()
+            .unwrap()
+            .contains("exec timed out after 2s"),
+        "{source:#}"
+    );
+    assert_eq!(
+        check(hangs, "aws.sts.assume-role").unwrap()["status"],
+        "pass"
+    );
+
+    // The deleted pod cannot be judged: named, and the only reason for exit 3.
+    let gone = item(&report, "gone");
+    assert_eq!(gone["verdict"], "incomplete", "{gone:#}");
+    assert!(gone["identity"].is_null());
+    let source = check(gone, "aws.token.source").expect("why no token: named");
+    assert!(
+        source["message"]
+            .as_str()
+            .unwrap()
+            .contains("pods \"gone\" not found"),
+        "{source:#}"
+    );
+    assert_eq!(report["summary"]["passed"], 2, "{report:#}");
+    assert_eq!(report["summary"]["unreachable"], 1, "{report:#}");
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(out.status.code(), Some(3), "{report:#}");
+    assert!(
+        elapsed < Duration::from_secs(60),
+        "the hung exec is bounded: {elapsed:?}"
+    );
+}

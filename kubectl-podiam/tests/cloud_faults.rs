@@ -1,0 +1,204 @@
+//! Faults of the cloud side, no cluster: a proxy in front of the strict STS gate answers
+//! AssumeRoleWithWebIdentity with `Throttling` (400) or a 503 with `Retry-After` a given number
+//! of times, then forwards. The built plugin exchanges from this machine (`verify -f
+//! --token-file -`), so the retry proven here is aws-sdk-sts's own standard mode; the pod's own
+//! exchange retries the same way (`mechanisms/aws_irsa/in_pod.rs`, its unit tests).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use assert_cmd::Command;
+use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const SEED_ROLE: &str = "arn:aws:iam::123456789012:role/my-pod-role";
+
+const THROTTLED: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nConnection: close\r\nContent-Length: 179\r\n\r\n<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>f0000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>";
+const UNAVAILABLE: &str = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbusy";
+
+/// The proxy: the first `faults` AssumeRoleWithWebIdentity calls get `fault`, every other
+/// request goes to `upstream`. Returns its URL and the count of exchanges it received.
+async fn fault_proxy(
+    upstream: &str,
+    faults: usize,
+    fault: &'static str,
+) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let exchanges = Arc::new(AtomicUsize::new(0));
+    let seen = exchanges.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (upstream, seen) = (upstream.clone(), seen.clone());
+            tokio::spawn(async move {
+                let _ = serve(socket, &upstream, faults, fault, &seen).await;
+            });
+        }
+    });
+    (url, exchanges)
+}
+
+/// One request per connection (every answer says `Connection: close`).
+async fn serve(
+    mut socket: TcpStream,
+    upstream: &str,
+    faults: usize,
+    fault: &str,
+    seen: &AtomicUsize,
+) -> std::io::Result<()> {
+    let request = read_request(&mut socket).await?;
+    let text = String::from_utf8_lossy(&request);
+    if text.contains("Action=AssumeRoleWithWebIdentity") {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        if n < faults {
+            socket.write_all(fault.as_bytes()).await?;
+            return socket.shutdown().await;
+        }
+    }
+    // Forward as HTTP/1.0-style: ask the upstream to close, relay its bytes back.
+    let head_end = text.find("\r\n\r\n").unwrap_or(text.len());
+    let mut head: Vec<&str> = text[..head_end]
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.starts_with("connection:") && !l.starts_with("keep-alive:")
+        })
+        .collect();
+    head.push("Connection: close");
+    let mut forwarded = head.join("\r\n").into_bytes();
+    forwarded.extend_from_slice(b"\r\n\r\n");
+    forwarded.extend_from_slice(&request[(head_end + 4).min(request.len())..]);
+    let mut up = TcpStream::connect(upstream).await?;
+    up.write_all(&forwarded).await?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer).await?;
+    socket.write_all(&answer).await?;
+    socket.shutdown().await
+}
+
+/// The head, then as much body as Content-Length says.
+async fn read_request(socket: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(request);
+        }
+        request.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&request);
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length = text[..head_end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if request.len() >= head_end + 4 + length {
+                return Ok(request);
+            }
+        }
+    }
+}
+
+fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/aws")
+}
+
+/// `verify -f examples/aws --token-file -` with every AWS call through `endpoint`.
+fn verify(endpoint: &str, token: &str) -> (Option<i32>, Value) {
+    let out = Command::cargo_bin("kubectl-podiam")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(["verify", "-o", "json", "--token-file", "-", "-f"])
+        .arg(examples())
+        .args(["--expect-role", SEED_ROLE])
+        .write_stdin(token.to_string())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["items"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
+}
+
+async fn emulators_and_token() -> (AwsEmulators, String) {
+    let emulators = AwsEmulators::start_seeded()
+        .await
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
+    let token = emulators
+        .mint_token(&TokenSpec::new("default", "s3-reader"))
+        .unwrap();
+    (emulators, token)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_that_clears_within_the_sdks_attempts_is_no_finding() {
+    let (emulators, token) = emulators_and_token().await;
+    let (proxy, exchanges) = fault_proxy(emulators.gate_url(), 2, THROTTLED).await;
+    let (code, report) = verify(&proxy, &token);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(check(&report, "aws.sts.assume-role")["status"], "pass");
+    assert_eq!(
+        exchanges.load(Ordering::SeqCst),
+        3,
+        "two throttled attempts, then the answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_503_with_retry_after_is_retried() {
+    let (emulators, token) = emulators_and_token().await;
+    let (proxy, exchanges) = fault_proxy(emulators.gate_url(), 1, UNAVAILABLE).await;
+    let (code, report) = verify(&proxy, &token);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(exchanges.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sts_that_keeps_throttling_exits_3_naming_the_throttle_never_a_failed_verification() {
+    let (emulators, token) = emulators_and_token().await;
+    let (proxy, exchanges) = fault_proxy(emulators.gate_url(), usize::MAX, THROTTLED).await;
+    let (code, report) = verify(&proxy, &token);
+    assert_eq!(code, Some(3), "{report:#}");
+    let sts = check(&report, "aws.sts.assume-role");
+    assert_eq!(sts["status"], "warn", "{sts:#}");
+    let message = sts["message"].as_str().unwrap();
+    assert!(
+        message.contains("throttled each of 3 attempts")
+            && message.contains("Throttling: Rate exceeded")
+            && message.contains("retry later"),
+        "{message}"
+    );
+    assert_eq!(
+        exchanges.load(Ordering::SeqCst),
+        3,
+        "the SDK's standard mode makes three attempts"
+    );
+    assert_ne!(report["verdict"], "pass");
+}
