@@ -94,10 +94,14 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `kubectl-podiam` from beside `podiam-e2e`, copied out so a concurrent build cannot replace
-/// it mid-run.
+/// `kubectl-podiam` (`$PODIAM_PLUGIN`, else the one beside `podiam-e2e`), copied out so a
+/// concurrent build cannot replace it mid-run.
 fn copy_plugin(dir: &Path) -> PathBuf {
-    let built = Path::new(env!("CARGO_BIN_EXE_podiam-e2e")).with_file_name("kubectl-podiam");
+    let built = std::env::var_os("PODIAM_PLUGIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_BIN_EXE_podiam-e2e")).with_file_name("kubectl-podiam")
+        });
     assert!(
         built.is_file(),
         "missing prerequisite: {} (cargo build -p kubectl-podiam)",
