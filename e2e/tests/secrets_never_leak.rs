@@ -429,7 +429,10 @@ impl Scanner {
             secrets,
             exact,
             shapes,
-            generic: Regex::new(r"[A-Za-z0-9+=_-]{40,}").unwrap(),
+            // Without '+': at -vvvvv kube's request lines quote the exec URL, whose encoded
+            // script joins words with '+'. Standard-base64 secrets are all issued here, and
+            // found exactly above.
+            generic: Regex::new(r"[A-Za-z0-9=_-]{40,}").unwrap(),
             findings: Vec::new(),
             places: 0,
             bytes: 0,
@@ -464,9 +467,19 @@ impl Scanner {
                 && s.iter().any(u8::is_ascii_digit)
         };
         if generic && let Some(m) = self.generic.find_iter(bytes).find(|m| mixed(m.as_bytes())) {
+            // Its shape only (A, a, 9 for letters and digits): enough to tell what it is.
+            let shape: String = m
+                .as_bytes()
+                .iter()
+                .map(|b| match b {
+                    b'A'..=b'Z' => 'A',
+                    b'a'..=b'z' => 'a',
+                    b'0'..=b'9' => '9',
+                    other => char::from(*other),
+                })
+                .collect();
             self.findings.push(format!(
-                "a secret-shaped string ({} characters) in {place} at byte {}",
-                m.len(),
+                "a secret-shaped string {shape:?} in {place} at byte {}",
                 m.start()
             ));
         }
