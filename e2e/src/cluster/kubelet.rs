@@ -48,7 +48,9 @@ pub fn write_config(paths: &KubeletPaths, pki: &Pki, runtime_endpoint: &str) -> 
     let config = json!({
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "address": "0.0.0.0",
+        // Only where the apiserver reaches it (the node's InternalIP, `--node-ip`): never on
+        // the host's other interfaces.
+        "address": pod_host_ip().to_string(),
         "port": KUBELET_PORT,
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",

@@ -321,6 +321,11 @@ pub async fn assume_role_for_pod_identity(
                 "1 validation error detected: Value null at 'token' failed to satisfy constraint: Member must not be null",
             )
         })?;
+    // The pod's projected token (through the agent): a secret of the run, valid or not.
+    super::issued_secrets::record(
+        super::issued_secrets::SecretKind::ServiceAccountToken,
+        token,
+    );
     let issuer = deps.store.issuer(cluster_name).ok_or_else(|| {
         EksAuthError::not_found(format!("No cluster found for name: {cluster_name}."))
     })?;

@@ -18,6 +18,7 @@ pub mod gcp;
 pub mod hop_budgets;
 pub mod iam_directory;
 mod ids;
+pub mod issued_secrets;
 mod jwks_cache;
 pub mod localstack;
 mod localstack_callers;

@@ -162,6 +162,9 @@ async fn bootstrap_admin(moto_url: &str) -> Result<AdminCredentials> {
     let key = key
         .access_key()
         .context("moto bootstrap: CreateAccessKey returned no key")?;
+    use super::issued_secrets::{SecretKind, record};
+    record(SecretKind::AwsAccessKeyId, key.access_key_id());
+    record(SecretKind::AwsSecretAccessKey, key.secret_access_key());
     Ok(AdminCredentials {
         access_key_id: key.access_key_id().to_owned(),
         secret_access_key: key.secret_access_key().to_owned(),

@@ -17,6 +17,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 
 use super::credentials::AdminCredentials;
 use super::hop_budgets;
+use super::issued_secrets::{SecretKind, record};
 
 /// Credentials moto minted for the role session.
 pub struct RoleSessionCredentials {
@@ -105,12 +106,19 @@ async fn admin_sts_call(
             .map(str::to_owned)
             .with_context(|| format!("moto's answer has no {tag}"))
     };
-    Ok(RoleSessionCredentials {
+    let credentials = RoleSessionCredentials {
         access_key_id: field("AccessKeyId")?,
         secret_access_key: field("SecretAccessKey")?,
         session_token: field("SessionToken")?,
         expiration: field("Expiration")?,
-    })
+    };
+    record(SecretKind::AwsAccessKeyId, &credentials.access_key_id);
+    record(
+        SecretKind::AwsSecretAccessKey,
+        &credentials.secret_access_key,
+    );
+    record(SecretKind::AwsSessionToken, &credentials.session_token);
+    Ok(credentials)
 }
 
 /// The text of the first `<tag>…</tag>` (moto's values need no unescaping).

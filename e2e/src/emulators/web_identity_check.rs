@@ -99,6 +99,11 @@ pub async fn check_web_identity(
 ) -> Result<ValidatedWebIdentity, StsError> {
     let internal = |err: anyhow::Error| StsError::internal(format!("{err:#}"));
     let token = &request.web_identity_token;
+    // Whatever the cluster (or a test) presented is a secret of the run, valid or not.
+    super::issued_secrets::record(
+        super::issued_secrets::SecretKind::ServiceAccountToken,
+        token,
+    );
     let (header, claims) = parse_unverified(token)?;
 
     // 1. The issuer must be a registered IAM OIDC provider.

@@ -104,5 +104,10 @@ pub fn mint_token(
     } else {
         key
     };
-    encode(&header, &claims, signer.encoding_key()).context("signing the token")
+    let token = encode(&header, &claims, signer.encoding_key()).context("signing the token")?;
+    super::issued_secrets::record(
+        super::issued_secrets::SecretKind::ServiceAccountToken,
+        &token,
+    );
+    Ok(token)
 }

@@ -157,28 +157,35 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
 }
 
 fn report(outcome: &ScenarioOutcome) {
+    eprint!("{}", report_text(outcome));
+}
+
+/// What `run` prints on stderr for one scenario: its verdict, and on failure the error and the
+/// `catch` diagnostics.
+pub fn report_text(outcome: &ScenarioOutcome) -> String {
     if let Some(reason) = &outcome.skipped {
-        eprintln!("SKIP {}: {reason}", outcome.name);
-        return;
+        return format!("SKIP {}: {reason}\n", outcome.name);
     }
-    eprintln!(
-        "{} {} ({:.1}s)",
+    let mut text = format!(
+        "{} {} ({:.1}s)\n",
         if outcome.passed() { "PASS" } else { "FAIL" },
         outcome.name,
         outcome.duration.as_secs_f64()
     );
     if let Some(failure) = &outcome.failure {
-        eprintln!("  {}", failure.replace('\n', "\n  "));
+        text.push_str(&format!("  {}\n", failure.replace('\n', "\n  ")));
         if !outcome.diagnostics.is_empty() {
-            eprintln!(
-                "  diagnostics:\n  {}",
+            text.push_str(&format!(
+                "  diagnostics:\n  {}\n",
                 outcome.diagnostics.replace('\n', "\n  ")
-            );
+            ));
         }
     }
+    text
 }
 
-fn write_junit(path: &Path, outcomes: &[ScenarioOutcome]) -> Result<()> {
+/// The `--junit` file: one test case per scenario, failures with their diagnostics.
+pub fn write_junit(path: &Path, outcomes: &[ScenarioOutcome]) -> Result<()> {
     let mut suite = TestSuite::new("podiam-e2e scenarios");
     for o in outcomes {
         let status = match &o.failure {

@@ -114,6 +114,10 @@ pub fn issue_for_principal(
     header.kid = Some(key.kid().to_owned());
     let token = jsonwebtoken::encode(&header, &claims, key.encoding_key())
         .context("signing an access token")?;
+    crate::emulators::issued_secrets::record(
+        crate::emulators::issued_secrets::SecretKind::EntraAccessToken,
+        &token,
+    );
     Ok((token, claims))
 }
 

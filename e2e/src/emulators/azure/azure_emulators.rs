@@ -342,7 +342,12 @@ fn random_secret() -> Result<String> {
     let mut bytes = [0u8; 30];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
     use base64::Engine;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    crate::emulators::issued_secrets::record(
+        crate::emulators::issued_secrets::SecretKind::EntraClientSecret,
+        &secret,
+    );
+    Ok(secret)
 }
 
 impl Drop for AzureEmulators {

@@ -131,6 +131,11 @@ async fn exchange(
         return Err(EntraError::invalid_assertion_type());
     }
     let assertion = param("client_assertion")?;
+    // The pod's projected token: a secret of the run, valid or not.
+    crate::emulators::issued_secrets::record(
+        crate::emulators::issued_secrets::SecretKind::ServiceAccountToken,
+        assertion,
+    );
     let app = setup
         .applications
         .iter()

@@ -93,6 +93,11 @@ async fn exchange_token(
     let subject_token = get("subject_token").ok_or_else(|| {
         OAuthError::invalid_request("The request is missing the required parameter: subject_token.")
     })?;
+    // The pod's projected token: a secret of the run, valid or not.
+    crate::emulators::issued_secrets::record(
+        crate::emulators::issued_secrets::SecretKind::ServiceAccountToken,
+        subject_token,
+    );
     let audience = get("audience").unwrap_or_default();
     let Some(target) = ProviderName::parse(audience) else {
         return Err(OAuthError::invalid_request(

@@ -29,6 +29,10 @@ impl TokenStore {
         let mut random = [0u8; 48];
         getrandom::fill(&mut random).context("reading random bytes for an access token")?;
         let token = format!("ya29.podiam-{}", URL_SAFE_NO_PAD.encode(random));
+        crate::emulators::issued_secrets::record(
+            crate::emulators::issued_secrets::SecretKind::GoogleAccessToken,
+            &token,
+        );
         self.lock().insert(
             token.clone(),
             IssuedToken {

@@ -38,6 +38,9 @@ impl UserStore {
             client_secret: random("GOCSPX-")?,
             refresh_token: random("1//podiam-")?,
         };
+        use crate::emulators::issued_secrets::{SecretKind, record};
+        record(SecretKind::GoogleClientSecret, &credentials.client_secret);
+        record(SecretKind::GoogleRefreshToken, &credentials.refresh_token);
         self.lock().insert(
             credentials.refresh_token.clone(),
             UserGrant {

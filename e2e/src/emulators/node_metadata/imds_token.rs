@@ -48,6 +48,10 @@ impl ImdsTokens {
         let mut bytes = [0u8; 42];
         getrandom::fill(&mut bytes).map_err(|_| ImdsTokenError::NoRandomness)?;
         let token = base64::engine::general_purpose::STANDARD.encode(bytes);
+        crate::emulators::issued_secrets::record(
+            crate::emulators::issued_secrets::SecretKind::ImdsSessionToken,
+            &token,
+        );
         let mut issued = self.lock();
         let now = Instant::now();
         issued.retain(|_, t| t.expires_at > now);
