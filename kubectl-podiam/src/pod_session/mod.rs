@@ -258,7 +258,8 @@ impl PodSession {
 }
 
 /// Why a read stops at [`MAX_STDOUT`].
-const TOO_MUCH: &str = "the pod printed more than 4 MiB";
+/// 4 MiB, named in bytes as the opening's error names them.
+const TOO_MUCH: &str = "the pod printed more than 4194304 bytes (4 MiB)";
 
 /// Why a session stops when frames come out of turn.
 pub const FORGED_FRAMES: &str = "the pod printed the session's frames out of turn (something in the container forges what exec returns)";
@@ -345,3 +346,11 @@ fn find_from(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 mod hostile_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod too_much_names_the_cap {
+    #[test]
+    fn the_message_names_the_cap_in_bytes() {
+        assert!(super::TOO_MUCH.contains(&format!("more than {} bytes", super::MAX_STDOUT)));
+    }
+}
