@@ -219,10 +219,20 @@ pub fn ensure_local_image(image: &str) -> Result<(), LocalStackDockerError> {
     if !rootfs.is_file() {
         eprintln!("podiam-e2e: building a Debian bookworm rootfs with python3 (mmdebstrap)");
         let partial = cache.join("rootfs.tar.partial");
+        // What an interrupted or older build left (a directory, when the format was guessed
+        // from the ".partial" name) would block the rename.
+        for leftover in [&partial, &rootfs] {
+            if leftover.is_dir() {
+                let _ = fs::remove_dir_all(leftover);
+            }
+        }
         run_quiet(
             "mmdebstrap",
             &[
                 "--variant=minbase",
+                // Explicit: mmdebstrap guesses the format from the name, and ".partial" is a
+                // directory to it.
+                "--format=tar",
                 "--include=python3,python3-venv,ca-certificates",
                 "bookworm",
                 &partial.to_string_lossy(),
