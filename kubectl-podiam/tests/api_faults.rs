@@ -10,6 +10,10 @@
 //! - `steady`'s exec is refused (403): judged with an equivalent token.
 //!
 //! Every pod gets an item; only the one that could not be judged makes the run exit 3.
+//!
+//! Then a server that stops listening right after the list (connections refused, as while
+//! kube-apiserver restarts): back after a second, every pod is judged as without the outage;
+//! gone for good, the pods are `incomplete` once `--request-timeout` has passed, exit 3.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,8 +27,15 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Default)]
 struct Api {
+    /// The pods the list answers.
+    pods: Vec<&'static str>,
     /// What TokenRequests answer: a token the emulators' issuer signed.
     token: String,
+    /// Right after answering the list, stop listening (connections refused) for this long, or
+    /// for good (`Some(None)`): a restarting kube-apiserver.
+    outage_after_list: Option<Option<Duration>>,
+    /// Told when the list was answered and an outage is due.
+    go_down: tokio::sync::Notify,
     /// Reads (after the list) still answered 503 "the server is restarting".
     restarting: AtomicUsize,
     /// Requests seen: method and path.
@@ -66,10 +77,14 @@ fn answer(api: &Api, method: &str, path: &str, body: &[u8]) -> Option<(u16, Valu
     let route = path.split('?').next().unwrap_or(path);
     let parts: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     if route == "/api/v1/pods" {
+        if api.outage_after_list.is_some() {
+            api.go_down.notify_one();
+        }
+        let items: Vec<Value> = api.pods.iter().map(|name| pod(name)).collect();
         return Some((
             200,
             json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
-                   "items": [pod("gone"), pod("hangs"), pod("steady")]}),
+                   "items": items}),
         ));
     }
     if api
@@ -198,11 +213,23 @@ async fn serve(api: Arc<Api>, mut socket: TcpStream) {
 
 /// Starts the fake API server; returns a kubeconfig file pointing at it.
 async fn fake_api(api: Arc<Api>, dir: &tempfile::TempDir) -> std::path::PathBuf {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(api.clone(), socket));
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((socket, _)) = accepted else { return };
+                    tokio::spawn(serve(api.clone(), socket));
+                }
+                () = api.go_down.notified() => {
+                    // Closed: new connections are refused, as while kube-apiserver restarts.
+                    drop(listener);
+                    let Some(Some(outage)) = api.outage_after_list else { return };
+                    tokio::time::sleep(outage).await;
+                    listener = TcpListener::bind(address).await.unwrap();
+                }
+            }
         }
     });
     let kubeconfig = dir.path().join("config");
@@ -239,6 +266,7 @@ async fn a_restarting_server_a_hung_exec_and_a_deleted_pod_cost_only_those_pods(
     let gate = emulators.gate_url().to_string();
     let dir = tempfile::tempdir().unwrap();
     let api = Arc::new(Api {
+        pods: vec!["gone", "hangs", "steady"],
         token: emulators
             .mint_token(&TokenSpec::new("default", "s3-reader"))
             .unwrap(),
@@ -324,5 +352,126 @@ async fn a_restarting_server_a_hung_exec_and_a_deleted_pod_cost_only_those_pods(
     assert!(
         elapsed < Duration::from_secs(60),
         "the hung exec is bounded: {elapsed:?}"
+    );
+}
+
+/// Runs `verify -A -o json -v` against the fake API server; returns the report, stderr, the
+/// exit code and how long it took.
+async fn verify_all(
+    emulators: &AwsEmulators,
+    kubeconfig: std::path::PathBuf,
+    request_timeout: &str,
+) -> (Value, String, Option<i32>, Duration) {
+    let gate = emulators.gate_url().to_string();
+    let request_timeout = request_timeout.to_owned();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("kubectl-podiam")
+            .unwrap()
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", gate)
+            .env("AWS_REGION", "us-east-1")
+            .args(["verify", "-A", "-o", "json", "-v", "--request-timeout"])
+            .arg(request_timeout)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr: {stderr}"));
+    (report, stderr, out.status.code(), started.elapsed())
+}
+
+async fn restarting_api(
+    emulators: &AwsEmulators,
+    outage: Option<Duration>,
+    dir: &tempfile::TempDir,
+) -> (Arc<Api>, std::path::PathBuf) {
+    let api = Arc::new(Api {
+        pods: vec!["first", "second"],
+        token: emulators
+            .mint_token(&TokenSpec::new("default", "s3-reader"))
+            .unwrap(),
+        outage_after_list: Some(outage),
+        ..Api::default()
+    });
+    let kubeconfig = fake_api(api.clone(), dir).await;
+    (api, kubeconfig)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_refused_after_the_list_are_retried_until_the_server_is_back() {
+    let emulators = AwsEmulators::start_seeded()
+        .await
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
+    let dir = tempfile::tempdir().unwrap();
+    let outage = Duration::from_secs(1);
+    let (api, kubeconfig) = restarting_api(&emulators, Some(outage), &dir).await;
+    let (report, stderr, code, elapsed) = verify_all(&emulators, kubeconfig, "5s").await;
+    let seen = api.seen.lock().unwrap().clone();
+
+    // Every pod judged as without the outage: nothing lost to it.
+    for name in ["first", "second"] {
+        let item = item(&report, name);
+        assert_eq!(item["verdict"], "pass", "{item:#}\n{stderr}");
+    }
+    assert_eq!(report["summary"]["unreachable"], 0, "{report:#}");
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    // It did wait for the server, and said why at -v.
+    assert!(elapsed >= outage, "{elapsed:?}");
+    assert!(
+        stderr.contains("probably restarting: retry 1 in 250ms"),
+        "the retries are logged: {stderr}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l == "GET /api/v1/namespaces/default/serviceaccounts/s3-reader"),
+        "the pods' reads reached the server after the outage: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_stays_down_leaves_its_pods_unjudged_and_exits_3_after_the_timeout() {
+    let emulators = AwsEmulators::start_seeded()
+        .await
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
+    let dir = tempfile::tempdir().unwrap();
+    let (_api, kubeconfig) = restarting_api(&emulators, None, &dir).await;
+    let (report, stderr, code, elapsed) = verify_all(&emulators, kubeconfig, "2s").await;
+
+    // Each read retried for the request timeout (250 + 500 + 1000 ms fit in 2 s), then given
+    // up; the pod's own budget (4 × the request timeout) ends first: no verdict, named.
+    for name in ["first", "second"] {
+        let item = item(&report, name);
+        assert_eq!(item["verdict"], "incomplete", "{item:#}\n{stderr}");
+        assert!(item["identity"].is_null(), "{item:#}");
+        let reachable = check(item, "k8s.pod.reachable").expect("why no verdict: named");
+        assert!(
+            reachable["message"].as_str().unwrap().contains(&format!(
+                "pod default/{name} could not be verified: no verdict within 8s"
+            )),
+            "{reachable:#}"
+        );
+    }
+    assert_eq!(report["summary"]["passed"], 0, "{report:#}");
+    assert_eq!(report["summary"]["unreachable"], 2, "{report:#}");
+    assert_eq!(code, Some(3), "never a pass: {report:#}");
+    assert!(
+        stderr.contains("the API server refused the connection of GET"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("retry 3 in 1s"), "{stderr}");
+    assert!(!stderr.contains("retry 4 "), "{stderr}");
+    assert!(
+        elapsed >= Duration::from_millis(1750) && elapsed < Duration::from_secs(60),
+        "{elapsed:?}"
     );
 }

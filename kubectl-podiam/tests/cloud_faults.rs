@@ -3,9 +3,13 @@
 //! of times, then forwards. The built plugin exchanges from this machine (`verify -f
 //! --token-file -`), so the retry proven here is aws-sdk-sts's own standard mode; the pod's own
 //! exchange retries the same way (`mechanisms/aws_irsa/in_pod.rs`, its unit tests).
+//!
+//! And a token that expires between podiam's read and STS's check: the proxy holds the
+//! exchange past the token's `exp`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
@@ -25,6 +29,16 @@ async fn fault_proxy(
     faults: usize,
     fault: &'static str,
 ) -> (String, Arc<AtomicUsize>) {
+    slow_fault_proxy(upstream, faults, fault, Duration::ZERO).await
+}
+
+/// As [`fault_proxy`], and every exchange is held for `delay` first (a slow STS).
+async fn slow_fault_proxy(
+    upstream: &str,
+    faults: usize,
+    fault: &'static str,
+    delay: Duration,
+) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = upstream
@@ -37,7 +51,7 @@ async fn fault_proxy(
         while let Ok((socket, _)) = listener.accept().await {
             let (upstream, seen) = (upstream.clone(), seen.clone());
             tokio::spawn(async move {
-                let _ = serve(socket, &upstream, faults, fault, &seen).await;
+                let _ = serve(socket, &upstream, faults, fault, delay, &seen).await;
             });
         }
     });
@@ -50,11 +64,13 @@ async fn serve(
     upstream: &str,
     faults: usize,
     fault: &str,
+    delay: Duration,
     seen: &AtomicUsize,
 ) -> std::io::Result<()> {
     let request = read_request(&mut socket).await?;
     let text = String::from_utf8_lossy(&request);
     if text.contains("Action=AssumeRoleWithWebIdentity") {
+        tokio::time::sleep(delay).await;
         let n = seen.fetch_add(1, Ordering::SeqCst);
         if n < faults {
             socket.write_all(fault.as_bytes()).await?;
@@ -201,4 +217,33 @@ async fn sts_that_keeps_throttling_exits_3_naming_the_throttle_never_a_failed_ve
         "the SDK's standard mode makes three attempts"
     );
     assert_ne!(report["verdict"], "pass");
+}
+
+/// A token read two seconds before it expires, exchanged three seconds later: STS accepts a
+/// token up to its clock skew (30 s) past `exp`, so the exchange succeeds, as the pod's SDK's
+/// would; the claims check warns that the token is past the point where the kubelet refreshes
+/// it (80% of its life), naming the cause of the exchanges that will fail next.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_expiring_between_the_read_and_the_exchange_is_warned_of_and_still_exchanged() {
+    let emulators = AwsEmulators::start_seeded()
+        .await
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
+    let mut spec = TokenSpec::new("default", "s3-reader");
+    spec.issued_at_in_seconds = Some(-598);
+    spec.expires_in_seconds = 2;
+    let token = emulators.mint_token(&spec).unwrap();
+    let (proxy, exchanges) =
+        slow_fault_proxy(emulators.gate_url(), 0, THROTTLED, Duration::from_secs(3)).await;
+    let (code, report) = verify(&proxy, &token);
+    assert_eq!(exchanges.load(Ordering::SeqCst), 1, "{report:#}");
+    let claims = check(&report, "aws.token.claims");
+    assert_eq!(claims["status"], "warn", "{claims:#}");
+    let message = claims["message"].as_str().unwrap();
+    assert!(
+        message.contains("past 90% of its 600s life")
+            && message.contains("the kubelet refreshes projected tokens at 80%"),
+        "{message}"
+    );
+    assert_eq!(check(&report, "aws.sts.assume-role")["status"], "pass");
+    assert_eq!(code, Some(0), "a warning is no failure: {report:#}");
 }

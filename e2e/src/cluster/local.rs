@@ -387,6 +387,38 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Restarts kube-apiserver as an upgrade or a crash-looping static pod would: SIGTERM
+    /// (SIGKILL after `grace`), then the same command again, until `/readyz` answers. Clients
+    /// see refused connections in between. Returns how long the port was closed for, from the
+    /// signal to ready.
+    pub async fn restart_apiserver(&mut self, grace: Duration) -> Result<Duration> {
+        let index = self
+            .processes
+            .iter()
+            .position(|p| p.name() == "kube-apiserver")
+            .ok_or_else(|| ClusterError::other("kube-apiserver is not running"))?;
+        let started = Instant::now();
+        self.processes[index].stop(grace);
+        let state_dir = self.options.state_dir.clone();
+        let issuer = ServiceAccountIssuer {
+            issuer: self.options.service_account_issuer.clone(),
+            jwks_uri: self.options.service_account_jwks_uri.clone(),
+        };
+        self.processes[index] = control_plane::spawn_apiserver(
+            &self.options.binaries_dir,
+            &self.pki,
+            &issuer,
+            &self.options.extra_apiserver_args,
+            ProcessFiles::new(
+                &state_dir.join("logs"),
+                &state_dir.join("run"),
+                "kube-apiserver",
+            ),
+        )?;
+        self.wait_apiserver_ready().await?;
+        Ok(started.elapsed())
+    }
+
     /// Polls `/readyz` (public to anonymous clients) with the cluster CA.
     async fn wait_apiserver_ready(&mut self) -> Result<()> {
         let ca = fs::read(&self.pki.ca.cert).io_context(|| "reading the cluster CA".into())?;

@@ -178,7 +178,15 @@ pub async fn connect(flags: &ConnectionFlags) -> Result<Connection> {
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    // kube's stack (auth, its 429/503 retry, timeouts) behind a buffer, so the reconnecting
+    // retry around it can send a request again (`reconnect.rs`).
+    let stack = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| Error::Kubeconfig(e.to_string()))?
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(
+            super::reconnect::ReconnectPolicy::new(timeout),
+        ));
+    let client = stack.build();
     Ok(Connection {
         client,
         namespace,

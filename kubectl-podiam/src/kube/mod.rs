@@ -7,4 +7,5 @@ pub mod eks_cluster;
 pub mod exec;
 pub mod issuer;
 pub mod pods;
+pub mod reconnect;
 pub mod token_request;

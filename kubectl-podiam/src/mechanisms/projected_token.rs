@@ -134,13 +134,69 @@ pub fn claims_check(pod: &PodSubject, claims: &Claims, checks: ClaimChecks) -> C
             checks.expired_fix,
         );
     }
-    Check::pass(
-        checks.id,
-        format!(
-            "iss={} sub={sub} aud={:?} expires in {}s",
-            claims.iss.as_deref().unwrap_or("?"),
-            claims.aud,
-            claims.exp.map_or(0, |e| e - now)
-        ),
-    )
+    let summary = format!(
+        "iss={} sub={sub} aud={:?} expires in {}s",
+        claims.iss.as_deref().unwrap_or("?"),
+        claims.aud,
+        claims.exp.map_or(0, |e| e - now)
+    );
+    if let Some(life) = overdue_refresh(claims, now) {
+        // Still valid (clouds allow some clock skew past exp too): the exchange may pass now,
+        // and the next one, once it has expired, fails.
+        return Check::warn(
+            checks.id,
+            format!(
+                "{summary}: past 90% of its {life}s life, and the kubelet refreshes projected \
+                 tokens at 80% of their life (or after 24 h), so it was not refreshed"
+            ),
+            checks.expired_fix,
+        );
+    }
+    Check::pass(checks.id, summary)
+}
+
+/// The token's lifetime when it is past 90% of it and expires within the hour: the kubelet
+/// would have refreshed a projected token at 80% (or after 24 h), so this one was not, and
+/// exchanges fail once it expires. Farther deadlines are not imminent failures.
+fn overdue_refresh(claims: &Claims, now: i64) -> Option<i64> {
+    let (exp, iat) = (claims.exp?, claims.iat?);
+    let life = exp.checked_sub(iat).filter(|l| *l > 0)?;
+    let age = now.checked_sub(iat)?;
+    (exp - now <= 3600 && age.saturating_mul(10) > life.saturating_mul(9)).then_some(life)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(iat: i64, exp: i64) -> Claims {
+        Claims {
+            iss: None,
+            sub: None,
+            aud: Vec::new(),
+            exp: Some(exp),
+            iat: Some(iat),
+            nbf: None,
+            kubernetes: None,
+        }
+    }
+
+    #[test]
+    fn a_token_past_90_percent_of_its_life_was_not_refreshed() {
+        let now = 1_000_000;
+        // 600 s life, 2 s left: overdue.
+        assert_eq!(overdue_refresh(&claims(now - 598, now + 2), now), Some(600));
+        // 85%: the kubelet may still be about to refresh it.
+        assert_eq!(overdue_refresh(&claims(now - 510, now + 90), now), None);
+        // Fresh, or far from its deadline (a year-long token 95% through has weeks left).
+        assert_eq!(overdue_refresh(&claims(now, now + 3600), now), None);
+        let year = 365 * 24 * 3600;
+        assert_eq!(
+            overdue_refresh(&claims(now - year * 95 / 100, now + year * 5 / 100), now),
+            None
+        );
+        // Nonsense lifetimes are no finding.
+        assert_eq!(overdue_refresh(&claims(now + 10, now + 5), now), None);
+        assert_eq!(overdue_refresh(&claims(i64::MIN, i64::MAX), now), None);
+    }
 }
