@@ -263,7 +263,6 @@ async fn a_restarting_server_a_hung_exec_and_a_deleted_pod_cost_only_those_pods(
     let emulators = AwsEmulators::start_seeded()
         .await
         .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
-    let gate = emulators.gate_url().to_string();
     let dir = tempfile::tempdir().unwrap();
     let api = Arc::new(Api {
         pods: vec!["gone", "hangs", "steady"],
@@ -274,29 +273,7 @@ async fn a_restarting_server_a_hung_exec_and_a_deleted_pod_cost_only_those_pods(
     });
     api.restarting.store(2, Ordering::SeqCst);
     let kubeconfig = fake_api(api.clone(), &dir).await;
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("kubectl-podiam")
-            .unwrap()
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", std::env::var("HOME").unwrap_or_default())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", gate)
-            .env("AWS_REGION", "us-east-1")
-            .args(["verify", "-A", "-o", "json", "--request-timeout", "2s"])
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let elapsed = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr: {stderr}"));
+    let (report, _stderr, code, elapsed) = verify_all(&emulators, kubeconfig, "2s").await;
     let seen = api.seen.lock().unwrap().clone();
     eprintln!("{} API requests, {elapsed:?}", seen.len());
 
@@ -348,7 +325,7 @@ async fn a_restarting_server_a_hung_exec_and_a_deleted_pod_cost_only_those_pods(
     assert_eq!(report["summary"]["passed"], 2, "{report:#}");
     assert_eq!(report["summary"]["unreachable"], 1, "{report:#}");
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
-    assert_eq!(out.status.code(), Some(3), "{report:#}");
+    assert_eq!(code, Some(3), "{report:#}");
     assert!(
         elapsed < Duration::from_secs(60),
         "the hung exec is bounded: {elapsed:?}"
