@@ -32,6 +32,13 @@ version_dir=${1:-${PODIAM_CACHE:-$HOME/.cache/podiam}/k8s-$k8s_version}
 bin_dir=$version_dir/bin
 stamp_dir=$version_dir/stamps
 mkdir -p "$bin_dir" "$stamp_dir"
+# One build per directory at a time: .ci/run starts this in the background and `podiam-e2e
+# setup` runs it again; the second waits, then finds every stamp up to date.
+exec 9>"$version_dir/.build.lock"
+if ! flock -n 9; then
+  echo "build.sh: waiting for another build of $version_dir"
+  flock 9
+fi
 
 # Same version variables as upstream's hack/lib/version.sh. kube-apiserver
 # derives its binary/emulation version from gitVersion, so it must be set.

@@ -35,6 +35,13 @@ bin_dir=$version_dir/bin
 stamp_dir=$version_dir/stamps
 work_dir=$version_dir/work
 mkdir -p "$bin_dir" "$stamp_dir" "$work_dir"
+# One build per directory at a time: .ci/run starts this in the background and `podiam-e2e
+# setup` runs it again; the second waits, then finds every stamp up to date.
+exec 9>"$version_dir/.build.lock"
+if ! flock -n 9; then
+  echo "build-bins.sh: waiting for another build of $version_dir"
+  flock 9
+fi
 
 k8s_ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

@@ -53,6 +53,10 @@ enum Command {
         /// image `podiam.local/kind-node:<Kubernetes version>`, built locally, cached.
         #[arg(long)]
         kind: bool,
+        /// Also LocalStack: its pinned venv (`--aws-backend localstack`) and, once Docker runs
+        /// (`--kind` starts it), the image `--aws-backend localstack-docker` starts.
+        #[arg(long)]
+        localstack: bool,
     },
     /// Run scenarios on the local cluster (real Kubernetes) against the emulators.
     Run {
@@ -295,7 +299,7 @@ async fn main() -> Result<()> {
             }
             cluster_command(action, state_dir).await
         }
-        Command::Setup { kind } => {
+        Command::Setup { kind, localstack } => {
             let report =
                 tokio::task::spawn_blocking(podiam_e2e::prerequisites::ensure_all).await??;
             eprintln!(
@@ -307,6 +311,9 @@ async fn main() -> Result<()> {
                     tokio::task::spawn_blocking(podiam_e2e::kind_image::ensure_node_image_report)
                         .await??;
                 eprintln!("podiam-e2e: kind node image ready: {report:?}");
+            }
+            if localstack {
+                setup_localstack().await?;
             }
             Ok(())
         }
@@ -500,6 +507,37 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `setup --localstack`: the venv always; the docker image only where Docker runs, said so
+/// otherwise (it is then built by the first `localstack-docker` run).
+async fn setup_localstack() -> Result<()> {
+    let started = std::time::Instant::now();
+    let env = tokio::task::spawn_blocking(podiam_e2e::localstack_env::LocalStackEnv::ensure)
+        .await??;
+    eprintln!(
+        "podiam-e2e: LocalStack venv ready ({}) in {:.1}s",
+        env.dir().display(),
+        started.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(
+        podiam_e2e::emulators::localstack_docker::ensure_default_image,
+    )
+    .await?
+    {
+        Ok(image) => eprintln!(
+            "podiam-e2e: LocalStack image {image} ready in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(podiam_e2e::emulators::localstack_docker::LocalStackDockerError::NoDocker(why)) => {
+            eprintln!(
+                "podiam-e2e: no Docker running ({why}): the LocalStack image is built by the first --aws-backend localstack-docker run"
+            )
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 async fn cluster_command(action: ClusterAction, state_dir: PathBuf) -> Result<()> {

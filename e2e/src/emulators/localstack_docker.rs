@@ -181,6 +181,17 @@ pub fn default_image() -> String {
     format!("{IMAGE_REPOSITORY}:{LOCALSTACK_VERSION}-{hash}")
 }
 
+/// What `podiam-e2e setup --localstack` prepares for `localstack-docker`: the default image,
+/// built here when missing (on GitHub's runners the public image is pulled on first use).
+pub fn ensure_default_image() -> Result<String, LocalStackDockerError> {
+    docker_running()?;
+    let image = default_image();
+    if !on_github_actions() {
+        ensure_local_image(&image)?;
+    }
+    Ok(image)
+}
+
 fn on_github_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
 }
