@@ -513,8 +513,8 @@ async fn main() -> Result<()> {
 /// otherwise (it is then built by the first `localstack-docker` run).
 async fn setup_localstack() -> Result<()> {
     let started = std::time::Instant::now();
-    let env = tokio::task::spawn_blocking(podiam_e2e::localstack_env::LocalStackEnv::ensure)
-        .await??;
+    let env =
+        tokio::task::spawn_blocking(podiam_e2e::localstack_env::LocalStackEnv::ensure).await??;
     eprintln!(
         "podiam-e2e: LocalStack venv ready ({}) in {:.1}s",
         env.dir().display(),

@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/fake_api_server.rs"]
+mod fake_api_server;
+use fake_api_server::{Outage, Reply, Routes, status};
 
 #[derive(Default)]
 struct Api {
@@ -31,11 +33,8 @@ struct Api {
     pods: Vec<&'static str>,
     /// What TokenRequests answer: a token the emulators' issuer signed.
     token: String,
-    /// Right after answering the list, stop listening (connections refused) for this long, or
-    /// for good (`Some(None)`): a restarting kube-apiserver.
-    outage_after_list: Option<Option<Duration>>,
-    /// Told when the list was answered and an outage is due.
-    go_down: tokio::sync::Notify,
+    /// Begun right after answering the list: a restarting kube-apiserver.
+    outage_after_list: Option<Arc<Outage>>,
     /// Reads (after the list) still answered 503 "the server is restarting".
     restarting: AtomicUsize,
     /// Requests seen: method and path.
@@ -64,41 +63,36 @@ fn pod(name: &str) -> Value {
     })
 }
 
-fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-               "message": message, "reason": reason, "code": code}),
-    )
+impl Routes for Api {
+    fn reply(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        self.seen.lock().unwrap().push(format!("{method} {path}"));
+        answer(self, method, path, body)
+    }
 }
 
-/// The answer to one request; None: hold the connection without answering (a hung exec).
-fn answer(api: &Api, method: &str, path: &str, body: &[u8]) -> Option<(u16, Value)> {
+/// The answer to one request; `Hold` for a hung exec.
+fn answer(api: &Api, method: &str, path: &str, body: &[u8]) -> Reply {
     let route = path.split('?').next().unwrap_or(path);
     let parts: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     if route == "/api/v1/pods" {
-        if api.outage_after_list.is_some() {
-            api.go_down.notify_one();
+        if let Some(outage) = &api.outage_after_list {
+            outage.begin.notify_one();
         }
         let items: Vec<Value> = api.pods.iter().map(|name| pod(name)).collect();
-        return Some((
+        return Reply::Json(
             200,
             json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
                    "items": items}),
-        ));
+        );
     }
     if api
         .restarting
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
     {
-        return Some(status(
-            503,
-            "ServiceUnavailable",
-            "the server is restarting",
-        ));
+        return status(503, "ServiceUnavailable", "the server is restarting");
     }
-    let gone = || Some(status(404, "NotFound", "pods \"gone\" not found"));
+    let gone = || status(404, "NotFound", "pods \"gone\" not found");
     match parts.as_slice() {
         ["api", "v1", "namespaces", "default", "pods", "gone", ..] => gone(),
         [
@@ -109,14 +103,12 @@ fn answer(api: &Api, method: &str, path: &str, body: &[u8]) -> Option<(u16, Valu
             "pods",
             "hangs",
             "exec",
-        ] => None,
-        ["api", "v1", "namespaces", "default", "pods", _, "exec"] => Some(status(
-            403,
-            "Forbidden",
-            "pods/exec is forbidden for this user",
-        )),
+        ] => Reply::Hold,
+        ["api", "v1", "namespaces", "default", "pods", _, "exec"] => {
+            status(403, "Forbidden", "pods/exec is forbidden for this user")
+        }
         ["api", "v1", "namespaces", "default", "pods", name] if method == "GET" => {
-            Some((200, pod(name)))
+            Reply::Json(200, pod(name))
         }
         [
             "api",
@@ -125,12 +117,12 @@ fn answer(api: &Api, method: &str, path: &str, body: &[u8]) -> Option<(u16, Valu
             "default",
             "serviceaccounts",
             "s3-reader",
-        ] if method == "GET" => Some((
+        ] if method == "GET" => Reply::Json(
             200,
             json!({"apiVersion": "v1", "kind": "ServiceAccount",
                        "metadata": {"namespace": "default", "name": "s3-reader",
                                     "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/my-pod-role"}}}),
-        )),
+        ),
         [
             "api",
             "v1",
@@ -144,101 +136,20 @@ fn answer(api: &Api, method: &str, path: &str, body: &[u8]) -> Option<(u16, Valu
             if request["spec"]["boundObjectRef"]["name"] == "gone" {
                 return gone();
             }
-            Some((
+            Reply::Json(
                 201,
                 json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                        "spec": request["spec"],
                        "status": {"token": api.token, "expirationTimestamp": "2099-01-01T00:00:00Z"}}),
-            ))
+            )
         }
-        ["api", "v1", "nodes", name] => Some((
+        ["api", "v1", "nodes", name] => Reply::Json(
             200,
             json!({"apiVersion": "v1", "kind": "Node",
                    "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux"}}}),
-        )),
-        _ => Some(status(403, "Forbidden", "forbidden by the fake API server")),
+        ),
+        _ => status(403, "Forbidden", "forbidden by the fake API server"),
     }
-}
-
-async fn serve(api: Arc<Api>, mut socket: TcpStream) {
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let (head, body) = loop {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        request.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&request).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if request.len() >= end + 4 + length {
-                break (text[..end].to_string(), request[end + 4..].to_vec());
-            }
-        }
-    };
-    let mut words = head.split_whitespace();
-    let method = words.next().unwrap_or_default().to_string();
-    let path = words.next().unwrap_or_default().to_string();
-    api.seen.lock().unwrap().push(format!("{method} {path}"));
-    let Some((code, body)) = answer(&api, &method, &path, &body) else {
-        // Accepted, never answered: keep the socket until the client gives up.
-        let _ = socket.read(&mut chunk).await;
-        tokio::time::sleep(Duration::from_secs(600)).await;
-        return;
-    };
-    let body = serde_json::to_vec(&body).unwrap();
-    let retry_after = if code == 503 {
-        "Retry-After: 1\r\n"
-    } else {
-        ""
-    };
-    let head = format!(
-        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\n{retry_after}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = socket.write_all(head.as_bytes()).await;
-    let _ = socket.write_all(&body).await;
-    let _ = socket.shutdown().await;
-}
-
-/// Starts the fake API server; returns a kubeconfig file pointing at it.
-async fn fake_api(api: Arc<Api>, dir: &tempfile::TempDir) -> std::path::PathBuf {
-    let mut listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((socket, _)) = accepted else { return };
-                    tokio::spawn(serve(api.clone(), socket));
-                }
-                () = api.go_down.notified() => {
-                    // Closed: new connections are refused, as while kube-apiserver restarts.
-                    drop(listener);
-                    let Some(Some(outage)) = api.outage_after_list else { return };
-                    tokio::time::sleep(outage).await;
-                    listener = TcpListener::bind(address).await.unwrap();
-                }
-            }
-        }
-    });
-    let kubeconfig = dir.path().join("config");
-    std::fs::write(
-        &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'http://{address}'}}}}]\nusers: [{{name: u, user: {{token: placeholder}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: default}}}}]\ncurrent-context: x\n"),
-    )
-    .unwrap();
-    kubeconfig
 }
 
 fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -272,7 +183,7 @@ async fn a_restarting_server_a_hung_exec_and_a_deleted_pod_cost_only_those_pods(
         ..Api::default()
     });
     api.restarting.store(2, Ordering::SeqCst);
-    let kubeconfig = fake_api(api.clone(), &dir).await;
+    let kubeconfig = fake_api_server::start(api.clone(), None, "default", dir.path()).await;
     let (report, _stderr, code, elapsed) = verify_all(&emulators, kubeconfig, "2s").await;
     let seen = api.seen.lock().unwrap().clone();
     eprintln!("{} API requests, {elapsed:?}", seen.len());
@@ -377,10 +288,16 @@ async fn restarting_api(
         token: emulators
             .mint_token(&TokenSpec::new("default", "s3-reader"))
             .unwrap(),
-        outage_after_list: Some(outage),
+        outage_after_list: Some(Outage::new(outage)),
         ..Api::default()
     });
-    let kubeconfig = fake_api(api.clone(), dir).await;
+    let kubeconfig = fake_api_server::start(
+        api.clone(),
+        api.outage_after_list.clone(),
+        "default",
+        dir.path(),
+    )
+    .await;
     (api, kubeconfig)
 }
 

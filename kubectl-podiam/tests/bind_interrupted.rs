@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use podiam_e2e::emulators::AwsEmulators;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/fake_api_server.rs"]
+mod fake_api_server;
+use fake_api_server::{Reply, Routes};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/web-role";
 
@@ -92,74 +94,23 @@ impl FakeApi {
     }
 }
 
-async fn serve(api: Arc<FakeApi>, mut socket: TcpStream) {
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let (head, body) = loop {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
+impl Routes for FakeApi {
+    fn reply(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let line = format!("{method} {path}");
+        let held = self
+            .hold
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|h| line.starts_with(h.as_str()));
+        if held {
+            // Never answered: the client is killed meanwhile.
+            self.held.lock().unwrap().push(line);
+            return Reply::Hold;
         }
-        request.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&request).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if request.len() >= end + 4 + length {
-                break (text[..end].to_string(), request[end + 4..].to_vec());
-            }
-        }
-    };
-    let mut words = head.split_whitespace();
-    let method = words.next().unwrap_or_default().to_string();
-    let path = words.next().unwrap_or_default().to_string();
-    let line = format!("{method} {path}");
-    let held = api
-        .hold
-        .lock()
-        .unwrap()
-        .as_ref()
-        .is_some_and(|h| line.starts_with(h.as_str()));
-    if held {
-        api.held.lock().unwrap().push(line);
-        // Never answered: the client is killed meanwhile.
-        let _ = socket.read(&mut chunk).await;
-        return;
+        let (code, body) = self.answer(method, path, body);
+        Reply::Json(code, body)
     }
-    let (code, body) = api.answer(&method, &path, &body);
-    let body = serde_json::to_vec(&body).unwrap();
-    let head = format!(
-        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = socket.write_all(head.as_bytes()).await;
-    let _ = socket.write_all(&body).await;
-    let _ = socket.shutdown().await;
-}
-
-async fn fake_api(api: Arc<FakeApi>, dir: &tempfile::TempDir) -> std::path::PathBuf {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(api.clone(), socket));
-        }
-    });
-    let kubeconfig = dir.path().join("config");
-    std::fs::write(
-        &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'http://{address}'}}}}]\nusers: [{{name: u, user: {{token: placeholder}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: team}}}}]\ncurrent-context: x\n"),
-    )
-    .unwrap();
-    kubeconfig
 }
 
 fn bind_command(emulators: &AwsEmulators, kubeconfig: &std::path::Path) -> std::process::Command {
@@ -287,7 +238,7 @@ async fn bind_killed_after_each_step_finishes_on_the_next_run() {
         annotations: Mutex::new(Some(serde_json::Map::new())),
         ..FakeApi::default()
     });
-    let kubeconfig = fake_api(api.clone(), &dir).await;
+    let kubeconfig = fake_api_server::start(api.clone(), None, "team", dir.path()).await;
 
     // Killed after step 1: the role exists, the ServiceAccount is not annotated yet.
     bind_killed_at(
