@@ -260,3 +260,59 @@ async fn no_assertion_or_access_token_in_output_at_highest_verbosity() {
     }
     assert_eq!(f.azure.issued_tokens().len(), 2, "both runs exchanged");
 }
+
+/// Token requests to Entra as (what the emulator answered), in order.
+fn entra_token_outcomes(f: &Fixture) -> Vec<String> {
+    f.azure
+        .request_log()
+        .into_iter()
+        .filter(|e| e.path.ends_with("/oauth2/v2.0/token"))
+        .map(|e| e.outcome)
+        .collect()
+}
+
+/// Entra throttling once (429, `Retry-After: 1`): azure_core's retry waits and asks again,
+/// as the pod's azure-identity would; the run is judged as without the throttle.
+#[tokio::test(flavor = "multi_thread")]
+async fn entra_throttling_once_is_retried_after_its_retry_after() {
+    let f = fixture().await;
+    f.azure.fail_token_requests(429, 1);
+    let started = std::time::Instant::now();
+    let (out, report) = f.verify(&f.token(|_| {}), true, &["--can", BLOB]);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(check(&report, "azure.entra.token")["status"], "pass");
+    assert_eq!(
+        entra_token_outcomes(&f),
+        ["injected 429", "200"],
+        "one throttled request, then the retry"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After honoured: {:?}",
+        started.elapsed()
+    );
+}
+
+/// Entra failing every attempt (500): no identity could be established, so never a pass and
+/// never a verdict on the binding either: exit 3, the check naming Entra's answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn entra_failing_every_attempt_exits_3_naming_the_error() {
+    let f = fixture().await;
+    f.azure.fail_token_requests(500, 10);
+    let (out, report) = f.verify(&f.token(|_| {}), true, &["--can", BLOB]);
+    let entra = check(&report, "azure.entra.token");
+    assert_eq!(out.status.code(), Some(3), "{report:#}");
+    assert_eq!(report["items"][0]["verdict"], "incomplete", "{report:#}");
+    assert_eq!(entra["status"], "warn", "{entra:#}");
+    let text = entra["message"].as_str().unwrap();
+    assert!(
+        text.starts_with("Entra failed on the service's side each of 3 attempts (HTTP 500 AADSTS90033: A transient error has occurred. Please try again.)")
+            && text.contains("the binding was not judged"),
+        "the answer is named: {text}"
+    );
+    assert_eq!(
+        entra_token_outcomes(&f),
+        ["injected 500"; 3],
+        "three attempts, as the other clouds' standard modes"
+    );
+}

@@ -19,7 +19,7 @@ use super::access_token::IssuedToken;
 use super::blob_front::{self, BlobState};
 use super::blob_store::BlobStore;
 use super::directory::Directory;
-use super::entra::{self, EntraState};
+use super::entra::{self, EntraState, TokenFaults};
 use super::graph::{self, GraphState};
 use super::managed_identity::ManagedIdentityTokens;
 use super::setup::AzureSetup;
@@ -74,6 +74,7 @@ pub struct AzureEmulators {
     blob_https_endpoint: String,
     graph_endpoint: String,
     operator_secret: String,
+    entra_faults: Arc<TokenFaults>,
     ca_file: PathBuf,
     ca_bundle_file: PathBuf,
     servers: Vec<JoinHandle<()>>,
@@ -150,6 +151,7 @@ impl AzureEmulators {
         let directory = Directory::default();
         let store = BlobStore::default();
         let log = RequestLog::default();
+        let entra_faults = Arc::new(TokenFaults::default());
         let entra_router = entra::router(Arc::new(EntraState {
             directory: directory.clone(),
             jwks,
@@ -157,6 +159,7 @@ impl AzureEmulators {
             log: log.clone(),
             public_url: authority_base.clone(),
             operator_secret: operator_secret.clone(),
+            faults: entra_faults.clone(),
         }));
         let graph_router = graph::router(Arc::new(GraphState {
             directory: directory.clone(),
@@ -211,6 +214,7 @@ impl AzureEmulators {
             blob_https_endpoint,
             graph_endpoint,
             operator_secret,
+            entra_faults,
             ca_file,
             ca_bundle_file,
             servers,
@@ -271,6 +275,7 @@ impl AzureEmulators {
         self.directory.replace(AzureSetup::default());
         self.store.load(&AzureSetup::default(), 0);
         self.directory.clear_issued();
+        self.entra_faults.clear();
     }
 
     /// What the node's Azure IMDS signs managed identity tokens with: Entra's key and tenant.
@@ -329,6 +334,13 @@ impl AzureEmulators {
     /// Every request to Entra and Blob so far (no tokens).
     pub fn request_log(&self) -> Vec<RequestLogEntry> {
         self.log.entries()
+    }
+
+    /// The next `times` token requests to Entra are answered `status` (429 with `Retry-After:
+    /// 1`, or a 5xx) with its transient-error body, unjudged: Entra shedding load.
+    pub fn fail_token_requests(&self, status: u16, times: usize) {
+        let status = axum::http::StatusCode::from_u16(status).expect("an HTTP status code");
+        self.entra_faults.push(status, times);
     }
 
     /// Every access token issued since the last reset (claims only, never the token).

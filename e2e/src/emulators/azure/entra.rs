@@ -37,6 +37,28 @@ pub struct EntraState {
     pub public_url: String,
     /// The client secret of the operator principal ([`OPERATOR_CLIENT_ID`]).
     pub operator_secret: String,
+    /// Faults injected by tests: the next token requests' answers (see [`TokenFaults`]).
+    pub faults: Arc<TokenFaults>,
+}
+
+/// The next token requests answered with a transient error instead of being judged: 429 with
+/// `Retry-After: 1`, or a 5xx — how Entra sheds load. Set by a test, used up in order.
+#[derive(Debug, Default)]
+pub struct TokenFaults(std::sync::Mutex<std::collections::VecDeque<StatusCode>>);
+
+impl TokenFaults {
+    pub fn push(&self, status: StatusCode, times: usize) {
+        let mut queue = self.0.lock().expect("faults lock");
+        queue.extend(std::iter::repeat_n(status, times));
+    }
+
+    fn next(&self) -> Option<StatusCode> {
+        self.0.lock().expect("faults lock").pop_front()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().expect("faults lock").clear();
+    }
 }
 
 pub fn router(state: Arc<EntraState>) -> Router {
@@ -80,6 +102,21 @@ async fn token(
     let form = form_fields(&headers, &body);
     let path = format!("/{tenant}/oauth2/v2.0/token");
     let client_id = form.get("client_id").cloned().unwrap_or_default();
+    if let Some(status) = state.faults.next() {
+        let mut response = EntraError::transient(status).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        state.log.record(RequestLogEntry::answered(
+            "POST",
+            &path,
+            format!("entra:token client_id={client_id}"),
+            format!("injected {}", status.as_u16()),
+        ));
+        return response;
+    }
     let (response, outcome) = match exchange(&state, &tenant, &form).await {
         Ok(body) => (body.into_response(), "200".to_owned()),
         Err(error) => {

@@ -41,6 +41,17 @@ impl EntraError {
         )
     }
 
+    /// What Entra answers while it sheds load or fails: 429 (throttled) or a 5xx, with the
+    /// transient-error code clients retry on.
+    pub fn transient(status: StatusCode) -> Self {
+        Self::new(
+            90033,
+            "temporarily_unavailable",
+            status,
+            "A transient error has occurred. Please try again.".to_owned(),
+        )
+    }
+
     pub fn missing_parameter(name: &str) -> Self {
         Self::new(
             900144,

@@ -141,6 +141,37 @@ pub fn rejection(attempt: &Attempt<'_>, body: &EntraErrorBody, claims: &Claims) 
     )
 }
 
+/// Whether Entra's answer is one its clients retry (429, 5xx): load shed or a failure on its
+/// side, which says nothing about the binding.
+pub fn transient(body: &EntraErrorBody) -> bool {
+    crate::exchange::sdk_retry::retryable(body.status, "")
+}
+
+/// The cause once the SDK's attempts all got a transient answer: named, with Entra's words
+/// and correlation id; a warning, since the binding was not judged.
+pub fn unavailable(attempt: &Attempt<'_>, body: &EntraErrorBody) -> Check {
+    let correlation = body
+        .correlation_id
+        .as_deref()
+        .map(|c| format!(" (correlation id {c})"))
+        .unwrap_or_default();
+    Check::warn(
+        ID,
+        format!(
+            "{} at {}{correlation}: the binding was not judged",
+            crate::exchange::sdk_retry::exhausted(
+                "Entra",
+                body.status,
+                &body.code(),
+                &first_sentence(&body.error_description),
+                crate::exchange::sdk_retry::MAX_ATTEMPTS,
+            ),
+            attempt.endpoint,
+        ),
+        "retry later; if it persists, check Entra's service health (https://azure.status.microsoft) and the tenant's throttling limits",
+    )
+}
+
 /// Entra descriptions run on with trace ids and timestamps; the first sentences carry the news.
 fn first_sentence(description: &str) -> String {
     // The code is already in the message: drop a leading "AADSTS70021: ".
@@ -177,6 +208,36 @@ mod tests {
         endpoint: "https://login.example/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token",
     };
     const SUB: &str = "system:serviceaccount:default:aks-service-account";
+
+    #[test]
+    fn throttles_and_server_errors_are_no_verdict_and_refusals_are() {
+        let throttled = EntraErrorBody::parse(
+            429,
+            br#"{"error":"temporarily_unavailable","error_description":"AADSTS90033: A transient error has occurred. Please try again. Trace ID: x","error_codes":[90033],"correlation_id":"c-2"}"#,
+        );
+        assert!(transient(&throttled));
+        let check = unavailable(&ATTEMPT, &throttled);
+        assert_eq!(check.status, crate::model::Status::Warn);
+        assert!(
+            check.message.starts_with(
+                "Entra throttled each of 3 attempts (HTTP 429 AADSTS90033: A transient error has occurred. Please try again.)"
+            ) && check.message.contains("(correlation id c-2): the binding was not judged"),
+            "{}",
+            check.message
+        );
+        let failing = EntraErrorBody::parse(503, b"busy");
+        assert!(transient(&failing));
+        assert!(
+            unavailable(&ATTEMPT, &failing)
+                .message
+                .starts_with("Entra failed on the service's side each of 3 attempts (HTTP 503")
+        );
+        let refused = EntraErrorBody::parse(
+            400,
+            br#"{"error":"invalid_request","error_description":"AADSTS70021: No matching federated identity record found.","error_codes":[70021]}"#,
+        );
+        assert!(!transient(&refused));
+    }
 
     #[test]
     fn no_matching_credential_names_issuer_subject_and_audience() {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::endpoints::azure;
 use crate::evidence::RuntimeEnv;
 use crate::exchange::azure_entra::{AccessTokenClaims, EntraError, EntraErrorBody, EntraGrant};
+use crate::exchange::sdk_retry;
 use crate::mechanisms::pod_path::{self, Endpoint};
 use crate::model::Check;
 use crate::pod_session::{PodCall, PodSession, SecretFromFile, form};
@@ -76,7 +77,49 @@ pub async fn exchange(
         path: token_path.into(),
         name: "client_assertion".into(),
     });
-    match session.call(&call).await {
+    // The pod's curl is no SDK: retry for it as azure-identity would (429 and 5xx, three
+    // attempts with backoff), so a throttle that clears is no finding; the last answer stays.
+    let mut attempt = 1;
+    loop {
+        let outcome = call_once(session, env, endpoint, &call).await;
+        let Some(status) = transient_status(&outcome) else {
+            return outcome;
+        };
+        if attempt >= sdk_retry::MAX_ATTEMPTS {
+            return outcome;
+        }
+        let wait = sdk_retry::backoff(attempt);
+        tracing::debug!(
+            attempt,
+            status,
+            ?wait,
+            "Entra answered the pod with a transient error; retrying as the SDK would"
+        );
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+/// The status of an answer the pod's SDK would retry (429, 5xx).
+fn transient_status(outcome: &PodExchange) -> Option<u16> {
+    let status = match outcome {
+        PodExchange::Answered {
+            result: Err(EntraError::Rejected(body)),
+            ..
+        } => body.status,
+        PodExchange::StatusOnly { status, .. } => *status,
+        _ => return None,
+    };
+    sdk_retry::retryable(status, "").then_some(status)
+}
+
+async fn call_once(
+    session: &PodSession,
+    env: &RuntimeEnv,
+    endpoint: &EntraEndpoint,
+    call: &PodCall,
+) -> PodExchange {
+    match session.call(call).await {
         Ok(answer) if answer.status != 200 && !answer.body_available => PodExchange::StatusOnly {
             status: answer.status,
             client: answer.client,
@@ -115,10 +158,100 @@ pub async fn exchange(
                     service: "Entra",
                     because: &endpoint.because,
                 },
-                &call,
+                call,
                 env,
                 &failure,
             ))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod_session::tests::{scripted_server, session, token_file};
+
+    const THROTTLED: &str = "HTTP/1.0 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"AADSTS90033: A transient error has occurred. Please try again.\",\"error_codes\":[90033]}";
+    const FAILING: &str = "HTTP/1.0 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"AADSTS90033: A transient error has occurred. Please try again.\",\"error_codes\":[90033]}";
+    const REFUSED: &str = "HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n\r\n{\"error\":\"invalid_request\",\"error_description\":\"AADSTS70021: No matching federated identity record found for presented assertion.\",\"error_codes\":[70021]}";
+    /// An access token whose claims decode (the signature is not checked here).
+    const ANSWER: &str = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"token_type\":\"Bearer\",\"expires_in\":3599,\"access_token\":\"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhcHBpZCI6IjExMTExMTExLTIyMjItMzMzMy00NDQ0LTU1NTU1NTU1NTU1NSIsInRpZCI6InQiLCJvaWQiOiJvIiwiYXVkIjoiaHR0cHM6Ly9zdG9yYWdlLmF6dXJlLmNvbSJ9.c2ln\"}";
+
+    /// The pod's token request (curl, then python3: both show Entra's body) against a server
+    /// answering `responses` in turn; returns each client's outcome and the calls received.
+    async fn exchanged(responses: Vec<&'static str>) -> Vec<(PodExchange, usize)> {
+        let (_file, token_path) = token_file();
+        let mut outcomes = Vec::new();
+        for client in ["curl", "python3"] {
+            let (port, seen) = scripted_server(responses.clone()).await;
+            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+            let endpoint = EntraEndpoint {
+                url: format!("http://127.0.0.1:{port}/t/oauth2/v2.0/token"),
+                because: "the test's endpoint".into(),
+            };
+            let env = RuntimeEnv::parse(b"");
+            let outcome = exchange(
+                &pod,
+                &env,
+                &endpoint,
+                "11111111-2222-3333-4444-555555555555",
+                "https://storage.azure.com/.default",
+                &token_path,
+            )
+            .await;
+            let calls = seen.lock().unwrap().len();
+            outcomes.push((outcome, calls));
+        }
+        outcomes
+    }
+
+    #[tokio::test]
+    async fn a_throttle_then_a_5xx_are_retried_as_azure_identity_would_then_the_answer_counts() {
+        for (outcome, calls) in exchanged(vec![THROTTLED, FAILING, ANSWER]).await {
+            match outcome {
+                PodExchange::Answered {
+                    result: Ok(grant), ..
+                } => assert_eq!(
+                    grant.claims.client_id(),
+                    Some("11111111-2222-3333-4444-555555555555")
+                ),
+                PodExchange::Answered { result: Err(e), .. } => {
+                    panic!("the third attempt's token was not used: {e:?}")
+                }
+                _ => panic!("the third attempt's token was not used"),
+            }
+            assert_eq!(calls, 3, "one call per attempt");
+        }
+    }
+
+    #[tokio::test]
+    async fn entra_failing_every_attempt_keeps_its_last_answer_after_three() {
+        for (outcome, calls) in exchanged(vec![FAILING]).await {
+            match outcome {
+                PodExchange::Answered {
+                    result: Err(EntraError::Rejected(body)),
+                    ..
+                } => {
+                    assert_eq!(body.status, 500);
+                    assert_eq!(body.code(), "AADSTS90033");
+                }
+                _ => panic!("the last transient answer must stay, to be named"),
+            }
+            assert_eq!(calls, 3, "three attempts, as the SDKs' defaults here");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_never_retried() {
+        for (outcome, calls) in exchanged(vec![REFUSED, ANSWER]).await {
+            assert!(
+                matches!(
+                    &outcome,
+                    PodExchange::Answered { result: Err(EntraError::Rejected(body)), .. } if body.code() == "AADSTS70021"
+                ),
+                "AADSTS70021 must stay the answer"
+            );
+            assert_eq!(calls, 1);
+        }
     }
 }

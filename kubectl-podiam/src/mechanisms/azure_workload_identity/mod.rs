@@ -420,6 +420,12 @@ async fn judge_entra(
             expected_client_id(out, options, &principal);
             access_checks(out, options, &grant).await;
         }
+        // Throttled or failing on Entra's side after the SDK's retries: Entra is there but
+        // judged nothing, so no verdict on the binding (exit 3, as when it is unreachable).
+        Err(EntraError::Rejected(body)) if diagnosis::transient(&body) => {
+            out.unreachable = true;
+            out.checks.push(diagnosis::unavailable(attempt, &body));
+        }
         Err(EntraError::Rejected(body)) => {
             out.checks
                 .push(diagnosis::rejection(attempt, &body, claims));
