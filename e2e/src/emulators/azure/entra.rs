@@ -357,6 +357,7 @@ mod tests {
             log: RequestLog::default(),
             public_url: "https://login.microsoftonline.com".to_owned(),
             operator_secret: "unused".to_owned(),
+            faults: Arc::default(),
         }
     }
 
