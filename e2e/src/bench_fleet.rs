@@ -387,7 +387,7 @@ async fn measure_run(
     options: &FleetBenchOptions,
 ) -> Result<RunMeasurement> {
     let log_before = env.aws.request_log().len();
-    let mut cmd = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure);
+    let mut cmd = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure, &["verify"]);
     cmd.args(["verify", "-A", "-o", "json", "--concurrency"])
         .arg(options.concurrency.to_string())
         .args(&options.plugin_args);

@@ -177,7 +177,7 @@ async fn time_runs(
     let mut samples = Vec::with_capacity(runs);
     for i in 0..runs + 2 {
         let started = Instant::now();
-        let out = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure)
+        let out = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure, args)
             .args(args)
             .output()
             .await?;

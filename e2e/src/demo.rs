@@ -341,7 +341,7 @@ fn route_node_role(env: &Environment) -> Result<()> {
 /// Runs the plugin as a user would, output straight to the terminal.
 async fn podiam(env: &Environment, plugin: &Path, args: &[&str]) -> Result<i32> {
     println!("$ kubectl podiam {}", args.join(" "));
-    let mut command = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure);
+    let mut command = plugin_command(plugin, &env.kubeconfig, &env.aws, &env.azure, args);
     add_gcp_env(&mut command, &env.gcp);
     Ok(command
         .args(args)

@@ -49,6 +49,10 @@ pub struct AwsSetup {
     /// stand-in (the runner does that), so pods of these ServiceAccounts get Pod Identity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pod_identity_associations: Vec<PodIdentityAssociationSetup>,
+    /// Actions removed from the shipped bind policy (`deploy/iam/podiam-bind-policy.json`)
+    /// for this scenario's `bind` runs: proof that each is needed. Default: none removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind_policy_without: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -66,7 +66,7 @@ async fn verify_all_rides_out_a_real_apiserver_restart() {
         .expect("the seed's pods and the extra IRSA pods run");
 
     let args = ["verify", "-A", "-o", "json", "-v", "--concurrency", "1"];
-    let mut command = plugin_command(&plugin, &env.kubeconfig, &env.aws, &env.azure);
+    let mut command = plugin_command(&plugin, &env.kubeconfig, &env.aws, &env.azure, &args);
     add_gcp_env(&mut command, &env.gcp);
     let started = Instant::now();
     let run = command

@@ -225,7 +225,7 @@ async fn no_secret_the_run_created_reaches_any_output_and_nothing_listens_beyond
             .collect();
         runs.push(vec!["whoami", pod, "-o", "json"]);
         for args in runs {
-            let mut command = plugin_command(&plugin, &env.kubeconfig, &env.aws, &env.azure);
+            let mut command = plugin_command(&plugin, &env.kubeconfig, &env.aws, &env.azure, &args);
             add_gcp_env(&mut command, &env.gcp);
             let out = command
                 .arg("-vvvvv")

@@ -9,11 +9,13 @@ use anyhow::{Context, Result};
 use super::aws_backend::{AwsBackend, BackendKind};
 use super::aws_gate::AwsGate;
 use super::background_runtime::BackgroundRuntime;
+use super::bind_operator::{self, BIND_OPERATOR_USER, shipped_policy_without};
 use super::credentials::AdminCredentials;
 use super::localstack::{LocalStackServer, check_health};
 use super::localstack_docker::LocalStackContainer;
 use super::moto::{MotoAuth, MotoServer};
 use super::oidc_issuer::{DEFAULT_ISSUER_PATH, OidcIssuer};
+use super::operator_policy::RestrictedKey;
 use super::request_log::RequestLogEntry;
 use super::signing_key::SigningKey;
 use super::web_identity_token::TokenSpec;
@@ -131,6 +133,8 @@ pub struct AwsEmulators {
     backend: RunningBackend,
     backend_choice: AwsBackend,
     admin: AdminCredentials,
+    /// The key `bind` runs with: the gate holds it to the shipped bind policy.
+    bind_operator: AdminCredentials,
     state_dir: PathBuf,
     _temporary_state_dir: Option<tempfile::TempDir>,
     // Last: the servers above run on it.
@@ -181,12 +185,21 @@ impl AwsEmulators {
             &trusted_ca_pems,
             &runtime.handle(),
         )?;
+        let bind_operator = bind_operator::provision(backend.url(), &admin)
+            .await
+            .context("provisioning the bind operator")?;
+        gate.restrict(Some(RestrictedKey {
+            access_key_id: bind_operator.access_key_id.clone(),
+            caller_arn: format!("arn:aws:iam::{ACCOUNT_ID}:user/{BIND_OPERATOR_USER}"),
+            policy: shipped_policy_without(&[])?,
+        }));
         Ok(Self {
             gate,
             issuer,
             backend,
             backend_choice: options.backend.clone(),
             admin,
+            bind_operator,
             state_dir,
             _temporary_state_dir: temporary_state_dir,
             _runtime: runtime,
@@ -290,6 +303,12 @@ impl AwsEmulators {
             account_id: ACCOUNT_ID.to_owned(),
         };
         let setup = setup.expand(&variables)?;
+        // Every setup says which bind policy holds: the shipped one unless it removes actions.
+        self.gate.restrict(Some(RestrictedKey {
+            access_key_id: self.bind_operator.access_key_id.clone(),
+            caller_arn: format!("arn:aws:iam::{ACCOUNT_ID}:user/{BIND_OPERATOR_USER}"),
+            policy: shipped_policy_without(&setup.aws.bind_policy_without)?,
+        }));
         setup.apply_aws(self.gate_url(), &self.admin).await?;
         self.gate.forget_iam_cache();
         // EKS Auth knows the default cluster (and every named one) by this issuer.
@@ -332,6 +351,15 @@ impl AwsEmulators {
         (
             self.admin.access_key_id.clone(),
             self.admin.secret_access_key.clone(),
+        )
+    }
+
+    /// Access key and secret `bind` runs with (`runner::plugin_command`): the gate allows this
+    /// key exactly what `deploy/iam/podiam-bind-policy.json` allows. Never print them.
+    pub fn bind_operator_credentials(&self) -> (String, String) {
+        (
+            self.bind_operator.access_key_id.clone(),
+            self.bind_operator.secret_access_key.clone(),
         )
     }
 

@@ -2,7 +2,9 @@
 //! AssumeRoleForPodIdentity (see `eks_auth`), the EKS control plane's Pod Identity association
 //! API (see `eks_associations`), everything else passed through to moto unchanged. In front of
 //! LocalStack, which enforces nothing, the gate also refuses keys the backend does not know and
-//! authorizes S3 requests by the caller's identity policies (`s3_authorization`).
+//! authorizes S3 requests by the caller's identity policies (`s3_authorization`). One key may
+//! be restricted (`AwsGate::restrict`): every call made with it is authorized against its
+//! identity policy first (`operator_policy`), whatever the backend would allow.
 
 use std::sync::Arc;
 
@@ -27,6 +29,10 @@ use super::ids::uuid_like;
 use super::jwks_cache::JwksCache;
 use super::localstack_callers::{LocalStackCallers, role_name_of};
 use super::moto_web_identity::assume_role_in_moto;
+use super::operator_policy::{
+    Needs, Refusal, RestrictedKey, eks_association_needs, eks_auth_needs, query_needs,
+    query_refusal,
+};
 use super::request_log::{RequestLog, RequestSummary};
 use super::role_chaining::{self, ChainDeps};
 use super::s3_authorization::{
@@ -57,6 +63,23 @@ struct GateState {
     admin_arn: String,
     /// LocalStack only: owners of keys the gate did not hand out.
     callers: Option<LocalStackCallers>,
+    /// The key whose calls are authorized against its own identity policy (the `bind`
+    /// operator's), if any.
+    restricted: std::sync::Mutex<Option<RestrictedKey>>,
+}
+
+impl GateState {
+    fn restricted(&self) -> Option<RestrictedKey> {
+        self.restricted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The restricted key's id, which the emulated EKS APIs accept next to the admin's.
+    fn restricted_key_id(&self) -> Option<String> {
+        self.restricted().map(|key| key.access_key_id)
+    }
 }
 
 /// A running gate on `127.0.0.1:<random>`; stops when dropped.
@@ -125,6 +148,7 @@ impl AwsGate {
             sessions,
             admin_arn,
             callers,
+            restricted: std::sync::Mutex::new(None),
         });
         let listener = bind_localhost().context("binding the AWS gate port")?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -181,6 +205,25 @@ impl AwsGate {
     pub fn forget_iam_cache(&self) {
         self.state.directory.invalidate();
     }
+
+    /// From now on, every call signed with `key`'s access key is authorized against its
+    /// policy before anything else answers it (`None`: no key is restricted). The key's owner
+    /// is recorded as an IAM user.
+    pub fn restrict(&self, key: Option<RestrictedKey>) {
+        if let Some(key) = &key {
+            self.state.sessions.record(
+                &key.access_key_id,
+                KeyOwner::User {
+                    arn: key.caller_arn.clone(),
+                },
+            );
+        }
+        *self
+            .state
+            .restricted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = key;
+    }
 }
 
 impl Drop for AwsGate {
@@ -233,6 +276,17 @@ async fn handle(State(state): State<Arc<GateState>>, request: Request) -> Respon
             let error = StsError::missing_authentication_token();
             let code = error.code.to_owned();
             (error.into_response(), code)
+        } else if let Some(refusal) = authorize_restricted(
+            &state,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &params,
+            &action,
+        )
+        .await
+        {
+            refusal
         } else if let Some(refusal) = authorize_for_localstack(
             &state,
             &parts.method,
@@ -361,6 +415,121 @@ async fn authorize_for_localstack(
     refuse(error.into_response(), code)
 }
 
+/// A call signed with the restricted key: refused, as AWS refuses it, unless its policy
+/// allows what the call needs (`operator_policy`). `None`: pass on.
+async fn authorize_restricted(
+    state: &GateState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+    action: &str,
+) -> Option<(Response, String)> {
+    let key = state.restricted()?;
+    let (key_id, service) = request_scope(headers, params)?;
+    if key_id != key.access_key_id {
+        return None;
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let is_s3 = action.is_empty() && service.as_deref().is_none_or(|s| s == "s3");
+    let needs = if is_s3 {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let permission = required_permission(method, host, uri.path(), params);
+        Needs::All(vec![super::operator_policy::Permission {
+            action: permission.action,
+            shown_resource: format!("\"{}\"", permission.resource),
+            resource: permission.resource,
+            context: Default::default(),
+        }])
+    } else if action.is_empty() {
+        Needs::Unmapped(format!(
+            "{} {} {}",
+            service.as_deref().unwrap_or("?"),
+            method,
+            uri.path()
+        ))
+    } else {
+        let service = service.unwrap_or_default();
+        // Policies match a role's ARN with its path: read it when IAM has the role.
+        let role_arn = match param("RoleName") {
+            Some(name) if service == "iam" && action != "CreateRole" => {
+                match state.directory.role(&name).await {
+                    Ok(role) => role.map(|r| r.arn),
+                    Err(err) => {
+                        let error = StsError::internal(format!("reading role {name}: {err:#}"));
+                        let code = error.code.to_owned();
+                        return Some((error.into_response(), code));
+                    }
+                }
+            }
+            _ => None,
+        };
+        query_needs(
+            &service,
+            action,
+            &param,
+            &state.account_id,
+            role_arn.as_deref(),
+        )
+    };
+    let refusal = key.authorize(needs).err()?;
+    let code = "AccessDenied".to_owned();
+    if is_s3 {
+        let message = key.message(&refusal, true);
+        let error = S3Error {
+            status: StatusCode::FORBIDDEN,
+            code: "AccessDenied",
+            message,
+        };
+        return Some((error.into_response(), code));
+    }
+    let service = service_of(&refusal, action);
+    Some((query_refusal(service, &key.message(&refusal, true)), code))
+}
+
+/// The namespace a Query refusal is written in: IAM's for `iam:` permissions.
+fn service_of(refusal: &Refusal, action: &str) -> &'static str {
+    match refusal {
+        Refusal::Denied { permission, .. } if permission.action.starts_with("sts:") => "sts",
+        Refusal::Unmapped(_) if action == "AssumeRole" => "sts",
+        _ => "iam",
+    }
+}
+
+/// The access key id of a signed request and, for SigV4, the service of its credential scope
+/// (`AKID/DATE/REGION/SERVICE/aws4_request`); SigV2 presigned queries (S3 only) have none.
+fn request_scope(
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Option<(String, Option<String>)> {
+    let credential = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|authorization| authorization.split("Credential=").nth(1))
+        .map(|rest| rest.split([',', ' ']).next().unwrap_or_default().to_owned())
+        .or_else(|| {
+            params
+                .iter()
+                .find(|(k, _)| k == "X-Amz-Credential")
+                .map(|(_, v)| v.clone())
+        });
+    if let Some(credential) = credential {
+        let mut scope = credential.split('/');
+        let key = scope.next().filter(|k| !k.is_empty())?.to_owned();
+        let service = scope.nth(2).map(str::to_owned);
+        return Some((key, service));
+    }
+    request_key_id(headers, params).map(|key| (key, None))
+}
+
 /// The access key id a request is signed with: SigV4 header or presigned query.
 fn request_key_id(headers: &HeaderMap, params: &[(String, String)]) -> Option<String> {
     if let Some(authorization) = headers
@@ -425,10 +594,22 @@ async fn assume_role_for_pod_identity(
         action: "AssumeRoleForPodIdentity".to_owned(),
         namespace: body_token_namespace(&body),
     });
+    if let Some(error) = restricted_eks_refusal(
+        &state,
+        &headers,
+        eks_auth_needs(&cluster_name, &state.account_id, super::REGION),
+    ) {
+        // EKS Auth's AccessDeniedException is a 400 (its API reference).
+        let error = EksAuthError::access_denied(error.message);
+        pending.answer(error.code.to_owned());
+        return error.into_response();
+    }
+    let operator_key = state.restricted_key_id();
     let deps = EksAuthDeps {
         account_id: &state.account_id,
         region: super::REGION,
         admin: &state.admin,
+        operator_key: operator_key.as_deref(),
         directory: &state.directory,
         jwks: &state.jwks,
         moto_http: &state.moto_http,
@@ -532,10 +713,27 @@ fn eks_control_plane(state: &GateState, call: &EksApiCall<'_>) -> Response {
         action: call.action().to_owned(),
         namespace: String::new(),
     });
+    let role_arn = serde_json::from_slice::<serde_json::Value>(call.body)
+        .ok()
+        .and_then(|body| body.get("roleArn")?.as_str().map(str::to_owned));
+    let needs = eks_association_needs(
+        call.method,
+        call.cluster_name,
+        call.association_id,
+        role_arn.as_deref(),
+        &state.account_id,
+        super::REGION,
+    );
+    if let Some(error) = restricted_eks_refusal(state, call.headers, needs) {
+        pending.answer(error.code.to_owned());
+        return error.into_response();
+    }
+    let operator_key = state.restricted_key_id();
     let plane = EksControlPlane {
         account_id: &state.account_id,
         region: super::REGION,
         admin: &state.admin,
+        operator_key: operator_key.as_deref(),
         store: &state.eks_auth,
     };
     let (response, outcome) = match super::eks_associations::handle(&plane, call) {
@@ -547,6 +745,24 @@ fn eks_control_plane(state: &GateState, call: &EksApiCall<'_>) -> Response {
     };
     pending.answer(outcome);
     response
+}
+
+/// An EKS call signed with the restricted key that its policy does not allow: EKS's 403
+/// `AccessDeniedException` (no reason suffix, as EKS words it). `None`: pass on.
+fn restricted_eks_refusal(
+    state: &GateState,
+    headers: &HeaderMap,
+    needs: Needs,
+) -> Option<EksAuthError> {
+    let key = state.restricted()?;
+    let (key_id, _) = request_scope(headers, &[])?;
+    if key_id != key.access_key_id {
+        return None;
+    }
+    let refusal = key.authorize(needs).err()?;
+    Some(EksAuthError::control_plane_access_denied(
+        key.message(&refusal, false),
+    ))
 }
 
 /// Query-protocol parameters from the query string and, for form posts, the body.

@@ -26,6 +26,8 @@ pub struct EksControlPlane<'a> {
     pub account_id: &'a str,
     pub region: &'a str,
     pub admin: &'a AdminCredentials,
+    /// The gate's restricted key (the `bind` operator's), known to the account too.
+    pub operator_key: Option<&'a str>,
     pub store: &'a EksAuthStore,
 }
 
@@ -56,7 +58,7 @@ impl EksApiCall<'_> {
 
 /// Answers one call: the JSON body of a 200, or the exception.
 pub fn handle(plane: &EksControlPlane<'_>, call: &EksApiCall<'_>) -> Result<Value, EksAuthError> {
-    check_signature_scope(call.headers, plane.admin, "eks")?;
+    check_signature_scope(call.headers, plane.admin, plane.operator_key, "eks")?;
     let cluster = call.cluster_name;
     if let Some(id) = call.association_id {
         check_association_id(id, cluster)?;
@@ -329,6 +331,7 @@ mod tests {
             account_id: "123456789012",
             region: "us-east-1",
             admin: &admin,
+            operator_key: None,
             store: &store,
         };
         let headers = signed("eks");
@@ -412,6 +415,7 @@ mod tests {
             account_id: "123456789012",
             region: "us-east-1",
             admin: &admin,
+            operator_key: None,
             store: &store,
         };
         let headers = signed("eks");

@@ -293,6 +293,8 @@ pub struct EksAuthDeps<'a> {
     pub account_id: &'a str,
     pub region: &'a str,
     pub admin: &'a AdminCredentials,
+    /// The gate's restricted key (the `bind` operator's), known to the account too.
+    pub operator_key: Option<&'a str>,
     pub directory: &'a IamDirectory,
     pub jwks: &'a JwksCache,
     pub moto_http: &'a reqwest::Client,
@@ -309,7 +311,7 @@ pub async fn assume_role_for_pod_identity(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, EksAuthError> {
-    check_signature_scope(headers, deps.admin, "eks-auth")?;
+    check_signature_scope(headers, deps.admin, deps.operator_key, "eks-auth")?;
     let request: Value = serde_json::from_slice(body)
         .map_err(|_| EksAuthError::invalid_request("The request body is not valid JSON."))?;
     let token = request
@@ -481,11 +483,12 @@ pub async fn assume_role_for_pod_identity(
 }
 
 /// SigV4 by a key of this account, scoped to `service` (`eks-auth`, or `eks` for the control
-/// plane). (The signature itself is not recomputed: the only key the emulated account has is
-/// the admin's.)
+/// plane). (The signature itself is not recomputed: the keys the emulated account has are the
+/// admin's and the restricted operator's, whose permissions the gate checked before.)
 pub(super) fn check_signature_scope(
     headers: &HeaderMap,
     admin: &AdminCredentials,
+    operator_key: Option<&str>,
     service: &str,
 ) -> Result<(), EksAuthError> {
     let authorization = headers
@@ -499,7 +502,8 @@ pub(super) fn check_signature_scope(
     let mut scope = credential.split('/');
     let access_key = scope.next().unwrap_or_default();
     let scope_service = scope.nth(2).unwrap_or_default();
-    if access_key != admin.access_key_id || scope_service != service {
+    let known = access_key == admin.access_key_id || operator_key == Some(access_key);
+    if !known || scope_service != service {
         return Err(EksAuthError::unrecognized_client());
     }
     Ok(())
@@ -626,17 +630,28 @@ mod tests {
             h
         };
         let ok = "AWS4-HMAC-SHA256 Credential=AKIAADMIN/20260101/us-east-1/eks-auth/aws4_request, SignedHeaders=host, Signature=00";
-        assert!(check_signature_scope(&headers(ok), &admin, "eks-auth").is_ok());
-        assert!(check_signature_scope(&headers(ok), &admin, "eks").is_err());
+        assert!(check_signature_scope(&headers(ok), &admin, None, "eks-auth").is_ok());
+        assert!(check_signature_scope(&headers(ok), &admin, None, "eks").is_err());
+        let operator = ok.replace("AKIAADMIN", "AKIAOPERATOR");
+        assert!(check_signature_scope(&headers(&operator), &admin, None, "eks-auth").is_err());
+        assert!(
+            check_signature_scope(
+                &headers(&operator),
+                &admin,
+                Some("AKIAOPERATOR"),
+                "eks-auth"
+            )
+            .is_ok()
+        );
         let sts = ok.replace("/eks-auth/", "/sts/");
         assert_eq!(
-            check_signature_scope(&headers(&sts), &admin, "eks-auth")
+            check_signature_scope(&headers(&sts), &admin, None, "eks-auth")
                 .unwrap_err()
                 .code,
             "UnrecognizedClientException"
         );
         assert_eq!(
-            check_signature_scope(&HeaderMap::new(), &admin, "eks-auth")
+            check_signature_scope(&HeaderMap::new(), &admin, None, "eks-auth")
                 .unwrap_err()
                 .code,
             "MissingAuthenticationTokenException"

@@ -61,6 +61,11 @@ impl EksAuthError {
         Self::new(StatusCode::BAD_REQUEST, "AccessDeniedException", message)
     }
 
+    /// The EKS control plane's refusal of an unauthorized call: a 403 (EKS API reference).
+    pub fn control_plane_access_denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }

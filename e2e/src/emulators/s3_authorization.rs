@@ -2,21 +2,17 @@
 //! enforcement is a paid feature). moto, with IAM enforced, decides S3 itself.
 //!
 //! What is modelled: the request's IAM action and resource (path-style and virtual-hosted
-//! requests, the subresources the SDKs send), and the caller's identity policies: allowed when
-//! an Allow statement matches action and resource (`Action`/`NotAction`, `Resource`/
-//! `NotResource`, globs, actions case-insensitive) and no Deny does. As in `role_chaining`,
-//! statements with a `Condition` are not evaluated: an Allow with one grants nothing, a Deny
-//! with one denies. Bucket policies, ACLs, session policies and boundaries are not modelled.
+//! requests, the subresources the SDKs send), and the caller's identity policies, read by
+//! `identity_policy` (as in `role_chaining`, statements with a `Condition` are not evaluated:
+//! an Allow with one grants nothing, a Deny with one denies). Bucket policies, ACLs, session policies and boundaries are not modelled.
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
-use serde_json::Value;
 
+use super::identity_policy::{Conditions, evaluate};
 use super::ids::uuid_like;
-use super::policy_condition::policy_strings;
 use super::sts_error::xml_escape;
-use super::trust_policy::glob_matches;
 
 /// The IAM action and resource an S3 request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,70 +127,19 @@ fn capitalized(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// What identity policies say about one permission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PolicyDecision {
-    Allowed,
-    ExplicitDeny,
-    NoAllow,
-}
+pub use super::identity_policy::PolicyDecision;
 
-/// Evaluates identity policies (JSON texts) for `permission`.
+/// Evaluates identity policies (JSON texts) for `permission`; conditions are not modelled.
 pub fn evaluate_identity_policies(
     policies: &[String],
     permission: &S3Permission,
 ) -> PolicyDecision {
-    let mut allowed = false;
-    for text in policies {
-        let Ok(policy) = serde_json::from_str::<Value>(text) else {
-            continue;
-        };
-        let statements: Vec<&Value> = match policy.get("Statement") {
-            Some(Value::Array(list)) => list.iter().collect(),
-            Some(one @ Value::Object(_)) => vec![one],
-            _ => continue,
-        };
-        for statement in statements {
-            let action = matches_element(statement, "Action", "NotAction", |pattern| {
-                glob_matches(
-                    &pattern.to_ascii_lowercase(),
-                    &permission.action.to_ascii_lowercase(),
-                )
-            });
-            let resource = matches_element(statement, "Resource", "NotResource", |pattern| {
-                glob_matches(pattern, &permission.resource)
-            });
-            if !(action && resource) {
-                continue;
-            }
-            let conditional = statement.get("Condition").is_some();
-            match statement.get("Effect").and_then(Value::as_str) {
-                Some("Deny") => return PolicyDecision::ExplicitDeny,
-                Some("Allow") if !conditional => allowed = true,
-                _ => {}
-            }
-        }
-    }
-    if allowed {
-        PolicyDecision::Allowed
-    } else {
-        PolicyDecision::NoAllow
-    }
-}
-
-fn matches_element(
-    statement: &Value,
-    positive: &str,
-    negative: &str,
-    matches: impl Fn(&str) -> bool,
-) -> bool {
-    if let Some(value) = statement.get(positive) {
-        policy_strings(value).iter().any(|p| matches(p))
-    } else if let Some(value) = statement.get(negative) {
-        !policy_strings(value).iter().any(|p| matches(p))
-    } else {
-        false
-    }
+    evaluate(
+        policies,
+        &permission.action,
+        &permission.resource,
+        Conditions::NotModelled,
+    )
 }
 
 /// An S3 error in S3's REST XML.

@@ -2,6 +2,11 @@
 //! cluster's kubeconfig, the emulators' endpoints, and the operator's AWS credentials (so the
 //! plugin can explain refusals from IAM). Nothing else leaks in from the harness's environment.
 //!
+//! AWS operator: `bind` runs with the bind operator's key, which the gate holds to exactly
+//! `deploy/iam/podiam-bind-policy.json` (`emulators::bind_operator`); every other subcommand
+//! (`verify`, `whoami`: reads, `--can` probes, Pod Identity exchanges from this machine that the
+//! bind policy does not cover) with the emulated account's administrator.
+//!
 //! Azure: `SSL_CERT_FILE` is the emulators' CA bundle (Entra's CA and the cluster issuer's),
 //! `PODIAM_AZURE_BLOB_ENDPOINT` the Blob front. Pods have `AZURE_AUTHORITY_HOST` =
 //! `https://login.microsoftonline.com/` (the webhook stand-in injects it, as on AKS), a name only
@@ -22,8 +27,13 @@ pub fn plugin_command(
     kubeconfig: &Path,
     aws: &AwsEmulators,
     azure: &AzureEmulators,
+    args: &[impl AsRef<str>],
 ) -> tokio::process::Command {
-    let (key, secret) = aws.admin_credentials();
+    let (key, secret) = if is_bind(args) {
+        aws.bind_operator_credentials()
+    } else {
+        aws.admin_credentials()
+    };
     let (azure_operator, azure_secret) = azure.operator_credentials();
     let mut cmd = tokio::process::Command::new(plugin);
     cmd.env_clear();
@@ -52,6 +62,11 @@ pub fn plugin_command(
             crate::emulators::DEFAULT_CLUSTER_NAME,
         );
     cmd
+}
+
+/// Whether the plugin's arguments run `bind` (its first argument; global flags come after).
+pub fn is_bind(args: &[impl AsRef<str>]) -> bool {
+    args.first().is_some_and(|a| a.as_ref() == "bind")
 }
 
 /// Flags a plugin run needs on this machine after its own arguments: the Entra emulator's

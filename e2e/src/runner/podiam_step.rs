@@ -31,8 +31,13 @@ pub async fn run(
     for arg in &step.args {
         args.push(expand(ctx, namespace, arg).await?);
     }
-    let mut command =
-        super::plugin_command::plugin_command(&ctx.plugin, &ctx.kubeconfig, ctx.aws, ctx.azure);
+    let mut command = super::plugin_command::plugin_command(
+        &ctx.plugin,
+        &ctx.kubeconfig,
+        ctx.aws,
+        ctx.azure,
+        &args,
+    );
     if let Some(gcp) = ctx.gcp {
         super::plugin_command::add_gcp_env(&mut command, gcp);
     }
@@ -141,6 +146,7 @@ pub async fn run(
 fn operator_secrets(ctx: &RunContext<'_>) -> Vec<String> {
     let mut secrets = vec![
         ctx.aws.admin_credentials().1,
+        ctx.aws.bind_operator_credentials().1,
         ctx.azure.operator_credentials().1.to_owned(),
     ];
     if let Some(gcp) = ctx.gcp
