@@ -1,6 +1,7 @@
 //! The real kube-apiserver restarted in the middle of `verify -A` (issue 13, faults): the
-//! seed's pods of every cloud and five more IRSA pods, judged one at a time
-//! (`--concurrency 1`) so the run spans the restart; two seconds in, the local cluster's
+//! seed's pods of every cloud and thirty more IRSA pods, judged one at a time
+//! (`--concurrency 1`, ≈ 0.25 s a pod here, so the run lasts well past the restart: with eight
+//! pods it sometimes ended inside the first two seconds); two seconds in, the local cluster's
 //! kube-apiserver gets SIGTERM and starts again (connections refused in between). The plugin
 //! retries what the gap refused (`kube/reconnect.rs`), so every pod is judged as it would be
 //! without the restart, and the retries are said at `-v`. One pod is also deleted after the
@@ -24,11 +25,17 @@ use podiam_e2e::runner::plugin_command::{add_gcp_env, host_side_args, plugin_com
 use podiam_e2e::sandbox::Clouds;
 use serde_json::Value;
 
-/// IRSA pods besides the seed's `s3-pod`: more pods judged after the restart.
-const EXTRA_IRSA_PODS: [&str; 5] = ["s3-pod-1", "s3-pod-2", "s3-pod-3", "s3-pod-4", "s3-pod-5"];
+/// IRSA pods besides the seed's `s3-pod` (`s3-pod-01` …): more pods judged after the restart.
+const EXTRA_IRSA_PODS: usize = 30;
 
-/// Deleted (no grace period) after the list, before its turn.
-const DELETED_POD: &str = "s3-pod-5";
+/// Deleted (no grace period) after the list, before its turn: judged last (name order).
+const DELETED_POD: &str = "s3-pod-30";
+
+fn extra_pod_names() -> Vec<String> {
+    (1..=EXTRA_IRSA_PODS)
+        .map(|n| format!("s3-pod-{n:02}"))
+        .collect()
+}
 
 fn plugin_path() -> PathBuf {
     let built = std::env::var_os("PODIAM_PLUGIN")
@@ -46,7 +53,7 @@ fn plugin_path() -> PathBuf {
 
 fn extra_pods() -> String {
     let pod = include_str!("../../examples/aws/pod.yaml");
-    EXTRA_IRSA_PODS
+    extra_pod_names()
         .iter()
         .map(|name| pod.replace("name: s3-pod", &format!("name: {name}")))
         .collect::<Vec<_>>()
@@ -61,7 +68,9 @@ async fn verify_all_rides_out_a_real_apiserver_restart() {
         Ok(env) => env,
         Err(e) => panic!("the environment did not come up:\n{e:#}"),
     };
-    create_seed(&env, Clouds::default(), &extra_pods(), &EXTRA_IRSA_PODS)
+    let names = extra_pod_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    create_seed(&env, Clouds::default(), &extra_pods(), &names)
         .await
         .expect("the seed's pods and the extra IRSA pods run");
 
@@ -80,10 +89,14 @@ async fn verify_all_rides_out_a_real_apiserver_restart() {
     let output = tokio::spawn(run.wait_with_output());
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        !output.is_finished(),
-        "verify -A ended before the restart: the test needs a run that spans it"
-    );
+    if output.is_finished() {
+        let out = output.await.unwrap().unwrap();
+        panic!(
+            "verify -A ended before the restart (exit {:?}): the test needs a run that spans it; stderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // Listed, not yet judged (pods are judged in name order, one at a time), and now gone.
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
     pods.delete(DELETED_POD, &DeleteParams::default().grace_period(0))
@@ -129,7 +142,7 @@ async fn verify_all_rides_out_a_real_apiserver_restart() {
             .unwrap_or_else(|| panic!("no item for {name}: {report:#}"))
     };
     let mut judged: Vec<&str> = vec!["s3-pod", "gcs-pod", "azure-pod"];
-    judged.extend(EXTRA_IRSA_PODS.iter().filter(|p| **p != DELETED_POD));
+    judged.extend(names.iter().filter(|p| **p != DELETED_POD));
     for name in judged {
         let item = item(name);
         assert_eq!(item["verdict"], "pass", "{name}: {item:#}\n{stderr}");
