@@ -6,6 +6,7 @@ pub mod checks;
 mod external_account;
 mod in_pod;
 mod metadata;
+mod tokeninfo;
 pub mod mounted_file;
 
 use k8s_openapi::api::core::v1::PodSpec;
