@@ -6,8 +6,8 @@ pub mod checks;
 mod external_account;
 mod in_pod;
 mod metadata;
-mod tokeninfo;
 pub mod mounted_file;
+mod tokeninfo;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
