@@ -1,6 +1,6 @@
 //! The GCP emulators without a cluster (static resolver), with plain HTTP: the start-up race,
-//! the direct principal of an unannotated KSA against bucket IAM, the node's identity, and
-//! Cloud Storage's 401/403 shapes.
+//! the direct principal of an unannotated KSA against bucket IAM, the node's identity, Cloud
+//! Storage's 401/403 shapes, and tokeninfo.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -176,4 +176,95 @@ async fn storage_refuses_missing_and_unknown_tokens() {
     // An unknown caller gets no identity from the metadata server.
     let refused = metadata(&emulators, "email").await.expect("answered");
     assert_eq!(refused.status().as_u16(), 403);
+}
+
+/// Google's tokeninfo as podiam asks it (POST form) and as the docs show it (GET query): a
+/// metadata-server token is described with its account, a federated one without; made-up
+/// tokens and a missing one are `invalid_token` / `Invalid Value` (HTTP 400).
+#[tokio::test]
+async fn tokeninfo_describes_only_tokens_the_emulators_issued() {
+    let setup = CloudSetup::seed_gcp().gcp;
+    let emulators = emulators_as(Caller::Node, &setup).await;
+    let node_token = token(&emulators).await;
+    let by_form = http()
+        .post(emulators.tokeninfo_url())
+        .form(&[("access_token", node_token.as_str())])
+        .send()
+        .await
+        .expect("tokeninfo POST");
+    assert_eq!(by_form.status().as_u16(), 200);
+    let info: Value = by_form.json().await.expect("tokeninfo JSON");
+    assert_eq!(info["email"], DEFAULT_NODE_SERVICE_ACCOUNT);
+    assert_eq!(info["email_verified"], "true");
+    assert_eq!(info["access_type"], "online");
+    assert_eq!(info["azp"], info["aud"]);
+    assert!(
+        info["scope"].as_str().is_some_and(|s| s
+            .contains("https://www.googleapis.com/auth/cloud-platform")
+            && s.contains("https://www.googleapis.com/auth/userinfo.email")),
+        "{info}"
+    );
+    let expires_in: u64 = info["expires_in"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("expires_in as a string of seconds");
+    assert!((3500..=3599).contains(&expires_in), "{info}");
+    let exp: u64 = info["exp"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("exp");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(exp > now && exp <= now + 3600, "{info}");
+
+    let by_query = http()
+        .get(emulators.tokeninfo_url())
+        .query(&[("access_token", node_token.as_str())])
+        .send()
+        .await
+        .expect("tokeninfo GET");
+    assert_eq!(by_query.status().as_u16(), 200);
+
+    for made_up in [Some("ya29.podiam-forged-by-the-pod"), Some(""), None] {
+        let mut request = http().get(emulators.tokeninfo_url());
+        if let Some(token) = made_up {
+            request = request.query(&[("access_token", token)]);
+        }
+        let refused = request.send().await.expect("tokeninfo answers");
+        assert_eq!(refused.status().as_u16(), 400, "{made_up:?}");
+        let body: Value = refused.json().await.expect("error JSON");
+        assert_eq!(
+            body,
+            json!({"error": "invalid_token", "error_description": "Invalid Value"})
+        );
+    }
+    // Forgetting every token (a new scenario) makes the old one unknown.
+    emulators.reset();
+    let forgotten = http()
+        .post(emulators.tokeninfo_url())
+        .form(&[("access_token", node_token.as_str())])
+        .send()
+        .await
+        .expect("tokeninfo POST");
+    assert_eq!(forgotten.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn tokeninfo_names_no_account_for_a_federated_token() {
+    let setup = CloudSetup::seed_gcp().gcp;
+    let emulators = emulators_as(plain_pod(None), &setup).await;
+    let federated = token(&emulators).await;
+    let info: Value = http()
+        .get(emulators.tokeninfo_url())
+        .query(&[("access_token", federated.as_str())])
+        .send()
+        .await
+        .expect("tokeninfo")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(info.get("email").is_none(), "{info}");
+    assert!(info["expires_in"].as_str().is_some(), "{info}");
 }

@@ -74,6 +74,10 @@ pub struct CloudFlags {
     /// GCS JSON API base URL for --can/--cannot gcs:… (default: STORAGE_EMULATOR_HOST, then Google)
     #[arg(long, value_name = "URL")]
     pub gcs_endpoint_url: Option<String>,
+    /// Google's tokeninfo, asked from here about the token a GKE pod's metadata server returned
+    /// (default: https://oauth2.googleapis.com/tokeninfo)
+    #[arg(long, value_name = "URL", env = "PODIAM_GCP_TOKENINFO_URL")]
+    pub gcp_tokeninfo_url: Option<String>,
     /// Fail unless the pod gets this Google service account (GSA email)
     #[arg(long, value_name = "EMAIL")]
     pub expect_gsa: Option<String>,

@@ -86,6 +86,8 @@ impl AccessExpectation {
 pub struct GcpTarget {
     /// `--gcs-endpoint-url`; else `STORAGE_EMULATOR_HOST`; else storage.googleapis.com.
     pub gcs_endpoint_url: Option<String>,
+    /// `--gcp-tokeninfo-url` (or `PODIAM_GCP_TOKENINFO_URL`); else oauth2.googleapis.com.
+    pub tokeninfo_url: Option<String>,
     pub timeout: Option<std::time::Duration>,
 }
 

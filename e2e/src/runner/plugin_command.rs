@@ -87,8 +87,10 @@ pub fn host_side_args(args: &[impl AsRef<str>], azure: &AzureEmulators) -> Vec<S
 }
 
 /// The GCP endpoints the plugin reads from its environment: the Cloud Storage front
-/// (`STORAGE_EMULATOR_HOST`, google-cloud's convention) and the IAM API for `bind`
-/// (`CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM`, gcloud's); and the operator's gcloud application
+/// (`STORAGE_EMULATOR_HOST`, google-cloud's convention), the IAM API for `bind`
+/// (`CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM`, gcloud's), Google's tokeninfo that checks the
+/// token a pod's metadata server returned (`PODIAM_GCP_TOKENINFO_URL`, the plugin's own: no
+/// Google tool overrides it; this machine cannot resolve `oauth2.googleapis.com` to the front); and the operator's gcloud application
 /// default credentials (`GOOGLE_APPLICATION_CREDENTIALS`, an `authorized_user` file whose
 /// `token_uri` is the emulator's). STS and IAM Credentials need nothing: external_account files
 /// carry their URLs, and on GKE the metadata server exchanges itself.
@@ -98,6 +100,7 @@ pub fn add_gcp_env(cmd: &mut tokio::process::Command, gcp: &GcpEmulators) {
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM",
             format!("{}/", gcp.iam_url()),
         )
+        .env("PODIAM_GCP_TOKENINFO_URL", gcp.tokeninfo_url())
         .env(
             "GOOGLE_APPLICATION_CREDENTIALS",
             gcp.operator_credentials_file(),

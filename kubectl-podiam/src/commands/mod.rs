@@ -50,6 +50,7 @@ pub fn rbac_options(g: &GlobalFlags) -> crate::rbac::RbacOptions {
 pub fn gcp_target(g: &GlobalFlags, cloud: &CloudFlags) -> GcpTarget {
     GcpTarget {
         gcs_endpoint_url: cloud.gcs_endpoint_url.clone(),
+        tokeninfo_url: cloud.gcp_tokeninfo_url.clone(),
         timeout: g.request_timeout.filter(|d| !d.is_zero()),
     }
 }

@@ -19,6 +19,7 @@ pub mod gcp_credentials;
 pub mod gcp_iam;
 pub mod gcp_metadata;
 pub mod gcp_sts;
+pub mod gcp_tokeninfo;
 pub mod gcs;
 pub mod sdk_retry;
 

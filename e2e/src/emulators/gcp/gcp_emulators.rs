@@ -1,6 +1,7 @@
 //! Everything a GCP test needs, started together: the GKE metadata server, STS, IAM
 //! Credentials, the IAM API (service-account policies), the OAuth token endpoint for the
-//! operator's gcloud credentials, and the Cloud Storage front, on one runtime of their own.
+//! operator's gcloud credentials with tokeninfo beside it, and the Cloud Storage front, on one
+//! runtime of their own.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
@@ -271,6 +272,12 @@ impl GcpEmulators {
     /// `authorized_user` files written here.
     pub fn oauth_token_url(&self) -> String {
         format!("{}/token", self.oauth_url)
+    }
+
+    /// Google's tokeninfo (`oauth2.googleapis.com/tokeninfo`) for the access tokens issued here:
+    /// the value for the plugin's `PODIAM_GCP_TOKENINFO_URL`.
+    pub fn tokeninfo_url(&self) -> String {
+        format!("{}/tokeninfo", self.oauth_url)
     }
 
     /// gcloud's application default credentials (`authorized_user`) of [`DEFAULT_OPERATOR`],

@@ -108,7 +108,11 @@ fn generate_access_token(
     let lifetime = lifetime_of(&request)?;
     let token = state
         .tokens
-        .issue(Principal::ServiceAccount(account.email), lifetime)
+        .issue(
+            Principal::ServiceAccount(account.email),
+            lifetime,
+            &request.scope.as_deref().unwrap_or_default().join(" "),
+        )
         .map_err(|err| RpcError::invalid_argument(format!("{err:#}")))?;
     let response = Json(json!({
         "accessToken": token,

@@ -19,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 use jsonwebtoken::{Algorithm, Header};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use super::iam_roles::may_mint_tokens;
@@ -33,7 +32,12 @@ use crate::emulators::node_metadata::NodeMetadata;
 pub const MISSING_FLAVOR_MESSAGE: &str = r#"Missing required header "Metadata-Flavor": "Google""#;
 /// Metadata-server tokens are handed out with (just under) an hour left.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
-const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// The scopes of the GKE metadata server's tokens (its `scopes` item lists them): Cloud APIs
+/// and the account's email, so Google's tokeninfo names the account.
+const TOKEN_SCOPES: [&str; 2] = [
+    "https://www.googleapis.com/auth/cloud-platform",
+    "https://www.googleapis.com/auth/userinfo.email",
+];
 
 /// Both ends of the connection: the peer is the caller, the local address tells whether the
 /// caller shares the node's network namespace.
@@ -297,12 +301,12 @@ fn answer(
         "" if param("recursive") == Some("true") => Answer::json(json!({
             "aliases": ["default"],
             "email": email,
-            "scopes": [CLOUD_PLATFORM_SCOPE],
+            "scopes": TOKEN_SCOPES,
         })),
         "" => Answer::text("aliases\nemail\nidentity\nscopes\ntoken\n"),
         "email" => Answer::text(email),
         "aliases" => Answer::text("default"),
-        "scopes" => Answer::text(format!("{CLOUD_PLATFORM_SCOPE}\n")),
+        "scopes" => Answer::text(format!("{}\n", TOKEN_SCOPES.join("\n"))),
         "token" => access_token(state, project, identity),
         "identity" => match param("audience").filter(|a| !a.is_empty()) {
             Some(audience) => identity_token(state, project, identity, audience),
@@ -329,7 +333,10 @@ fn access_token(state: &GcpState, project: &GcpSetup, identity: &Identity) -> An
             Principal::ServiceAccount(gsa.clone())
         }
     };
-    match state.tokens.issue(principal, TOKEN_LIFETIME) {
+    match state
+        .tokens
+        .issue(principal, TOKEN_LIFETIME, &TOKEN_SCOPES.join(" "))
+    {
         Ok(token) => Answer::json(json!({
             "access_token": token,
             "expires_in": TOKEN_LIFETIME.as_secs(),
@@ -367,12 +374,7 @@ fn identity_token(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    // A stable numeric id per account, like Google's 21-digit unique ids.
-    let digest = Sha256::digest(email.as_bytes());
-    let unique_id = format!(
-        "1{:020}",
-        u64::from_be_bytes(digest[..8].try_into().unwrap_or_default()) % 10u64.pow(19)
-    );
+    let unique_id = super::principal::unique_id(&email);
     let claims = json!({
         "iss": "https://accounts.google.com",
         "aud": audience,

@@ -21,6 +21,7 @@ mod state;
 mod sts;
 mod subject_token_check;
 mod token_store;
+mod tokeninfo;
 mod user_store;
 
 pub use gcp_emulators::{GcpEmulatorOptions, GcpEmulators};

@@ -2,7 +2,8 @@
 //! refresh-token grant an `authorized_user` file (gcloud's application default credentials)
 //! makes. google-auth posts a form, google-cloud-auth (Rust) posts JSON: both are accepted, as
 //! Google does. Errors use the OAuth shape: `invalid_grant` for an unknown refresh token,
-//! `invalid_client` (401) for an unknown client or a wrong secret.
+//! `invalid_client` (401) for an unknown client or a wrong secret. `/tokeninfo` on the same host
+//! is in `tokeninfo.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,13 @@ const USER_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
 const DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 pub fn router(state: Arc<GcpState>) -> Router {
-    Router::new().route("/token", post(token)).with_state(state)
+    Router::new()
+        .route("/token", post(token))
+        .route(
+            "/tokeninfo",
+            axum::routing::get(super::tokeninfo::tokeninfo).post(super::tokeninfo::tokeninfo),
+        )
+        .with_state(state)
 }
 
 async fn token(State(state): State<Arc<GcpState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -129,16 +136,17 @@ fn refresh(
         });
     }
     let principal = Principal::User(grant.email);
+    let scope = get("scope").unwrap_or(DEFAULT_SCOPE);
     let access_token = state
         .tokens
-        .issue(principal.clone(), USER_TOKEN_LIFETIME)
+        .issue(principal.clone(), USER_TOKEN_LIFETIME, scope)
         .map_err(|err| OAuthError::invalid_request(format!("{err:#}")))?;
     Ok((
         principal,
         Json(json!({
             "access_token": access_token,
             "expires_in": USER_TOKEN_LIFETIME.as_secs(),
-            "scope": get("scope").unwrap_or(DEFAULT_SCOPE),
+            "scope": scope,
             "token_type": "Bearer",
         })),
     ))

@@ -92,6 +92,17 @@ impl Principal {
     }
 }
 
+/// A stable numeric id per account, like Google's 21-digit unique ids (the `sub` and `azp` of
+/// its ID tokens, the `azp` and `aud` of tokeninfo for its access tokens).
+pub fn unique_id(email: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(email.as_bytes());
+    format!(
+        "1{:020}",
+        u64::from_be_bytes(digest[..8].try_into().unwrap_or_default()) % 10u64.pow(19)
+    )
+}
+
 fn gke_namespace_of(subject: &str) -> Option<&str> {
     let rest = subject.strip_prefix("ns/")?;
     let (namespace, _) = rest.split_once("/sa/")?;

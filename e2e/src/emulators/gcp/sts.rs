@@ -21,6 +21,8 @@ const SUBJECT_TOKEN_TYPES: &[&str] = &[
     "urn:ietf:params:oauth:token-type:jwt",
     "urn:ietf:params:oauth:token-type:id_token",
 ];
+/// The scope of a federated token when the request names none.
+const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// Federated tokens live one hour.
 const FEDERATED_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -124,7 +126,11 @@ async fn exchange_token(
     let principal = Principal::federated(&target.project_number, &target.pool, &accepted.subject);
     let access_token = state
         .tokens
-        .issue(principal.clone(), FEDERATED_TOKEN_LIFETIME)
+        .issue(
+            principal.clone(),
+            FEDERATED_TOKEN_LIFETIME,
+            get("scope").unwrap_or(CLOUD_PLATFORM_SCOPE),
+        )
         .map_err(|err| OAuthError::invalid_request(format!("{err:#}")))?;
     Ok((
         principal,

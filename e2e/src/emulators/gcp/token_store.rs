@@ -16,6 +16,8 @@ use super::principal::Principal;
 pub struct IssuedToken {
     pub principal: Principal,
     pub expires_at: SystemTime,
+    /// The granted scopes, space separated (tokeninfo's `scope`).
+    pub scope: String,
 }
 
 #[derive(Default)]
@@ -24,8 +26,9 @@ pub struct TokenStore {
 }
 
 impl TokenStore {
-    /// A new random token for `principal`, valid for `lifetime`.
-    pub fn issue(&self, principal: Principal, lifetime: Duration) -> Result<String> {
+    /// A new random token for `principal`, valid for `lifetime`, granting `scope` (space
+    /// separated).
+    pub fn issue(&self, principal: Principal, lifetime: Duration, scope: &str) -> Result<String> {
         let mut random = [0u8; 48];
         getrandom::fill(&mut random).context("reading random bytes for an access token")?;
         let token = format!("ya29.podiam-{}", URL_SAFE_NO_PAD.encode(random));
@@ -38,6 +41,7 @@ impl TokenStore {
             IssuedToken {
                 principal,
                 expires_at: SystemTime::now() + lifetime,
+                scope: scope.to_owned(),
             },
         );
         Ok(token)
@@ -94,11 +98,15 @@ mod tests {
     fn tokens_are_distinct_and_resolve_to_their_holder() {
         let store = TokenStore::default();
         let sa = Principal::ServiceAccount("a@p.iam.gserviceaccount.com".to_owned());
-        let a = store.issue(sa.clone(), Duration::from_secs(60)).expect("a");
-        let b = store.issue(sa.clone(), Duration::from_secs(60)).expect("b");
+        let a = store
+            .issue(sa.clone(), Duration::from_secs(60), "s")
+            .expect("a");
+        let b = store
+            .issue(sa.clone(), Duration::from_secs(60), "s")
+            .expect("b");
         assert_ne!(a, b);
         assert_eq!(store.lookup(&a).map(|t| t.principal), Some(sa.clone()));
-        let expired = store.issue(sa, Duration::ZERO).expect("expired");
+        let expired = store.issue(sa, Duration::ZERO, "s").expect("expired");
         assert!(store.lookup(&expired).is_none());
         assert!(store.lookup("ya29.unknown").is_none());
     }

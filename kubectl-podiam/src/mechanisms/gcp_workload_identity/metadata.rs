@@ -1,5 +1,6 @@
 //! GKE path at runtime: ask the metadata server from inside the pod (exec with the image's own
-//! HTTP client), as the pod's SDK does, then use the token it issues from the host.
+//! HTTP client), as the pod's SDK does, then check the token it issues with Google's tokeninfo
+//! from the host (`tokeninfo.rs`) and use it from there.
 
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 
 use super::{
     access_checks, access_skipped, checks, configured_identity, container_var, expected_gsa,
+    tokeninfo,
 };
 use crate::cloud::gcp as a;
 use crate::evidence::{Probe, ReadFailure, RuntimeEnv};
@@ -175,15 +177,14 @@ pub async fn run(
     } else {
         email.clone()
     };
-    out.identity = Some(Identity {
+    let mut identity = Identity {
         provider: "gcp",
-        principal: principal.clone(),
+        principal,
         source: format!(
             "metadata server {}, read by exec in the pod ({client})",
             metadata.base
         ),
-    });
-    expected_gsa(&mut out, options, &principal);
+    };
     let token = match metadata.get(a::METADATA_TOKEN).await {
         Ok((answer, attempts)) => match gcp_metadata::parse_token(&answer.body) {
             Ok(token) => {
@@ -205,18 +206,46 @@ pub async fn run(
                     format!("the token answer is unusable: {e}"),
                     "GCE_METADATA_HOST must name a GCE/GKE metadata server",
                 ));
+                claimed(&mut out, options, identity);
                 return out;
             }
         },
         Err(failure) => {
             report_failure(&mut out, pod, &metadata, "gcp.metadata.token", failure);
+            claimed(&mut out, options, identity);
             access_skipped(&mut out, options, "no access token");
             return out;
         }
     };
+    // The pod's answers may be forged (its image's HTTP client prints them): only Google's
+    // word on the token, asked from here, establishes the identity.
+    let verified = tokeninfo::verify(options, &token, &email).await;
+    out.checks.push(verified.check);
+    if !verified.confirmed {
+        // No identity: --expect-gsa is judged from the configuration (expectations.rs).
+        out.unreachable |= verified.unreachable;
+        access_skipped(
+            &mut out,
+            options,
+            "Google's tokeninfo did not confirm the pod's access token",
+        );
+        return out;
+    }
+    identity
+        .source
+        .push_str(", confirmed by Google's tokeninfo");
+    claimed(&mut out, options, identity);
     access_checks(&mut out, options, &token).await;
     drop(token);
     out
+}
+
+/// The identity the metadata server named, and `--expect-gsa` against it: on the paths where
+/// the token step itself failed (never a pass then), as before tokeninfo, and once tokeninfo
+/// confirmed it.
+fn claimed(out: &mut RuntimeOutcome, options: &VerifyOptions, identity: Identity) {
+    expected_gsa(out, options, &identity.principal);
+    out.identity = Some(identity);
 }
 
 fn email_check(pod: &PodSubject, email: &str, base: &str, client: &str, attempts: u32) -> Check {

@@ -7,6 +7,7 @@ mod external_account;
 mod in_pod;
 mod metadata;
 pub mod mounted_file;
+mod tokeninfo;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
