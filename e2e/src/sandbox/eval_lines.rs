@@ -105,6 +105,9 @@ pub fn write_shell_env(
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM",
                 &format!("{}/", env.gcp.iam_url()),
             ),
+            // Google's tokeninfo, which confirms a pod's metadata answers from this machine
+            // (this shell cannot resolve oauth2.googleapis.com to the emulators).
+            export("PODIAM_GCP_TOKENINFO_URL", &env.gcp.tokeninfo_url()),
         ]);
     }
     if clouds.azure {
