@@ -25,11 +25,12 @@ use serde_json::Value;
 
 use super::credentials::AdminCredentials;
 use super::iam_directory::IamDirectory;
+use super::identity_policy::{self, Conditions, PolicyDecision};
 use super::moto_web_identity::{RoleSessionCredentials, assume_role_in_moto};
-use super::policy_condition::{ConditionContext, policy_strings};
+use super::policy_condition::ConditionContext;
 use super::sessions::{KeyOwner, SessionDirectory};
 use super::sts_error::StsError;
-use super::trust_policy::{AwsPrincipal, Caller, TrustDecision, decide, glob_matches};
+use super::trust_policy::{AwsPrincipal, Caller, TrustDecision, decide};
 
 pub const ASSUME_ROLE: &str = "sts:AssumeRole";
 
@@ -139,44 +140,12 @@ pub async fn assume_role(
     })
 }
 
-/// Whether identity policies (JSON texts) allow `sts:AssumeRole` on `target` (see the module
-/// doc for what is modelled).
+/// Whether identity policies (JSON texts) allow `sts:AssumeRole` on `target`: the gate's one
+/// identity-policy reader, with no request context modelled (a conditional Allow grants
+/// nothing, a conditional Deny denies).
 pub fn identity_allows(policies: &[String], target: &str) -> bool {
-    let mut allowed = false;
-    for text in policies {
-        let Ok(policy) = serde_json::from_str::<Value>(text) else {
-            continue;
-        };
-        let statements: Vec<&Value> = match policy.get("Statement") {
-            Some(Value::Array(list)) => list.iter().collect(),
-            Some(one @ Value::Object(_)) => vec![one],
-            _ => continue,
-        };
-        for statement in statements {
-            let action = statement
-                .get("Action")
-                .map(policy_strings)
-                .unwrap_or_default()
-                .iter()
-                .any(|a| glob_matches(&a.to_ascii_lowercase(), &ASSUME_ROLE.to_ascii_lowercase()));
-            let resource = statement
-                .get("Resource")
-                .map(policy_strings)
-                .unwrap_or_default()
-                .iter()
-                .any(|r| glob_matches(r, target));
-            if !(action && resource) {
-                continue;
-            }
-            let conditional = statement.get("Condition").is_some();
-            match statement.get("Effect").and_then(Value::as_str) {
-                Some("Deny") => return false,
-                Some("Allow") if !conditional => allowed = true,
-                _ => {}
-            }
-        }
-    }
-    allowed
+    identity_policy::evaluate(policies, ASSUME_ROLE, target, Conditions::NotModelled)
+        == PolicyDecision::Allowed
 }
 
 #[cfg(test)]
