@@ -7,6 +7,9 @@
 //! bind's steps for `bind web --aws-role web-role --create-role`: (1) create the role with the
 //! trust statement (IAM), (2) annotate the ServiceAccount (Kubernetes), then (3) list the pods
 //! predating the binding.
+//!
+//! And killed inside a cloud write: a proxy in front of the gate lets IAM apply `CreateRole`
+//! and never passes its answer back, so bind dies not knowing whether the role was made.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +20,8 @@ use serde_json::{Value, json};
 #[path = "support/fake_api_server.rs"]
 mod fake_api_server;
 use fake_api_server::{Reply, Routes};
+#[path = "support/gate_proxy.rs"]
+mod gate_proxy;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/web-role";
 
@@ -114,12 +119,21 @@ impl Routes for FakeApi {
 }
 
 fn bind_command(emulators: &AwsEmulators, kubeconfig: &std::path::Path) -> std::process::Command {
+    bind_command_through(emulators, emulators.gate_url(), kubeconfig)
+}
+
+/// bind with every AWS call sent to `endpoint` (the gate, or a proxy in front of it).
+fn bind_command_through(
+    emulators: &AwsEmulators,
+    endpoint: &str,
+    kubeconfig: &std::path::Path,
+) -> std::process::Command {
     let (key, secret) = emulators.admin_credentials();
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-podiam"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", emulators.gate_url())
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ACCESS_KEY_ID", key)
@@ -290,5 +304,74 @@ async fn bind_killed_after_each_step_finishes_on_the_next_run() {
             .contains("web-role")
             || serde_json::to_string(&report).unwrap().contains(ROLE),
         "{report:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_killed_while_iam_answers_create_role_finishes_on_the_next_run() {
+    let emulators = AwsEmulators::start_seeded()
+        .await
+        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
+    let dir = tempfile::tempdir().unwrap();
+    let api = Arc::new(FakeApi {
+        issuer: emulators.issuer_url().to_string(),
+        annotations: Mutex::new(Some(serde_json::Map::new())),
+        ..FakeApi::default()
+    });
+    let kubeconfig = fake_api_server::start(api.clone(), None, "team", dir.path()).await;
+    let (proxy, applied) = gate_proxy::start(
+        emulators.gate_url(),
+        gate_proxy::Rule {
+            matching: "Action=CreateRole",
+            fault: gate_proxy::Fault::SwallowAnswer,
+            delay: Duration::ZERO,
+        },
+    )
+    .await;
+
+    // IAM has made the role; bind is killed before its answer arrives.
+    let mut child = bind_command_through(&emulators, &proxy, &kubeconfig)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while applied.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "bind ended ({status}) before CreateRole: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "bind never called CreateRole"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success(), "killed");
+    let trust = trust_policy(&emulators)
+        .await
+        .expect("IAM made the role before the kill");
+    assert!(trust.contains("system:serviceaccount:team:web"), "{trust}");
+    assert_eq!(annotation(&api), None, "bind died before annotating");
+
+    // The re-run finds the role it never heard of, adds nothing twice, and annotates.
+    let (code, report) = bind(&emulators, &kubeconfig);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(annotation(&api).as_deref(), Some(ROLE));
+    let trust = trust_policy(&emulators).await.unwrap();
+    assert_eq!(
+        trust.matches("system:serviceaccount:team:web").count(),
+        1,
+        "the trust statement is not added twice: {trust}"
+    );
+    let actions = actions(&report);
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("annotate ServiceAccount team/web") && a.ends_with(" applied")),
+        "the re-run annotated the ServiceAccount: {actions:?}"
     );
 }

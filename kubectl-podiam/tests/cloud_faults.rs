@@ -14,8 +14,10 @@ use std::time::Duration;
 use assert_cmd::Command;
 use podiam_e2e::emulators::{AwsEmulators, TokenSpec};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/gate_proxy.rs"]
+mod gate_proxy;
+use gate_proxy::{Fault, Rule};
 
 const SEED_ROLE: &str = "arn:aws:iam::123456789012:role/my-pod-role";
 
@@ -39,90 +41,15 @@ async fn slow_fault_proxy(
     fault: &'static str,
     delay: Duration,
 ) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = upstream
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let exchanges = Arc::new(AtomicUsize::new(0));
-    let seen = exchanges.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let (upstream, seen) = (upstream.clone(), seen.clone());
-            tokio::spawn(async move {
-                let _ = serve(socket, &upstream, faults, fault, delay, &seen).await;
-            });
-        }
-    });
-    (url, exchanges)
-}
-
-/// One request per connection (every answer says `Connection: close`).
-async fn serve(
-    mut socket: TcpStream,
-    upstream: &str,
-    faults: usize,
-    fault: &str,
-    delay: Duration,
-    seen: &AtomicUsize,
-) -> std::io::Result<()> {
-    let request = read_request(&mut socket).await?;
-    let text = String::from_utf8_lossy(&request);
-    if text.contains("Action=AssumeRoleWithWebIdentity") {
-        tokio::time::sleep(delay).await;
-        let n = seen.fetch_add(1, Ordering::SeqCst);
-        if n < faults {
-            socket.write_all(fault.as_bytes()).await?;
-            return socket.shutdown().await;
-        }
-    }
-    // Forward as HTTP/1.0-style: ask the upstream to close, relay its bytes back.
-    let head_end = text.find("\r\n\r\n").unwrap_or(text.len());
-    let mut head: Vec<&str> = text[..head_end]
-        .lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            !l.starts_with("connection:") && !l.starts_with("keep-alive:")
-        })
-        .collect();
-    head.push("Connection: close");
-    let mut forwarded = head.join("\r\n").into_bytes();
-    forwarded.extend_from_slice(b"\r\n\r\n");
-    forwarded.extend_from_slice(&request[(head_end + 4).min(request.len())..]);
-    let mut up = TcpStream::connect(upstream).await?;
-    up.write_all(&forwarded).await?;
-    let mut answer = Vec::new();
-    up.read_to_end(&mut answer).await?;
-    socket.write_all(&answer).await?;
-    socket.shutdown().await
-}
-
-/// The head, then as much body as Content-Length says.
-async fn read_request(socket: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(request);
-        }
-        request.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&request);
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length = text[..head_end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if request.len() >= head_end + 4 + length {
-                return Ok(request);
-            }
-        }
-    }
+    let rule = Rule {
+        matching: "Action=AssumeRoleWithWebIdentity",
+        fault: Fault::Answer {
+            response: fault,
+            times: faults,
+        },
+        delay,
+    };
+    gate_proxy::start(upstream, rule).await
 }
 
 fn examples() -> std::path::PathBuf {

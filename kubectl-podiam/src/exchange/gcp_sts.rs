@@ -9,12 +9,13 @@
 //! It also folds both steps into one error, and the checks must say which step refused.
 //! The request shapes below are those of FACTS.md (and google-auth-library-python).
 
+use std::future::Future;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::CloudError;
 use super::gcp_metadata::AccessToken;
+use super::{CloudError, sdk_retry};
 use crate::cloud::gcp as a;
 
 /// One HTTP client for the GCP calls; rustls with the process's crypto provider.
@@ -63,16 +64,40 @@ pub fn error_of(status: u16, body: &str) -> (String, String) {
     }
 }
 
-fn unreachable(e: reqwest::Error) -> CloudError {
+/// A failed call: the HTTP status (0 when no answer came) and the error.
+type Failed = (u16, CloudError);
+
+fn unreachable(e: reqwest::Error) -> Failed {
     // Without the URL: a query string could carry a token in other APIs.
-    CloudError::Unreachable(e.without_url().to_string())
+    (0, CloudError::Unreachable(e.without_url().to_string()))
 }
 
-async fn read_error(response: reqwest::Response) -> CloudError {
+async fn read_error(response: reqwest::Response) -> Failed {
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     let (code, message) = error_of(status, &body);
-    CloudError::Rejected { code, message }
+    (status, CloudError::Rejected { code, message })
+}
+
+/// Google's own clients make these requests once (google-auth-library-python's `sts.py` and
+/// `impersonated_credentials.py`), but a 429 or 5xx is the service being busy, not a verdict
+/// on the binding: retried as `sdk_retry` says, then the cause that no answer came (exit 3).
+async fn with_retries<Attempt, Answer>(
+    service: &str,
+    attempt: Attempt,
+) -> Result<AccessToken, CloudError>
+where
+    Attempt: FnMut() -> Answer,
+    Answer: Future<Output = Result<AccessToken, Failed>>,
+{
+    let transient = |answer: &Result<AccessToken, Failed>| match answer {
+        Err((status, CloudError::Rejected { code, .. })) if sdk_retry::retryable(*status, code) => {
+            Some(*status)
+        }
+        _ => None,
+    };
+    let (answer, attempts) = sdk_retry::retried(service, attempt, transient).await;
+    answer.map_err(|(status, e)| sdk_retry::last_answer(service, status, e, attempts))
 }
 
 #[derive(Deserialize)]
@@ -90,6 +115,27 @@ pub async fn exchange(
     subject_token: &str,
     scope: &str,
 ) -> Result<AccessToken, CloudError> {
+    with_retries("Google STS", || {
+        exchange_once(
+            http,
+            token_url,
+            audience,
+            subject_token_type,
+            subject_token,
+            scope,
+        )
+    })
+    .await
+}
+
+async fn exchange_once(
+    http: &reqwest::Client,
+    token_url: &str,
+    audience: &str,
+    subject_token_type: &str,
+    subject_token: &str,
+    scope: &str,
+) -> Result<AccessToken, Failed> {
     let response = http
         .post(token_url)
         .form(&[
@@ -106,12 +152,17 @@ pub async fn exchange(
     if !response.status().is_success() {
         return Err(read_error(response).await);
     }
-    let answer: StsAnswer = response.json().await.map_err(|e| CloudError::Rejected {
-        code: "invalid_response".into(),
-        message: format!(
-            "STS answered 200 without an access_token ({})",
-            e.without_url()
-        ),
+    let answer: StsAnswer = response.json().await.map_err(|e| {
+        (
+            200,
+            CloudError::Rejected {
+                code: "invalid_response".into(),
+                message: format!(
+                    "STS answered 200 without an access_token ({})",
+                    e.without_url()
+                ),
+            },
+        )
     })?;
     Ok(AccessToken {
         token: answer.access_token,
@@ -132,6 +183,18 @@ pub async fn generate_access_token(
     federated: &AccessToken,
     scope: &str,
 ) -> Result<AccessToken, CloudError> {
+    with_retries("IAM Credentials", || {
+        generate_once(http, impersonation_url, federated, scope)
+    })
+    .await
+}
+
+async fn generate_once(
+    http: &reqwest::Client,
+    impersonation_url: &str,
+    federated: &AccessToken,
+    scope: &str,
+) -> Result<AccessToken, Failed> {
     let response = http
         .post(impersonation_url)
         .bearer_auth(&federated.token)
@@ -142,12 +205,17 @@ pub async fn generate_access_token(
     if !response.status().is_success() {
         return Err(read_error(response).await);
     }
-    let answer: GenerateAnswer = response.json().await.map_err(|e| CloudError::Rejected {
-        code: "invalid_response".into(),
-        message: format!(
-            "generateAccessToken answered 200 without an accessToken ({})",
-            e.without_url()
-        ),
+    let answer: GenerateAnswer = response.json().await.map_err(|e| {
+        (
+            200,
+            CloudError::Rejected {
+                code: "invalid_response".into(),
+                message: format!(
+                    "generateAccessToken answered 200 without an accessToken ({})",
+                    e.without_url()
+                ),
+            },
+        )
     })?;
     Ok(AccessToken {
         token: answer.access_token,
@@ -182,5 +250,72 @@ mod tests {
             )
         );
         assert_eq!(error_of(502, "<html>bad gateway</html>").0, "502");
+    }
+
+    const UNAVAILABLE: &str = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":503,\"message\":\"The service is currently unavailable.\",\"status\":\"UNAVAILABLE\"}}";
+    const THROTTLED: &str = "HTTP/1.0 429 Too Many Requests\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":429,\"message\":\"Quota exceeded\",\"status\":\"RESOURCE_EXHAUSTED\"}}";
+    const DENIED: &str = "HTTP/1.0 403 Forbidden\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":403,\"message\":\"Permission 'iam.serviceAccounts.getAccessToken' denied\",\"status\":\"PERMISSION_DENIED\"}}";
+    const STS_ANSWER: &str = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"access_token\":\"ya29.federated\",\"expires_in\":3600}";
+    const IAM_ANSWER: &str = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"accessToken\":\"ya29.gsa\",\"expireTime\":\"2030-01-01T00:00:00Z\"}";
+
+    async fn sts_against(responses: Vec<&'static str>) -> (Result<AccessToken, CloudError>, usize) {
+        let (port, seen) = crate::pod_session::tests::scripted_server(responses).await;
+        let answer = exchange(
+            &http_client(Duration::from_secs(5)),
+            &format!("http://127.0.0.1:{port}/v1/token"),
+            "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k",
+            a::TOKEN_TYPE_JWT,
+            "subject",
+            a::SCOPE_CLOUD_PLATFORM,
+        )
+        .await;
+        let calls = seen.lock().unwrap().len();
+        (answer, calls)
+    }
+
+    async fn iam_against(responses: Vec<&'static str>) -> (Result<AccessToken, CloudError>, usize) {
+        let (port, seen) = crate::pod_session::tests::scripted_server(responses).await;
+        let federated = AccessToken {
+            token: "ya29.federated".into(),
+            expires_in: None,
+        };
+        let answer = generate_access_token(
+            &http_client(Duration::from_secs(5)),
+            &format!("http://127.0.0.1:{port}/v1/projects/-/serviceAccounts/gsa@p.iam.gserviceaccount.com:generateAccessToken"),
+            &federated,
+            a::SCOPE_CLOUD_PLATFORM,
+        )
+        .await;
+        let calls = seen.lock().unwrap().len();
+        (answer, calls)
+    }
+
+    #[tokio::test]
+    async fn from_this_machine_transient_answers_are_retried_then_the_answer_counts() {
+        let (answer, calls) = sts_against(vec![THROTTLED, UNAVAILABLE, STS_ANSWER]).await;
+        assert_eq!(answer.expect("the third answer").token, "ya29.federated");
+        assert_eq!(calls, 3);
+        let (answer, calls) = iam_against(vec![UNAVAILABLE, IAM_ANSWER]).await;
+        assert_eq!(answer.expect("the second answer").token, "ya29.gsa");
+        assert_eq!(calls, 2);
+    }
+
+    #[tokio::test]
+    async fn from_this_machine_a_lasting_throttle_is_a_cause_and_a_refusal_is_not_retried() {
+        let (answer, calls) = sts_against(vec![THROTTLED]).await;
+        match answer {
+            Err(CloudError::Unreachable(cause)) => assert!(
+                cause.contains("Google STS throttled each of 3 attempts (HTTP 429 RESOURCE_EXHAUSTED: Quota exceeded)"),
+                "{cause}"
+            ),
+            other => panic!("a lasting throttle must be no answer, not {other:?}"),
+        }
+        assert_eq!(calls, 3);
+        let (answer, calls) = iam_against(vec![DENIED, IAM_ANSWER]).await;
+        assert!(
+            matches!(&answer, Err(CloudError::Rejected { code, .. }) if code == "PERMISSION_DENIED"),
+            "{answer:?}"
+        );
+        assert_eq!(calls, 1);
     }
 }

@@ -14,6 +14,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+// A test that includes both support servers loads this twice, once in each.
+#[allow(clippy::duplicate_mod)]
+#[path = "http_request.rs"]
+mod http_request;
+
 /// What one request gets.
 pub enum Reply {
     /// A JSON body with this status code (a 503 also carries `Retry-After: 1`).
@@ -92,39 +97,20 @@ pub async fn start(
 }
 
 async fn serve(routes: Arc<dyn Routes>, mut socket: TcpStream) {
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let (head, body) = loop {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        request.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&request).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if request.len() >= end + 4 + length {
-                break (text[..end].to_string(), request[end + 4..].to_vec());
-            }
-        }
+    let Some(request) = http_request::read_request(&mut socket).await else {
+        return;
     };
+    let head = request.head();
     let mut words = head.split_whitespace();
     let method = words.next().unwrap_or_default().to_string();
     let path = words.next().unwrap_or_default().to_string();
-    let (code, body) = match routes.reply(&method, &path, &body) {
+    let body = request.body();
+    let (code, body) = match routes.reply(&method, &path, body) {
         Reply::Json(code, body) => (code, body),
         Reply::Hold => {
             // Open until the client gives up or is killed: whatever it sends is read, never
             // answered.
+            let mut chunk = [0u8; 8192];
             while socket.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
             return;
         }

@@ -93,47 +93,38 @@ pub async fn exchange(
         name: "WebIdentityToken".into(),
     })
     .with_ca_file(aws_ca_bundle(env));
-    let mut attempt = 1;
-    loop {
-        let outcome = call_once(session, env, endpoint, &call).await;
-        let Some((status, code)) = retryable(&outcome) else {
-            return outcome;
-        };
-        if attempt >= sdk_retry::MAX_ATTEMPTS {
-            return exhausted(outcome, status, &code, attempt);
-        }
-        let wait = sdk_retry::backoff(attempt);
-        tracing::debug!(attempt, status, %code, ?wait, "STS answered the pod with a retryable error; retrying as the SDK would");
-        tokio::time::sleep(wait).await;
-        attempt += 1;
-    }
+    let (outcome, attempts) = sdk_retry::retried(
+        "STS",
+        || call_once(session, env, endpoint, &call),
+        retryable,
+    )
+    .await;
+    exhausted(outcome, attempts)
 }
 
-/// The status and code of an answer the pod's SDK would retry (standard mode).
-fn retryable(outcome: &PodExchange) -> Option<(u16, String)> {
+/// The status of an answer the pod's SDK would retry (standard mode).
+fn retryable(outcome: &PodExchange) -> Option<u16> {
     let (status, code) = match outcome {
         PodExchange::Answered {
             result: Err(CloudError::Rejected { code, .. }),
             status,
             ..
-        } => (*status, code.clone()),
-        PodExchange::StatusOnly { status, .. } => (*status, String::new()),
+        } => (*status, code.as_str()),
+        PodExchange::StatusOnly { status, .. } => (*status, ""),
         _ => return None,
     };
-    sdk_retry::retryable(status, &code).then_some((status, code))
+    sdk_retry::retryable(status, code).then_some(status)
 }
 
-/// The last retryable answer, as the cause that no usable answer came (exit 3).
-fn exhausted(outcome: PodExchange, status: u16, code: &str, attempts: u32) -> PodExchange {
+/// After the last attempt, a retryable answer is the cause that no usable answer came (exit 3).
+fn exhausted(outcome: PodExchange, attempts: u32) -> PodExchange {
     match outcome {
         PodExchange::Answered {
-            result: Err(CloudError::Rejected { message, .. }),
+            result: Err(e),
+            status,
             client,
-            ..
         } => PodExchange::Answered {
-            result: Err(CloudError::Unreachable(sdk_retry::exhausted(
-                "STS", status, code, &message, attempts,
-            ))),
+            result: Err(sdk_retry::last_answer("STS", status, e, attempts)),
             status,
             client,
         },

@@ -9,8 +9,9 @@ use aws_credential_types::Credentials;
 use serde::Deserialize;
 
 use crate::evidence::RuntimeEnv;
+use crate::exchange::sdk_retry;
 use crate::mechanisms::pod_path;
-use crate::pod_session::{CallFailure, PodCall, SecretFromFile};
+use crate::pod_session::{CallAnswer, CallFailure, PodCall, PodSession, SecretFromFile};
 
 /// The SDKs give the container credentials endpoint a few seconds (botocore: 2 s connect and
 /// read, with retries); a little more here so a slow node is not taken for a dead agent.
@@ -25,6 +26,9 @@ pub enum AgentOutcome {
     Unreachable(String),
     /// The agent answered with an HTTP error (busybox wget shows only the status line).
     Refused(String),
+    /// The agent answered 429 or 5xx to every attempt: busy or failing on the node, not a
+    /// verdict on the binding.
+    Unavailable(String),
     /// The agent answered 200 with something that is not credentials.
     Garbled(String),
     /// No shell or wget in the image, or exec impossible.
@@ -46,11 +50,29 @@ pub async fn ask(env: Option<&RuntimeEnv>, uri: &str, token_file: &str) -> Agent
     let Some((env, session)) = env.and_then(|e| e.session().map(|s| (e, s))) else {
         return AgentOutcome::NoTool("no exec session in the pod (no shell in the image)".into());
     };
+    ask_through(session, env, uri, token_file).await
+}
+
+/// The agent asked through `session`. The SDKs retry the container credentials endpoint
+/// (botocore's `ContainerMetadataFetcher`: 3 attempts, 1 s apart); podiam retries its 429 and
+/// 5xx answers as `sdk_retry` says, so a busy agent is no finding, then names it (exit 3).
+async fn ask_through(
+    session: &PodSession,
+    env: &RuntimeEnv,
+    uri: &str,
+    token_file: &str,
+) -> AgentOutcome {
     let call = PodCall::get(uri, AGENT_TIMEOUT).with_secret(SecretFromFile::Header {
         path: token_file.into(),
         name: "Authorization".into(),
     });
-    let answer = match session.call(&call).await {
+    let transient = |answer: &Result<CallAnswer, CallFailure>| match answer {
+        Ok(answer) if sdk_retry::retryable(answer.status, "") => Some(answer.status),
+        _ => None,
+    };
+    let (answer, attempts) =
+        sdk_retry::retried("the Pod Identity Agent", || session.call(&call), transient).await;
+    let answer = match answer {
         Ok(answer) => answer,
         Err(CallFailure::NoClient) => {
             return AgentOutcome::NoTool("the image has no curl, wget or python3".into());
@@ -70,6 +92,15 @@ pub async fn ask(env: Option<&RuntimeEnv>, uri: &str, token_file: &str) -> Agent
             .chars()
             .take(300)
             .collect::<String>();
+        if sdk_retry::retryable(answer.status, "") {
+            return AgentOutcome::Unavailable(sdk_retry::exhausted(
+                "the Pod Identity Agent",
+                answer.status,
+                "",
+                &text,
+                attempts,
+            ));
+        }
         return AgentOutcome::Refused(if text.is_empty() {
             format!("HTTP {}", answer.status)
         } else {
@@ -107,6 +138,76 @@ impl ClassifyName for serde_json::Error {
             serde_json::error::Category::Syntax => "not JSON",
             serde_json::error::Category::Data => "JSON without AccessKeyId/SecretAccessKey/Token",
             serde_json::error::Category::Eof => "truncated JSON",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod_session::tests::{scripted_server, session, token_file};
+
+    const BUSY: &str = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\n[a1b2]: (ThrottlingException): Rate exceeded";
+    const FAILING: &str = "HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n[a1b2]: (InternalServerException): internal error";
+    const REFUSED: &str = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\n[a1b2]: (InvalidTokenException): token is expired";
+    const ANSWER: &str = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"AccessKeyId\":\"ASIAEXAMPLE\",\"SecretAccessKey\":\"s\",\"Token\":\"t\",\"AccountId\":\"123456789012\",\"Expiration\":\"2030-01-01T00:00:00Z\"}";
+
+    /// The agent asked from the pod (curl, then python3) against a server answering
+    /// `responses` in turn; each client's outcome and the calls received.
+    async fn asked(responses: Vec<&'static str>) -> Vec<(AgentOutcome, usize)> {
+        let (_file, token_path) = token_file();
+        let mut outcomes = Vec::new();
+        for client in ["curl", "python3"] {
+            let (port, seen) = scripted_server(responses.clone()).await;
+            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+            let env = RuntimeEnv::parse(b"");
+            let uri = format!("http://127.0.0.1:{port}/v1/credentials");
+            let outcome = ask_through(&pod, &env, &uri, &token_path).await;
+            let calls = seen.lock().unwrap().len();
+            outcomes.push((outcome, calls));
+        }
+        outcomes
+    }
+
+    #[tokio::test]
+    async fn a_busy_agent_is_asked_again_and_its_credentials_count() {
+        for (outcome, calls) in asked(vec![BUSY, FAILING, ANSWER]).await {
+            match outcome {
+                AgentOutcome::Credentials { account_id, .. } => {
+                    assert_eq!(account_id, "123456789012")
+                }
+                _ => panic!("the third answer's credentials were not used"),
+            }
+            assert_eq!(calls, 3, "one call per attempt");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_busy_to_every_attempt_is_unavailable_not_a_refusal() {
+        for (outcome, calls) in asked(vec![BUSY]).await {
+            match outcome {
+                AgentOutcome::Unavailable(why) => assert!(
+                    why.contains(
+                        "the Pod Identity Agent failed on the service's side each of 3 attempts"
+                    ) && why.contains("Rate exceeded"),
+                    "{why}"
+                ),
+                _ => panic!("a lasting 503 must be named as the agent unavailable"),
+            }
+            assert_eq!(calls, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_never_retried() {
+        for (outcome, calls) in asked(vec![REFUSED, ANSWER]).await {
+            match outcome {
+                AgentOutcome::Refused(why) => {
+                    assert!(why.contains("InvalidTokenException"), "{why}")
+                }
+                _ => panic!("the agent's 400 must stay the answer"),
+            }
+            assert_eq!(calls, 1);
         }
     }
 }

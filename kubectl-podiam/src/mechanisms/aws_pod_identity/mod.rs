@@ -260,6 +260,14 @@ async fn runtime(
                 ),
                 "see the EKS Auth answer below for the cause (association, trust policy, token)",
             )),
+            AgentOutcome::Unavailable(why) => {
+                out.unreachable = true;
+                out.checks.push(Check::warn(
+                    AGENT,
+                    format!("the pod reaches the Pod Identity Agent at {uri}, but {why}"),
+                    "the agent (or EKS Auth behind it) is busy or failing on the pod's node: check the eks-pod-identity-agent pod's logs there, then run again",
+                ));
+            }
             AgentOutcome::Garbled(why) => out.checks.push(Check::fail(
                 AGENT,
                 format!("{uri} answered the pod, but not as the Pod Identity Agent: {why}"),

@@ -79,25 +79,13 @@ pub async fn exchange(
     });
     // The pod's curl is no SDK: retry for it as azure-identity would (429 and 5xx, three
     // attempts with backoff), so a throttle that clears is no finding; the last answer stays.
-    let mut attempt = 1;
-    loop {
-        let outcome = call_once(session, env, endpoint, &call).await;
-        let Some(status) = transient_status(&outcome) else {
-            return outcome;
-        };
-        if attempt >= sdk_retry::MAX_ATTEMPTS {
-            return outcome;
-        }
-        let wait = sdk_retry::backoff(attempt);
-        tracing::debug!(
-            attempt,
-            status,
-            ?wait,
-            "Entra answered the pod with a transient error; retrying as the SDK would"
-        );
-        tokio::time::sleep(wait).await;
-        attempt += 1;
-    }
+    sdk_retry::retried(
+        "Entra",
+        || call_once(session, env, endpoint, &call),
+        transient_status,
+    )
+    .await
+    .0
 }
 
 /// The status of an answer the pod's SDK would retry (429, 5xx).

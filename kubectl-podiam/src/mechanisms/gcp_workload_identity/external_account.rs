@@ -473,12 +473,15 @@ impl Exchange<'_> {
 
 fn sts_failure(config: &ExternalAccount, claims: Option<&Claims>, e: CloudError) -> Check {
     const ID: &str = "gcp.sts.exchange";
-    let CloudError::Rejected { code, message } = e else {
-        return Check::warn(
-            ID,
-            format!("STS at {} is unreachable: {e}", config.token_url),
-            "check network access to the config's token_url",
-        );
+    let (code, message) = match e {
+        CloudError::Rejected { code, message } => (code, message),
+        CloudError::Unreachable(why) => {
+            return Check::warn(
+                ID,
+                format!("STS at {} gave no usable answer: {why}", config.token_url),
+                "check network access to the config's token_url; a throttle or 5xx clears by itself: run again",
+            );
+        }
     };
     let iss = claims.and_then(|c| c.iss.as_deref()).unwrap_or("?");
     let aud = claims
@@ -510,12 +513,15 @@ fn sts_failure(config: &ExternalAccount, claims: Option<&Claims>, e: CloudError)
 
 fn impersonation_failure(principal: &str, gsa: &str, e: CloudError) -> Check {
     const ID: &str = "gcp.iam.generate-access-token";
-    let CloudError::Rejected { code, message } = e else {
-        return Check::warn(
-            ID,
-            format!("IAM Credentials is unreachable: {e}"),
-            "check network access to the config's service_account_impersonation_url",
-        );
+    let (code, message) = match e {
+        CloudError::Rejected { code, message } => (code, message),
+        CloudError::Unreachable(why) => {
+            return Check::warn(
+                ID,
+                format!("IAM Credentials gave no usable answer: {why}"),
+                "check network access to the config's service_account_impersonation_url; a throttle or 5xx clears by itself: run again",
+            );
+        }
     };
     let (cause, fix) = match code.as_str() {
         "PERMISSION_DENIED" | "IAM_PERMISSION_DENIED" | "403" => (

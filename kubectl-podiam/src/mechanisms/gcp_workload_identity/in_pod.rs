@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::evidence::RuntimeEnv;
 use crate::exchange::gcp_credentials::ExternalAccount;
 use crate::exchange::gcp_metadata::AccessToken;
-use crate::exchange::{CloudError, gcp_sts};
+use crate::exchange::{CloudError, gcp_sts, sdk_retry};
 use crate::mechanisms::pod_path::{self, Endpoint};
 use crate::model::Check;
 use crate::pod_session::{Method, PodCall, PodSession, SecretFromFile, form};
@@ -134,7 +134,10 @@ impl PodPath<'_> {
             })
     }
 
-    /// A 200 body (and the client), or why not.
+    /// A 200 body (and the client), or why not. Google's own clients make the
+    /// external_account requests once (google-auth-library-python's `sts.py`), but a 429 or
+    /// 5xx is the service being busy, not a verdict on the binding: retried as
+    /// `exchange/sdk_retry.rs` says, then named as a cause that is no answer (exit 3).
     async fn answer(
         &self,
         call: &PodCall,
@@ -142,30 +145,149 @@ impl PodPath<'_> {
         service: &str,
         because: &str,
     ) -> Result<(String, Vec<u8>), StepFailure> {
+        let transient = |answer: &Result<(String, Vec<u8>), (u16, StepFailure)>| match answer {
+            Err((status, StepFailure::Cloud(_))) => {
+                sdk_retry::retryable(*status, "").then_some(*status)
+            }
+            _ => None,
+        };
+        let (answer, attempts) = sdk_retry::retried(
+            service,
+            || self.answer_once(call, check_id, service, because),
+            transient,
+        )
+        .await;
+        answer.map_err(|(status, failure)| match failure {
+            StepFailure::Cloud(e) => {
+                StepFailure::Cloud(sdk_retry::last_answer(service, status, e, attempts))
+            }
+            other => other,
+        })
+    }
+
+    /// One call: a 200 body (and the client), or why not with the HTTP status (0 when no
+    /// answer came).
+    async fn answer_once(
+        &self,
+        call: &PodCall,
+        check_id: &'static str,
+        service: &str,
+        because: &str,
+    ) -> Result<(String, Vec<u8>), (u16, StepFailure)> {
         match self.session.call(call).await {
             Ok(answer) if answer.status == 200 => Ok((answer.client, answer.body)),
-            Ok(answer) if !answer.body_available => Err(StepFailure::Unusable(format!(
-                "{service} answered the pod with HTTP {}, but the pod's {} does not show the error",
-                answer.status, answer.client
-            ))),
+            Ok(answer) if !answer.body_available => Err((
+                answer.status,
+                StepFailure::Unusable(format!(
+                    "{service} answered the pod with HTTP {}, but the pod's {} does not show the error",
+                    answer.status, answer.client
+                )),
+            )),
             Ok(answer) => {
                 let (code, message) =
                     gcp_sts::error_of(answer.status, &String::from_utf8_lossy(&answer.body));
-                Err(StepFailure::Cloud(CloudError::Rejected { code, message }))
+                Err((
+                    answer.status,
+                    StepFailure::Cloud(CloudError::Rejected { code, message }),
+                ))
             }
-            Err(failure) => Err(match pod_path::unusable(&failure) {
-                Some(why) => StepFailure::Unusable(why),
-                None => StepFailure::Path(Box::new(pod_path::failure_check(
-                    &Endpoint {
-                        check_id,
-                        service,
-                        because,
-                    },
-                    call,
-                    self.env,
-                    &failure,
-                ))),
-            }),
+            Err(failure) => Err((
+                0,
+                match pod_path::unusable(&failure) {
+                    Some(why) => StepFailure::Unusable(why),
+                    None => StepFailure::Path(Box::new(pod_path::failure_check(
+                        &Endpoint {
+                            check_id,
+                            service,
+                            because,
+                        },
+                        call,
+                        self.env,
+                        &failure,
+                    ))),
+                },
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod_session::tests::{scripted_server, session, token_file};
+
+    const THROTTLED: &str = "HTTP/1.0 429 Too Many Requests\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":429,\"message\":\"Quota exceeded for quota metric 'Token exchange requests'\",\"status\":\"RESOURCE_EXHAUSTED\"}}";
+    const UNAVAILABLE: &str = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":503,\"message\":\"The service is currently unavailable.\",\"status\":\"UNAVAILABLE\"}}";
+    const REFUSED: &str = "HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n\r\n{\"error\":\"invalid_grant\",\"error_description\":\"The audience in ID Token does not match the expected audience.\"}";
+    const ANSWER: &str = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"access_token\":\"ya29.federated\",\"issued_token_type\":\"urn:ietf:params:oauth:token-type:access_token\",\"token_type\":\"Bearer\",\"expires_in\":3600}";
+
+    /// The pod's STS exchange (curl, then python3) against a server answering `responses` in
+    /// turn; each client's outcome and the calls received.
+    async fn exchanged(
+        responses: Vec<&'static str>,
+    ) -> Vec<(Result<(AccessToken, String), StepFailure>, usize)> {
+        let (_file, token_path) = token_file();
+        let mut outcomes = Vec::new();
+        for client in ["curl", "python3"] {
+            let (port, seen) = scripted_server(responses.clone()).await;
+            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+            let config = ExternalAccount {
+                audience: "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k".into(),
+                subject_token_type: a::TOKEN_TYPE_JWT.into(),
+                token_url: format!("http://127.0.0.1:{port}/v1/token"),
+                service_account_impersonation_url: None,
+                credential_source: serde_json::from_str(r#"{"file":"/unused"}"#).unwrap(),
+            };
+            let env = RuntimeEnv::parse(b"");
+            let path = PodPath {
+                session: &pod,
+                env: &env,
+            };
+            let outcome = path.sts(&config, &token_path).await;
+            let calls = seen.lock().unwrap().len();
+            outcomes.push((outcome, calls));
+        }
+        outcomes
+    }
+
+    #[tokio::test]
+    async fn a_throttle_then_a_5xx_are_retried_then_the_answer_counts() {
+        for (outcome, calls) in exchanged(vec![THROTTLED, UNAVAILABLE, ANSWER]).await {
+            match outcome {
+                Ok((token, _client)) => assert_eq!(token.token, "ya29.federated"),
+                Err(_) => panic!("the third attempt's token was not used"),
+            }
+            assert_eq!(calls, 3, "one call per attempt");
+        }
+    }
+
+    #[tokio::test]
+    async fn google_sts_unavailable_to_every_attempt_is_a_named_cause_not_a_refusal() {
+        for (outcome, calls) in exchanged(vec![UNAVAILABLE]).await {
+            match outcome {
+                Err(StepFailure::Cloud(CloudError::Unreachable(cause))) => assert!(
+                    cause.contains("Google STS failed on the service's side each of 3 attempts")
+                        && cause.contains("HTTP 503 UNAVAILABLE")
+                        && cause.contains("retry later"),
+                    "{cause}"
+                ),
+                _ => panic!("a 503 after the last attempt must be a cause, not a verdict"),
+            }
+            assert_eq!(calls, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_never_retried() {
+        for (outcome, calls) in exchanged(vec![REFUSED, ANSWER]).await {
+            assert!(
+                matches!(
+                    &outcome,
+                    Err(StepFailure::Cloud(CloudError::Rejected { code, .. })) if code == "invalid_grant"
+                ),
+                "invalid_grant must stay the answer"
+            );
+            assert_eq!(calls, 1);
         }
     }
 }
