@@ -43,6 +43,7 @@ mod token_namespace;
 pub mod trust_policy;
 mod web_identity_check;
 mod web_identity_token;
+mod whole_body;
 
 pub use aws_backend::{AwsBackend, AwsBackendError, BackendKind};
 pub use aws_emulators::{AwsEmulatorOptions, AwsEmulators, SIGNING_KEY_FILE_NAME};

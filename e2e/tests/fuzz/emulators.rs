@@ -277,3 +277,106 @@ fn entra_token_form_and_paths() {
         )
         .expect("Entra answers every request with an HTTP status below 500");
 }
+
+/// Found by `scripts/fuzz 10 20261204`: a 150 KB form sent with GET to an unknown Entra path
+/// lost its answer (hyper: `BodyWrite`, broken pipe). axum answered 404 without reading the
+/// body and closed; the kernel reset the connection under the client's unsent bytes. Each
+/// emulator now reads the whole body first: no answer comes before the body's last byte.
+#[test]
+fn regression_no_answer_comes_before_the_whole_body() {
+    use std::io::{Read, Write};
+    let rt = rt();
+    let gcp = rt
+        .block_on(GcpEmulators::start(GcpEmulatorOptions::default()))
+        .expect("GCP emulators start");
+    for (base, path) in [
+        (gcp.sts_url().to_string(), "/v1/tokens"),
+        (
+            gcp.iam_credentials_url().to_string(),
+            "/v1/projects/-/serviceAccounts/a@p.iam.gserviceaccount.com:generateAccessToken",
+        ),
+    ] {
+        let address = base.trim_start_matches("http://").trim_end_matches('/');
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        let half = vec![b'a'; 64 * 1024];
+        write!(
+            socket,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            2 * half.len()
+        )
+        .unwrap();
+        socket.write_all(&half).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut early = [0u8; 64];
+        let answered_early = matches!(socket.read(&mut early), Ok(n) if n > 0);
+        assert!(
+            !answered_early,
+            "{base}{path} answered before the body's end: {}",
+            String::from_utf8_lossy(&early)
+        );
+        socket.write_all(&half).unwrap();
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut answer = [0u8; 12];
+        socket.read_exact(&mut answer).unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 40"),
+            "{base}{path}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+}
+
+/// With the body read first, the answers keep their status, through Entra's TLS and a real
+/// client as well: 404 for an unknown path, 405 for a wrong method.
+#[test]
+fn regression_a_large_body_to_an_unknown_path_or_method_gets_its_answer() {
+    let rt = rt();
+    let azure = rt
+        .block_on(AzureEmulators::start(AzureEmulatorOptions::default()))
+        .expect("Azure emulators start");
+    let gcp = rt
+        .block_on(GcpEmulators::start(GcpEmulatorOptions::default()))
+        .expect("GCP emulators start");
+    let client = http();
+    let entra = azure.entra_url().trim_end_matches('/').to_string();
+    let token_path = format!("/{}/oauth2/v2.0/token", azure.tenant_id());
+    let body = format!("subject_token={}", "%2F".repeat(90_000)).into_bytes();
+    let cases = [
+        (
+            entra.clone(),
+            format!("{token_path}/m_"),
+            reqwest::Method::GET,
+            404,
+        ),
+        (entra, token_path, reqwest::Method::GET, 405),
+        (
+            gcp.sts_url().to_string(),
+            "/v1/tokens".to_string(),
+            reqwest::Method::POST,
+            404,
+        ),
+        (
+            gcp.iam_credentials_url().to_string(),
+            "/v1/projects/-/serviceAccounts/a@p.iam.gserviceaccount.com:generateAccessToken"
+                .to_string(),
+            reqwest::Method::PUT,
+            405,
+        ),
+    ];
+    for (base, path, method, expected) in cases {
+        for attempt in 0..10 {
+            let request = Request {
+                method: method.clone(),
+                path: path.clone(),
+                content_type: Some("application/x-www-form-urlencoded"),
+                headers: Vec::new(),
+                body: body.clone(),
+            };
+            let status = send(&rt, &client, &base, &request)
+                .unwrap_or_else(|e| panic!("{method} {base}{path} (attempt {attempt}): {e}"));
+            assert_eq!(status, expected, "{method} {base}{path}");
+        }
+    }
+}

@@ -102,8 +102,11 @@ fn mimicking_value() -> impl Strategy<Value = String> {
 #[test]
 fn mimicked_frames_in_values_forge_nothing() {
     let env = prop::collection::vec(("[A-Z][A-Z_]{0,6}", mimicking_value()), 0..8);
+    // The script frames each variable's file once (a name framed twice is a forgery,
+    // `regression_a_file_framed_twice_is_named_a_forgery`), so genuine names are distinct.
     let genuine =
-        prop::collection::vec(("[A-Z][A-Z_]{0,6}", prop::option::of(raw_bytes(64))), 0..4);
+        prop::collection::btree_map("[A-Z][A-Z_]{0,6}", prop::option::of(raw_bytes(64)), 0..4)
+            .prop_map(|files| files.into_iter().collect::<Vec<_>>());
     runner(CI_FORGERY)
         .run(&(env, genuine), |(env, genuine)| {
             let mut stdout: Vec<u8> = env
@@ -151,6 +154,22 @@ fn mimicked_frames_in_values_forge_nothing() {
             Ok(())
         })
         .expect("values that mimic the framing forge no file");
+}
+
+/// Found by `scripts/fuzz 10 20261204` when the generator framed one name twice (an empty
+/// file, then a failed read): the second section's error was looked up by name and came from
+/// the first. The script never frames a name twice, so such output is the pod's own forgery,
+/// and is named one.
+#[test]
+fn regression_a_file_framed_twice_is_named_a_forgery() {
+    let stdout = format!("\n{B} file Z\n\n{B} status Z 0\n\n{B} file Z\n\n{B} status Z 1\n");
+    let stderr = format!("\n{B} err Z\n\n{B} err Z\ncat: /x/Z: No such file");
+    let (env, files) = env_probe::parse(B, stdout.as_bytes(), &stderr);
+    assert_eq!(files.len(), 2);
+    let forged = env_probe::forged_framing(B, stdout.as_bytes(), &files)
+        .expect("a name framed twice is no output of the script");
+    assert!(forged.contains("a token file framed twice"), "{forged}");
+    assert!(env.is_empty());
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -62,15 +62,17 @@ impl TokenFaults {
 }
 
 pub fn router(state: Arc<EntraState>) -> Router {
-    Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(openid_configuration),
-        )
-        .route("/{tenant}/discovery/v2.0/keys", get(keys))
-        .route("/common/discovery/instance", get(instance_discovery))
-        .with_state(state)
+    super::super::whole_body::read_first(
+        Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                get(openid_configuration),
+            )
+            .route("/{tenant}/discovery/v2.0/keys", get(keys))
+            .route("/common/discovery/instance", get(instance_discovery))
+            .with_state(state),
+    )
 }
 
 fn unix_now() -> i64 {

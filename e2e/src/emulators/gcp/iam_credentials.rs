@@ -26,12 +26,14 @@ const GET_ACCESS_TOKEN: &str = "iam.serviceAccounts.getAccessToken";
 const MAX_LIFETIME_SECONDS: u64 = 3600;
 
 pub fn router(state: Arc<GcpState>) -> Router {
-    Router::new()
-        .route(
-            "/v1/projects/{project}/serviceAccounts/{name_and_method}",
-            post(service_account_method),
-        )
-        .with_state(state)
+    super::super::whole_body::read_first(
+        Router::new()
+            .route(
+                "/v1/projects/{project}/serviceAccounts/{name_and_method}",
+                post(service_account_method),
+            )
+            .with_state(state),
+    )
 }
 
 #[derive(Deserialize)]

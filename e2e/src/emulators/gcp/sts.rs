@@ -27,9 +27,11 @@ const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platfo
 const FEDERATED_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 pub fn router(state: Arc<GcpState>) -> Router {
-    Router::new()
-        .route("/v1/token", post(exchange))
-        .with_state(state)
+    super::super::whole_body::read_first(
+        Router::new()
+            .route("/v1/token", post(exchange))
+            .with_state(state),
+    )
 }
 
 async fn exchange(
