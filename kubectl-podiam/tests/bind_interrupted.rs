@@ -155,27 +155,32 @@ async fn bind_killed_at(
 ) {
     *api.hold.lock().unwrap() = Some(hold.to_string());
     api.held.lock().unwrap().clear();
-    let mut child = bind_command(emulators, kubeconfig).spawn().unwrap();
+    let child = bind_command(emulators, kubeconfig).spawn().unwrap();
+    kill_once(child, hold, || !api.held.lock().unwrap().is_empty()).await;
+    *api.hold.lock().unwrap() = None;
+}
+
+/// Kills `child` (SIGKILL) as soon as `reached` is true; fails if it ends first or `reached`
+/// never comes within a minute.
+async fn kill_once(mut child: std::process::Child, step: &str, reached: impl Fn() -> bool) {
     let started = Instant::now();
-    while api.held.lock().unwrap().is_empty() {
+    while !reached() {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
             panic!(
-                "bind ended ({status}) before {hold}: {}{}",
+                "bind ended ({status}) before {step}: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "bind never reached {hold}"
+            "bind never reached {step}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "killed");
-    *api.hold.lock().unwrap() = None;
+    assert!(!child.wait().unwrap().success(), "killed");
 }
 
 /// A whole bind run: exit code and its JSON report.
@@ -330,27 +335,13 @@ async fn bind_killed_while_iam_answers_create_role_finishes_on_the_next_run() {
     .await;
 
     // IAM has made the role; bind is killed before its answer arrives.
-    let mut child = bind_command_through(&emulators, &proxy, &kubeconfig)
+    let child = bind_command_through(&emulators, &proxy, &kubeconfig)
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while applied.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "bind ended ({status}) before CreateRole: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "bind never called CreateRole"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().unwrap();
-    assert!(!child.wait().unwrap().success(), "killed");
+    kill_once(child, "CreateRole's answer", || {
+        applied.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
     let trust = trust_policy(&emulators)
         .await
         .expect("IAM made the role before the kill");

@@ -9,10 +9,10 @@
 //! It also folds both steps into one error, and the checks must say which step refused.
 //! The request shapes below are those of FACTS.md (and google-auth-library-python).
 
-use std::future::Future;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::gcp_metadata::AccessToken;
 use super::{CloudError, sdk_retry};
@@ -81,23 +81,42 @@ async fn read_error(response: reqwest::Response) -> Failed {
 
 /// Google's own clients make these requests once (google-auth-library-python's `sts.py` and
 /// `impersonated_credentials.py`), but a 429 or 5xx is the service being busy, not a verdict
-/// on the binding: retried as `sdk_retry` says, then the cause that no answer came (exit 3).
-async fn with_retries<Attempt, Answer>(
+/// on the binding: `request` (built anew for each attempt) is retried as `sdk_retry` says,
+/// then the cause that no answer came (exit 3). The 200 answer's JSON as `T`; `missing` names
+/// what a 200 without it lacks.
+async fn post<T: DeserializeOwned>(
     service: &str,
-    attempt: Attempt,
-) -> Result<AccessToken, CloudError>
-where
-    Attempt: FnMut() -> Answer,
-    Answer: Future<Output = Result<AccessToken, Failed>>,
-{
-    let transient = |answer: &Result<AccessToken, Failed>| match answer {
+    missing: &str,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<T, CloudError> {
+    let transient = |answer: &Result<T, Failed>| match answer {
         Err((status, CloudError::Rejected { code, .. })) if sdk_retry::retryable(*status, code) => {
             Some(*status)
         }
         _ => None,
     };
-    let (answer, attempts) = sdk_retry::retried(service, attempt, transient).await;
+    let (answer, attempts) =
+        sdk_retry::retried(service, || send_once(request(), missing), transient).await;
     answer.map_err(|(status, e)| sdk_retry::last_answer(service, status, e, attempts))
+}
+
+async fn send_once<T: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    missing: &str,
+) -> Result<T, Failed> {
+    let response = request.send().await.map_err(unreachable)?;
+    if !response.status().is_success() {
+        return Err(read_error(response).await);
+    }
+    response.json().await.map_err(|e| {
+        (
+            200,
+            CloudError::Rejected {
+                code: "invalid_response".into(),
+                message: format!("{missing} ({})", e.without_url()),
+            },
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -115,55 +134,21 @@ pub async fn exchange(
     subject_token: &str,
     scope: &str,
 ) -> Result<AccessToken, CloudError> {
-    with_retries("Google STS", || {
-        exchange_once(
-            http,
-            token_url,
-            audience,
-            subject_token_type,
-            subject_token,
-            scope,
-        )
-    })
-    .await
-}
-
-async fn exchange_once(
-    http: &reqwest::Client,
-    token_url: &str,
-    audience: &str,
-    subject_token_type: &str,
-    subject_token: &str,
-    scope: &str,
-) -> Result<AccessToken, Failed> {
-    let response = http
-        .post(token_url)
-        .form(&[
-            ("grant_type", a::GRANT_TYPE_TOKEN_EXCHANGE),
-            ("requested_token_type", a::TOKEN_TYPE_ACCESS_TOKEN),
-            ("subject_token_type", subject_token_type),
-            ("subject_token", subject_token),
-            ("audience", audience),
-            ("scope", scope),
-        ])
-        .send()
-        .await
-        .map_err(unreachable)?;
-    if !response.status().is_success() {
-        return Err(read_error(response).await);
-    }
-    let answer: StsAnswer = response.json().await.map_err(|e| {
-        (
-            200,
-            CloudError::Rejected {
-                code: "invalid_response".into(),
-                message: format!(
-                    "STS answered 200 without an access_token ({})",
-                    e.without_url()
-                ),
-            },
-        )
-    })?;
+    let answer: StsAnswer = post(
+        "Google STS",
+        "STS answered 200 without an access_token",
+        || {
+            http.post(token_url).form(&[
+                ("grant_type", a::GRANT_TYPE_TOKEN_EXCHANGE),
+                ("requested_token_type", a::TOKEN_TYPE_ACCESS_TOKEN),
+                ("subject_token_type", subject_token_type),
+                ("subject_token", subject_token),
+                ("audience", audience),
+                ("scope", scope),
+            ])
+        },
+    )
+    .await?;
     Ok(AccessToken {
         token: answer.access_token,
         expires_in: answer.expires_in,
@@ -183,40 +168,16 @@ pub async fn generate_access_token(
     federated: &AccessToken,
     scope: &str,
 ) -> Result<AccessToken, CloudError> {
-    with_retries("IAM Credentials", || {
-        generate_once(http, impersonation_url, federated, scope)
-    })
-    .await
-}
-
-async fn generate_once(
-    http: &reqwest::Client,
-    impersonation_url: &str,
-    federated: &AccessToken,
-    scope: &str,
-) -> Result<AccessToken, Failed> {
-    let response = http
-        .post(impersonation_url)
-        .bearer_auth(&federated.token)
-        .json(&serde_json::json!({"delegates": [], "scope": [scope], "lifetime": "3600s"}))
-        .send()
-        .await
-        .map_err(unreachable)?;
-    if !response.status().is_success() {
-        return Err(read_error(response).await);
-    }
-    let answer: GenerateAnswer = response.json().await.map_err(|e| {
-        (
-            200,
-            CloudError::Rejected {
-                code: "invalid_response".into(),
-                message: format!(
-                    "generateAccessToken answered 200 without an accessToken ({})",
-                    e.without_url()
-                ),
-            },
-        )
-    })?;
+    let answer: GenerateAnswer = post(
+        "IAM Credentials",
+        "generateAccessToken answered 200 without an accessToken",
+        || {
+            http.post(impersonation_url)
+                .bearer_auth(&federated.token)
+                .json(&serde_json::json!({"delegates": [], "scope": [scope], "lifetime": "3600s"}))
+        },
+    )
+    .await?;
     Ok(AccessToken {
         token: answer.access_token,
         expires_in: None,

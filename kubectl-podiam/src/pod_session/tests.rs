@@ -80,6 +80,26 @@ async fn silent_server() -> u16 {
     port
 }
 
+/// Runs `exchange` from a session with curl, then from one with python3 (both clients show a
+/// cloud's error bodies), each against a fresh server answering `responses` in turn
+/// ([`scripted_server`]); `exchange` gets the session, the server's port and a token file's
+/// path. Returns each client's outcome with the calls its server received.
+pub(crate) async fn through_curl_and_python<T>(
+    responses: Vec<&'static str>,
+    exchange: impl AsyncFn(&PodSession, u16, &str) -> T,
+) -> Vec<(T, usize)> {
+    let (_file, token_path) = token_file();
+    let mut outcomes = Vec::new();
+    for client in ["curl", "python3"] {
+        let (port, seen) = scripted_server(responses.clone()).await;
+        let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+        let outcome = exchange(&pod, port, &token_path).await;
+        let calls = seen.lock().unwrap().len();
+        outcomes.push((outcome, calls));
+    }
+    outcomes
+}
+
 /// Starts the script with the host's `sh`, a PATH holding only `clients` (linked from the
 /// host), and `env`.
 pub(crate) async fn session(

@@ -219,7 +219,7 @@ mod tests {
         )
     }
 
-    use crate::pod_session::tests::{scripted_server, session, token_file};
+    use crate::pod_session::tests::through_curl_and_python;
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/my-pod-role";
     const THROTTLED: &str = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/xml\r\n\r\n<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
@@ -231,11 +231,7 @@ mod tests {
     /// The pod's exchange (curl, then python3: both show STS's body) against a server
     /// answering `responses` in turn; returns each client's outcome and the calls received.
     async fn exchanged(responses: Vec<&'static str>) -> Vec<(PodExchange, usize)> {
-        let (_file, token_path) = token_file();
-        let mut outcomes = Vec::new();
-        for client in ["curl", "python3"] {
-            let (port, seen) = scripted_server(responses.clone()).await;
-            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+        through_curl_and_python(responses, async |pod, port, token_path| {
             let endpoint = StsEndpoint {
                 url: format!("http://127.0.0.1:{port}/"),
                 host: "127.0.0.1".into(),
@@ -244,11 +240,9 @@ mod tests {
                 because: "the test's endpoint".into(),
             };
             let env = RuntimeEnv::parse(b"");
-            let outcome = exchange(&pod, &env, &endpoint, ROLE, &token_path, "podiam-x").await;
-            let calls = seen.lock().unwrap().len();
-            outcomes.push((outcome, calls));
-        }
-        outcomes
+            exchange(pod, &env, &endpoint, ROLE, token_path, "podiam-x").await
+        })
+        .await
     }
 
     #[tokio::test]

@@ -145,7 +145,7 @@ impl ClassifyName for serde_json::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod_session::tests::{scripted_server, session, token_file};
+    use crate::pod_session::tests::through_curl_and_python;
 
     const BUSY: &str = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\n[a1b2]: (ThrottlingException): Rate exceeded";
     const FAILING: &str = "HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n[a1b2]: (InternalServerException): internal error";
@@ -155,18 +155,12 @@ mod tests {
     /// The agent asked from the pod (curl, then python3) against a server answering
     /// `responses` in turn; each client's outcome and the calls received.
     async fn asked(responses: Vec<&'static str>) -> Vec<(AgentOutcome, usize)> {
-        let (_file, token_path) = token_file();
-        let mut outcomes = Vec::new();
-        for client in ["curl", "python3"] {
-            let (port, seen) = scripted_server(responses.clone()).await;
-            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+        through_curl_and_python(responses, async |pod, port, token_path| {
             let env = RuntimeEnv::parse(b"");
             let uri = format!("http://127.0.0.1:{port}/v1/credentials");
-            let outcome = ask_through(&pod, &env, &uri, &token_path).await;
-            let calls = seen.lock().unwrap().len();
-            outcomes.push((outcome, calls));
-        }
-        outcomes
+            ask_through(pod, &env, &uri, token_path).await
+        })
+        .await
     }
 
     #[tokio::test]

@@ -157,7 +157,7 @@ async fn call_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod_session::tests::{scripted_server, session, token_file};
+    use crate::pod_session::tests::through_curl_and_python;
 
     const THROTTLED: &str = "HTTP/1.0 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"AADSTS90033: A transient error has occurred. Please try again.\",\"error_codes\":[90033]}";
     const FAILING: &str = "HTTP/1.0 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n{\"error\":\"temporarily_unavailable\",\"error_description\":\"AADSTS90033: A transient error has occurred. Please try again.\",\"error_codes\":[90033]}";
@@ -168,29 +168,23 @@ mod tests {
     /// The pod's token request (curl, then python3: both show Entra's body) against a server
     /// answering `responses` in turn; returns each client's outcome and the calls received.
     async fn exchanged(responses: Vec<&'static str>) -> Vec<(PodExchange, usize)> {
-        let (_file, token_path) = token_file();
-        let mut outcomes = Vec::new();
-        for client in ["curl", "python3"] {
-            let (port, seen) = scripted_server(responses.clone()).await;
-            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+        through_curl_and_python(responses, async |pod, port, token_path| {
             let endpoint = EntraEndpoint {
                 url: format!("http://127.0.0.1:{port}/t/oauth2/v2.0/token"),
                 because: "the test's endpoint".into(),
             };
             let env = RuntimeEnv::parse(b"");
-            let outcome = exchange(
-                &pod,
+            exchange(
+                pod,
                 &env,
                 &endpoint,
                 "11111111-2222-3333-4444-555555555555",
                 "https://storage.azure.com/.default",
-                &token_path,
+                token_path,
             )
-            .await;
-            let calls = seen.lock().unwrap().len();
-            outcomes.push((outcome, calls));
-        }
-        outcomes
+            .await
+        })
+        .await
     }
 
     #[tokio::test]

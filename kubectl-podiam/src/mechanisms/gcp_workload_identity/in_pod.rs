@@ -214,7 +214,7 @@ impl PodPath<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod_session::tests::{scripted_server, session, token_file};
+    use crate::pod_session::tests::through_curl_and_python;
 
     const THROTTLED: &str = "HTTP/1.0 429 Too Many Requests\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":429,\"message\":\"Quota exceeded for quota metric 'Token exchange requests'\",\"status\":\"RESOURCE_EXHAUSTED\"}}";
     const UNAVAILABLE: &str = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"code\":503,\"message\":\"The service is currently unavailable.\",\"status\":\"UNAVAILABLE\"}}";
@@ -226,11 +226,7 @@ mod tests {
     async fn exchanged(
         responses: Vec<&'static str>,
     ) -> Vec<(Result<(AccessToken, String), StepFailure>, usize)> {
-        let (_file, token_path) = token_file();
-        let mut outcomes = Vec::new();
-        for client in ["curl", "python3"] {
-            let (port, seen) = scripted_server(responses.clone()).await;
-            let (_opening, pod, _bin) = session(&[client], &[], &[]).await;
+        through_curl_and_python(responses, async |pod, port, token_path| {
             let config = ExternalAccount {
                 audience: "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k".into(),
                 subject_token_type: a::TOKEN_TYPE_JWT.into(),
@@ -240,14 +236,12 @@ mod tests {
             };
             let env = RuntimeEnv::parse(b"");
             let path = PodPath {
-                session: &pod,
+                session: pod,
                 env: &env,
             };
-            let outcome = path.sts(&config, &token_path).await;
-            let calls = seen.lock().unwrap().len();
-            outcomes.push((outcome, calls));
-        }
-        outcomes
+            path.sts(&config, token_path).await
+        })
+        .await
     }
 
     #[tokio::test]
