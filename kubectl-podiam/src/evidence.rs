@@ -167,7 +167,9 @@ async fn open_session(
     let argv =
         pod_session::script::argv(&script, &boundary, pod_session::script::CLIENTS, file_vars);
     let attached = exec::attach(pods, &pod.name, &pod.container, &argv, timeout).await?;
-    let keepalive = Box::new(std::sync::Mutex::new(attached.process));
+    // The same script, boundary and files, should the exec have to be opened again.
+    let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+    let keepalive = Box::new(attached.guard);
     let (opening, session) = PodSession::start(
         attached.stdin,
         attached.stdout,
@@ -182,6 +184,23 @@ async fn open_session(
         pod_session::OpenError::Ended(why) => ExecError::Failed(why),
         pod_session::OpenError::TooLarge => ExecError::TooLarge(pod_session::MAX_STDOUT),
     })?;
+    let (pods, name, container) = (pods.clone(), pod.name.clone(), pod.container.clone());
+    let session = session.with_reopen(Box::new(move || {
+        let (pods, name, container, argv) =
+            (pods.clone(), name.clone(), container.clone(), argv.clone());
+        Box::pin(async move {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let attached = exec::attach(&pods, &name, &container, &argv, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(pod_session::Streams {
+                stdin: attached.stdin,
+                stdout: attached.stdout,
+                stderr: attached.stderr,
+                keepalive: Box::new(attached.guard),
+            })
+        })
+    }));
     let mut env = RuntimeEnv::parse(&opening.env);
     env.files = opening.files;
     env.session = Some(session);

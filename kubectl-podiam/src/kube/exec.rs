@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bounded capture: anything larger is not a token or an environment worth reading.
 const MAX_CAPTURE: u64 = 1024 * 1024 + 1;
@@ -128,13 +128,22 @@ fn classify(err: kube::Error, command: &str) -> ExecError {
     }
 }
 
-/// An exec whose stdin stays open: the streams of a pod session and the process keeping it.
+/// An exec whose stdin stays open: the streams of a pod session and the guard keeping it.
 pub struct AttachedSession {
     pub stdin: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
     pub stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
     pub stderr: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-    /// The exec; dropping it aborts the remote command.
-    pub process: kube::api::AttachedProcess,
+    /// Owns the exec; dropping it aborts the remote command.
+    pub guard: ExecGuard,
+}
+
+/// Aborts the task owning the exec (and so the exec) when dropped.
+pub struct ExecGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Starts `command` with stdin, stdout and stderr attached, bounded by `timeout` to start.
@@ -162,10 +171,53 @@ pub async fn attach(
             "the exec has no stdin/stdout/stderr".into(),
         ));
     };
+    let (stdout, stderr, guard) = closed_with_the_exec(attached, stdout, stderr);
     Ok(AttachedSession {
         stdin: Box::new(stdin),
         stdout: Box::new(stdout),
         stderr: Box::new(stderr),
-        process: attached,
+        guard,
     })
+}
+
+/// kube ends an exec's stdout and stderr only when the server closes the stream properly: when
+/// the connection breaks instead (the API server killed, a reset), its task ends with an error
+/// and the readers stay open forever, so a call would wait out its timeout and be taken for
+/// the pod's own silence. Here both streams are forwarded and closed once the exec's task has
+/// ended, after what it had already written.
+fn closed_with_the_exec(
+    process: kube::api::AttachedProcess,
+    mut stdout: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    mut stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> (
+    impl tokio::io::AsyncRead + Unpin + Send,
+    impl tokio::io::AsyncRead + Unpin + Send,
+    ExecGuard,
+) {
+    const FORWARD_BUFFER: usize = 64 * 1024;
+    // What the task wrote before it ended is already buffered: read it, not wait for more.
+    const DRAIN: Duration = Duration::from_millis(200);
+    let (stdout_reader, mut stdout_writer) = tokio::io::simplex(FORWARD_BUFFER);
+    let (stderr_reader, mut stderr_writer) = tokio::io::simplex(FORWARD_BUFFER);
+    let task = tokio::spawn(async move {
+        {
+            let copies = futures::future::join(
+                tokio::io::copy(&mut stdout, &mut stdout_writer),
+                tokio::io::copy(&mut stderr, &mut stderr_writer),
+            );
+            tokio::pin!(copies);
+            tokio::select! {
+                _ = &mut copies => {}
+                ended = process.join() => {
+                    if let Err(e) = ended {
+                        tracing::debug!("the exec's stream ended: {e}");
+                    }
+                    let _ = tokio::time::timeout(DRAIN, &mut copies).await;
+                }
+            }
+        }
+        let _ = stdout_writer.shutdown().await;
+        let _ = stderr_writer.shutdown().await;
+    });
+    (stdout_reader, stderr_reader, ExecGuard(task))
 }

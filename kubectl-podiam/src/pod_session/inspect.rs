@@ -109,11 +109,11 @@ impl PodSession {
             io.stdin
                 .write_all(format!("{line}\n").as_bytes())
                 .await
-                .map_err(|e| format!("writing to the pod: {e}"))?;
+                .map_err(|e| format!("{}: {e}", super::WRITING))?;
             io.stdin
                 .flush()
                 .await
-                .map_err(|e| format!("writing to the pod: {e}"))?;
+                .map_err(|e| format!("{}: {e}", super::WRITING))?;
             read_through(&mut io, begin.as_bytes()).await?;
             let out = read_through(&mut io, end.as_bytes()).await?;
             let rc = read_through(&mut io, b"\n").await?;

@@ -29,6 +29,21 @@ const CALL_GRACE: Duration = Duration::from_secs(5);
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
+/// A session's exec: its streams and what keeps it alive (dropped, the exec ends).
+pub struct Streams {
+    pub stdin: Writer,
+    pub stdout: Reader,
+    pub stderr: Reader,
+    pub keepalive: Box<dyn Send + Sync>,
+}
+
+/// Opens the session's exec again, running the same script with the same boundary and files.
+pub type Reopen = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Streams, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What the session's first phase read: the raw `env` text and the token files.
 pub struct Opening {
     pub env: Vec<u8>,
@@ -57,6 +72,10 @@ struct Io {
     pending: Vec<u8>,
     next_id: u32,
     broken: Option<String>,
+    /// Keeps the exec (or child process) alive; replaced when the exec is opened again.
+    _keepalive: Box<dyn Send + Sync>,
+    /// False once opening the exec again failed: later calls do not wait on it again.
+    may_reopen: bool,
 }
 
 pub struct PodSession {
@@ -64,8 +83,12 @@ pub struct PodSession {
     stderr: Arc<Mutex<Vec<u8>>>,
     boundary: String,
     client: Option<String>,
-    /// Keeps the exec (or child process) alive; dropped with the session.
-    _keepalive: Box<dyn Send + Sync>,
+    /// How to open the exec again when it ends under a call (the API server restarted, the
+    /// connection dropped): the call is then made once more on the new exec, so the pod's own
+    /// view is kept rather than lost to evidence from this machine.
+    reopen: Option<Reopen>,
+    /// Bounds the opening of a new exec, as the first one's.
+    open_timeout: Duration,
 }
 
 impl std::fmt::Debug for PodSession {
@@ -95,6 +118,8 @@ impl PodSession {
             pending: Vec::new(),
             next_id: 1,
             broken: None,
+            _keepalive: keepalive,
+            may_reopen: true,
         };
         let ready = format!("\n{boundary} ready ");
         let head = tokio::time::timeout(timeout, read_through(&mut io, ready.as_bytes()))
@@ -137,7 +162,8 @@ impl PodSession {
             stderr: stderr_buf,
             boundary,
             client: (client != "none").then_some(client.clone()),
-            _keepalive: keepalive,
+            reopen: None,
+            open_timeout: timeout,
         };
         Ok((
             Opening {
@@ -150,6 +176,12 @@ impl PodSession {
         ))
     }
 
+    /// Lets calls open the exec again (once per call) when it ends under them.
+    pub fn with_reopen(mut self, reopen: Reopen) -> Self {
+        self.reopen = Some(reopen);
+        self
+    }
+
     pub fn client(&self) -> Option<&str> {
         self.client.as_deref()
     }
@@ -160,33 +192,47 @@ impl PodSession {
     }
 
     /// Makes `call` from inside the pod. Calls are made one at a time.
+    /// An exec that ended under the call (not one the pod forged, overfilled or let time
+    /// out) is opened again once, and the call made once more: the calls are token exchanges
+    /// and reads, which a pod's SDK repeats as freely.
     pub async fn call(&self, call: &PodCall) -> CallOutcome {
         let mut io = self.io.lock().await;
-        if let Some(reason) = &io.broken {
-            return Err(CallFailure::SessionBroken(reason.clone()));
-        }
         if self.client.is_none() {
             return Err(CallFailure::NoClient);
         }
-        let id = io.next_id;
-        io.next_id += 1;
-        let line = match call.line(id) {
-            Ok(line) => line,
-            Err(e) => return Err(CallFailure::SessionBroken(e.to_string())),
-        };
-        tracing::debug!(?call, id, "call from inside the pod");
-        let deadline = call.timeout + CALL_GRACE;
-        let result = tokio::time::timeout(deadline, self.exchange(&mut io, id, &line)).await;
-        let (client, rc, stdout) = match result {
-            Ok(Ok(parts)) => parts,
-            Ok(Err(reason)) => {
-                io.broken = Some(reason.clone());
+        let mut reopened = false;
+        if let Some(reason) = io.broken.clone() {
+            // An earlier read (an inspection) found the exec ended.
+            if !(exec_ended(&reason) && self.reopened(&mut io, &reason).await) {
                 return Err(CallFailure::SessionBroken(reason));
             }
-            Err(_) => {
-                let reason = format!("no answer from the pod within {}s", deadline.as_secs());
-                io.broken = Some(reason);
-                return Err(CallFailure::Timeout { after: deadline });
+            reopened = true;
+        }
+        let deadline = call.timeout + CALL_GRACE;
+        let (id, client, rc, stdout) = loop {
+            let id = io.next_id;
+            io.next_id += 1;
+            let line = match call.line(id) {
+                Ok(line) => line,
+                Err(e) => return Err(CallFailure::SessionBroken(e.to_string())),
+            };
+            tracing::debug!(?call, id, "call from inside the pod");
+            let result = tokio::time::timeout(deadline, self.exchange(&mut io, id, &line)).await;
+            match result {
+                Ok(Ok((client, rc, stdout))) => break (id, client, rc, stdout),
+                Ok(Err(reason)) => {
+                    if !reopened && exec_ended(&reason) && self.reopened(&mut io, &reason).await {
+                        reopened = true;
+                        continue;
+                    }
+                    io.broken = Some(reason.clone());
+                    return Err(CallFailure::SessionBroken(reason));
+                }
+                Err(_) => {
+                    let reason = format!("no answer from the pod within {}s", deadline.as_secs());
+                    io.broken = Some(reason);
+                    return Err(CallFailure::Timeout { after: deadline });
+                }
             }
         };
         let end_marker = format!("\n{} callerrend {id}\n", self.boundary);
@@ -204,6 +250,46 @@ impl PodSession {
         outcome
     }
 
+    /// Opens the exec again after it ended (`why`) and reads the new script to `ready`; its
+    /// opening (env, files) was read with the first exec and is not read again. True when the
+    /// new exec is ready; the session is then whole again.
+    async fn reopened(&self, io: &mut Io, why: &str) -> bool {
+        let Some(reopen) = self.reopen.as_ref().filter(|_| io.may_reopen) else {
+            return false;
+        };
+        tracing::info!("the exec in the pod ended ({why}); opening it again");
+        let opened = async {
+            let streams = reopen().await?;
+            tokio::spawn(drain(streams.stderr, self.stderr.clone()));
+            io.stdin = streams.stdin;
+            io.stdout = streams.stdout;
+            io._keepalive = streams.keepalive;
+            io.pending.clear();
+            read_through(io, format!("\n{} ready ", self.boundary).as_bytes()).await?;
+            read_through(io, b"\n").await?;
+            Ok::<_, String>(())
+        };
+        let outcome = tokio::time::timeout(self.open_timeout, opened).await;
+        io.may_reopen = matches!(outcome, Ok(Ok(())));
+        match outcome {
+            Ok(Ok(())) => {
+                io.broken = None;
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::info!("the exec in the pod could not be opened again: {e}");
+                false
+            }
+            Err(_) => {
+                tracing::info!(
+                    "the exec in the pod could not be opened again within {:?}",
+                    self.open_timeout
+                );
+                false
+            }
+        }
+    }
+
     async fn exchange(
         &self,
         io: &mut Io,
@@ -213,11 +299,11 @@ impl PodSession {
         io.stdin
             .write_all(format!("{line}\n").as_bytes())
             .await
-            .map_err(|e| format!("writing to the pod: {e}"))?;
+            .map_err(|e| format!("{WRITING}: {e}"))?;
         io.stdin
             .flush()
             .await
-            .map_err(|e| format!("writing to the pod: {e}"))?;
+            .map_err(|e| format!("{WRITING}: {e}"))?;
         let begin = format!("\n{} call {id} begin\n", self.boundary);
         let skipped = read_through(io, begin.as_bytes()).await?;
         // The script prints nothing between an answer and the next call's frame.
@@ -257,6 +343,17 @@ impl PodSession {
     }
 }
 
+/// How a session names the exec's end: the stream closed, or reading or writing it failed.
+const EXEC_ENDED: &str = "the exec ended";
+const READING: &str = "reading from the pod";
+const WRITING: &str = "writing to the pod";
+
+/// True when `reason` is the exec's transport ending, which opening it again can mend (not a
+/// forgery, an overfull read or a timeout, which are the pod's own doing).
+fn exec_ended(reason: &str) -> bool {
+    reason == EXEC_ENDED || reason.starts_with(READING) || reason.starts_with(WRITING)
+}
+
 /// Why a read stops at [`MAX_STDOUT`].
 /// 4 MiB, named in bytes as the opening's error names them.
 const TOO_MUCH: &str = "the pod printed more than 4194304 bytes (4 MiB)";
@@ -294,9 +391,9 @@ async fn read_through(io: &mut Io, marker: &[u8]) -> Result<Vec<u8>, String> {
             .stdout
             .read(&mut chunk)
             .await
-            .map_err(|e| format!("reading from the pod: {e}"))?;
+            .map_err(|e| format!("{READING}: {e}"))?;
         if n == 0 {
-            return Err("the exec ended".into());
+            return Err(EXEC_ENDED.into());
         }
         io.pending.extend_from_slice(&chunk[..n]);
     }
@@ -344,6 +441,8 @@ fn find_from(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod reopen_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -10,7 +10,7 @@ use super::*;
 
 /// Serves `response` (a whole HTTP/1.0 answer) to every connection; returns its port and the
 /// requests it received (head and body, as text).
-async fn canned_server(response: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(super) async fn canned_server(response: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
     scripted_server(vec![response]).await
 }
 
@@ -107,6 +107,24 @@ pub(crate) async fn session(
     env: &[(&str, &str)],
     file_vars: &[&str],
 ) -> (Opening, PodSession, tempfile::TempDir) {
+    let bin = client_bin(clients);
+    let boundary = crate::env_probe::boundary();
+    let (streams, _pid) = spawn_script(bin.path(), env, &boundary, file_vars);
+    let (opening, session) = PodSession::start(
+        streams.stdin,
+        streams.stdout,
+        streams.stderr,
+        boundary,
+        streams.keepalive,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("session starts");
+    (opening, session, bin)
+}
+
+/// A directory to be the script's whole PATH: the shell's tools and `clients`.
+pub(super) fn client_bin(clients: &[&str]) -> tempfile::TempDir {
     let bin = tempfile::tempdir().unwrap();
     // The shell's own tools (cat, env, printf are builtins or here), plus the chosen clients.
     for tool in ["cat", "env", "timeout", "sh", "head"] {
@@ -130,13 +148,23 @@ pub(crate) async fn session(
             std::os::unix::fs::symlink(path, link).unwrap();
         }
     }
-    let boundary = crate::env_probe::boundary();
+    bin
+}
+
+/// The session script under the host's `sh` with a PATH of `bin` only: its streams (the child
+/// is killed when they are dropped) and its pid.
+pub(super) fn spawn_script(
+    bin: &std::path::Path,
+    env: &[(&str, &str)],
+    boundary: &str,
+    file_vars: &[&str],
+) -> (Streams, u32) {
     let script = script::full_script();
-    let argv = script::argv(&script, &boundary, script::CLIENTS, file_vars);
+    let argv = script::argv(&script, boundary, script::CLIENTS, file_vars);
     let mut child = tokio::process::Command::new("sh")
         .args(&argv[1..])
         .env_clear()
-        .env("PATH", bin.path())
+        .env("PATH", bin)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -144,21 +172,14 @@ pub(crate) async fn session(
         .kill_on_drop(true)
         .spawn()
         .expect("sh");
-    let stdin = Box::new(child.stdin.take().unwrap());
-    let stdout = Box::new(child.stdout.take().unwrap());
-    let stderr = Box::new(child.stderr.take().unwrap());
-    let keep = Box::new(Mutex::new(child));
-    let (opening, session) = PodSession::start(
-        stdin,
-        stdout,
-        stderr,
-        boundary,
-        keep,
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("session starts");
-    (opening, session, bin)
+    let pid = child.id().expect("a running child has a pid");
+    let streams = Streams {
+        stdin: Box::new(child.stdin.take().unwrap()),
+        stdout: Box::new(child.stdout.take().unwrap()),
+        stderr: Box::new(child.stderr.take().unwrap()),
+        keepalive: Box::new(Mutex::new(child)),
+    };
+    (streams, pid)
 }
 
 pub(super) fn which(tool: &str) -> Option<std::path::PathBuf> {
@@ -195,7 +216,7 @@ fn busybox_applet(dir: &std::path::Path, applet: &str) -> std::path::PathBuf {
     wrapper
 }
 
-const STS_ANSWER: &str =
+pub(super) const STS_ANSWER: &str =
     "HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<AssumeRoleWithWebIdentityResponse/>";
 const STS_DENIED: &str = "HTTP/1.0 403 Forbidden\r\nContent-Type: text/xml\r\n\r\n<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
 
@@ -206,7 +227,7 @@ pub(crate) fn token_file() -> (tempfile::NamedTempFile, String) {
     (f, path)
 }
 
-fn sts_call(port: u16, token_path: &str) -> PodCall {
+pub(super) fn sts_call(port: u16, token_path: &str) -> PodCall {
     PodCall::post_form(
         format!("http://127.0.0.1:{port}/"),
         form(&[
