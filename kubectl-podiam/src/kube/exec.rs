@@ -39,9 +39,25 @@ pub async fn run(
     command: &[&str],
     timeout: Duration,
 ) -> Result<ExecOutput, ExecError> {
-    tokio::time::timeout(timeout, run_unbounded(pods, pod, container, command))
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(timeout, run_unbounded(pods, pod, container, command))
         .await
-        .map_err(|_| ExecError::Timeout(timeout))?
+        .map_err(|_| ExecError::Timeout(timeout))?;
+    result.map_err(|e| timed_out_in_kube(e, started, timeout))
+}
+
+/// kube's client reads with the same `--request-timeout`, so its own timer can fire first and
+/// fail the request as `client error (SendRequest)`: a failure at the deadline is the timeout
+/// (else the fallback would spend another timeout on a bare `env`).
+fn timed_out_in_kube(
+    error: ExecError,
+    started: std::time::Instant,
+    timeout: Duration,
+) -> ExecError {
+    match error {
+        ExecError::Failed(_) if started.elapsed() >= timeout => ExecError::Timeout(timeout),
+        other => other,
+    }
 }
 
 async fn run_unbounded(
@@ -159,11 +175,12 @@ pub async fn attach(
         .stdin(true)
         .stdout(true)
         .stderr(true);
+    let started = std::time::Instant::now();
     let mut attached =
         tokio::time::timeout(timeout, pods.exec(pod, command.iter().copied(), &params))
             .await
             .map_err(|_| ExecError::Timeout(timeout))?
-            .map_err(|e| classify(e, command[0]))?;
+            .map_err(|e| timed_out_in_kube(classify(e, command[0]), started, timeout))?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (attached.stdin(), attached.stdout(), attached.stderr())
     else {
@@ -220,4 +237,28 @@ fn closed_with_the_exec(
         let _ = stderr_writer.shutdown().await;
     });
     (stdout_reader, stderr_reader, ExecGuard(task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kube_failure_at_the_deadline_is_the_timeout_and_an_earlier_one_is_not() {
+        let timeout = Duration::from_millis(50);
+        let failed = || ExecError::Failed("client error (SendRequest)".into());
+        let early = std::time::Instant::now();
+        assert_eq!(timed_out_in_kube(failed(), early, timeout), failed());
+        let late = early - Duration::from_millis(60);
+        assert_eq!(
+            timed_out_in_kube(failed(), late, timeout),
+            ExecError::Timeout(timeout)
+        );
+        // A refusal stays a refusal, whenever it came.
+        let forbidden = ExecError::Forbidden("pods/exec".into());
+        assert_eq!(
+            timed_out_in_kube(forbidden.clone(), late, timeout),
+            forbidden
+        );
+    }
 }

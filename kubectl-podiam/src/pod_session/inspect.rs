@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::call::SEPARATOR;
-use super::{PodSession, read_through};
+use super::{Io, PodSession, WRITING, exec_ended, read_through};
 
 /// Shell functions the session script defines (see `script.rs`). The listing only expands
 /// globs under fixed directories — no filesystem walk — and prints one line per hit:
@@ -95,51 +95,71 @@ impl Inspect {
 impl PodSession {
     /// Runs `what` in the pod and returns what it printed (bounded by the session's reads).
     /// A reader that printed nothing and failed (no such file, no permission) is an error.
+    /// An exec that ended under it is opened again once, as for calls.
     pub async fn inspect(&self, what: &Inspect, within: Duration) -> Result<Vec<u8>, InspectError> {
         let mut io = self.io.lock().await;
-        if let Some(reason) = &io.broken {
-            return Err(InspectError::SessionBroken(reason.clone()));
-        }
-        let id = io.next_id;
-        io.next_id += 1;
-        let line = what.line(id)?;
-        let begin = format!("\n{} inspect {id} begin\n", self.boundary);
-        let end = format!("\n{} inspect {id} end ", self.boundary);
-        let exchange = async {
-            io.stdin
-                .write_all(format!("{line}\n").as_bytes())
-                .await
-                .map_err(|e| format!("{}: {e}", super::WRITING))?;
-            io.stdin
-                .flush()
-                .await
-                .map_err(|e| format!("{}: {e}", super::WRITING))?;
-            read_through(&mut io, begin.as_bytes()).await?;
-            let out = read_through(&mut io, end.as_bytes()).await?;
-            let rc = read_through(&mut io, b"\n").await?;
-            Ok::<_, String>((
-                out,
-                String::from_utf8_lossy(&rc).trim().parse().unwrap_or(-1),
-            ))
-        };
-        let (out, rc) = match tokio::time::timeout(within, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(reason)) => {
-                io.broken = Some(reason.clone());
-                return Err(InspectError::SessionBroken(reason));
-            }
-            Err(_) => {
-                io.broken = Some(format!(
-                    "no answer from the pod within {}s",
-                    within.as_secs()
-                ));
-                return Err(InspectError::Timeout(within));
+        let mut reopened = self
+            .ready_for_request(&mut io)
+            .await
+            .map_err(InspectError::SessionBroken)?;
+        let (out, rc) = loop {
+            let id = io.next_id;
+            io.next_id += 1;
+            let line = what.line(id)?;
+            match tokio::time::timeout(within, self.inspect_once(&mut io, id, &line)).await {
+                Ok(Ok(answer)) => break answer,
+                Ok(Err(reason)) => {
+                    if !reopened && exec_ended(&reason) && self.reopened(&mut io, &reason).await {
+                        reopened = true;
+                        continue;
+                    }
+                    io.broken = Some(reason.clone());
+                    return Err(InspectError::SessionBroken(reason));
+                }
+                Err(_) => {
+                    io.broken = Some(format!(
+                        "no answer from the pod within {}s",
+                        within.as_secs()
+                    ));
+                    return Err(InspectError::Timeout(within));
+                }
             }
         };
         if out.is_empty() && rc != 0 {
             return Err(InspectError::Failed(rc));
         }
         Ok(out)
+    }
+
+    async fn inspect_once(
+        &self,
+        io: &mut Io,
+        id: u32,
+        line: &str,
+    ) -> Result<(Vec<u8>, i32), String> {
+        io.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|e| format!("{WRITING}: {e}"))?;
+        io.stdin
+            .flush()
+            .await
+            .map_err(|e| format!("{WRITING}: {e}"))?;
+        read_through(
+            io,
+            format!("\n{} inspect {id} begin\n", self.boundary).as_bytes(),
+        )
+        .await?;
+        let out = read_through(
+            io,
+            format!("\n{} inspect {id} end ", self.boundary).as_bytes(),
+        )
+        .await?;
+        let rc = read_through(io, b"\n").await?;
+        Ok((
+            out,
+            String::from_utf8_lossy(&rc).trim().parse().unwrap_or(-1),
+        ))
     }
 }
 

@@ -200,14 +200,10 @@ impl PodSession {
         if self.client.is_none() {
             return Err(CallFailure::NoClient);
         }
-        let mut reopened = false;
-        if let Some(reason) = io.broken.clone() {
-            // An earlier read (an inspection) found the exec ended.
-            if !(exec_ended(&reason) && self.reopened(&mut io, &reason).await) {
-                return Err(CallFailure::SessionBroken(reason));
-            }
-            reopened = true;
-        }
+        let mut reopened = match self.ready_for_request(&mut io).await {
+            Ok(reopened) => reopened,
+            Err(reason) => return Err(CallFailure::SessionBroken(reason)),
+        };
         let deadline = call.timeout + CALL_GRACE;
         let (id, client, rc, stdout) = loop {
             let id = io.next_id;
@@ -248,6 +244,16 @@ impl PodSession {
         });
         tracing::debug!(id, outcome = ?outcome.as_ref().map(|a| a.status), "call answered");
         outcome
+    }
+
+    /// Before a request: a session whose exec ended under an earlier one is opened again
+    /// (true: that is this request's one re-open); any other break is the error.
+    async fn ready_for_request(&self, io: &mut Io) -> Result<bool, String> {
+        match io.broken.clone() {
+            None => Ok(false),
+            Some(reason) if exec_ended(&reason) && self.reopened(io, &reason).await => Ok(true),
+            Some(reason) => Err(reason),
+        }
     }
 
     /// Opens the exec again after it ended (`why`) and reads the new script to `ready`; its

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::inspect::Inspect;
 use super::tests::{STS_ANSWER, canned_server, client_bin, spawn_script, sts_call, token_file};
 use super::*;
 
@@ -81,6 +82,22 @@ async fn an_exec_ended_between_calls_is_opened_again_and_the_call_answered_from_
         200
     );
     assert_eq!(asked.load(Ordering::SeqCst), 1);
+    session.close().await;
+}
+
+#[tokio::test]
+async fn an_inspection_meeting_an_ended_exec_opens_it_again_and_reads_the_file() {
+    let (file, token_path) = token_file();
+    let (session, pid, asked, _bin) = reopenable(false).await;
+    kill(pid);
+    let bytes = Inspect::Bytes {
+        path: token_path,
+        skip: 0,
+        count: 1,
+    };
+    let read = session.inspect(&bytes, Duration::from_secs(10)).await;
+    assert_eq!(read, Ok(std::fs::read(file.path()).unwrap()));
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "opened again once");
     session.close().await;
 }
 

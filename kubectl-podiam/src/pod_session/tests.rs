@@ -127,7 +127,7 @@ pub(crate) async fn session(
 pub(super) fn client_bin(clients: &[&str]) -> tempfile::TempDir {
     let bin = tempfile::tempdir().unwrap();
     // The shell's own tools (cat, env, printf are builtins or here), plus the chosen clients.
-    for tool in ["cat", "env", "timeout", "sh", "head"] {
+    for tool in ["cat", "env", "timeout", "sh", "head", "dd"] {
         if let Some(path) = which(tool) {
             std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();
         }
