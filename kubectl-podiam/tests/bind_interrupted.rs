@@ -246,8 +246,14 @@ fn actions(report: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bind_killed_after_each_step_finishes_on_the_next_run() {
+/// The seeded AWS emulators and a fake API server whose ServiceAccount exists unannotated;
+/// its kubeconfig lives in the returned directory.
+async fn started() -> (
+    AwsEmulators,
+    Arc<FakeApi>,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
     let emulators = AwsEmulators::start_seeded()
         .await
         .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
@@ -258,6 +264,12 @@ async fn bind_killed_after_each_step_finishes_on_the_next_run() {
         ..FakeApi::default()
     });
     let kubeconfig = fake_api_server::start(api.clone(), None, "team", dir.path()).await;
+    (emulators, api, kubeconfig, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_killed_after_each_step_finishes_on_the_next_run() {
+    let (emulators, api, kubeconfig, _dir) = started().await;
 
     // Killed after step 1: the role exists, the ServiceAccount is not annotated yet.
     bind_killed_at(
@@ -314,16 +326,7 @@ async fn bind_killed_after_each_step_finishes_on_the_next_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bind_killed_while_iam_answers_create_role_finishes_on_the_next_run() {
-    let emulators = AwsEmulators::start_seeded()
-        .await
-        .expect("AWS emulators start with the seed (needs python3 with venv and PyPI for moto)");
-    let dir = tempfile::tempdir().unwrap();
-    let api = Arc::new(FakeApi {
-        issuer: emulators.issuer_url().to_string(),
-        annotations: Mutex::new(Some(serde_json::Map::new())),
-        ..FakeApi::default()
-    });
-    let kubeconfig = fake_api_server::start(api.clone(), None, "team", dir.path()).await;
+    let (emulators, api, kubeconfig, _dir) = started().await;
     let (proxy, applied) = gate_proxy::start(
         emulators.gate_url(),
         gate_proxy::Rule {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::call::SEPARATOR;
-use super::{Io, PodSession, WRITING, exec_ended, read_through};
+use super::{Io, PodSession, Unanswered, WRITING, read_through};
 
 /// Shell functions the session script defines (see `script.rs`). The listing only expands
 /// globs under fixed directories — no filesystem walk — and prints one line per hit:
@@ -98,32 +98,13 @@ impl PodSession {
     /// An exec that ended under it is opened again once, as for calls.
     pub async fn inspect(&self, what: &Inspect, within: Duration) -> Result<Vec<u8>, InspectError> {
         let mut io = self.io.lock().await;
-        let mut reopened = self
-            .ready_for_request(&mut io)
-            .await
-            .map_err(InspectError::SessionBroken)?;
-        let (out, rc) = loop {
-            let id = io.next_id;
-            io.next_id += 1;
-            let line = what.line(id)?;
-            match tokio::time::timeout(within, self.inspect_once(&mut io, id, &line)).await {
-                Ok(Ok(answer)) => break answer,
-                Ok(Err(reason)) => {
-                    if !reopened && exec_ended(&reason) && self.reopened(&mut io, &reason).await {
-                        reopened = true;
-                        continue;
-                    }
-                    io.broken = Some(reason.clone());
-                    return Err(InspectError::SessionBroken(reason));
-                }
-                Err(_) => {
-                    io.broken = Some(format!(
-                        "no answer from the pod within {}s",
-                        within.as_secs()
-                    ));
-                    return Err(InspectError::Timeout(within));
-                }
-            }
+        // A path that cannot be written is refused as such (BadPath), before anything is sent.
+        what.line(0)?;
+        let sent = self.request(&mut io, within, what).await;
+        let (_, (out, rc)) = match sent {
+            Ok(answered) => answered,
+            Err(Unanswered::Broken(reason)) => return Err(InspectError::SessionBroken(reason)),
+            Err(Unanswered::Timeout(within)) => return Err(InspectError::Timeout(within)),
         };
         if out.is_empty() && rc != 0 {
             return Err(InspectError::Failed(rc));
@@ -160,6 +141,22 @@ impl PodSession {
             out,
             String::from_utf8_lossy(&rc).trim().parse().unwrap_or(-1),
         ))
+    }
+}
+
+impl super::Request for Inspect {
+    type Answer = (Vec<u8>, i32);
+    fn line(&self, id: u32) -> Result<String, String> {
+        Inspect::line(self, id).map_err(|e| e.to_string())
+    }
+    async fn send(
+        &self,
+        session: &PodSession,
+        io: &mut Io,
+        id: u32,
+        line: &str,
+    ) -> Result<Self::Answer, String> {
+        session.inspect_once(io, id, line).await
     }
 }
 

@@ -200,36 +200,12 @@ impl PodSession {
         if self.client.is_none() {
             return Err(CallFailure::NoClient);
         }
-        let mut reopened = match self.ready_for_request(&mut io).await {
-            Ok(reopened) => reopened,
-            Err(reason) => return Err(CallFailure::SessionBroken(reason)),
-        };
         let deadline = call.timeout + CALL_GRACE;
-        let (id, client, rc, stdout) = loop {
-            let id = io.next_id;
-            io.next_id += 1;
-            let line = match call.line(id) {
-                Ok(line) => line,
-                Err(e) => return Err(CallFailure::SessionBroken(e.to_string())),
-            };
-            tracing::debug!(?call, id, "call from inside the pod");
-            let result = tokio::time::timeout(deadline, self.exchange(&mut io, id, &line)).await;
-            match result {
-                Ok(Ok((client, rc, stdout))) => break (id, client, rc, stdout),
-                Ok(Err(reason)) => {
-                    if !reopened && exec_ended(&reason) && self.reopened(&mut io, &reason).await {
-                        reopened = true;
-                        continue;
-                    }
-                    io.broken = Some(reason.clone());
-                    return Err(CallFailure::SessionBroken(reason));
-                }
-                Err(_) => {
-                    let reason = format!("no answer from the pod within {}s", deadline.as_secs());
-                    io.broken = Some(reason);
-                    return Err(CallFailure::Timeout { after: deadline });
-                }
-            }
+        let sent = self.request(&mut io, deadline, call).await;
+        let (id, (client, rc, stdout)) = match sent {
+            Ok(answered) => answered,
+            Err(Unanswered::Broken(reason)) => return Err(CallFailure::SessionBroken(reason)),
+            Err(Unanswered::Timeout(after)) => return Err(CallFailure::Timeout { after }),
         };
         let end_marker = format!("\n{} callerrend {id}\n", self.boundary);
         wait_for(&self.stderr, &end_marker, Duration::from_secs(2)).await;
@@ -246,13 +222,43 @@ impl PodSession {
         outcome
     }
 
-    /// Before a request: a session whose exec ended under an earlier one is opened again
-    /// (true: that is this request's one re-open); any other break is the error.
-    async fn ready_for_request(&self, io: &mut Io) -> Result<bool, String> {
-        match io.broken.clone() {
-            None => Ok(false),
-            Some(reason) if exec_ended(&reason) && self.reopened(io, &reason).await => Ok(true),
-            Some(reason) => Err(reason),
+    /// One request (a call or an inspection), written with a new id and its answer read
+    /// within `within`; a request that cannot be written as a line is refused unsent. An exec that ended under it, or under an earlier request, is
+    /// opened again once and the request sent again with a new id. The id answered and the
+    /// answer; a break or a timeout leaves the session broken.
+    async fn request<R: Request>(
+        &self,
+        io: &mut Io,
+        within: Duration,
+        what: &R,
+    ) -> Result<(u32, R::Answer), Unanswered> {
+        let mut reopened = match io.broken.clone() {
+            None => false,
+            Some(reason) if exec_ended(&reason) && self.reopened(io, &reason).await => true,
+            Some(reason) => return Err(Unanswered::Broken(reason)),
+        };
+        loop {
+            let id = io.next_id;
+            io.next_id += 1;
+            let line = what.line(id).map_err(Unanswered::Broken)?;
+            match tokio::time::timeout(within, what.send(self, io, id, &line)).await {
+                Ok(Ok(answer)) => return Ok((id, answer)),
+                Ok(Err(reason)) => {
+                    if !reopened && exec_ended(&reason) && self.reopened(io, &reason).await {
+                        reopened = true;
+                        continue;
+                    }
+                    io.broken = Some(reason.clone());
+                    return Err(Unanswered::Broken(reason));
+                }
+                Err(_) => {
+                    io.broken = Some(format!(
+                        "no answer from the pod within {}s",
+                        within.as_secs()
+                    ));
+                    return Err(Unanswered::Timeout(within));
+                }
+            }
         }
     }
 
@@ -347,6 +353,46 @@ impl PodSession {
         })
         .await;
     }
+}
+
+/// What the session sends: a call or an inspection.
+trait Request {
+    type Answer;
+    /// The request line for `id`.
+    fn line(&self, id: u32) -> Result<String, String>;
+    /// Writes `line` and reads the answer framed with `id`.
+    async fn send(
+        &self,
+        session: &PodSession,
+        io: &mut Io,
+        id: u32,
+        line: &str,
+    ) -> Result<Self::Answer, String>;
+}
+
+impl Request for PodCall {
+    type Answer = (String, i32, Vec<u8>);
+    fn line(&self, id: u32) -> Result<String, String> {
+        PodCall::line(self, id).map_err(|e| e.to_string())
+    }
+    async fn send(
+        &self,
+        session: &PodSession,
+        io: &mut Io,
+        id: u32,
+        line: &str,
+    ) -> Result<Self::Answer, String> {
+        tracing::debug!(call = ?self, id, "call from inside the pod");
+        session.exchange(io, id, line).await
+    }
+}
+
+/// Why a request got no answer.
+enum Unanswered {
+    /// The session is broken, for this reason.
+    Broken(String),
+    /// No answer within this bound.
+    Timeout(Duration),
 }
 
 /// How a session names the exec's end: the stream closed, or reading or writing it failed.

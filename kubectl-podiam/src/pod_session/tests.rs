@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use super::*;
@@ -13,6 +13,12 @@ use super::*;
 pub(super) async fn canned_server(response: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
     scripted_server(vec![response]).await
 }
+
+// The integration tests' request reader: the head, then as much body as Content-Length says.
+// Its head and body accessors serve the fake servers of the integration tests.
+#[allow(dead_code)]
+#[path = "../../tests/support/http_request.rs"]
+mod http_request;
 
 /// Serves `responses[i]` to the i-th connection, the last one to every later connection
 /// (a fault that clears after some attempts); returns its port and the requests received.
@@ -30,35 +36,12 @@ pub(crate) async fn scripted_server(
             let response = responses[served.min(responses.len() - 1)];
             served += 1;
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // Read the head, then as much body as Content-Length says.
-                loop {
-                    let Ok(n) = socket.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        break;
-                    }
-                    request.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length = text[..head_end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if request.len() >= head_end + 4 + length {
-                            break;
-                        }
-                    }
-                }
+                let Some(request) = http_request::read_request(&mut socket).await else {
+                    return;
+                };
                 log.lock()
                     .unwrap()
-                    .push(String::from_utf8_lossy(&request).into_owned());
+                    .push(String::from_utf8_lossy(&request.bytes).into_owned());
                 let _ = socket.write_all(response.as_bytes()).await;
                 let _ = socket.shutdown().await;
             });

@@ -1,6 +1,6 @@
 //! One HTTP/1.x request read off a socket by the tests' fake servers: the head, then as much
 //! body as `Content-Length` says. Included by the support modules that serve HTTP
-//! (`#[path = "http_request.rs"] mod http_request;`).
+//! (`#[path = "http_request.rs"] mod http_request;`) and by the pod session's unit tests.
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
