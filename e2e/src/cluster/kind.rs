@@ -344,79 +344,15 @@ impl KindCluster {
     }
 
     /// Points kind's CoreDNS at [`kind_network::corefile`] (the clouds' names answer with the
-    /// gateway), restarts its pods and waits until each answers `sts.amazonaws.com` with the
-    /// gateway, asked from this host over the pod route.
+    /// gateway) and waits until a pod's lookup through the `kube-dns` Service gets the gateway
+    /// ([`kind_dns`](super::kind_dns)).
     pub async fn configure_dns(&self, client: &kube::Client, timeout: Duration) -> Result<()> {
-        use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-        use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
         let IpAddr::V4(gateway) = self.gateway else {
             return Err(ClusterError::other(
                 "the kind network's gateway is not IPv4",
             ));
         };
-        let fail = |what: &str, e: kube::Error| ClusterError::other(format!("{what}: {e}"));
-        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
-        let patch = serde_json::json!({"data": {"Corefile": kind_network::corefile(gateway)}});
-        config_maps
-            .patch("coredns", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| fail("patching ConfigMap kube-system/coredns", e))?;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
-        let selector = ListParams::default().labels("k8s-app=kube-dns");
-        let old: Vec<String> = pods
-            .list(&selector)
-            .await
-            .map_err(|e| fail("listing CoreDNS pods", e))?
-            .items
-            .into_iter()
-            .filter_map(|p| p.metadata.uid)
-            .collect();
-        pods.delete_collection(&DeleteParams::default(), &selector)
-            .await
-            .map_err(|e| fail("restarting CoreDNS pods", e))?;
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("no CoreDNS pod yet");
-        loop {
-            let listed = pods
-                .list(&selector)
-                .await
-                .map_err(|e| fail("listing CoreDNS pods", e))?;
-            let fresh: Vec<Ipv4Addr> = listed
-                .items
-                .iter()
-                .filter(|p| p.metadata.uid.as_ref().is_some_and(|u| !old.contains(u)))
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter_map(|p| p.status.as_ref()?.pod_ip.as_ref()?.parse().ok())
-                .collect();
-            let answers: Vec<String> = fresh
-                .iter()
-                .map(|ip| {
-                    match super::cluster_dns::query(
-                        (*ip, 53).into(),
-                        "sts.amazonaws.com",
-                        super::cluster_dns::QTYPE_A,
-                        Duration::from_millis(500),
-                    ) {
-                        Ok(a) if a.addresses == [gateway] => String::new(),
-                        Ok(a) => format!("{ip}: {a:?}"),
-                        Err(e) => format!("{ip}: {e}"),
-                    }
-                })
-                .collect();
-            if !fresh.is_empty() && answers.iter().all(String::is_empty) {
-                return Ok(());
-            }
-            if !answers.is_empty() {
-                last = answers.join("; ");
-            }
-            if Instant::now() >= deadline {
-                return Err(ClusterError::other(format!(
-                    "kind's CoreDNS never answered sts.amazonaws.com with {gateway} within \
-                     {timeout:?} (asked from this host over the route to {KIND_POD_CIDR}): {last}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        super::kind_dns::configure(client, gateway, timeout).await
     }
 
     /// The kubeconfig kind wrote (only this file: `~/.kube/config` is left alone).

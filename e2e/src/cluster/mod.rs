@@ -30,6 +30,7 @@ mod images;
 mod iptables;
 mod kind;
 mod kind_config;
+mod kind_dns;
 pub mod kind_network;
 mod kubeconfig;
 mod kubelet;
