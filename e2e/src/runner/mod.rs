@@ -11,6 +11,7 @@ pub mod node_identity;
 pub mod plugin_command;
 pub mod podiam_step;
 pub mod provider_support;
+pub mod schedule;
 pub mod state_step;
 pub mod suite;
 pub mod wait;

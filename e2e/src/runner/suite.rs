@@ -9,7 +9,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::environment::{Environment, ProviderOptions};
 use super::{RunContext, ScenarioOutcome};
-use crate::scenario::{Cloud, Scenario};
+use crate::scenario::Scenario;
 
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
@@ -99,27 +99,13 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
             },
         })
         .collect();
-    // Worker k runs scenarios k, k+jobs, …, one at a time: each worker's emulated AWS account
-    // is emptied between its scenarios; namespaces keep the Kubernetes side apart. GCP and
-    // Azure scenarios all run on worker 0: their emulators are one set (the GKE metadata
-    // server has a fixed address).
-    let worker_of = |i: usize, scenario: &Scenario| {
-        if matches!(scenario.spec.cloud, Cloud::Gcp | Cloud::Azure) {
-            0
-        } else {
-            i % jobs
-        }
-    };
-    let workers = contexts.iter().enumerate().map(|(k, ctx)| {
-        let mine: Vec<(usize, &Scenario)> = scenarios
-            .iter()
-            .enumerate()
-            .filter(|(i, s)| worker_of(*i, s) == k)
-            .collect();
+    let schedule = super::schedule::plan(&scenarios, jobs);
+    let workers = contexts.iter().zip(&schedule.parallel).map(|(ctx, mine)| {
+        let scenarios = &scenarios;
         async move {
             let mut outcomes = Vec::new();
-            for (i, scenario) in mine {
-                let outcome = super::run(scenario, ctx).await;
+            for &i in mine {
+                let outcome = super::run(&scenarios[i], ctx).await;
                 report(&outcome);
                 outcomes.push((i, outcome));
             }
@@ -131,6 +117,11 @@ pub async fn run_suite(options: &SuiteOptions) -> Result<Vec<ScenarioOutcome>> {
         .into_iter()
         .flatten()
         .collect();
+    for &(i, worker) in &schedule.alone {
+        let outcome = super::run(&scenarios[i], &contexts[worker]).await;
+        report(&outcome);
+        indexed.push((i, outcome));
+    }
     indexed.sort_by_key(|(i, _)| *i);
     let mut outcomes: Vec<ScenarioOutcome> = indexed.into_iter().map(|(_, o)| o).collect();
     outcomes.extend(skipped);
