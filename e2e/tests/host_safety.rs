@@ -4,7 +4,8 @@
 //! 169.254.0.0/16 appears (pods reach the metadata server and the agent by DNAT); pods reach
 //! each other and the host even with the FORWARD policy at DROP (as Docker leaves it); a pod's
 //! packet to a link-local address nobody serves is refused, not sent out by the uplink; after
-//! `down` nothing of ours remains (addresses, routes, rules commented `podiam-e2e`, bridge).
+//! `down` nothing of ours remains (addresses, routes, rules commented `podiam-e2e`, CNI's pod
+//! chains even with no jump to them, bridge) and nothing of another CNI network is touched.
 //!
 //! Needs root, the binaries of `e2e/k8s/build.sh` and the cluster lock (`flock
 //! /tmp/podiam-cluster.lock cargo test -p podiam-e2e --test host_safety`).
@@ -25,11 +26,16 @@ use tokio::io::AsyncReadExt;
 const NAMESPACE: &str = "podiam-host-safety";
 /// A bridge name only this test uses, for the rules an "earlier run" left.
 const OLD_BRIDGE: &str = "podiam-old";
+/// A pod chain of ours the bridge plugin was killed in the middle of: no jump leads to it.
+const ORPHAN_CNI_CHAIN: &str = "CNI-podiam0host0safety0orph";
+/// Another CNI network's pod chain (podman's), which the harness must leave alone.
+const FOREIGN_CNI_CHAIN: &str = "CNI-podman0host0safety0test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_provider_is_safe_on_the_host_and_leaves_nothing() {
     let routes_before = link_local_routes();
     leave_what_an_older_run_left();
+    let _foreign = ForeignCniChain::add();
 
     let env = match Environment::start_local(&cache_dir().join("host-safety-test")).await {
         Ok(env) => env,
@@ -43,6 +49,11 @@ async fn the_local_provider_is_safe_on_the_host_and_leaves_nothing() {
     assert!(!addresses.contains("\"10.88.0.1\""), "{addresses}");
     let rules = iptables_save();
     assert!(!rules.contains(OLD_BRIDGE), "{rules}");
+    assert!(!rules.contains(ORPHAN_CNI_CHAIN), "{rules}");
+    assert!(
+        rules.contains(&format!(":{FOREIGN_CNI_CHAIN} ")),
+        "another network's CNI chain was removed:\n{rules}"
+    );
     assert_eq!(
         rules
             .lines()
@@ -234,11 +245,15 @@ async fn the_local_provider_is_safe_on_the_host_and_leaves_nothing() {
     for ours in ["podiam-e2e", "PODIAM-FAULTS", "name: \\\"podiam\\\""] {
         assert!(!rules.contains(ours), "{ours} left in iptables:\n{rules}");
     }
+    assert!(
+        rules.contains(&format!(":{FOREIGN_CNI_CHAIN} ")),
+        "another network's CNI chain was removed:\n{rules}"
+    );
 }
 
 /// What an older version of the harness, or a crashed run, leaves: the bridge with the
 /// podman-range gateway and the link-local addresses on it, a DNAT and a FORWARD rule for
-/// another bridge, and a faults jump without comment.
+/// another bridge, a faults jump without comment, and a pod chain of ours with no jump to it.
 fn leave_what_an_older_run_left() {
     let ip = |args: &[&str]| run("ip", args);
     let iptables = |args: &[&str]| run("iptables", &[&["-w"], args].concat());
@@ -286,6 +301,38 @@ fn leave_what_an_older_run_left() {
         .args(["-w", "-N", "PODIAM-FAULTS"])
         .output();
     iptables(&["-I", "INPUT", "-i", "podiam0", "-j", "PODIAM-FAULTS"]);
+    add_cni_chain(ORPHAN_CNI_CHAIN, "podiam", "10.244.0.0/16");
+}
+
+/// A pod chain as the bridge plugin writes it for `network`, without the POSTROUTING jump.
+fn add_cni_chain(chain: &str, network: &str, cidr: &str) {
+    let _ = Command::new("iptables")
+        .args(["-w", "-t", "nat", "-N", chain])
+        .output();
+    let comment = format!("name: \"{network}\" id: \"host-safety\"");
+    let mut rule = vec!["-w", "-t", "nat", "-A", chain, "-d", cidr];
+    rule.extend(["-m", "comment", "--comment", &comment, "-j", "ACCEPT"]);
+    run("iptables", &rule);
+}
+
+/// Another CNI network's chain, present for the whole test and removed after it (even on panic).
+struct ForeignCniChain;
+
+impl ForeignCniChain {
+    fn add() -> Self {
+        add_cni_chain(FOREIGN_CNI_CHAIN, "podman", "10.88.0.0/16");
+        Self
+    }
+}
+
+impl Drop for ForeignCniChain {
+    fn drop(&mut self) {
+        for action in ["-F", "-X"] {
+            let _ = Command::new("iptables")
+                .args(["-w", "-t", "nat", action, FOREIGN_CNI_CHAIN])
+                .output();
+        }
+    }
 }
 
 /// Sets the FORWARD policy to DROP; the previous policy comes back on drop (even on panic).

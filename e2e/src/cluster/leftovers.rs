@@ -1,10 +1,14 @@
 //! What the kubelet and containerd leave behind: mounts under the state directory (projected
 //! volumes, sandbox shm, network namespaces, overlay rootfs, the kubelet's own root bind
 //! mount), and, at paths they hard-code outside it, cgroups, container log links, the
-//! device-plugin socket directory and libcni's result cache.
+//! device-plugin socket directory and libcni's result cache; and CNI plugins still running
+//! when containerd stopped.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::process;
 
 /// Mount points at or below `dir`, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
@@ -96,6 +100,16 @@ pub fn remove_kubelet_device_plugin_dir() {
     }
     let _ = fs::remove_dir(dir);
     let _ = fs::remove_dir("/var/lib/kubelet");
+}
+
+/// Waits, up to `timeout`, for the CNI plugins running from `cni_bin_dir` to exit: one that
+/// containerd started just before it stopped would change the NAT table after its clean-up.
+pub fn wait_for_cni_plugins(cni_bin_dir: &Path, timeout: Duration) {
+    let running: Vec<u32> = process::all_pids()
+        .into_iter()
+        .filter(|pid| process::exe_of(*pid).is_some_and(|exe| exe.starts_with(cni_bin_dir)))
+        .collect();
+    process::wait_gone(&running, timeout);
 }
 
 /// libcni caches each attachment's result in `/var/lib/cni/results/<network>-<id>-<ifname>`

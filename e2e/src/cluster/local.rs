@@ -33,6 +33,8 @@ use super::{KUBERNETES_BINARIES, KUBERNETES_VERSION, default_binaries_dir, defau
 
 /// Grace before SIGKILL when stopping a component.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// For CNI plugins containerd left running to finish (each takes milliseconds).
+const CNI_PLUGIN_GRACE: Duration = Duration::from_secs(5);
 /// For containerd, etcd and the apiserver to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
@@ -742,6 +744,7 @@ fn clean_leftovers(state_dir: &Path, binaries_dir: &Path, host: &HostPackages) -
     leftovers::remove_kubelet_device_plugin_dir();
     leftovers::remove_cni_results(network::NETWORK_NAME);
     leftovers::remove_shim_socket_dir();
+    leftovers::wait_for_cni_plugins(&host.cni_bin_dir, CNI_PLUGIN_GRACE);
     network::remove_iptables_rules(&host.iptables);
     super::egress_faults::remove_faults_chain(&host.iptables);
     super::link_local::remove_leftover_redirects(&host.iptables);

@@ -12,6 +12,7 @@ use std::process::Command;
 use serde_json::json;
 
 use super::error::{ClusterError, IoContext, Result};
+use super::iptables;
 use super::pod_network::{POD_CIDR_ENV, PodNetwork, pod_network};
 
 /// The CNI network name; CNI tags its iptables rules with it.
@@ -162,43 +163,59 @@ pub fn write_cni_config(conf_dir: &Path, ipam_dir: &Path) -> Result<()> {
 /// Removes the NAT rules and chains the bridge plugin added for our pods (tagged
 /// `name: "podiam"`), and the kubelet's empty canary and hint chains (IPv4 and IPv6).
 /// Best effort.
-pub fn remove_iptables_rules(iptables: &Path) {
-    let comment = format!("name: \"{NETWORK_NAME}\"");
-    let listing = run_output(
-        iptables,
-        &["-t", "nat", "-L", "POSTROUTING", "-n", "--line-numbers"],
-    );
-    let mut numbers: Vec<u32> = Vec::new();
-    let mut chains: Vec<String> = Vec::new();
-    for line in listing.lines().filter(|l| l.contains(&comment)) {
-        let mut fields = line.split_whitespace();
-        if let (Some(n), Some(chain)) = (fields.next(), fields.next())
-            && let Ok(n) = n.parse()
-        {
-            numbers.push(n);
-            if chain.starts_with("CNI-") {
-                chains.push(chain.to_owned());
-            }
-        }
+///
+/// The bridge plugin creates a pod's `CNI-…` chain before it adds the POSTROUTING jump to it,
+/// and on DEL removes the jump before the chain: a plugin killed in between (containerd
+/// stopping, a sandbox torn down without CNI DEL) leaves a chain no jump leads to. So the
+/// chains are found by the comment on their own rules, not through POSTROUTING.
+pub fn remove_iptables_rules(iptables_path: &Path) {
+    let tag = cni_rule_tag(NETWORK_NAME);
+    let listing = iptables::run(iptables_path, &["-t", "nat", "-S"]).unwrap_or_default();
+    let chains = cni_chains(&listing, NETWORK_NAME);
+    // Every jump first: a chain something still jumps to cannot be deleted.
+    iptables::delete_matching(iptables_path, "nat", "POSTROUTING", |line| {
+        line.contains(&tag) || listed_target(line).is_some_and(|t| chains.iter().any(|c| c == t))
+    });
+    for chain in &chains {
+        let _ = iptables::run(iptables_path, &["-t", "nat", "-F", chain]);
+        let _ = iptables::run(iptables_path, &["-t", "nat", "-X", chain]);
     }
-    numbers.sort_unstable_by(|a, b| b.cmp(a));
-    for n in numbers {
-        let _ = run_output(
-            iptables,
-            &["-t", "nat", "-D", "POSTROUTING", &n.to_string()],
-        );
-    }
-    for chain in chains {
-        let _ = run_output(iptables, &["-t", "nat", "-F", &chain]);
-        let _ = run_output(iptables, &["-t", "nat", "-X", &chain]);
-    }
-    let ip6tables = iptables.with_file_name("ip6tables");
-    for program in [iptables, ip6tables.as_path()] {
+    let ip6tables = iptables_path.with_file_name("ip6tables");
+    for program in [iptables_path, ip6tables.as_path()] {
         for table in ["nat", "filter", "mangle"] {
-            let _ = run_output(program, &["-t", table, "-X", "KUBE-KUBELET-CANARY"]);
+            let _ = iptables::run(program, &["-t", table, "-X", "KUBE-KUBELET-CANARY"]);
         }
-        let _ = run_output(program, &["-t", "mangle", "-X", "KUBE-IPTABLES-HINT"]);
+        let _ = iptables::run(program, &["-t", "mangle", "-X", "KUBE-IPTABLES-HINT"]);
     }
+}
+
+/// How the bridge plugin's comment starts for `network`, as `-L -n` prints it
+/// (`/* name: "podiam" id: "…" */`).
+fn cni_rule_tag(network: &str) -> String {
+    format!("name: \"{network}\" ")
+}
+
+/// The `CNI-…` chains of `network` in an `iptables -t nat -S` listing: those holding a rule
+/// commented `name: "<network>"` (which `-S` prints with escaped quotes).
+fn cni_chains(listing: &str, network: &str) -> Vec<String> {
+    let tag = format!("--comment \"name: \\\"{network}\\\" ");
+    let mut chains: Vec<String> = Vec::new();
+    for line in listing.lines().filter(|l| l.contains(&tag)) {
+        if let Some(chain) = line
+            .strip_prefix("-A ")
+            .and_then(|rest| rest.split_whitespace().next())
+            && chain.starts_with("CNI-")
+            && !chains.iter().any(|c| c == chain)
+        {
+            chains.push(chain.to_owned());
+        }
+    }
+    chains
+}
+
+/// The target column of an `iptables -L -n --line-numbers` rule line.
+fn listed_target(line: &str) -> Option<&str> {
+    line.split_whitespace().nth(1)
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -233,14 +250,6 @@ fn ip_json(args: &[&str]) -> Result<serde_json::Value> {
         .map_err(|e| ClusterError::other(format!("ip -j {}: {e}", args.join(" "))))
 }
 
-fn run_output(program: &Path, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +271,47 @@ mod tests {
             .chain(ipv4_routes().unwrap())
             .any(|(_, a, p)| p > 0 && free.overlaps(a, p));
         assert_eq!(require_unused_cidr(&free).is_ok(), !in_use);
+    }
+
+    /// `iptables -t nat -S` on a host with two podiam pods (one whose POSTROUTING jump is
+    /// gone), a podman pod and a pod of a network whose name only starts with ours.
+    const NAT_LISTING: &str = r#"-P PREROUTING ACCEPT
+-P POSTROUTING ACCEPT
+-N CNI-2756f815c140baba13e1e710
+-N CNI-aaaa
+-N CNI-bbbb
+-N CNI-cccc
+-A POSTROUTING -s 10.244.0.5/32 -m comment --comment "name: \"podiam\" id: \"b1\"" -j CNI-aaaa
+-A POSTROUTING -s 10.88.0.2/32 -m comment --comment "name: \"podman\" id: \"c1\"" -j CNI-bbbb
+-A POSTROUTING -s 10.90.0.2/32 -m comment --comment "name: \"podiam2\" id: \"d1\"" -j CNI-cccc
+-A CNI-2756f815c140baba13e1e710 -d 10.244.0.0/16 -m comment --comment "name: \"podiam\" id: \"a7527b9d\"" -j ACCEPT
+-A CNI-2756f815c140baba13e1e710 ! -d 224.0.0.0/4 -m comment --comment "name: \"podiam\" id: \"a7527b9d\"" -j MASQUERADE
+-A CNI-aaaa -d 10.244.0.0/16 -m comment --comment "name: \"podiam\" id: \"b1\"" -j ACCEPT
+-A CNI-aaaa ! -d 224.0.0.0/4 -m comment --comment "name: \"podiam\" id: \"b1\"" -j MASQUERADE
+-A CNI-bbbb -d 10.88.0.0/16 -m comment --comment "name: \"podman\" id: \"c1\"" -j ACCEPT
+-A CNI-cccc -d 10.90.0.0/16 -m comment --comment "name: \"podiam2\" id: \"d1\"" -j ACCEPT
+"#;
+
+    #[test]
+    fn our_cni_chains_are_found_by_their_own_rules_with_or_without_a_jump() {
+        assert_eq!(
+            cni_chains(NAT_LISTING, NETWORK_NAME),
+            ["CNI-2756f815c140baba13e1e710", "CNI-aaaa"]
+        );
+        assert_eq!(cni_chains(NAT_LISTING, "podman"), ["CNI-bbbb"]);
+        assert!(cni_chains("-P POSTROUTING ACCEPT\n", NETWORK_NAME).is_empty());
+    }
+
+    #[test]
+    fn a_postrouting_jump_is_ours_by_its_comment() {
+        let tag = cni_rule_tag(NETWORK_NAME);
+        // As `iptables -t nat -L POSTROUTING -n --line-numbers` prints them.
+        let ours =
+            r#"1    CNI-aaaa  all  --  10.244.0.5  0.0.0.0/0  /* name: "podiam" id: "b1" */"#;
+        let other =
+            r#"2    CNI-cccc  all  --  10.90.0.2  0.0.0.0/0  /* name: "podiam2" id: "d1" */"#;
+        assert!(ours.contains(&tag));
+        assert!(!other.contains(&tag));
+        assert_eq!(listed_target(ours), Some("CNI-aaaa"));
     }
 }
