@@ -7,8 +7,9 @@
 //! address as the plugin does, the token gets an access token the Blob front accepts; the same
 //! token is refused by Entra when the federated credential names another subject.
 //!
-//! Needs root, the cluster binaries and the Python venv, like `podiam-e2e run`; run under
-//! `flock /tmp/podiam-cluster.lock`. The token is held in memory only.
+//! Needs root, the cluster binaries and the Python venv, like `podiam-e2e run`. The cluster
+//! takes the machine's cluster lock itself: never wrap the test in `flock` on it (it would wait
+//! for itself). The token is held in memory only.
 
 use std::time::Duration;
 

@@ -3,8 +3,9 @@
 //! stores the mutated pod; unlabelled pods never reach it; a refusal (invalid token lifetime)
 //! refuses the pod, `failurePolicy: Fail`.
 //!
-//! Needs root and the binaries of `e2e/k8s/build.sh`, like `local_cluster`; run under
-//! `flock /tmp/podiam-cluster.lock`. Pods are only created, never run.
+//! Needs root and the binaries of `e2e/k8s/build.sh`, like `local_cluster`. The cluster takes
+//! the machine's cluster lock itself: never wrap the test in `flock` on it (it would wait for
+//! itself). Pods are only created, never run.
 
 use std::time::Duration;
 

@@ -13,8 +13,9 @@
 //!   the certificate;
 //! - the front logged the calls with the pod's namespace once a token routed it.
 //!
-//! Needs root, the cluster binaries and the Python venv, like `podiam-e2e run`; run alone
-//! (cluster tests share one machine-wide cluster), e.g. under `flock /tmp/podiam-cluster.lock`.
+//! Needs root, the cluster binaries and the Python venv, like `podiam-e2e run`. Cluster tests
+//! share one machine-wide cluster: each takes the machine's cluster lock itself, so never wrap
+//! the test in `flock` on it (it would wait for itself).
 
 use std::time::Duration;
 

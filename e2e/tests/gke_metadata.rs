@@ -5,7 +5,8 @@
 //! required; the node carries GKE's label; the metadata address leaves with the environment.
 //!
 //! Needs root, the binaries of `e2e/k8s/build.sh` and the harness venv, like `local_cluster`.
-//! Run under `flock /tmp/podiam-cluster.lock`.
+//! The cluster takes the machine's cluster lock itself: never wrap the test in `flock` on it
+//! (it would wait for itself).
 
 use std::time::Duration;
 

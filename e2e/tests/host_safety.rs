@@ -7,8 +7,8 @@
 //! `down` nothing of ours remains (addresses, routes, rules commented `podiam-e2e`, CNI's pod
 //! chains even with no jump to them, bridge) and nothing of another CNI network is touched.
 //!
-//! Needs root, the binaries of `e2e/k8s/build.sh` and the cluster lock (`flock
-//! /tmp/podiam-cluster.lock cargo test -p podiam-e2e --test host_safety`).
+//! Needs root and the binaries of `e2e/k8s/build.sh`. The cluster takes the machine's cluster
+//! lock itself: never wrap the test in `flock` on it (it would wait for itself).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -6,8 +6,9 @@
 //! value appears in anything printed.
 //!
 //! Needs root and the binaries of `e2e/k8s/build.sh`, and `kubectl-podiam` built beside
-//! `podiam-e2e` (`cargo build -p kubectl-podiam`). One cluster per machine: run it under
-//! `flock /tmp/podiam-cluster.lock`. It fails naming what is missing, never skips.
+//! `podiam-e2e` (`cargo build -p kubectl-podiam`). One cluster per machine: the sandbox takes
+//! the machine's cluster lock itself, so never wrap the test in `flock` on it (it would wait
+//! for itself). It fails naming what is missing, never skips.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
