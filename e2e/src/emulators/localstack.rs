@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use super::child_record::{self, ChildRecord};
 use crate::localstack_env::{LOCALSTACK_VERSION, LocalStackEnv};
 
 /// The services the gate fronts.
@@ -60,6 +61,8 @@ pub struct LocalStackServer {
     child: Child,
     url: String,
     log: PathBuf,
+    /// Lets the next start kill this LocalStack if this process dies without dropping it.
+    _record: Option<ChildRecord>,
 }
 
 impl LocalStackServer {
@@ -120,14 +123,19 @@ impl LocalStackServer {
             .stdout(log_file)
             .stderr(stderr)
             .kill_on_drop(true);
+        child_record::reap_orphans(&child_record::records_dir());
         let child = command.spawn().map_err(|source| LocalStackError::Spawn {
             python: env.python(),
             source,
         })?;
+        let record = child
+            .id()
+            .and_then(|pid| ChildRecord::write(&child_record::records_dir(), pid));
         let mut server = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
             log: log.to_path_buf(),
+            _record: record,
         };
         let deadline = Instant::now() + START_BUDGET;
         loop {

@@ -10,6 +10,7 @@ mod aws_gate;
 pub mod azure;
 mod background_runtime;
 pub mod bind_operator;
+pub mod child_record;
 pub mod cloud_front;
 mod credentials;
 mod eks_associations;

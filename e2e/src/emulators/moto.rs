@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tokio::process::{Child, Command};
 
+use super::child_record::{self, ChildRecord};
 use super::credentials::AdminCredentials;
 use crate::python_env::PythonEnv;
 
@@ -25,11 +26,13 @@ pub enum MotoAuth {
 const BOOTSTRAP_ACTION_COUNT: u32 = 3;
 pub(crate) const ADMIN_USER: &str = "podiam-e2e-admin";
 
-/// A running moto_server; killed when dropped.
+/// A running moto_server; killed when dropped, and by the next start if this process dies
+/// without dropping it.
 pub struct MotoServer {
     child: Child,
     url: String,
     admin: Option<AdminCredentials>,
+    _record: Option<ChildRecord>,
 }
 
 impl MotoServer {
@@ -70,9 +73,13 @@ impl MotoServer {
                 BOOTSTRAP_ACTION_COUNT.to_string(),
             );
         }
+        child_record::reap_orphans(&child_record::records_dir());
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", python.bin("moto_server").display()))?;
+        let record = child
+            .id()
+            .and_then(|pid| ChildRecord::write(&child_record::records_dir(), pid));
         // moto holds the socket now. Ours goes, so that if moto dies its clients are refused
         // instead of queueing on a socket nobody serves.
         drop(listener);
@@ -80,6 +87,7 @@ impl MotoServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
             admin: None,
+            _record: record,
         };
         server.wait_until_serving().await?;
         if auth == MotoAuth::Enforced {
@@ -169,4 +177,60 @@ async fn bootstrap_admin(moto_url: &str) -> Result<AdminCredentials> {
         access_key_id: key.access_key_id().to_owned(),
         secret_access_key: key.secret_access_key().to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use super::*;
+    use crate::cluster::process::{is_alive, signal, wait_gone};
+
+    /// Set in the copy of this test binary that plays the harness which dies.
+    const DYING_HARNESS: &str = "PODIAM_TEST_MOTO_DYING_HARNESS";
+    const THIS_TEST: &str =
+        "emulators::moto::tests::a_moto_left_by_a_killed_harness_is_killed_by_the_next_start";
+
+    #[tokio::test]
+    async fn a_moto_left_by_a_killed_harness_is_killed_by_the_next_start() {
+        let python = tokio::task::spawn_blocking(PythonEnv::ensure)
+            .await
+            .unwrap()
+            .expect("the moto venv (podiam-e2e setup)");
+        if std::env::var_os(DYING_HARNESS).is_some() {
+            let moto = MotoServer::start(&python, MotoAuth::Open).await.unwrap();
+            // On stderr: libtest's own "test … ..." line on stdout has no newline yet.
+            eprintln!("moto-pid {}", moto.child.id().unwrap());
+            std::future::pending::<()>().await;
+        }
+        let mut harness = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([THIS_TEST, "--exact", "--nocapture", "--test-threads=1"])
+            .env(DYING_HARNESS, "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(harness.stderr.take().unwrap());
+        let orphan: u32 = stderr
+            .lines()
+            .map_while(|line| line.ok())
+            .find_map(|line| line.strip_prefix("moto-pid ")?.trim().parse().ok())
+            .expect("the dying harness started moto");
+        signal(harness.id(), libc::SIGKILL);
+        harness.wait().unwrap();
+        assert!(
+            wait_gone(&[orphan], Duration::from_millis(500)) == [orphan],
+            "moto died with its harness: nothing to reap"
+        );
+
+        let next = MotoServer::start(&python, MotoAuth::Open).await.unwrap();
+
+        let left = wait_gone(&[orphan], Duration::from_secs(1));
+        if !left.is_empty() {
+            signal(orphan, libc::SIGKILL);
+        }
+        assert!(left.is_empty(), "the next start left moto {orphan} running");
+        assert!(is_alive(next.child.id().unwrap()));
+    }
 }
