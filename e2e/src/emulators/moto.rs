@@ -212,13 +212,23 @@ mod tests {
             .spawn()
             .unwrap();
         let stderr = BufReader::new(harness.stderr.take().unwrap());
-        let orphan: u32 = stderr
-            .lines()
-            .map_while(|line| line.ok())
-            .find_map(|line| line.strip_prefix("moto-pid ")?.trim().parse().ok())
-            .expect("the dying harness started moto");
+        let (said, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pid: Option<u32> = stderr
+                .lines()
+                .map_while(|line| line.ok())
+                .find_map(|line| line.strip_prefix("moto-pid ")?.trim().parse().ok());
+            let _ = said.send(pid);
+        });
+        // Bounded: a harness stuck before moto answers fails the test instead of hanging it.
+        let orphan = heard.recv_timeout(Duration::from_secs(90));
         signal(harness.id(), libc::SIGKILL);
         harness.wait().unwrap();
+        let orphan: u32 = match orphan {
+            Ok(Some(pid)) => pid,
+            Ok(None) => panic!("the dying harness exited without starting moto"),
+            Err(_) => panic!("the dying harness did not start moto within 90 s"),
+        };
         assert!(
             wait_gone(&[orphan], Duration::from_millis(500)) == [orphan],
             "moto died with its harness: nothing to reap"
